@@ -1,0 +1,3 @@
+//! Agora Media Pull: wire model and REST client.
+
+pub mod model;

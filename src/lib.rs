@@ -1,0 +1,4 @@
+//! pullkeeper: a supervisor and failover controller for Agora Media Pull cloud players.
+
+pub mod agora;
+pub mod ncs;

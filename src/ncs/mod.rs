@@ -1,0 +1,4 @@
+//! Agora Notification Center Service (webhooks).
+
+pub mod notice;
+pub mod signature;
