@@ -1,4 +1,7 @@
 //! pullkeeper: a supervisor and failover controller for Agora Media Pull cloud players.
 
 pub mod agora;
+pub mod limits;
 pub mod ncs;
+pub mod store;
+pub mod tls;

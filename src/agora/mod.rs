@@ -1,3 +1,8 @@
 //! Agora Media Pull: wire model and REST client.
 
+pub mod client;
+pub mod error;
 pub mod model;
+
+pub use client::{ApiLimiters, ClientConfig, CreateOutcome, MediaPullClient};
+pub use error::{ApiError, ErrorClass, Op};

@@ -1,0 +1,346 @@
+//! The Media Pull REST client: Create, Delete, List (paginated) and Update (§1.2–§1.7).
+//!
+//! Every call first waits for its API's rate limiter, so pullkeeper itself never sends
+//! more than Agora allows; each request carries a fresh `X-Request-ID` so a failure can be
+//! traced in Agora's logs. Retry policy lives above this layer: a call here is one attempt.
+
+use std::time::Duration;
+
+use base64::Engine;
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use super::error::{ApiError, Op, Refusal, TransportKind};
+use super::model::{
+    CreatePlayer, CreateRequest, CreateResponse, CreatedPlayer, ErrorBody, ListResponse,
+    ListedPlayer, Region, UpdatePlayer, UpdateRequest,
+};
+use crate::limits::RateLimiter;
+
+/// One rate limiter per API, as Agora counts them (§1.10).
+#[derive(Debug)]
+pub struct ApiLimiters {
+    pub create_with_name: RateLimiter,
+    pub create_without_name: RateLimiter,
+    pub delete: RateLimiter,
+    pub list: RateLimiter,
+    pub list_filtered: RateLimiter,
+    pub update: RateLimiter,
+}
+
+/// Everything a client needs for one Agora project.
+pub struct ClientConfig {
+    /// `https://api.agora.io`, or a simulator's `http://127.0.0.1:PORT`.
+    pub base_url: String,
+    pub app_id: String,
+    pub customer_id: SecretString,
+    pub customer_secret: SecretString,
+    /// Bound on a whole request; reqwest has none by default.
+    pub timeout: Duration,
+    pub limiters: ApiLimiters,
+}
+
+/// Answer to a Create.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreateOutcome {
+    Created(CreatedPlayer),
+    /// 409: a player with this name exists; `id` is from `X-Resource-ID` (§1.5).
+    AlreadyExists { id: String },
+}
+
+/// Observer of every finished call, for metrics: op, outcome label, latency.
+pub type CallObserver = dyn Fn(Op, &'static str, Duration) + Send + Sync;
+
+pub struct MediaPullClient {
+    http: reqwest::Client,
+    base_url: String,
+    app_id: String,
+    /// The `Authorization` value, marked sensitive so it never shows in debug output.
+    auth: HeaderValue,
+    limiters: ApiLimiters,
+    observer: Option<Box<CallObserver>>,
+}
+
+impl std::fmt::Debug for MediaPullClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaPullClient")
+            .field("base_url", &self.base_url)
+            .field("app_id", &self.app_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MediaPullClient {
+    pub fn new(config: ClientConfig) -> Result<Self, reqwest::Error> {
+        crate::tls::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()?;
+        let credentials = format!(
+            "{}:{}",
+            config.customer_id.expose_secret(),
+            config.customer_secret.expose_secret()
+        );
+        let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+        let mut auth = HeaderValue::from_str(&format!("Basic {encoded}"))
+            .expect("base64 is a valid header value");
+        auth.set_sensitive(true);
+        Ok(MediaPullClient {
+            http,
+            base_url: config.base_url.trim_end_matches('/').to_string(),
+            app_id: config.app_id,
+            auth,
+            limiters: config.limiters,
+            observer: None,
+        })
+    }
+
+    /// Reports every finished call to `observer` (metrics).
+    pub fn with_observer(mut self, observer: Box<CallObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    pub fn app_id(&self) -> &str {
+        &self.app_id
+    }
+
+    fn players_url(&self, region: Option<Region>) -> String {
+        match region {
+            Some(r) => format!(
+                "{}/{}/v1/projects/{}/cloud-player/players",
+                self.base_url, r, self.app_id
+            ),
+            None => format!(
+                "{}/v1/projects/{}/cloud-player/players",
+                self.base_url, self.app_id
+            ),
+        }
+    }
+
+    /// Creates a player. A 409 is not an error here: it names the player that already
+    /// holds the name, which is how a lost Create answer is recovered (§1.5).
+    pub async fn create(
+        &self,
+        region: Region,
+        player: CreatePlayer,
+    ) -> Result<CreateOutcome, ApiError> {
+        let limiter = if player.name.is_some() {
+            &self.limiters.create_with_name
+        } else {
+            &self.limiters.create_without_name
+        };
+        limiter.acquire().await;
+        let url = self.players_url(Some(region));
+        let body = CreateRequest { player };
+        let sent = self.send(Op::Create, self.request(Method::POST, &url).json(&body));
+        match sent.await {
+            Ok((response, request_id)) => {
+                let created: CreateResponse = decode(Op::Create, response, &request_id).await?;
+                Ok(CreateOutcome::Created(created.player))
+            }
+            Err(ApiError::Status { op, refusal }) if refusal.status == 409 => {
+                match refusal.resource_id.clone() {
+                    Some(id) if !id.is_empty() => Ok(CreateOutcome::AlreadyExists { id }),
+                    _ => Err(ApiError::Status { op, refusal }),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a player. 404 comes back as an error; callers that only want it gone
+    /// treat `ErrorClass::NotFound` as done.
+    pub async fn delete(&self, region: Region, id: &str) -> Result<(), ApiError> {
+        self.limiters.delete.acquire().await;
+        let url = format!("{}/{}", self.players_url(Some(region)), id);
+        self.send(Op::Delete, self.request(Method::DELETE, &url))
+            .await
+            .map(|_| ())
+    }
+
+    /// Updates a live player in place. `sequence` must grow strictly per player (§1.7).
+    pub async fn update(
+        &self,
+        region: Region,
+        id: &str,
+        sequence: u64,
+        player: UpdatePlayer,
+    ) -> Result<(), ApiError> {
+        self.limiters.update.acquire().await;
+        let url = format!("{}/{}", self.players_url(Some(region)), id);
+        let req = self
+            .request(Method::PATCH, &url)
+            .query(&[("sequence", sequence)])
+            .json(&UpdateRequest { player });
+        self.send(Op::Update, req).await.map(|_| ())
+    }
+
+    /// Lists every player of the project, following `nextPageToken` to the end; with
+    /// `channel`, only that channel's (the filtered List has its own, lower limits).
+    pub async fn list_all(&self, channel: Option<&str>) -> Result<Vec<ListedPlayer>, ApiError> {
+        let mut players = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self.list_page(channel, token.as_deref(), 500).await?;
+            let next = page.next_token().map(str::to_string);
+            players.extend(page.players);
+            match next {
+                // A server that hands back the token it was given would loop forever.
+                Some(t) if token.as_deref() != Some(t.as_str()) => token = Some(t),
+                _ => return Ok(players),
+            }
+        }
+    }
+
+    /// One List page.
+    pub async fn list_page(
+        &self,
+        channel: Option<&str>,
+        page_token: Option<&str>,
+        page_size: usize,
+    ) -> Result<ListResponse, ApiError> {
+        let limiter = if channel.is_some() {
+            &self.limiters.list_filtered
+        } else {
+            &self.limiters.list
+        };
+        limiter.acquire().await;
+        let mut query: Vec<(&str, String)> = vec![("pageSize", page_size.to_string())];
+        if let Some(c) = channel {
+            query.push(("filter", format!("channelName eq {c}")));
+        }
+        if let Some(t) = page_token {
+            query.push(("pageToken", t.to_string()));
+        }
+        let url = self.players_url(None);
+        let (response, request_id) = self
+            .send(Op::List, self.request(Method::GET, &url).query(&query))
+            .await?;
+        decode(Op::List, response, &request_id).await
+    }
+
+    fn request(&self, method: Method, url: &str) -> RequestBuilder {
+        let mut headers = HeaderMap::new();
+        headers.insert(reqwest::header::AUTHORIZATION, self.auth.clone());
+        self.http.request(method, url).headers(headers)
+    }
+
+    /// Sends one request with a fresh `X-Request-ID`; non-2xx answers become
+    /// `ApiError::Status` with everything Agora said about them.
+    async fn send(&self, op: Op, req: RequestBuilder) -> Result<(Response, String), ApiError> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let started = Instant::now();
+        let result = req.header("X-Request-ID", &request_id).send().await;
+        let outcome = match result {
+            Err(e) => Err(transport_error(op, &e, &request_id)),
+            Ok(response) if response.status().is_success() => Ok((response, request_id)),
+            Ok(response) => Err(refusal(op, response, &request_id).await),
+        };
+        if let Some(observe) = &self.observer {
+            let label = match &outcome {
+                Ok(_) => "2xx",
+                Err(e) => e.code_class(),
+            };
+            observe(op, label, started.elapsed());
+        }
+        if let Err(e) = &outcome {
+            tracing::debug!(app_id = %self.app_id, error = %e, "agora call failed");
+        }
+        outcome
+    }
+}
+
+async fn decode<T: DeserializeOwned>(
+    op: Op,
+    response: Response,
+    request_id: &str,
+) -> Result<T, ApiError> {
+    let bytes = response.bytes().await.map_err(|e| ApiError::Decode {
+        op,
+        detail: e.to_string(),
+        request_id: request_id.to_string(),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
+        op,
+        detail: e.to_string(),
+        request_id: request_id.to_string(),
+    })
+}
+
+async fn refusal(op: Op, response: Response, sent_request_id: &str) -> ApiError {
+    let status = response.status();
+    let headers = response.headers();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && *v != "null")
+            .map(str::to_string)
+    };
+    // Agora echoes X-Request-ID, or X-Custom-Request-ID per the quick start (§1.3); a 401
+    // carries neither, so fall back to the id we sent.
+    let request_id = header("X-Request-ID")
+        .or_else(|| header("X-Custom-Request-ID"))
+        .or_else(|| Some(sent_request_id.to_string()));
+    let resource_id = header("X-Resource-ID");
+    let retry_after = header("Retry-After")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = response.bytes().await.unwrap_or_default();
+    let message = serde_json::from_slice::<ErrorBody>(&body)
+        .ok()
+        .and_then(|b| b.message.or(b.reason))
+        .unwrap_or_else(|| reason_phrase(status));
+    ApiError::Status {
+        op,
+        refusal: Refusal {
+            status: status.as_u16(),
+            message,
+            request_id,
+            resource_id,
+            retry_after,
+        },
+    }
+}
+
+fn reason_phrase(status: StatusCode) -> String {
+    status.canonical_reason().unwrap_or("no message").to_string()
+}
+
+fn transport_error(op: Op, e: &reqwest::Error, request_id: &str) -> ApiError {
+    // reqwest reports a failed lookup as a connect error whose cause chain mentions DNS;
+    // the chain is the only place the distinction survives.
+    let chain = error_chain(e);
+    let kind = if e.is_timeout() {
+        TransportKind::Timeout
+    } else if chain.contains("dns error") || chain.contains("failed to lookup address") {
+        TransportKind::Dns
+    } else if e.is_connect() {
+        TransportKind::Connect
+    } else {
+        TransportKind::Other
+    };
+    ApiError::Transport {
+        op,
+        kind,
+        detail: chain,
+        request_id: request_id.to_string(),
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,338 @@
+//! Durable memory: which player fills which slot, every UID ever handed out, and the
+//! create intents that make a crash at any instant harmless.
+//!
+//! Agora is the source of truth about what runs; sled is what pullkeeper remembers about
+//! what it asked for. The rules of rust-stack.md §1.7 apply: one `Db` per process,
+//! versioned JSON values, and a flush before any API call the write protects.
+//!
+//! Trees:
+//! - `slots`: `{project}\0{scene}\0{slot}` → [`SlotRecord`]. A record in phase
+//!   [`Phase::Intended`] *is* the create intent: it is flushed before the Create call.
+//! - `uids`: `{project}\0{channel}\0{uid as 4 big-endian bytes}` → player name. Every UID
+//!   pullkeeper handed out or saw in that channel; none is ever handed out twice.
+//! - `uid_hwm`: `{project}\0{scene}` → highest UID handed out for the scene, so allocation
+//!   is O(1) in the common case and never walks back into used space.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Identifies one slot: slot 0 is the master, 1..=backups the backups.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SlotKey {
+    pub project: String,
+    pub scene: String,
+    pub slot: u32,
+}
+
+impl SlotKey {
+    pub fn new(project: &str, scene: &str, slot: u32) -> Self {
+        SlotKey {
+            project: project.to_string(),
+            scene: scene.to_string(),
+            slot,
+        }
+    }
+
+    fn db_key(&self) -> Vec<u8> {
+        let mut k = key(&[&self.project, &self.scene]);
+        k.push(0);
+        k.extend_from_slice(&self.slot.to_be_bytes());
+        k
+    }
+
+    pub fn is_master(&self) -> bool {
+        self.slot == 0
+    }
+}
+
+impl std::fmt::Display for SlotKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.project, self.scene, self.slot)
+    }
+}
+
+/// Where a slot's current player stands, as far as pullkeeper knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The create intent is durable; Agora may or may not have the player yet.
+    Intended,
+    /// Agora answered the Create (or a 409, or a List showed the player).
+    Created,
+}
+
+/// The player currently assigned to a slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotRecord {
+    /// Schema version of this value.
+    pub v: u32,
+    pub name: String,
+    pub uid: u32,
+    pub generation: u64,
+    pub phase: Phase,
+    /// Agora's player id, once known.
+    pub id: Option<String>,
+    /// When the last Create for this player was sent (Unix ms): the List lag counts from here.
+    pub created_at_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store: corrupt value under {tree}: {detail}")]
+    Corrupt { tree: &'static str, detail: String },
+    #[error("no free UID left in {start}..={end} for scene {scene} in channel {channel}")]
+    UidsExhausted {
+        scene: String,
+        channel: String,
+        start: u32,
+        end: u32,
+    },
+}
+
+/// The store. Cheap to clone; all clones share one `sled::Db`.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    slots: sled::Tree,
+    uids: sled::Tree,
+    uid_hwm: sled::Tree,
+}
+
+/// Schema version written into every [`SlotRecord`].
+pub const RECORD_VERSION: u32 = 1;
+
+impl Store {
+    /// Opens (or creates) the store at `path`. Call once per process.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new().path(path).open()?;
+        Store::from_db(db)
+    }
+
+    /// A store in a temporary directory that vanishes on drop (tests, demos).
+    pub fn temporary() -> Result<Store, StoreError> {
+        Store::from_db(sled::Config::new().temporary(true).open()?)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Store, StoreError> {
+        Ok(Store {
+            slots: db.open_tree("slots")?,
+            uids: db.open_tree("uids")?,
+            uid_hwm: db.open_tree("uid_hwm")?,
+            db,
+        })
+    }
+
+    /// Makes everything written so far durable against a process kill.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub fn slot(&self, key: &SlotKey) -> Result<Option<SlotRecord>, StoreError> {
+        self.slots
+            .get(key.db_key())?
+            .map(|v| decode::<StoredSlot>("slots", &v).map(|s| s.record))
+            .transpose()
+    }
+
+    /// Writes a slot record together with its key, so a scan can rebuild both.
+    pub fn put_slot(&self, key: &SlotKey, record: &SlotRecord) -> Result<(), StoreError> {
+        let stored = StoredSlot {
+            key: key.clone(),
+            record: record.clone(),
+        };
+        let value = serde_json::to_vec(&stored).expect("records serialize");
+        self.slots.insert(key.db_key(), value)?;
+        Ok(())
+    }
+
+    pub fn remove_slot(&self, key: &SlotKey) -> Result<(), StoreError> {
+        self.slots.remove(key.db_key())?;
+        Ok(())
+    }
+
+    /// Every slot record of a project.
+    pub fn project_slots(&self, project: &str) -> Result<Vec<(SlotKey, SlotRecord)>, StoreError> {
+        let mut prefix = project.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for item in self.slots.scan_prefix(&prefix) {
+            let (_, v) = item?;
+            let record: StoredSlot = decode("slots", &v)?;
+            out.push((record.key, record.record));
+        }
+        Ok(out)
+    }
+
+    /// Hands out the lowest UID of `start..=end` above the scene's high-water mark that
+    /// nobody in `channel` ever had, and records it. Atomic, so two slots of one scene
+    /// allocating at once get different UIDs.
+    pub fn allocate_uid(
+        &self,
+        project: &str,
+        scene: &str,
+        channel: &str,
+        start: u32,
+        end: u32,
+        name: &str,
+    ) -> Result<u32, StoreError> {
+        let hwm_key = key(&[project, scene]);
+        let hwm = self
+            .uid_hwm
+            .get(&hwm_key)?
+            .map(|v| u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 4])))
+            .unwrap_or(0);
+        let first = start.max(hwm.saturating_add(1));
+        if hwm < u32::MAX {
+            for uid in first..=end {
+                let k = uid_key(project, channel, uid);
+                // compare_and_swap claims the UID only if no one holds it yet.
+                let claimed = self
+                    .uids
+                    .compare_and_swap(&k, None::<&[u8]>, Some(name.as_bytes()))?;
+                if claimed.is_ok() {
+                    self.uid_hwm.insert(&hwm_key, &uid.to_be_bytes())?;
+                    return Ok(uid);
+                }
+            }
+        }
+        Err(StoreError::UidsExhausted {
+            scene: scene.to_string(),
+            channel: channel.to_string(),
+            start,
+            end,
+        })
+    }
+
+    /// Records a UID seen in a channel (a foreign player, an adopted one) so it is never
+    /// handed out. Returns true if it was new.
+    pub fn note_uid(
+        &self,
+        project: &str,
+        channel: &str,
+        uid: u32,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let k = uid_key(project, channel, uid);
+        Ok(self
+            .uids
+            .compare_and_swap(&k, None::<&[u8]>, Some(name.as_bytes()))?
+            .is_ok())
+    }
+
+    /// Whether `uid` was ever handed out or seen in `channel`.
+    pub fn uid_known(&self, project: &str, channel: &str, uid: u32) -> Result<bool, StoreError> {
+        Ok(self.uids.contains_key(uid_key(project, channel, uid))?)
+    }
+}
+
+/// The value stored under a slot key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredSlot {
+    key: SlotKey,
+    #[serde(flatten)]
+    record: SlotRecord,
+}
+
+fn key(parts: &[&str]) -> Vec<u8> {
+    let mut k = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            k.push(0);
+        }
+        k.extend_from_slice(p.as_bytes());
+    }
+    k
+}
+
+fn uid_key(project: &str, channel: &str, uid: u32) -> Vec<u8> {
+    let mut k = key(&[project, channel]);
+    k.push(0);
+    k.extend_from_slice(&uid.to_be_bytes());
+    k
+}
+
+fn decode<T: serde::de::DeserializeOwned>(tree: &'static str, v: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(v).map_err(|e| StoreError::Corrupt {
+        tree,
+        detail: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str, uid: u32) -> SlotRecord {
+        SlotRecord {
+            v: RECORD_VERSION,
+            name: name.into(),
+            uid,
+            generation: 1,
+            phase: Phase::Intended,
+            id: None,
+            created_at_ms: 5,
+        }
+    }
+
+    #[test]
+    fn slots_round_trip_and_scan_by_project() {
+        let store = Store::temporary().unwrap();
+        let a = SlotKey::new("p1", "news", 0);
+        let b = SlotKey::new("p1", "news", 1);
+        let c = SlotKey::new("p10", "news", 0);
+        store.put_slot(&a, &record("pk_news_0_1", 1)).unwrap();
+        store.put_slot(&b, &record("pk_news_1_1", 2)).unwrap();
+        store.put_slot(&c, &record("pk_news_0_1", 1)).unwrap();
+        assert_eq!(store.slot(&a).unwrap().unwrap().uid, 1);
+        let scanned = store.project_slots("p1").unwrap();
+        assert_eq!(scanned.len(), 2, "p10 must not leak into p1's scan");
+        store.remove_slot(&a).unwrap();
+        assert_eq!(store.slot(&a).unwrap(), None);
+    }
+
+    #[test]
+    fn uids_are_never_handed_out_twice() {
+        let store = Store::temporary().unwrap();
+        assert!(store.note_uid("p", "ch", 101, "foreign").unwrap());
+        let got: Vec<u32> = (0..3)
+            .map(|i| {
+                store
+                    .allocate_uid("p", "news", "ch", 100, 104, &format!("n{i}"))
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(got, vec![100, 102, 103]);
+        assert_eq!(
+            store.allocate_uid("p", "news", "ch", 100, 104, "n3").unwrap(),
+            104
+        );
+        assert!(matches!(
+            store.allocate_uid("p", "news", "ch", 100, 104, "n4"),
+            Err(StoreError::UidsExhausted { .. })
+        ));
+        // Another channel has its own UID space.
+        assert_eq!(
+            store.allocate_uid("p", "other", "ch2", 100, 104, "x").unwrap(),
+            100
+        );
+    }
+
+    #[tokio::test]
+    async fn survives_reopen() {
+        let dir = std::env::temp_dir().join(format!("pk-store-{}", uuid::Uuid::new_v4()));
+        {
+            let store = Store::open(&dir).unwrap();
+            store.allocate_uid("p", "s", "ch", 1, 10, "a").unwrap();
+            store.put_slot(&SlotKey::new("p", "s", 0), &record("a", 1)).unwrap();
+            store.flush().await.unwrap();
+        }
+        let store = Store::open(&dir).unwrap();
+        assert!(store.uid_known("p", "ch", 1).unwrap());
+        assert_eq!(store.allocate_uid("p", "s", "ch", 1, 10, "b").unwrap(), 2);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
