@@ -3,5 +3,6 @@
 pub mod agora;
 pub mod limits;
 pub mod ncs;
+pub mod reconcile;
 pub mod store;
 pub mod tls;

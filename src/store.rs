@@ -189,9 +189,9 @@ impl Store {
             for uid in first..=end {
                 let k = uid_key(project, channel, uid);
                 // compare_and_swap claims the UID only if no one holds it yet.
-                let claimed = self
-                    .uids
-                    .compare_and_swap(&k, None::<&[u8]>, Some(name.as_bytes()))?;
+                let claimed =
+                    self.uids
+                        .compare_and_swap(&k, None::<&[u8]>, Some(name.as_bytes()))?;
                 if claimed.is_ok() {
                     self.uid_hwm.insert(&hwm_key, &uid.to_be_bytes())?;
                     return Ok(uid);
@@ -306,7 +306,9 @@ mod tests {
             .collect();
         assert_eq!(got, vec![100, 102, 103]);
         assert_eq!(
-            store.allocate_uid("p", "news", "ch", 100, 104, "n3").unwrap(),
+            store
+                .allocate_uid("p", "news", "ch", 100, 104, "n3")
+                .unwrap(),
             104
         );
         assert!(matches!(
@@ -315,7 +317,9 @@ mod tests {
         ));
         // Another channel has its own UID space.
         assert_eq!(
-            store.allocate_uid("p", "other", "ch2", 100, 104, "x").unwrap(),
+            store
+                .allocate_uid("p", "other", "ch2", 100, 104, "x")
+                .unwrap(),
             100
         );
     }
@@ -326,7 +330,9 @@ mod tests {
         {
             let store = Store::open(&dir).unwrap();
             store.allocate_uid("p", "s", "ch", 1, 10, "a").unwrap();
-            store.put_slot(&SlotKey::new("p", "s", 0), &record("a", 1)).unwrap();
+            store
+                .put_slot(&SlotKey::new("p", "s", 0), &record("a", 1))
+                .unwrap();
             store.flush().await.unwrap();
         }
         let store = Store::open(&dir).unwrap();

@@ -48,7 +48,9 @@ pub struct ClientConfig {
 pub enum CreateOutcome {
     Created(CreatedPlayer),
     /// 409: a player with this name exists; `id` is from `X-Resource-ID` (§1.5).
-    AlreadyExists { id: String },
+    AlreadyExists {
+        id: String,
+    },
 }
 
 /// Observer of every finished call, for metrics: op, outcome label, latency.
@@ -310,7 +312,10 @@ async fn refusal(op: Op, response: Response, sent_request_id: &str) -> ApiError 
 }
 
 fn reason_phrase(status: StatusCode) -> String {
-    status.canonical_reason().unwrap_or("no message").to_string()
+    status
+        .canonical_reason()
+        .unwrap_or("no message")
+        .to_string()
 }
 
 fn transport_error(op: Op, e: &reqwest::Error, request_id: &str) -> ApiError {

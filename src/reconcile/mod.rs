@@ -1,0 +1,4 @@
+//! Reconciliation: decide (pure `plan`) and do (`execute`, driven by `controller`).
+
+pub mod naming;
+pub mod plan;

@@ -1,0 +1,102 @@
+//! Deterministic player names: `{prefix}_{scene}_{slot}_{generation}`.
+//!
+//! The name is how pullkeeper recognises its own players in a List even with an empty
+//! store, and how Agora's 409 on a duplicate name turns a retried Create into an adoption
+//! instead of a second player (DESIGN "Agora is the source of truth"). The slot reads `m`
+//! for the master and `b1`, `b2`, … for backups, so the Agora console stays legible.
+//! Scene names exclude `_` (config validation), so the four parts split unambiguously.
+
+use crate::agora::model::limits::PLAYER_NAME_MAX_BYTES;
+
+/// A parsed pullkeeper player name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlayerName {
+    pub scene: String,
+    pub slot: u32,
+    pub generation: u64,
+}
+
+/// Formats the name of generation `generation` of `slot` in `scene`.
+pub fn format(prefix: &str, scene: &str, slot: u32, generation: u64) -> String {
+    let name = if slot == 0 {
+        format!("{prefix}_{scene}_m_{generation}")
+    } else {
+        format!("{prefix}_{scene}_b{slot}_{generation}")
+    };
+    debug_assert!(
+        name.len() <= PLAYER_NAME_MAX_BYTES,
+        "config bounds name parts"
+    );
+    name
+}
+
+/// Parses a name produced by [`format`] with this `prefix`; anything else is not ours.
+pub fn parse(prefix: &str, name: &str) -> Option<PlayerName> {
+    let rest = name.strip_prefix(prefix)?.strip_prefix('_')?;
+    let mut parts = rest.split('_');
+    let (scene, slot, generation) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || scene.is_empty() {
+        return None;
+    }
+    let slot = match slot {
+        "m" => 0,
+        b => {
+            let n: u32 = b.strip_prefix('b')?.parse().ok()?;
+            // "b0" or "b01" would alias another slot's name; only canonical forms are ours.
+            if n == 0 || format!("b{n}") != b {
+                return None;
+            }
+            n
+        }
+    };
+    let parsed: u64 = generation.parse().ok()?;
+    if parsed.to_string() != generation {
+        return None;
+    }
+    Some(PlayerName {
+        scene: scene.to_string(),
+        slot,
+        generation: parsed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        for (slot, generation) in [(0, 1), (1, 7), (12, 18446744073709551615)] {
+            let n = format("pk", "news-1", slot, generation);
+            assert_eq!(
+                parse("pk", &n),
+                Some(PlayerName {
+                    scene: "news-1".into(),
+                    slot,
+                    generation
+                })
+            );
+        }
+        assert_eq!(format("pk", "news", 0, 3), "pk_news_m_3");
+        assert_eq!(format("pk", "news", 2, 3), "pk_news_b2_3");
+    }
+
+    #[test]
+    fn foreign_names_are_not_ours() {
+        for name in [
+            "news_101",
+            "pk_news",
+            "pk_news_m",
+            "pkx_news_m_1",
+            "other_news_m_1",
+            "pk_news_b0_1",
+            "pk_news_b01_1",
+            "pk_news_m_01",
+            "pk_news_m_1_2",
+            "pk__m_1",
+            "pk_news_x_1",
+        ] {
+            assert_eq!(parse("pk", name), None, "{name}");
+        }
+    }
+}

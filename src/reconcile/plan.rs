@@ -1,0 +1,307 @@
+//! The plan: a pure function from desired and observed state to actions.
+//!
+//! This is the only place that decides. It sees the scenes (desired), the latest complete
+//! List (observed), the store's slot records (what pullkeeper asked for) and what is in
+//! flight, and returns what to do. It never learns *why* it runs (level-triggered, as
+//! kube-runtime), so running it twice on the same input gives the same answer and running
+//! it again after its actions took effect gives none.
+//!
+//! Rules, each a test below:
+//! - one player per slot (slot 0 master, 1..=backups), named `{prefix}_{scene}_{slot}_{gen}`;
+//! - a slot with no player gets one; a player List shows under a slot's name is adopted;
+//! - a created player absent from List is only missing once the List lag has passed;
+//!   a missing intent is retried under the same name and UID (a 409 makes that safe),
+//!   a missing created player is replaced under the next generation and a fresh UID;
+//! - a `failed` or `stopped` player is replaced and deleted;
+//! - an older generation is deleted once its successor shows up or it has failed
+//!   (make before break, so a slot never goes dark on purpose);
+//! - owned players of removed scenes or slots are deleted; foreign players are never touched;
+//! - creates never take live players past the quota; masters go first, then priority.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::agora::model::{ListedPlayer, PlayerStatus};
+use crate::reconcile::naming;
+use crate::store::{Phase, SlotKey, SlotRecord};
+
+/// What the plan needs to know about a scene.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredScene {
+    pub name: String,
+    /// 1 + backups.
+    pub slots: u32,
+    pub priority: i32,
+}
+
+/// Everything the plan decides from. Borrowed, so planning allocates only its answer.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    pub project: &'a str,
+    pub prefix: &'a str,
+    pub scenes: &'a [DesiredScene],
+    pub records: &'a BTreeMap<SlotKey, SlotRecord>,
+    /// The latest complete List, with the effects of finished deletes already removed.
+    pub observed: &'a [ListedPlayer],
+    /// Slots with a create or adoption in flight: decided already, not decided again.
+    pub busy_slots: &'a BTreeSet<SlotKey>,
+    /// Player ids with a delete in flight.
+    pub busy_players: &'a BTreeSet<String>,
+    pub now_ms: u64,
+    pub list_lag_ms: u64,
+    pub max_players: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Create a player for `key`. `uid` is `Some` when retrying an intent whose UID was
+    /// already handed out; `None` means "allocate a fresh one".
+    Create {
+        key: SlotKey,
+        generation: u64,
+        name: String,
+        uid: Option<u32>,
+    },
+    /// Record a player that List shows as the slot's current one.
+    Adopt {
+        key: SlotKey,
+        generation: u64,
+        name: String,
+        id: String,
+        uid: Option<u32>,
+    },
+    Delete {
+        id: String,
+        name: String,
+        reason: DeleteReason,
+    },
+    /// Drop the record of a slot that is no longer wanted and has no player left.
+    Forget { key: SlotKey },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteReason {
+    SceneRemoved,
+    SlotRemoved,
+    /// An older generation whose successor is up.
+    Superseded,
+    /// The player failed or stopped and is being replaced.
+    Failed,
+}
+
+impl DeleteReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeleteReason::SceneRemoved => "scene_removed",
+            DeleteReason::SlotRemoved => "slot_removed",
+            DeleteReason::Superseded => "superseded",
+            DeleteReason::Failed => "failed",
+        }
+    }
+}
+
+/// The plan's answer: actions in the order to start them, and the slots that wanted a
+/// player but could not have one because the project is at its quota.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub over_quota: Vec<SlotKey>,
+}
+
+/// A status after which a player will never play again.
+pub fn is_dead(status: Option<PlayerStatus>) -> bool {
+    matches!(status, Some(PlayerStatus::Failed | PlayerStatus::Stopped))
+}
+
+/// An owned player from the List, with its parsed name.
+struct Owned<'a> {
+    player: &'a ListedPlayer,
+    name: &'a str,
+    generation: u64,
+}
+
+pub fn plan(input: &PlanInput<'_>) -> Plan {
+    let desired: BTreeMap<&str, &DesiredScene> =
+        input.scenes.iter().map(|s| (s.name.as_str(), s)).collect();
+
+    // Group owned players by slot; everything else in the List is foreign.
+    let mut by_slot: BTreeMap<SlotKey, Vec<Owned<'_>>> = BTreeMap::new();
+    for player in input.observed {
+        let Some(name) = player.name.as_deref() else {
+            continue;
+        };
+        if let Some(parsed) = naming::parse(input.prefix, name) {
+            let key = SlotKey::new(input.project, &parsed.scene, parsed.slot);
+            by_slot.entry(key).or_default().push(Owned {
+                player,
+                name,
+                generation: parsed.generation,
+            });
+        }
+    }
+    for players in by_slot.values_mut() {
+        players.sort_by_key(|o| o.generation);
+    }
+
+    let mut deletes = Vec::new();
+    let mut adopts = Vec::new();
+    let mut creates: Vec<(i32, SlotKey, Action)> = Vec::new();
+    let mut pending_live = 0u32;
+    let mut delete = |o: &Owned<'_>, reason| {
+        if !input.busy_players.contains(&o.player.id) {
+            deletes.push(Action::Delete {
+                id: o.player.id.clone(),
+                name: o.name.to_string(),
+                reason,
+            });
+        }
+    };
+
+    for scene in input.scenes {
+        for slot in 0..scene.slots {
+            let key = SlotKey::new(input.project, &scene.name, slot);
+            let owned = by_slot.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+            let record = input.records.get(&key);
+            let observed_current = record.and_then(|r| owned.iter().find(|o| o.name == r.name));
+            if input.busy_slots.contains(&key) {
+                if observed_current.is_none() {
+                    pending_live += 1;
+                }
+                continue;
+            }
+            // The store is behind what Agora shows (lost or restored store): adopt.
+            let ahead = owned
+                .last()
+                .filter(|n| record.is_none_or(|r| r.generation < n.generation));
+            let decision = if let Some(n) = ahead {
+                adopts.push(adopt(&key, n));
+                Current::Player(n.generation, n)
+            } else if let Some(r) = record {
+                match observed_current {
+                    // The dead player is older than its replacement now, so the
+                    // generation sweep below deletes it.
+                    Some(o) if is_dead(o.player.status) => {
+                        let next = r.generation + 1;
+                        creates.push((scene.priority, key.clone(), fresh(input, &key, next)));
+                        Current::Pending(next)
+                    }
+                    Some(o) => {
+                        if r.phase != Phase::Created || r.id.as_deref() != Some(&o.player.id) {
+                            adopts.push(adopt(&key, o));
+                        }
+                        Current::Player(r.generation, o)
+                    }
+                    None if input.now_ms < r.created_at_ms.saturating_add(input.list_lag_ms) => {
+                        pending_live += 1;
+                        Current::Pending(r.generation)
+                    }
+                    None if r.phase == Phase::Intended => {
+                        let retry = Action::Create {
+                            key: key.clone(),
+                            generation: r.generation,
+                            name: r.name.clone(),
+                            uid: Some(r.uid),
+                        };
+                        creates.push((scene.priority, key.clone(), retry));
+                        Current::Pending(r.generation)
+                    }
+                    None => {
+                        let next = r.generation + 1;
+                        creates.push((scene.priority, key.clone(), fresh(input, &key, next)));
+                        Current::Pending(next)
+                    }
+                }
+            } else {
+                creates.push((scene.priority, key.clone(), fresh(input, &key, 1)));
+                Current::Pending(1)
+            };
+            // Older generations go once the current player is up, or when they are dead.
+            let (current_generation, successor_up) = match decision {
+                Current::Player(g, o) => (g, !is_dead(o.player.status)),
+                Current::Pending(g) => (g, false),
+            };
+            for old in owned.iter().filter(|o| o.generation < current_generation) {
+                if successor_up || is_dead(old.player.status) {
+                    let reason = if is_dead(old.player.status) {
+                        DeleteReason::Failed
+                    } else {
+                        DeleteReason::Superseded
+                    };
+                    delete(old, reason);
+                }
+            }
+        }
+    }
+
+    // Owned players of scenes or slots nobody wants any more.
+    for (key, players) in &by_slot {
+        let reason = match desired.get(key.scene.as_str()) {
+            None => DeleteReason::SceneRemoved,
+            Some(s) if key.slot >= s.slots => DeleteReason::SlotRemoved,
+            Some(_) => continue,
+        };
+        for o in players {
+            delete(o, reason);
+        }
+    }
+    let forgets = input
+        .records
+        .keys()
+        .filter(|k| k.project == input.project && !by_slot.contains_key(k))
+        .filter(|k| {
+            desired
+                .get(k.scene.as_str())
+                .is_none_or(|s| k.slot >= s.slots)
+        })
+        .filter(|k| !input.busy_slots.contains(*k))
+        .map(|k| Action::Forget { key: k.clone() });
+
+    // Quota: every listed player counts, ours or not, until its delete has finished;
+    // so do creates that List cannot show yet. Masters first, then priority, then name.
+    let live = input.observed.len() as u32 + pending_live;
+    let mut room = input.max_players.saturating_sub(live) as usize;
+    creates.sort_by(|(pa, ka, _), (pb, kb, _)| {
+        (!ka.is_master(), Reverse(pa), ka).cmp(&(!kb.is_master(), Reverse(pb), kb))
+    });
+    let mut plan = Plan::default();
+    plan.actions.extend(deletes);
+    plan.actions.extend(adopts);
+    for (_, key, action) in creates {
+        if room > 0 {
+            room -= 1;
+            plan.actions.push(action);
+        } else {
+            plan.over_quota.push(key);
+        }
+    }
+    plan.actions.extend(forgets);
+    plan
+}
+
+enum Current<'a, 'b> {
+    Player(u64, &'b Owned<'a>),
+    Pending(u64),
+}
+
+fn fresh(input: &PlanInput<'_>, key: &SlotKey, generation: u64) -> Action {
+    Action::Create {
+        key: key.clone(),
+        generation,
+        name: naming::format(input.prefix, &key.scene, key.slot, generation),
+        uid: None,
+    }
+}
+
+fn adopt(key: &SlotKey, o: &Owned<'_>) -> Action {
+    Action::Adopt {
+        key: key.clone(),
+        generation: o.generation,
+        name: o.name.to_string(),
+        id: o.player.id.clone(),
+        uid: o.player.uid.and_then(|u| u32::try_from(u).ok()),
+    }
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
