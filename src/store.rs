@@ -16,6 +16,8 @@
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+use crate::agora::model::Region;
+
 /// Identifies one slot: slot 0 is the master, 1..=backups the backups.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SlotKey {
@@ -70,6 +72,8 @@ pub struct SlotRecord {
     pub uid: u32,
     pub generation: u64,
     pub phase: Phase,
+    /// The region the player was created in; Delete and Update need it in their path.
+    pub region: Region,
     /// Agora's player id, once known.
     pub id: Option<String>,
     /// When the last Create for this player was sent (Unix ms): the List lag counts from here.
@@ -272,6 +276,7 @@ mod tests {
             uid,
             generation: 1,
             phase: Phase::Intended,
+            region: Region::Na,
             id: None,
             created_at_ms: 5,
         }

@@ -34,6 +34,7 @@ fn record(name: &str, uid: u32, generation: u64, phase: Phase, id: Option<&str>)
         uid,
         generation,
         phase,
+        region: crate::agora::model::Region::Na,
         id: id.map(Into::into),
         created_at_ms: 1_000,
     }

@@ -1,0 +1,204 @@
+//! Wiring: one client and controller per project, the store, the HTTP server.
+//!
+//! `App::start` is what `main` runs and what the end-to-end tests run, so the tests
+//! exercise the same assembly as production.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::agora::{ApiLimiters, ClientConfig, MediaPullClient};
+use crate::clock::Clock;
+use crate::config::{Config, Project, Rate, Scene};
+use crate::limits::{RateLimiter, WindowSpec};
+use crate::reconcile::controller::ProjectController;
+use crate::reconcile::execute::Executor;
+use crate::server::{ServerState, router};
+use crate::status::StatusBoard;
+use crate::store::Store;
+use crate::telemetry::Metrics;
+
+/// Widens every rate window a little: a request sent one window after another can
+/// arrive slightly sooner than that (see `limits::window`).
+const WINDOW_MARGIN: Duration = Duration::from_millis(50);
+
+/// Longest wait for in-flight calls at shutdown; below Kubernetes' 30 s grace period.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot build the HTTP client for project {project}: {source}")]
+    Client {
+        project: String,
+        source: reqwest::Error,
+    },
+    #[error("cannot serve HTTP: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// A running pullkeeper.
+pub struct App {
+    addr: std::net::SocketAddr,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    scenes: watch::Sender<Arc<Vec<Scene>>>,
+    accepting: Arc<AtomicBool>,
+    store: Store,
+    pub board: StatusBoard,
+    pub metrics: Metrics,
+}
+
+impl App {
+    /// Starts controllers and the server on `listener`. Returns once all are running.
+    pub async fn start(
+        config: Config,
+        store: Store,
+        listener: TcpListener,
+    ) -> Result<App, AppError> {
+        let metrics = Metrics::new();
+        let board = StatusBoard::default();
+        let clock = Clock::new();
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let (scenes_tx, scenes_rx) = watch::channel(Arc::new(config.scenes.clone()));
+        let mut listed = Vec::new();
+
+        for project in &config.settings.projects {
+            let client = build_client(project, &metrics).map_err(|source| AppError::Client {
+                project: project.id.clone(),
+                source,
+            })?;
+            let flag = Arc::new(AtomicBool::new(false));
+            listed.push(flag.clone());
+            let controller = ProjectController {
+                project: project.clone(),
+                executor: Arc::new(Executor {
+                    project: project.id.clone(),
+                    client: Arc::new(client),
+                    store: store.clone(),
+                    clock,
+                }),
+                settings: config.settings.reconcile.clone(),
+                scenes: scenes_rx.clone(),
+                board: board.clone(),
+                metrics: metrics.clone(),
+                listed_once: flag,
+                wake: Arc::new(Notify::new()),
+            };
+            tracker.spawn(controller.run(cancel.child_token()));
+        }
+
+        let accepting = Arc::new(AtomicBool::new(true));
+        let state = ServerState {
+            board: board.clone(),
+            metrics: metrics.clone(),
+            listed,
+            accepting: accepting.clone(),
+        };
+        let addr = listener.local_addr()?;
+        let server_cancel = cancel.child_token();
+        tracker.spawn(async move {
+            let serve = axum::serve(listener, router(state))
+                .with_graceful_shutdown(server_cancel.cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        });
+        tracker.close();
+        tracing::info!(%addr, "pullkeeper listening");
+        Ok(App {
+            addr,
+            cancel,
+            tracker,
+            scenes: scenes_tx,
+            accepting,
+            store,
+            board,
+            metrics,
+        })
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Replaces the desired scenes; controllers re-plan at once.
+    pub fn set_scenes(&self, scenes: Vec<Scene>) {
+        self.scenes.send_replace(Arc::new(scenes));
+    }
+
+    /// Stops taking work, lets in-flight calls finish within [`SHUTDOWN_GRACE`], flushes
+    /// the store. Never deletes a player: streams outlive their supervisor.
+    pub async fn shutdown(self) {
+        self.accepting.store(false, Ordering::Release);
+        self.cancel.cancel();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("in-flight work did not finish within the shutdown grace period");
+        }
+        if let Err(e) = self.store.flush().await {
+            tracing::error!(error = %e, "store flush at shutdown failed");
+        }
+    }
+
+    /// Resolves when the app has stopped on its own (it only stops when told to).
+    pub async fn stopped(&self) {
+        self.tracker.wait().await;
+    }
+}
+
+fn limiter(rate: &Rate) -> RateLimiter {
+    let second = WindowSpec {
+        limit: rate.per_second,
+        length: Duration::from_secs(1) + WINDOW_MARGIN,
+    };
+    let minute = rate.per_minute.map(|limit| WindowSpec {
+        limit,
+        length: Duration::from_secs(60) + WINDOW_MARGIN,
+    });
+    RateLimiter::new(std::iter::once(second).chain(minute))
+}
+
+/// The Media Pull client of one project, limited to its configured QPS.
+pub fn build_client(
+    project: &Project,
+    metrics: &Metrics,
+) -> Result<MediaPullClient, reqwest::Error> {
+    let qps = &project.limits.qps;
+    let base_url = project
+        .api
+        .base_url
+        .clone()
+        .unwrap_or_else(|| format!("https://{}", project.api.primary_domain.host()));
+    let client = MediaPullClient::new(ClientConfig {
+        base_url,
+        app_id: project.app_id.clone(),
+        customer_id: project.customer_id.clone(),
+        customer_secret: project.customer_secret.clone(),
+        timeout: project.api.timeout,
+        limiters: ApiLimiters {
+            create_with_name: limiter(&qps.create_with_name),
+            create_without_name: limiter(&qps.create_without_name),
+            delete: limiter(&qps.delete),
+            list: limiter(&qps.list),
+            list_filtered: limiter(&qps.list_filtered),
+            update: limiter(&qps.update),
+        },
+    })?;
+    let m = metrics.clone();
+    Ok(client.with_observer(Box::new(move |op, class, latency| {
+        m.api_requests
+            .with_label_values(&[op.as_str(), class])
+            .inc();
+        m.api_request_duration
+            .with_label_values(&[op.as_str()])
+            .observe(latency.as_secs_f64());
+    })))
+}

@@ -1,0 +1,172 @@
+//! Doing what the plan decided, one action at a time, against Agora and the store.
+//!
+//! Every create is preceded by a durable intent (the slot record in phase `Intended`,
+//! flushed): if the process dies between the flush and Agora's answer, the next run finds
+//! the intent and either sees the player in List (adopt) or retries under the same name,
+//! where a 409 names the player that did get created. No crash instant yields a second
+//! player for a slot or a reused UID.
+
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+
+use crate::agora::model::{CreatePlayer, Region};
+use crate::agora::{ApiError, CreateOutcome, ErrorClass, MediaPullClient};
+use crate::clock::Clock;
+use crate::config::Scene;
+use crate::store::{Phase, RECORD_VERSION, SlotKey, SlotRecord, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+/// Performs actions for one project.
+pub struct Executor {
+    pub project: String,
+    pub client: Arc<MediaPullClient>,
+    pub store: Store,
+    pub clock: Clock,
+}
+
+impl Executor {
+    /// Creates the player `name` for `key`. With `uid == None` a fresh UID is allocated;
+    /// with `Some`, an earlier intent is retried as it was.
+    pub async fn create(
+        &self,
+        scene: &Scene,
+        key: &SlotKey,
+        generation: u64,
+        name: &str,
+        uid: Option<u32>,
+    ) -> Result<SlotRecord, ExecError> {
+        let uid = match uid {
+            Some(uid) => uid,
+            None => self.store.allocate_uid(
+                &self.project,
+                &scene.name,
+                &scene.channel,
+                scene.uids.start,
+                scene.uids.end,
+                name,
+            )?,
+        };
+        let mut record = SlotRecord {
+            v: RECORD_VERSION,
+            name: name.to_string(),
+            uid,
+            generation,
+            phase: Phase::Intended,
+            region: scene.region,
+            id: None,
+            created_at_ms: self.clock.now_ms(),
+        };
+        self.store.put_slot(key, &record)?;
+        self.store.flush().await?;
+
+        let request = CreatePlayer {
+            stream_url: scene.stream_url.clone(),
+            channel_name: scene.channel.clone(),
+            uid: Some(u64::from(uid)),
+            account: None,
+            token: scene.token.as_ref().map(|t| t.expose_secret().to_string()),
+            idle_timeout: Some(i64::from(scene.idle_timeout)),
+            play_ts: None,
+            name: Some(name.to_string()),
+        };
+        let (id, how) = match self.client.create(scene.region, request).await? {
+            CreateOutcome::Created(p) => (p.id, "created"),
+            CreateOutcome::AlreadyExists { id } => (id, "adopted after 409"),
+        };
+        record.phase = Phase::Created;
+        record.id = Some(id.clone());
+        self.store.put_slot(key, &record)?;
+        self.store.flush().await?;
+        tracing::info!(
+            scene = %scene.name,
+            role = role(key.slot),
+            slot = key.slot,
+            name,
+            uid,
+            id = %id,
+            channel = %scene.channel,
+            "player {how}"
+        );
+        Ok(record)
+    }
+
+    /// Records a listed player as the current one of `key`, and its UID as used.
+    pub async fn adopt(
+        &self,
+        scene: &Scene,
+        key: &SlotKey,
+        generation: u64,
+        name: &str,
+        id: &str,
+        uid: Option<u32>,
+    ) -> Result<(), ExecError> {
+        let previous = self.store.slot(key)?;
+        // List entries may omit the uid (§1.5); an intent for the same name knows it.
+        let uid = uid
+            .or_else(|| previous.as_ref().filter(|r| r.name == name).map(|r| r.uid))
+            .unwrap_or(0);
+        if uid != 0 {
+            self.store
+                .note_uid(&self.project, &scene.channel, uid, name)?;
+        }
+        let created_at_ms = previous
+            .as_ref()
+            .filter(|r| r.name == name)
+            .map(|r| r.created_at_ms)
+            .unwrap_or_else(|| self.clock.now_ms());
+        let record = SlotRecord {
+            v: RECORD_VERSION,
+            name: name.to_string(),
+            uid,
+            generation,
+            phase: Phase::Created,
+            region: scene.region,
+            id: Some(id.to_string()),
+            created_at_ms,
+        };
+        self.store.put_slot(key, &record)?;
+        self.store.flush().await?;
+        if previous.as_ref().is_none_or(|r| r.name != name) {
+            tracing::info!(scene = %scene.name, role = role(key.slot), name, uid, id, "player adopted");
+        }
+        Ok(())
+    }
+
+    /// Deletes a player. Not found counts as deleted: the goal is that it is gone.
+    /// `regions` are tried in order while Agora answers 404, because a player adopted
+    /// from List with no record says nothing about the region it was created in.
+    pub async fn delete(&self, regions: &[Region], id: &str, name: &str) -> Result<(), ExecError> {
+        for (i, region) in regions.iter().enumerate() {
+            match self.client.delete(*region, id).await {
+                Ok(()) => {
+                    tracing::info!(name, id, region = %region, "player deleted");
+                    return Ok(());
+                }
+                Err(e) if e.class() == ErrorClass::NotFound && i + 1 < regions.len() => continue,
+                Err(e) if e.class() == ErrorClass::NotFound => {
+                    tracing::info!(name, id, "player already gone");
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn forget(&self, key: &SlotKey) -> Result<(), ExecError> {
+        self.store.remove_slot(key)?;
+        Ok(())
+    }
+}
+
+pub fn role(slot: u32) -> &'static str {
+    if slot == 0 { "master" } else { "backup" }
+}

@@ -1,0 +1,143 @@
+//! Prometheus metrics (rust-stack.md §4): one registry, passed around, never global.
+//!
+//! Labels are bounded sets only: api, code class, role, scene (bounded by config),
+//! project. Never a UID, player id, stream URL or notice id.
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub api_requests: IntCounterVec,
+    pub api_request_duration: HistogramVec,
+    pub scene_healthy_players: IntGaugeVec,
+    pub tasks_active: IntGaugeVec,
+    pub tasks_limit: IntGaugeVec,
+    pub slots_over_quota: IntGaugeVec,
+    pub reconcile_passes: IntCounterVec,
+    pub recreations: IntCounterVec,
+    pub last_list_success: GaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let m = Metrics {
+            api_requests: IntCounterVec::new(
+                Opts::new(
+                    "pullkeeper_api_requests_total",
+                    "Media Pull API requests by API and outcome class.",
+                ),
+                &["api", "code_class"],
+            )
+            .expect("valid metric"),
+            api_request_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "pullkeeper_api_request_duration_seconds",
+                    "Latency of Media Pull API requests.",
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+                &["api"],
+            )
+            .expect("valid metric"),
+            scene_healthy_players: IntGaugeVec::new(
+                Opts::new(
+                    "pullkeeper_scene_healthy_players",
+                    "Players of a scene that are connecting or running.",
+                ),
+                &["scene"],
+            )
+            .expect("valid metric"),
+            tasks_active: IntGaugeVec::new(
+                Opts::new(
+                    "pullkeeper_tasks_active",
+                    "Live Media Pull tasks of a project in the last List, ours or not.",
+                ),
+                &["project"],
+            )
+            .expect("valid metric"),
+            tasks_limit: IntGaugeVec::new(
+                Opts::new(
+                    "pullkeeper_tasks_limit",
+                    "Configured maximum of live tasks of a project.",
+                ),
+                &["project"],
+            )
+            .expect("valid metric"),
+            slots_over_quota: IntGaugeVec::new(
+                Opts::new(
+                    "pullkeeper_slots_over_quota",
+                    "Slots that want a player but cannot have one within the project quota.",
+                ),
+                &["project"],
+            )
+            .expect("valid metric"),
+            reconcile_passes: IntCounterVec::new(
+                Opts::new(
+                    "pullkeeper_reconcile_passes_total",
+                    "Reconcile passes (plans made) per project.",
+                ),
+                &["project"],
+            )
+            .expect("valid metric"),
+            recreations: IntCounterVec::new(
+                Opts::new(
+                    "pullkeeper_player_recreations_total",
+                    "Players deleted for replacement or removal, by reason.",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            last_list_success: GaugeVec::new(
+                Opts::new(
+                    "pullkeeper_last_successful_list_timestamp_seconds",
+                    "Unix time of the last complete, successful List of a project.",
+                ),
+                &["project"],
+            )
+            .expect("valid metric"),
+            registry,
+        };
+        let build = Gauge::with_opts(
+            Opts::new("pullkeeper_build_info", "Build information.")
+                .const_label("version", env!("CARGO_PKG_VERSION")),
+        )
+        .expect("valid metric");
+        build.set(1.0);
+        for c in [
+            Box::new(m.api_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.api_request_duration.clone()),
+            Box::new(m.scene_healthy_players.clone()),
+            Box::new(m.tasks_active.clone()),
+            Box::new(m.tasks_limit.clone()),
+            Box::new(m.slots_over_quota.clone()),
+            Box::new(m.reconcile_passes.clone()),
+            Box::new(m.recreations.clone()),
+            Box::new(m.last_list_success.clone()),
+            Box::new(build),
+        ] {
+            m.registry.register(c).expect("metric names are unique");
+        }
+        m
+    }
+
+    /// The text exposition format Prometheus scrapes.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding cannot fail");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
