@@ -1,0 +1,177 @@
+//! Subcommands: `run`, `check`, `simulate`.
+//!
+//! This is the edge of the program, so errors here are `anyhow` and exit codes follow
+//! sysexits: 64 (EX_USAGE) for a configuration that does not validate, 1 for anything
+//! that went wrong at run time.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::config;
+use crate::embedded;
+use crate::simulator::{SimConfig, Simulator};
+use crate::store::Store;
+
+/// Exit code for a configuration that does not validate (sysexits EX_USAGE).
+pub const EXIT_CONFIG: u8 = 64;
+
+#[derive(Debug, Parser)]
+#[command(name = "pullkeeper", version, about = "Keeps Agora Media Pull cloud players alive and fails over in seconds")]
+pub struct Cli {
+    /// Log format: `text` for people, `json` for Kubernetes.
+    #[arg(long, global = true, env = "PULLKEEPER_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Supervise the configured scenes until SIGTERM or Ctrl-C.
+    Run {
+        /// The settings file; it names the scenes file.
+        #[arg(long, env = "PULLKEEPER_CONFIG")]
+        config: PathBuf,
+        /// Start an Agora simulator inside the process and point every project at it
+        /// (the demo; nothing leaves the machine).
+        #[arg(long)]
+        embedded_simulator: bool,
+    },
+    /// Validate the settings and scenes files; print every problem; exit 64 if any.
+    Check {
+        #[arg(long, env = "PULLKEEPER_CONFIG")]
+        config: PathBuf,
+    },
+    /// Run the Agora Media Pull simulator alone.
+    Simulate {
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: SocketAddr,
+        /// Simulator settings (YAML); defaults follow Agora's documented limits.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+pub fn main(cli: Cli) -> ExitCode {
+    crate::telemetry::init_logging(matches!(cli.log_format, LogFormat::Json));
+    match cli.command {
+        Command::Check { config } => {
+            let mut out = std::io::stdout();
+            ExitCode::from(config::check(&config, &config::ProcessEnv, &mut out) as u8)
+        }
+        Command::Run {
+            config,
+            embedded_simulator,
+        } => {
+            let loaded = match config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            exit(runtime().and_then(|rt| rt.block_on(run(loaded, embedded_simulator))))
+        }
+        Command::Simulate { listen, config } => {
+            exit(runtime().and_then(|rt| rt.block_on(simulate(listen, config))))
+        }
+    }
+}
+
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn run(mut config: config::Config, embedded_simulator: bool) -> anyhow::Result<()> {
+    let _simulator = if embedded_simulator {
+        let sim = embedded::start(&mut config).await?;
+        tracing::info!(url = %sim.base_url(), "embedded Agora simulator running; projects point at it");
+        Some(sim)
+    } else {
+        None
+    };
+    let store_path = &config.settings.store.path;
+    if let Some(parent) = store_path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create the store directory {}", parent.display()))?;
+    }
+    let store = Store::open(store_path)
+        .with_context(|| format!("cannot open the store at {}", store_path.display()))?;
+    let listen = config.settings.server.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let app = App::start(config, store, listener).await?;
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("shutting down; players keep running"),
+        _ = app.stopped() => {}
+    }
+    app.shutdown().await;
+    Ok(())
+}
+
+async fn simulate(listen: SocketAddr, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let sim_config = match config {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            serde_saphyr::from_str::<SimConfig>(&text)
+                .with_context(|| format!("invalid simulator config {}", path.display()))?
+        }
+        None => SimConfig::default(),
+    };
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let sim = Simulator::start(sim_config, listener).await?;
+    tracing::info!(url = %sim.base_url(), "Agora simulator running");
+    shutdown_signal().await;
+    Ok(())
+}
+
+/// SIGTERM (what Kubernetes sends) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
