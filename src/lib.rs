@@ -1,13 +1,30 @@
 //! pullkeeper: a supervisor and failover controller for Agora Media Pull cloud players.
+//!
+//! # Layout
+//! - [`config`]: typed settings and scenes from YAML, validated with file:line:column errors.
+//! - [`agora`]: the Media Pull REST client (`client`), its wire types (`model`) and typed
+//!   errors (`error`).
+//! - [`limits`]: sliding-window rate limiters that keep every API inside Agora's QPS limits.
+//! - [`store`]: sled-backed memory: slot records, create intents, every UID handed out.
+//! - [`reconcile`]: `plan` (pure decision), `execute` (effects), `controller` (the loop).
+//! - [`status`]: per-scene status and the on-air player, as served on `/v1/scenes`.
+//! - [`server`]: health, readiness, metrics and status endpoints.
+//! - [`telemetry`]: Prometheus metrics and logging.
+//! - [`ncs`]: Agora's notification (webhook) bodies and signatures.
+//! - [`simulator`]: an Agora Media Pull + NCS simulator for the demo and the tests.
+//! - [`app`], [`cli`], [`embedded`]: wiring, subcommands, the demo's in-process simulator.
 
 pub mod agora;
 pub mod app;
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod embedded;
 pub mod limits;
 pub mod ncs;
 pub mod reconcile;
 pub mod server;
+pub mod simulator;
 pub mod status;
 pub mod store;
 pub mod telemetry;
