@@ -2,3 +2,4 @@
 
 pub mod agora;
 pub mod ncs;
+pub mod simulator;
