@@ -369,6 +369,8 @@ async fn update_sequence_semantics() {
         )
         .await;
     assert_eq!(resp.status(), 404);
+    // RA: Update answers other than 2XX carry no X-Request-ID (§1.5).
+    assert_eq!(header(&resp, "x-request-id"), None);
 }
 
 /// §1.5, §1.8: a player starts `connecting` and becomes `running`.
