@@ -1,0 +1,289 @@
+//! The control API: what tests use to steer the simulator.
+//!
+//! Each operation is one `Inner` method, called both by [`SimHandle`] (in-process tests)
+//! and by the `/_sim/...` HTTP routes (tests that drive a separate `pullkeeper simulate`
+//! process). Control requests bypass auth, QPS, faults and the request log, because
+//! they are not part of the Agora API being simulated.
+//!
+//! | Route | Body | Answer |
+//! |---|---|---|
+//! | `POST /_sim/advance` | `{"ms":N}` | `{}` |
+//! | `GET /_sim/projects/{appId}/players` | | `[SimPlayer]` |
+//! | `POST /_sim/projects/{appId}/players` | `{"player":{...}}` as in Create | `{"id":".."}`, 404 unknown app |
+//! | `POST /_sim/projects/{appId}/players/{id}/fail` | | `{"found":bool}`, 404 when not found |
+//! | `POST /_sim/projects/{appId}/players/{id}/destroy` | `{"reason":".."}` (optional) | same |
+//! | `PUT /_sim/projects/{appId}/ncs-url` | `{"url":".."\|null}` | `{"found":bool}` |
+//! | `GET /_sim/history` | | `[HistoryEntry]` |
+//! | `POST /_sim/faults` | `FaultRule` | `{}` |
+//! | `GET /_sim/requests` | | `[RequestRecord]` |
+//! | `GET /_sim/notices` | | `[DeliveryRecord]` |
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::faults::FaultRule;
+use super::ncs::DeliveryRecord;
+use super::state::{HistoryEntry, SimPlayer};
+use super::{Inner, SimHandle, lock};
+use crate::agora::model::{CreatePlayer, CreateRequest};
+use crate::ncs::notice::destroy_reason;
+
+/// One REST request as the simulator answered it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestRecord {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    /// `None` when the connection was dropped by a fault.
+    pub status: Option<u16>,
+    /// Simulator time, ms since start.
+    pub at_ms: u64,
+    pub request_id: String,
+}
+
+impl Inner {
+    pub(crate) fn advance(&self, d: Duration) {
+        self.clock.advance(d);
+        // Make due transitions (and their NCS events) happen now, then let the ticker
+        // recompute its sleep.
+        self.tick();
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn players(&self, app_id: &str) -> Vec<SimPlayer> {
+        self.with_state(|st, _| (st.players(app_id), Vec::new()))
+    }
+
+    pub(crate) fn history(&self) -> Vec<HistoryEntry> {
+        self.with_state(|st, _| (st.history.clone(), Vec::new()))
+    }
+
+    pub(crate) fn fail_player(&self, app_id: &str, id: &str) -> bool {
+        self.with_state(|st, now| match st.fail(&self.clock, app_id, id, now) {
+            Some(e) => (true, vec![e]),
+            None => (false, Vec::new()),
+        })
+    }
+
+    pub(crate) fn destroy_player(&self, app_id: &str, id: &str, reason: &str) -> bool {
+        self.with_state(
+            |st, now| match st.remove(&self.clock, app_id, id, reason, now) {
+                Some(e) => (true, vec![e]),
+                None => (false, Vec::new()),
+            },
+        )
+    }
+
+    /// A player created behind the client's back; no validation, quota or QPS.
+    pub(crate) fn add_foreign_player(&self, app_id: &str, player: CreatePlayer) -> Option<String> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let id = self.with_state(|st, now| {
+            let due = now + self.config.connect_delay;
+            match st.insert(
+                &self.clock,
+                app_id,
+                player,
+                None,
+                now,
+                due,
+                &request_id,
+                true,
+            ) {
+                Some((p, e)) => (Some(p.id), vec![e]),
+                None => (None, Vec::new()),
+            }
+        });
+        self.wake.notify_one();
+        id
+    }
+
+    pub(crate) fn set_ncs_url(&self, app_id: &str, url: Option<String>) -> bool {
+        let mut st = lock(&self.state);
+        match st.projects.get_mut(app_id) {
+            Some(p) => {
+                p.config.ncs_url = url;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn inject(&self, rule: FaultRule) {
+        lock(&self.faults).add(rule);
+    }
+
+    pub(crate) fn requests(&self) -> Vec<RequestRecord> {
+        lock(&self.requests).clone()
+    }
+}
+
+impl SimHandle {
+    /// Lets the NCS receiver start after the simulator; `None` stops delivery.
+    pub fn set_ncs_url(&self, app_id: &str, url: Option<String>) {
+        self.inner.set_ncs_url(app_id, url);
+    }
+
+    /// Moves simulator time forward: QPS windows, list lag and connect delay all see it.
+    pub fn advance(&self, d: Duration) {
+        self.inner.advance(d);
+    }
+
+    /// Live players of a project, ascending `createTs`.
+    pub fn players(&self, app_id: &str) -> Vec<SimPlayer> {
+        self.inner.players(app_id)
+    }
+
+    /// Every player ever created, including deleted ones.
+    pub fn history(&self) -> Vec<HistoryEntry> {
+        self.inner.history()
+    }
+
+    /// Status -> `failed`, with NCS event 4. False when the player does not exist.
+    pub fn fail_player(&self, app_id: &str, id: &str) -> bool {
+        self.inner.fail_player(app_id, id)
+    }
+
+    /// Removes the player as Agora would on its own, with NCS event 3 and `reason`.
+    pub fn destroy_player(&self, app_id: &str, id: &str, reason: &str) -> bool {
+        self.inner.destroy_player(app_id, id, reason)
+    }
+
+    /// Adds a player pullkeeper did not create; returns its id, or an empty string when
+    /// `app_id` is not a configured project.
+    pub fn add_foreign_player(&self, app_id: &str, player: CreatePlayer) -> String {
+        self.inner
+            .add_foreign_player(app_id, player)
+            .unwrap_or_default()
+    }
+
+    /// Answers the next `rule.count` matching REST requests with `rule.action`.
+    pub fn inject(&self, rule: FaultRule) {
+        self.inner.inject(rule);
+    }
+
+    /// Every REST request so far, in arrival order.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.inner.requests()
+    }
+
+    /// Every NCS delivery attempt so far.
+    pub fn notices_sent(&self) -> Vec<DeliveryRecord> {
+        self.inner.notifier.records()
+    }
+}
+
+type Shared = State<Arc<Inner>>;
+
+#[derive(Deserialize)]
+struct AdvanceBody {
+    ms: u64,
+}
+
+#[derive(Deserialize)]
+struct DestroyBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NcsUrlBody {
+    url: Option<String>,
+}
+
+fn found(found: bool) -> Response {
+    let status = if found {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    (status, Json(json!({ "found": found }))).into_response()
+}
+
+pub(crate) fn router(inner: Arc<Inner>) -> Router {
+    Router::new()
+        .route("/_sim/advance", post(advance))
+        .route(
+            "/_sim/projects/{app_id}/players",
+            get(players).post(add_foreign),
+        )
+        .route("/_sim/projects/{app_id}/players/{id}/fail", post(fail))
+        .route(
+            "/_sim/projects/{app_id}/players/{id}/destroy",
+            post(destroy),
+        )
+        .route("/_sim/projects/{app_id}/ncs-url", put(ncs_url))
+        .route("/_sim/history", get(history))
+        .route("/_sim/faults", post(faults))
+        .route("/_sim/requests", get(requests))
+        .route("/_sim/notices", get(notices))
+        .with_state(inner)
+}
+
+async fn advance(State(inner): Shared, Json(body): Json<AdvanceBody>) -> Json<serde_json::Value> {
+    inner.advance(Duration::from_millis(body.ms));
+    Json(json!({}))
+}
+
+async fn players(State(inner): Shared, Path(app_id): Path<String>) -> Json<Vec<SimPlayer>> {
+    Json(inner.players(&app_id))
+}
+
+async fn add_foreign(
+    State(inner): Shared,
+    Path(app_id): Path<String>,
+    Json(body): Json<CreateRequest>,
+) -> Response {
+    match inner.add_foreign_player(&app_id, body.player) {
+        Some(id) => Json(json!({ "id": id })).into_response(),
+        None => found(false),
+    }
+}
+
+async fn fail(State(inner): Shared, Path((app_id, id)): Path<(String, String)>) -> Response {
+    found(inner.fail_player(&app_id, &id))
+}
+
+async fn destroy(
+    State(inner): Shared,
+    Path((app_id, id)): Path<(String, String)>,
+    body: Option<Json<DestroyBody>>,
+) -> Response {
+    let reason = body
+        .and_then(|Json(b)| b.reason)
+        .unwrap_or_else(|| destroy_reason::INTERNAL_ERROR.to_string());
+    found(inner.destroy_player(&app_id, &id, &reason))
+}
+
+async fn ncs_url(
+    State(inner): Shared,
+    Path(app_id): Path<String>,
+    Json(body): Json<NcsUrlBody>,
+) -> Response {
+    found(inner.set_ncs_url(&app_id, body.url))
+}
+
+async fn history(State(inner): Shared) -> Json<Vec<HistoryEntry>> {
+    Json(inner.history())
+}
+
+async fn faults(State(inner): Shared, Json(rule): Json<FaultRule>) -> Json<serde_json::Value> {
+    inner.inject(rule);
+    Json(json!({}))
+}
+
+async fn requests(State(inner): Shared) -> Json<Vec<RequestRecord>> {
+    Json(inner.requests())
+}
+
+async fn notices(State(inner): Shared) -> Json<Vec<DeliveryRecord>> {
+    Json(inner.notifier.records())
+}

@@ -1,0 +1,184 @@
+//! NCS webhook delivery (§2.1–§2.4).
+//!
+//! Every player event becomes a notice POSTed to the project's NCS URL in a spawned task,
+//! so a slow or broken receiver never delays a REST answer. A notice counts as delivered
+//! only on HTTP 200 within the timeout; otherwise it is resent after each configured
+//! delay ("stops after three retries"). `noticeId` stays the same across resends while
+//! `notifyMs` is refreshed, so each resend is signed again.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::clock::SimClock;
+use crate::ncs::notice::{MediaPullPayload, Notice, PRODUCT_MEDIA_PULL};
+use crate::ncs::signature::{HEADER_SHA1, HEADER_SHA256, sign_sha1, sign_sha256};
+
+/// One player event, before it is wrapped in a notice.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub app_id: String,
+    pub event_type: u32,
+    pub payload: MediaPullPayload,
+}
+
+/// Where and how to deliver one event; captured when the event happens.
+#[derive(Clone)]
+pub struct Target {
+    pub url: String,
+    pub secret: String,
+}
+
+/// The result of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum DeliveryOutcome {
+    /// The receiver answered 200 in time.
+    Delivered,
+    /// The receiver answered with another status.
+    Status { code: u16 },
+    /// Connection error or timeout.
+    Failed { error: String },
+}
+
+/// One NCS attempt, as listed by `notices_sent()`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryRecord {
+    pub notice_id: String,
+    pub app_id: String,
+    pub event_type: u32,
+    /// 1 for the first send, 2.. for resends.
+    pub attempt: u32,
+    pub outcome: DeliveryOutcome,
+    /// Simulator time of the attempt, ms since start.
+    pub at_ms: u64,
+}
+
+/// Sends notices and records every attempt.
+pub struct Notifier {
+    client: reqwest::Client,
+    clock: Arc<SimClock>,
+    retry_delays: Vec<Duration>,
+    records: Arc<Mutex<Vec<DeliveryRecord>>>,
+}
+
+impl Notifier {
+    pub fn new(
+        clock: Arc<SimClock>,
+        timeout: Duration,
+        retry_delays: Vec<Duration>,
+    ) -> std::io::Result<Notifier> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(std::io::Error::other)?;
+        Ok(Notifier {
+            client,
+            clock,
+            retry_delays,
+            records: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    pub fn records(&self) -> Vec<DeliveryRecord> {
+        self.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Starts delivering `event` in the background; returns at once.
+    pub fn dispatch(&self, event: Event, target: Target) {
+        let job = Delivery {
+            client: self.client.clone(),
+            clock: self.clock.clone(),
+            retry_delays: self.retry_delays.clone(),
+            records: self.records.clone(),
+            notice_id: uuid::Uuid::new_v4().to_string(),
+        };
+        tokio::spawn(job.run(event, target));
+    }
+}
+
+struct Delivery {
+    client: reqwest::Client,
+    clock: Arc<SimClock>,
+    retry_delays: Vec<Duration>,
+    records: Arc<Mutex<Vec<DeliveryRecord>>>,
+    notice_id: String,
+}
+
+impl Delivery {
+    async fn run(self, event: Event, target: Target) {
+        let Ok(payload) = serde_json::to_value(&event.payload) else {
+            tracing::error!("NCS payload does not serialize");
+            return;
+        };
+        let mut delays = self.retry_delays.iter();
+        let mut attempt = 1;
+        loop {
+            let now = self.clock.now();
+            let notice = Notice {
+                notice_id: self.notice_id.clone(),
+                product_id: PRODUCT_MEDIA_PULL,
+                event_type: event.event_type,
+                notify_ms: self.clock.wall_ms(now),
+                payload: payload.clone(),
+            };
+            let outcome = self.send_once(&notice, &target).await;
+            let delivered = outcome == DeliveryOutcome::Delivered;
+            self.records
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(DeliveryRecord {
+                    notice_id: self.notice_id.clone(),
+                    app_id: event.app_id.clone(),
+                    event_type: event.event_type,
+                    attempt,
+                    outcome,
+                    at_ms: self.clock.elapsed_ms(now),
+                });
+            if delivered {
+                return;
+            }
+            let Some(delay) = delays.next() else {
+                return;
+            };
+            tokio::time::sleep(*delay).await;
+            attempt += 1;
+        }
+    }
+
+    async fn send_once(&self, notice: &Notice, target: &Target) -> DeliveryOutcome {
+        let body = match serde_json::to_vec(notice) {
+            Ok(b) => b,
+            Err(e) => {
+                return DeliveryOutcome::Failed {
+                    error: e.to_string(),
+                };
+            }
+        };
+        let secret = target.secret.as_bytes();
+        let result = self
+            .client
+            .post(&target.url)
+            .header("Content-Type", "application/json")
+            .header(HEADER_SHA1, sign_sha1(secret, &body))
+            .header(HEADER_SHA256, sign_sha256(secret, &body))
+            .body(body)
+            .send()
+            .await;
+        match result {
+            Ok(resp) if resp.status().as_u16() == 200 => DeliveryOutcome::Delivered,
+            Ok(resp) => DeliveryOutcome::Status {
+                code: resp.status().as_u16(),
+            },
+            Err(e) => DeliveryOutcome::Failed {
+                error: e.to_string(),
+            },
+        }
+    }
+}

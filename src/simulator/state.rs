@@ -1,0 +1,326 @@
+//! Projects, live players and history: the simulated Agora back end.
+//!
+//! Operations here are synchronous and take the simulator instant as an argument, so
+//! they run under one lock and are easy to reason about. Each returns the NCS events it
+//! caused; the caller delivers them after releasing the lock.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::clock::SimClock;
+use super::config::SimProject;
+use super::ncs::Event;
+use super::rate::RateWindow;
+use crate::agora::model::{CreatePlayer, PlayerStatus, Region};
+use crate::ncs::notice::{
+    EVENT_PLAYER_CREATED, EVENT_PLAYER_DESTROYED, EVENT_PLAYER_STATUS, MediaPullPayload,
+    NoticePlayer,
+};
+
+/// A live player as the simulator sees it (`players()`, `GET /_sim/projects/{app}/players`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SimPlayer {
+    pub id: String,
+    pub name: Option<String>,
+    pub channel_name: String,
+    pub stream_url: String,
+    pub uid: Option<u64>,
+    pub account: Option<String>,
+    pub token: Option<String>,
+    pub idle_timeout: i64,
+    pub create_ts: i64,
+    pub status: PlayerStatus,
+    /// The region path segment it was created under; `None` for foreign players.
+    pub region: Option<Region>,
+    /// Audio volume 0..=200 (§1.7, default 100).
+    pub volume: u32,
+    /// Highest Update sequence applied so far.
+    pub last_sequence: Option<u64>,
+    /// Created through the control API, i.e. not by the client under test.
+    pub foreign: bool,
+}
+
+/// Every player ever created, including deleted ones (`history()`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub app_id: String,
+    pub id: String,
+    pub name: Option<String>,
+    pub channel_name: String,
+    pub uid: Option<u64>,
+    pub account: Option<String>,
+    pub create_ts: i64,
+    /// Simulator time of creation, ms since start.
+    pub created_at_ms: u64,
+    pub deleted_at_ms: Option<u64>,
+    pub destroy_reason: Option<String>,
+    pub foreign: bool,
+}
+
+/// Which QPS window a request falls in (§1.10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Api {
+    CreateWithName,
+    CreateWithoutName,
+    Delete,
+    List,
+    ListFiltered,
+    Update,
+}
+
+pub(crate) struct Live {
+    pub player: SimPlayer,
+    /// Creation order; ties on `createTs` (whole seconds) are broken by it.
+    pub seq: u64,
+    pub created_at: Instant,
+    /// When `connecting` turns into `running`.
+    pub connect_due: Option<Instant>,
+}
+
+/// A List continuation: the last player returned and the filter it was made for.
+pub(crate) struct Cursor {
+    pub after_seq: u64,
+    pub filter: Option<String>,
+}
+
+pub(crate) struct Project {
+    pub config: SimProject,
+    pub players: Vec<Live>,
+    pub rates: HashMap<Api, RateWindow>,
+    pub cursors: HashMap<String, Cursor>,
+}
+
+pub(crate) struct State {
+    pub projects: HashMap<String, Project>,
+    pub history: Vec<HistoryEntry>,
+    next_seq: u64,
+}
+
+impl State {
+    pub fn new(projects: &[SimProject]) -> State {
+        let projects = projects
+            .iter()
+            .map(|p| {
+                let project = Project {
+                    config: p.clone(),
+                    players: Vec::new(),
+                    rates: HashMap::new(),
+                    cursors: HashMap::new(),
+                };
+                (p.app_id.clone(), project)
+            })
+            .collect();
+        State {
+            projects,
+            history: Vec::new(),
+            next_seq: 0,
+        }
+    }
+
+    /// Applies every `connecting -> running` transition due at `now`; returns the events
+    /// and the earliest transition still pending.
+    pub fn settle(&mut self, clock: &SimClock, now: Instant) -> (Vec<Event>, Option<Instant>) {
+        let mut events = Vec::new();
+        let mut next: Option<Instant> = None;
+        for (app_id, project) in &mut self.projects {
+            for live in &mut project.players {
+                match live.connect_due {
+                    Some(due) if due <= now => {
+                        live.connect_due = None;
+                        live.player.status = PlayerStatus::Running;
+                        // `lts` is when the transition happened, not when it was noticed.
+                        events.push(status_event(app_id, &live.player, clock.wall_ms(due)));
+                    }
+                    Some(due) => next = Some(next.map_or(due, |n| n.min(due))),
+                    None => {}
+                }
+            }
+        }
+        (events, next)
+    }
+
+    /// Inserts a validated player; limits and uniqueness are the caller's business.
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert(
+        &mut self,
+        clock: &SimClock,
+        app_id: &str,
+        req: CreatePlayer,
+        region: Option<Region>,
+        now: Instant,
+        connect_due: Instant,
+        request_id: &str,
+        foreign: bool,
+    ) -> Option<(SimPlayer, Event)> {
+        let project = self.projects.get_mut(app_id)?;
+        let uid = match req.uid {
+            Some(0) => Some(free_uid(project, &req.channel_name)),
+            other => other,
+        };
+        let player = SimPlayer {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            name: req.name,
+            channel_name: req.channel_name,
+            stream_url: req.stream_url,
+            uid,
+            account: req.account,
+            token: req.token,
+            idle_timeout: req.idle_timeout.unwrap_or(300),
+            create_ts: clock.unix_s(now),
+            status: PlayerStatus::Connecting,
+            region,
+            volume: 100,
+            last_sequence: None,
+            foreign,
+        };
+        self.history.push(HistoryEntry {
+            app_id: app_id.to_string(),
+            id: player.id.clone(),
+            name: player.name.clone(),
+            channel_name: player.channel_name.clone(),
+            uid: player.uid,
+            account: player.account.clone(),
+            create_ts: player.create_ts,
+            created_at_ms: clock.elapsed_ms(now),
+            deleted_at_ms: None,
+            destroy_reason: None,
+            foreign,
+        });
+        self.next_seq += 1;
+        project.players.push(Live {
+            player: player.clone(),
+            seq: self.next_seq,
+            created_at: now,
+            connect_due: Some(connect_due),
+        });
+        let event = created_event(app_id, &player, clock.wall_ms(now), request_id);
+        Some((player, event))
+    }
+
+    /// Removes a live player; `None` when it does not exist (any more).
+    pub fn remove(
+        &mut self,
+        clock: &SimClock,
+        app_id: &str,
+        id: &str,
+        reason: &str,
+        now: Instant,
+    ) -> Option<Event> {
+        let project = self.projects.get_mut(app_id)?;
+        let pos = project.players.iter().position(|l| l.player.id == id)?;
+        let live = project.players.remove(pos);
+        if let Some(h) = self.history.iter_mut().rev().find(|h| h.id == id) {
+            h.deleted_at_ms = Some(clock.elapsed_ms(now));
+            h.destroy_reason = Some(reason.to_string());
+        }
+        let p = &live.player;
+        Some(Event {
+            app_id: app_id.to_string(),
+            event_type: EVENT_PLAYER_DESTROYED,
+            payload: MediaPullPayload {
+                lts: clock.wall_ms(now),
+                player: NoticePlayer {
+                    id: p.id.clone(),
+                    name: p.name.clone(),
+                    channel_name: Some(p.channel_name.clone()),
+                    ..NoticePlayer::default()
+                },
+                destroy_reason: Some(reason.to_string()),
+                fields: Some("player.name,player.channelName,player.id".into()),
+                x_request_id: None,
+            },
+        })
+    }
+
+    /// Marks a live player `failed`; `None` when it does not exist.
+    pub fn fail(
+        &mut self,
+        clock: &SimClock,
+        app_id: &str,
+        id: &str,
+        now: Instant,
+    ) -> Option<Event> {
+        let live = self.live_mut(app_id, id)?;
+        live.connect_due = None;
+        live.player.status = PlayerStatus::Failed;
+        Some(status_event(app_id, &live.player, clock.wall_ms(now)))
+    }
+
+    pub fn live_mut(&mut self, app_id: &str, id: &str) -> Option<&mut Live> {
+        self.projects
+            .get_mut(app_id)?
+            .players
+            .iter_mut()
+            .find(|l| l.player.id == id)
+    }
+
+    pub fn players(&self, app_id: &str) -> Vec<SimPlayer> {
+        self.projects
+            .get(app_id)
+            .map(|p| p.players.iter().map(|l| l.player.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A random uid not used in the channel, for `uid: 0` ("Agora assigns one", §1.4).
+fn free_uid(project: &Project, channel: &str) -> u64 {
+    loop {
+        let candidate = u64::from(uuid::Uuid::new_v4().as_u128() as u32);
+        let taken = project
+            .players
+            .iter()
+            .any(|l| l.player.channel_name == channel && l.player.uid == Some(candidate));
+        if candidate != 0 && !taken {
+            return candidate;
+        }
+    }
+}
+
+fn created_event(app_id: &str, p: &SimPlayer, lts: u64, request_id: &str) -> Event {
+    Event {
+        app_id: app_id.to_string(),
+        event_type: EVENT_PLAYER_CREATED,
+        payload: MediaPullPayload {
+            lts,
+            player: NoticePlayer {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                channel_name: Some(p.channel_name.clone()),
+                create_ts: Some(p.create_ts),
+                idle_timeout: Some(p.idle_timeout),
+                status: Some(PlayerStatus::Connecting),
+                stream_url: Some(p.stream_url.clone()),
+                token: p.token.clone(),
+                uid: p.uid,
+                account: p.account.clone(),
+            },
+            destroy_reason: None,
+            fields: None,
+            x_request_id: Some(request_id.to_string()),
+        },
+    }
+}
+
+fn status_event(app_id: &str, p: &SimPlayer, lts: u64) -> Event {
+    Event {
+        app_id: app_id.to_string(),
+        event_type: EVENT_PLAYER_STATUS,
+        payload: MediaPullPayload {
+            lts,
+            player: NoticePlayer {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                channel_name: Some(p.channel_name.clone()),
+                status: Some(p.status),
+                ..NoticePlayer::default()
+            },
+            destroy_reason: None,
+            fields: Some("player.name,player.channelName,player.id,player.status".into()),
+            x_request_id: None,
+        },
+    }
+}

@@ -1,0 +1,4 @@
+//! The single integration-test binary; each module tests one part of pullkeeper.
+
+mod simulator;
+mod support;
