@@ -1,4 +1,5 @@
 //! pullkeeper: a supervisor and failover controller for Agora Media Pull cloud players.
 
 pub mod agora;
+pub mod config;
 pub mod ncs;
