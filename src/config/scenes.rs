@@ -116,6 +116,12 @@ pub(crate) fn parse_into(
         out.push(d);
         return Vec::new();
     }
+    let blank = |l: &str| l.trim().is_empty() || l.trim_start().starts_with('#');
+    if text.lines().all(blank) {
+        let message = "no scenes: the file is empty; expected `scenes:` with at least one scene";
+        out.push(Diagnostic::file_level(file, message));
+        return Vec::new();
+    }
     let outline: Outline = match yaml::parse(file, text, "") {
         Ok(o) => o,
         Err(d) => {
