@@ -112,6 +112,7 @@ pub(crate) fn parse_into(
     env: &dyn Env,
     out: &mut Vec<Diagnostic>,
 ) -> Vec<Scene> {
+    let first_own = out.len();
     if let Err(d) = yaml::check_size(file, text.len()) {
         out.push(d);
         return Vec::new();
@@ -144,8 +145,16 @@ pub(crate) fn parse_into(
         Ok(f) => f.scenes.into_iter().enumerate().collect(),
         Err(first) => parse_entries(file, text, outline.scenes.referenced, entries, first, out),
     };
-    let mut diags = Diags { file, out };
-    validate::scenes(&raws, settings, &base_dir(file), env, &mut diags)
+    let scenes = validate::scenes(
+        &raws,
+        settings,
+        &base_dir(file),
+        env,
+        &mut Diags { file, out },
+    );
+    // Parse and rule problems were found in two passes; list them in file order.
+    out[first_own..].sort_by_key(|d| (d.line, d.column));
+    scenes
 }
 
 /// Parses each entry on its own; falls back to the whole-file error when the layout is not

@@ -93,12 +93,24 @@ pub(crate) fn parse<T: DeserializeOwned>(
 }
 
 /// serde-saphyr appends " at line L, column C" to its messages; the diagnostic carries the
-/// location separately, so the suffix is dropped.
+/// location separately, so the suffix is dropped, as is the duplicate-key hint aimed at
+/// programmers ("set DuplicateKeyPolicy in Options").
 fn bare_message(e: &serde_saphyr::Error) -> String {
     let text = e.without_snippet().to_string();
-    match text.find(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
+    let end = [" at line ", ", set DuplicateKeyPolicy"]
+        .iter()
+        .filter_map(|cut| text.find(cut))
+        .min()
+        .unwrap_or(text.len());
+    let message = &text[..end];
+    // "invalid u32" names a Rust type, not what to write.
+    let integer = message
+        .strip_prefix("invalid ")
+        .is_some_and(|t| t.len() > 1 && t[1..].bytes().all(|b| b.is_ascii_digit()));
+    if integer {
+        format!("{message}: expected a whole number")
+    } else {
+        message.to_string()
     }
 }
 
@@ -142,7 +154,7 @@ mod tests {
         let d = parse::<Doc>(Path::new("f.yaml"), "\nport: nope\n", "").unwrap_err();
         assert_eq!((d.line, d.column), (Some(2), Some(7)));
         assert_eq!(d.path, "port");
-        assert!(d.message.contains("u16"), "{}", d.message);
+        assert_eq!(d.message, "invalid u16: expected a whole number");
         assert!(!d.message.contains("at line"), "{}", d.message);
     }
 
@@ -158,7 +170,7 @@ mod tests {
     fn duplicate_keys_are_errors() {
         let d = parse::<Doc>(Path::new("f"), "port: 1\nport: 2\n", "").unwrap_err();
         assert_eq!(d.line, Some(2));
-        assert!(d.message.contains("duplicate"), "{}", d.message);
+        assert_eq!(d.message, "duplicate mapping key: port");
     }
 
     #[test]
