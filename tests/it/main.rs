@@ -1,4 +1,6 @@
 //! The single integration-test binary; each module tests one part of pullkeeper.
 
+mod config;
+mod e2e;
 mod simulator;
 mod support;

@@ -1,0 +1,130 @@
+//! Configuration: the settings file (process settings and Agora projects) and the scenes
+//! file it points to.
+//!
+//! Loading never stops at the first problem: it returns a [`ConfigError`] listing every
+//! problem found, each with file, line, column and field path, so `pullkeeper check` can be
+//! run once per edit rather than once per mistake.
+
+mod diagnostic;
+mod duration;
+mod env;
+mod limits;
+mod scenes;
+mod secret;
+mod settings;
+mod validate;
+mod yaml;
+
+use std::path::{Path, PathBuf};
+
+pub use diagnostic::{ConfigError, Diagnostic};
+pub use duration::parse_duration;
+pub use env::{Env, ProcessEnv};
+pub use limits::{Limits, QpsLimits, Rate};
+pub use scenes::{Scene, UidRange};
+pub use settings::{
+    ApiSettings, PrimaryDomain, Project, ReconcileSettings, ServerSettings, Settings, StoreSettings,
+};
+pub use yaml::MAX_FILE_BYTES;
+
+use diagnostic::Diags;
+
+/// Exit status of `check` when the configuration is invalid (64, `EX_USAGE` in sysexits.h).
+pub const EXIT_INVALID: i32 = 64;
+
+/// A fully checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub settings: Settings,
+    pub scenes: Vec<Scene>,
+    pub settings_path: PathBuf,
+    pub scenes_path: PathBuf,
+}
+
+/// Loads the settings file, its secrets (from the process environment) and its scenes file.
+pub fn load(settings_path: &Path) -> Result<Config, ConfigError> {
+    load_with_env(settings_path, &ProcessEnv)
+}
+
+/// Like [`load`], with `{ env: NAME }` secrets looked up in `env`.
+pub fn load_with_env(settings_path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+    let mut out = Vec::new();
+    let raw = yaml::read_text(settings_path)
+        .and_then(|text| yaml::parse::<settings::RawSettings>(settings_path, &text, ""))
+        .map_err(|d| ConfigError::from(vec![d]))?;
+    let settings = settings::build(
+        raw,
+        settings_path,
+        env,
+        &mut Diags {
+            file: settings_path,
+            out: &mut out,
+        },
+    );
+    let scenes_path = settings.scenes_file.clone();
+    let scenes = match yaml::read_text(&scenes_path) {
+        Ok(text) => scenes::parse_into(&scenes_path, &text, &settings, env, &mut out),
+        Err(d) => {
+            out.push(d);
+            Vec::new()
+        }
+    };
+    if !out.is_empty() {
+        return Err(ConfigError::from(out));
+    }
+    Ok(Config {
+        settings,
+        scenes,
+        settings_path: settings_path.to_path_buf(),
+        scenes_path,
+    })
+}
+
+/// Parses and checks scenes text (for hot reload) against already-loaded settings; token
+/// secrets come from the process environment.
+pub fn parse_scenes(
+    file: &Path,
+    text: &str,
+    settings: &Settings,
+) -> Result<Vec<Scene>, ConfigError> {
+    parse_scenes_with_env(file, text, settings, &ProcessEnv)
+}
+
+/// Like [`parse_scenes`], with `{ env: NAME }` tokens looked up in `env`.
+pub fn parse_scenes_with_env(
+    file: &Path,
+    text: &str,
+    settings: &Settings,
+    env: &dyn Env,
+) -> Result<Vec<Scene>, ConfigError> {
+    let mut out = Vec::new();
+    let scenes = scenes::parse_into(file, text, settings, env, &mut out);
+    if out.is_empty() {
+        Ok(scenes)
+    } else {
+        Err(ConfigError::from(out))
+    }
+}
+
+/// `pullkeeper check`: prints every diagnostic, one per line, and returns [`EXIT_INVALID`];
+/// or prints a one-line summary and returns 0. A failed write to `out` is ignored: the exit
+/// status still tells the caller the outcome.
+pub fn check(settings_path: &Path, env: &dyn Env, out: &mut dyn std::io::Write) -> i32 {
+    match load_with_env(settings_path, env) {
+        Ok(config) => {
+            let _ = writeln!(
+                out,
+                "ok: {} projects, {} scenes",
+                config.settings.projects.len(),
+                config.scenes.len()
+            );
+            0
+        }
+        Err(e) => {
+            for d in &e.diagnostics {
+                let _ = writeln!(out, "{d}");
+            }
+            EXIT_INVALID
+        }
+    }
+}

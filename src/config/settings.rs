@@ -1,0 +1,391 @@
+//! The process settings file: where to listen, where to store state, how often to
+//! reconcile, and the Agora projects (credentials, API host, limits) pullkeeper drives.
+//!
+//! Parsing happens in two steps: serde fills `Raw*` structs that keep every value's
+//! location (`Spanned`), then [`build`] checks the rules and produces the plain public
+//! structs. That split lets every semantic problem be reported with a line and column.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_saphyr::{Location, Spanned};
+
+use super::diagnostic::Diags;
+use super::duration::parse_duration;
+use super::env::Env;
+use super::limits::{Limits, RawLimits};
+use super::secret::{self, SecretRef};
+
+/// Process-wide settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub reconcile: ReconcileSettings,
+    /// Resolved against the settings file's directory.
+    pub scenes_file: PathBuf,
+    pub projects: Vec<Project>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreSettings {
+    /// Resolved against the settings file's directory.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcileSettings {
+    pub poll_interval: Duration,
+    /// How long a freshly created player may be missing from List before it counts as gone.
+    /// Agora documents about 10 s of List lag after Create (§1.6); 12 s leaves a margin.
+    pub list_lag: Duration,
+}
+
+/// One Agora project. Secrets are `SecretString`, whose `Debug` prints `[REDACTED]`.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub id: String,
+    pub app_id: String,
+    pub customer_id: SecretString,
+    pub customer_secret: SecretString,
+    /// NCS webhook signing secret (§2.4).
+    pub ncs_secret: SecretString,
+    pub api: ApiSettings,
+    pub limits: Limits,
+    /// pullkeeper owns exactly the players whose name starts with `{name_prefix}_`.
+    pub name_prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSettings {
+    pub primary_domain: PrimaryDomain,
+    /// Overrides `https://{primary_domain}`; meant for pointing at a simulator.
+    pub base_url: Option<String>,
+    pub timeout: Duration,
+}
+
+/// The two documented primary domains (§1.1): outside or inside mainland China.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum PrimaryDomain {
+    #[serde(rename = "api.agora.io")]
+    AgoraIo,
+    #[serde(rename = "api.sd-rtn.com")]
+    SdRtn,
+}
+
+impl PrimaryDomain {
+    pub fn host(&self) -> &'static str {
+        match self {
+            PrimaryDomain::AgoraIo => "api.agora.io",
+            PrimaryDomain::SdRtn => "api.sd-rtn.com",
+        }
+    }
+}
+
+const DEFAULT_STORE: &str = "data/pullkeeper.sled";
+const DEFAULT_SCENES_FILE: &str = "scenes.yaml";
+const DEFAULT_POLL: Duration = Duration::from_secs(5);
+const DEFAULT_LIST_LAG: Duration = Duration::from_secs(12);
+const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_PREFIX: &str = "pk";
+const PROJECT_ID_MAX_BYTES: usize = 32;
+const PREFIX_MAX_BYTES: usize = 8;
+
+type Text = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSettings {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    reconcile: RawReconcile,
+    #[serde(default)]
+    scenes_file: Option<Text>,
+    projects: Spanned<Vec<RawProject>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    #[serde(default)]
+    listen: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    #[serde(default)]
+    path: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReconcile {
+    #[serde(default)]
+    poll_interval: Option<Text>,
+    #[serde(default)]
+    list_lag: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProject {
+    id: Text,
+    app_id: Text,
+    customer_id: Spanned<SecretRef>,
+    customer_secret: Spanned<SecretRef>,
+    ncs_secret: Spanned<SecretRef>,
+    #[serde(default)]
+    api: RawApi,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    name_prefix: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    #[serde(default)]
+    primary_domain: Option<PrimaryDomain>,
+    #[serde(default)]
+    base_url: Option<Text>,
+    #[serde(default)]
+    timeout: Option<Text>,
+}
+
+/// Checks every rule and builds [`Settings`]. Invalid values are replaced by defaults so
+/// checking can continue; the caller fails the load if any diagnostic was recorded.
+pub(crate) fn build(
+    raw: RawSettings,
+    settings_path: &Path,
+    env: &dyn Env,
+    diags: &mut Diags<'_>,
+) -> Settings {
+    let base = base_dir(settings_path);
+    let listen = match &raw.server.listen {
+        None => default_listen(),
+        Some(t) => t.value.parse().unwrap_or_else(|_| {
+            diags.push(
+                t.referenced,
+                "server.listen",
+                format!(
+                    "invalid address {:?}: expected IP:PORT such as 0.0.0.0:8080",
+                    t.value
+                ),
+            );
+            default_listen()
+        }),
+    };
+    let store = raw.store.path.as_ref().map_or(DEFAULT_STORE, |t| &t.value);
+    let scenes = raw
+        .scenes_file
+        .as_ref()
+        .map_or(DEFAULT_SCENES_FILE, |t| &t.value);
+    let reconcile = ReconcileSettings {
+        poll_interval: duration(
+            &raw.reconcile.poll_interval,
+            DEFAULT_POLL,
+            "reconcile.poll_interval",
+            diags,
+        ),
+        list_lag: duration(
+            &raw.reconcile.list_lag,
+            DEFAULT_LIST_LAG,
+            "reconcile.list_lag",
+            diags,
+        ),
+    };
+    if raw.projects.value.is_empty() {
+        diags.push(
+            raw.projects.referenced,
+            "projects",
+            "no projects: at least one is required",
+        );
+    }
+    let mut seen = HashSet::new();
+    let projects = raw
+        .projects
+        .value
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let path = format!("projects[{i}]");
+            if !seen.insert(p.id.value.clone()) {
+                diags.push(
+                    p.id.referenced,
+                    format!("{path}.id"),
+                    format!("duplicate project id {:?}", p.id.value),
+                );
+            }
+            project(p, &path, &base, env, diags)
+        })
+        .collect();
+    Settings {
+        server: ServerSettings { listen },
+        store: StoreSettings {
+            path: base.join(store),
+        },
+        reconcile,
+        scenes_file: base.join(scenes),
+        projects,
+    }
+}
+
+/// The directory relative paths are resolved against.
+pub(crate) fn base_dir(settings_path: &Path) -> PathBuf {
+    settings_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8080))
+}
+
+/// A duration that must be positive: a zero poll interval or timeout would spin or fail
+/// every request.
+fn duration(raw: &Option<Text>, default: Duration, path: &str, diags: &mut Diags<'_>) -> Duration {
+    let Some(t) = raw else { return default };
+    match parse_duration(&t.value) {
+        Ok(d) if d.is_zero() => {
+            diags.push(t.referenced, path, "must be greater than zero");
+            default
+        }
+        Ok(d) => d,
+        Err(e) => {
+            diags.push(t.referenced, path, e);
+            default
+        }
+    }
+}
+
+fn project(
+    p: &RawProject,
+    path: &str,
+    base: &Path,
+    env: &dyn Env,
+    diags: &mut Diags<'_>,
+) -> Project {
+    check_slug(
+        &p.id.value,
+        p.id.referenced,
+        &format!("{path}.id"),
+        "project id",
+        diags,
+    );
+    let app_id = &p.app_id.value;
+    if app_id.is_empty() || !app_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+        diags.push(
+            p.app_id.referenced,
+            format!("{path}.app_id"),
+            "expected a non-empty App ID of letters and digits",
+        );
+    }
+    let name_prefix = match &p.name_prefix {
+        None => DEFAULT_PREFIX.to_string(),
+        Some(t) => {
+            let ok = (1..=PREFIX_MAX_BYTES).contains(&t.value.len())
+                && t.value.chars().all(|c| c.is_ascii_alphanumeric());
+            if !ok {
+                diags.push(
+                    t.referenced,
+                    format!("{path}.name_prefix"),
+                    format!(
+                        "invalid prefix {:?}: expected 1 to {PREFIX_MAX_BYTES} letters or digits",
+                        t.value
+                    ),
+                );
+            }
+            t.value.clone()
+        }
+    };
+    let api = ApiSettings {
+        primary_domain: p.api.primary_domain.unwrap_or(PrimaryDomain::AgoraIo),
+        base_url: p
+            .api
+            .base_url
+            .as_ref()
+            .map(|t| base_url(t, &format!("{path}.api.base_url"), diags)),
+        timeout: duration(
+            &p.api.timeout,
+            DEFAULT_API_TIMEOUT,
+            &format!("{path}.api.timeout"),
+            diags,
+        ),
+    };
+    let mut secret = |s: &Spanned<SecretRef>, field: &str| {
+        secret::resolve(s, base, env, &format!("{path}.{field}"), diags)
+    };
+    Project {
+        id: p.id.value.clone(),
+        app_id: app_id.clone(),
+        customer_id: secret(&p.customer_id, "customer_id"),
+        customer_secret: secret(&p.customer_secret, "customer_secret"),
+        ncs_secret: secret(&p.ncs_secret, "ncs_secret"),
+        api,
+        limits: p.limits.build(&format!("{path}.limits"), diags),
+        name_prefix,
+    }
+}
+
+/// Project ids and scene names share one rule: they become part of player names and
+/// metric labels, so `[a-z0-9-]` and at most 32 bytes.
+pub(crate) fn check_slug(
+    value: &str,
+    location: Location,
+    path: &str,
+    what: &str,
+    diags: &mut Diags<'_>,
+) {
+    let bad = value
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'));
+    if value.is_empty() || value.len() > PROJECT_ID_MAX_BYTES {
+        diags.push(
+            location,
+            path,
+            format!(
+                "{what} must be 1 to {PROJECT_ID_MAX_BYTES} bytes, got {}",
+                value.len()
+            ),
+        );
+    } else if let Some(c) = bad {
+        diags.push(
+            location,
+            path,
+            format!("{what} {value:?} contains {c:?}; allowed: a-z, 0-9 and '-'"),
+        );
+    }
+}
+
+fn base_url(t: &Text, path: &str, diags: &mut Diags<'_>) -> String {
+    let url = t.value.trim_end_matches('/');
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    if rest.is_none_or(str::is_empty) {
+        diags.push(
+            t.referenced,
+            path,
+            format!(
+                "invalid base_url {:?}: expected http://HOST[:PORT] or https://...",
+                t.value
+            ),
+        );
+    }
+    url.to_string()
+}

@@ -1,0 +1,309 @@
+//! The semantic rules for scenes. Every rule records its problem and checking goes on, so
+//! one run of `pullkeeper check` lists everything that needs fixing.
+//!
+//! The Agora limits themselves (byte limits, channel charset, idle timeout range) live in
+//! [`crate::agora::model::limits`]; this module only applies them.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_saphyr::{Location, Spanned};
+
+use super::diagnostic::Diags;
+use super::env::Env;
+use super::scenes::{RawScene, Scene, Text, UidRange};
+use super::secret;
+use super::settings::{Settings, check_slug};
+use crate::agora::model::{Region, limits};
+
+/// At most this many standby players per scene; more only burns the project's quota.
+pub const MAX_BACKUPS: i64 = 10;
+const DEFAULT_IDLE_TIMEOUT: i64 = 300;
+const STREAM_SCHEMES: [&str; 4] = ["rtmp", "rtmps", "http", "https"];
+
+/// Checks each scene, then the rules that span scenes (unique names, disjoint UID ranges
+/// within a channel).
+pub(crate) fn scenes(
+    raws: &[(usize, RawScene)],
+    settings: &Settings,
+    base_dir: &Path,
+    env: &dyn Env,
+    diags: &mut Diags<'_>,
+) -> Vec<Scene> {
+    let projects: Vec<&str> = settings.projects.iter().map(|p| p.id.as_str()).collect();
+    let scenes: Vec<Scene> = raws
+        .iter()
+        .map(|(i, raw)| {
+            scene(
+                raw,
+                &format!("scenes[{i}]"),
+                &projects,
+                base_dir,
+                env,
+                diags,
+            )
+        })
+        .collect();
+    unique_names(raws, diags);
+    disjoint_uids(raws, &scenes, diags);
+    scenes
+}
+
+fn scene(
+    raw: &RawScene,
+    path: &str,
+    projects: &[&str],
+    base_dir: &Path,
+    env: &dyn Env,
+    diags: &mut Diags<'_>,
+) -> Scene {
+    check_slug(
+        &raw.name.value,
+        raw.name.referenced,
+        &format!("{path}.name"),
+        "scene name",
+        diags,
+    );
+    if !projects.contains(&raw.project.value.as_str()) {
+        diags.push(
+            raw.project.referenced,
+            format!("{path}.project"),
+            format!(
+                "unknown project {:?}: expected one of {}",
+                raw.project.value,
+                projects.join(", ")
+            ),
+        );
+    }
+    channel(&raw.channel, &format!("{path}.channel"), diags);
+    stream_url(&raw.stream_url, &format!("{path}.stream_url"), diags);
+    let backups = ranged(
+        raw.backups.as_ref(),
+        0,
+        0,
+        MAX_BACKUPS,
+        &format!("{path}.backups"),
+        "backups",
+        diags,
+    );
+    let idle_timeout = ranged(
+        raw.idle_timeout.as_ref(),
+        DEFAULT_IDLE_TIMEOUT,
+        limits::IDLE_TIMEOUT_MIN,
+        limits::IDLE_TIMEOUT_MAX,
+        &format!("{path}.idle_timeout"),
+        "idle_timeout (seconds)",
+        diags,
+    );
+    Scene {
+        name: raw.name.value.clone(),
+        project: raw.project.value.clone(),
+        channel: raw.channel.value.clone(),
+        stream_url: raw.stream_url.value.clone(),
+        region: region(&raw.region, &format!("{path}.region"), diags),
+        backups,
+        priority: raw.priority.as_ref().map_or(0, |p| p.value),
+        idle_timeout,
+        token: raw
+            .token
+            .as_ref()
+            .map(|t| secret::resolve(t, base_dir, env, &format!("{path}.token"), diags)),
+        uids: uids(raw, backups, &format!("{path}.uids"), diags),
+    }
+}
+
+fn channel(t: &Text, path: &str, diags: &mut Diags<'_>) {
+    let len = t.value.len();
+    if len == 0 {
+        diags.push(t.referenced, path, "channel must not be empty");
+    } else if len > limits::CHANNEL_NAME_MAX_BYTES {
+        diags.push(
+            t.referenced,
+            path,
+            format!(
+                "channel is {len} bytes; the limit is {}",
+                limits::CHANNEL_NAME_MAX_BYTES
+            ),
+        );
+    }
+    if let Some(c) = limits::bad_channel_char(&t.value) {
+        diags.push(
+            t.referenced,
+            path,
+            format!("channel contains {c:?}, which Agora does not allow in channel names"),
+        );
+    }
+}
+
+fn stream_url(t: &Text, path: &str, diags: &mut Diags<'_>) {
+    let len = t.value.len();
+    if len == 0 {
+        diags.push(t.referenced, path, "stream_url must not be empty");
+        return;
+    }
+    if len > limits::STREAM_URL_MAX_BYTES {
+        diags.push(
+            t.referenced,
+            path,
+            format!(
+                "stream_url is {len} bytes; the limit is {}",
+                limits::STREAM_URL_MAX_BYTES
+            ),
+        );
+    }
+    let scheme_ok = t
+        .value
+        .split_once("://")
+        .is_some_and(|(scheme, rest)| STREAM_SCHEMES.contains(&scheme) && !rest.is_empty());
+    if !scheme_ok {
+        diags.push(
+            t.referenced,
+            path,
+            "stream_url must be rtmp://, rtmps://, http:// or https:// followed by a host",
+        );
+    }
+}
+
+fn region(t: &Text, path: &str, diags: &mut Diags<'_>) -> Region {
+    if let Some(r) = Region::parse(&t.value) {
+        return r;
+    }
+    let lower = t.value.to_ascii_lowercase();
+    let message = match Region::parse(&lower) {
+        Some(r) => format!(
+            "region {:?} must be lowercase: write {r:?}",
+            t.value,
+            r = r.as_str()
+        ),
+        None => format!(
+            "unknown region {:?}: expected one of na, eu, ap, cn",
+            t.value
+        ),
+    };
+    diags.push(t.referenced, path, message);
+    Region::Na
+}
+
+/// A number that must lie in `min..=max`; out-of-range values become `min` after the
+/// diagnostic is recorded.
+fn ranged(
+    raw: Option<&Spanned<i64>>,
+    default: i64,
+    min: i64,
+    max: i64,
+    path: &str,
+    what: &str,
+    diags: &mut Diags<'_>,
+) -> u32 {
+    let value = match raw {
+        None => default,
+        Some(n) if (min..=max).contains(&n.value) => n.value,
+        Some(n) => {
+            diags.push(
+                n.referenced,
+                path,
+                format!("{what} must be between {min} and {max}, got {}", n.value),
+            );
+            min
+        }
+    };
+    u32::try_from(value).unwrap_or_default()
+}
+
+fn uids(raw: &RawScene, backups: u32, path: &str, diags: &mut Diags<'_>) -> UidRange {
+    let (start, end) = (&raw.uids.value.start, &raw.uids.value.end);
+    let max = i64::from(u32::MAX);
+    let mut ok = true;
+    for (n, field) in [(start, "start"), (end, "end")] {
+        if !(1..=max).contains(&n.value) {
+            diags.push(
+                n.referenced,
+                format!("{path}.{field}"),
+                format!("uid must be between 1 and {max}, got {}", n.value),
+            );
+            ok = false;
+        }
+    }
+    if ok && start.value > end.value {
+        diags.push(
+            raw.uids.referenced,
+            path,
+            format!(
+                "uid range is reversed: start {} is greater than end {}",
+                start.value, end.value
+            ),
+        );
+        ok = false;
+    }
+    let needed = i64::from(backups) + 1;
+    let held = end.value - start.value + 1;
+    if ok && held < needed {
+        diags.push(
+            raw.uids.referenced,
+            path,
+            format!(
+                "uid range {}..={} holds {held} uids but the scene needs at least {needed} (1 + backups)",
+                start.value, end.value
+            ),
+        );
+    }
+    let clamp = |n: i64| u32::try_from(n.clamp(0, max)).unwrap_or_default();
+    UidRange {
+        start: clamp(start.value),
+        end: clamp(end.value),
+    }
+}
+
+fn unique_names(raws: &[(usize, RawScene)], diags: &mut Diags<'_>) {
+    let mut first: HashMap<&str, Location> = HashMap::new();
+    for (i, raw) in raws {
+        let name = raw.name.value.as_str();
+        match first.get(name) {
+            Some(at) => diags.push(
+                raw.name.referenced,
+                format!("scenes[{i}].name"),
+                format!(
+                    "duplicate scene name {name:?} (first defined at line {})",
+                    at.line()
+                ),
+            ),
+            None => {
+                first.insert(name, raw.name.referenced);
+            }
+        }
+    }
+}
+
+/// Two players in one channel must not share a UID (§1.4), so two scenes in the same
+/// channel of the same project need disjoint ranges.
+fn disjoint_uids(raws: &[(usize, RawScene)], scenes: &[Scene], diags: &mut Diags<'_>) {
+    for (b, ((j, raw), later)) in raws.iter().zip(scenes).enumerate() {
+        for earlier in &scenes[..b] {
+            let same_channel = earlier.project == later.project && earlier.channel == later.channel;
+            if same_channel
+                && valid(&earlier.uids)
+                && valid(&later.uids)
+                && earlier.uids.overlaps(&later.uids)
+            {
+                diags.push(
+                    raw.uids.referenced,
+                    format!("scenes[{j}].uids"),
+                    format!(
+                        "uids {}..={} of scene {:?} overlap uids {}..={} of scene {:?} in channel {:?} of project {:?}",
+                        later.uids.start, later.uids.end, later.name,
+                        earlier.uids.start, earlier.uids.end, earlier.name,
+                        later.channel, later.project
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Ranges already reported as invalid are left out of the overlap check.
+fn valid(r: &UidRange) -> bool {
+    r.start >= 1 && r.start <= r.end
+}
+
+#[cfg(test)]
+mod tests;

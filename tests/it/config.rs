@@ -1,0 +1,415 @@
+//! End-to-end checks of configuration loading and `check`, on real files.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use pullkeeper::config::{self, EXIT_INVALID, Env, MAX_FILE_BYTES, PrimaryDomain};
+use secrecy::ExposeSecret;
+
+const SETTINGS: &str = "\
+server: { listen: \"127.0.0.1:0\" }
+scenes_file: scenes.yaml
+projects:
+  - id: demo
+    app_id: abc123
+    customer_id: { env: CID }
+    customer_secret: { env: CSECRET }
+    ncs_secret: { file: ncs }
+";
+
+const GOOD_SCENE: &str = "\
+scenes:
+  - name: news
+    project: demo
+    channel: news-live
+    stream_url: rtmp://origin.example.com/live/news
+    region: na
+    backups: 2
+    uids: { start: 1000, end: 1999 }
+";
+
+fn env() -> HashMap<String, String> {
+    HashMap::from([
+        ("CID".to_string(), "id-value".to_string()),
+        ("CSECRET".to_string(), "secret-value".to_string()),
+    ])
+}
+
+/// A fresh directory per test case; no temp-dir crate needed.
+fn temp_dir() -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("pullkeeper-it-config-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes the settings, an NCS secret file and `scenes`, runs `check`, and returns its exit
+/// status, output and the directory.
+fn check_files(settings: &str, scenes: &[u8]) -> (i32, String, PathBuf) {
+    let dir = temp_dir();
+    std::fs::write(dir.join("pullkeeper.yaml"), settings).unwrap();
+    std::fs::write(dir.join("ncs"), "ncs-value\n").unwrap();
+    std::fs::write(dir.join("scenes.yaml"), scenes).unwrap();
+    let mut out = Vec::new();
+    let code = config::check(&dir.join("pullkeeper.yaml"), &env(), &mut out);
+    (code, String::from_utf8(out).unwrap(), dir)
+}
+
+/// Runs `check` on a broken scenes file and returns its output, which must report failure.
+fn broken_scenes(scenes: &str) -> String {
+    let (code, out, dir) = check_files(SETTINGS, scenes.as_bytes());
+    assert_eq!(code, EXIT_INVALID, "{out}");
+    std::fs::remove_dir_all(dir).unwrap();
+    out
+}
+
+fn broken_settings(settings: &str) -> String {
+    let (code, out, dir) = check_files(settings, GOOD_SCENE.as_bytes());
+    assert_eq!(code, EXIT_INVALID, "{out}");
+    std::fs::remove_dir_all(dir).unwrap();
+    out
+}
+
+fn shipped() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/pullkeeper.yaml")
+}
+
+#[test]
+fn shipped_config_loads_with_its_demo_secrets() {
+    let no_env: HashMap<String, String> = HashMap::new();
+    let cfg = config::load_with_env(&shipped(), &no_env).unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<&str> = cfg
+        .settings
+        .projects
+        .iter()
+        .map(|p| p.id.as_str())
+        .collect();
+    assert_eq!(ids, ["demo", "second"]);
+    let names: Vec<&str> = cfg.scenes.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["news", "sports", "lobby"]);
+    let demo = &cfg.settings.projects[0];
+    assert_eq!(demo.customer_id.expose_secret(), "demo-customer-id");
+    assert_eq!(demo.ncs_secret.expose_secret(), "demo-ncs-secret");
+    assert_eq!(demo.api.primary_domain, PrimaryDomain::AgoraIo);
+    assert_eq!(demo.api.primary_domain.host(), "api.agora.io");
+    assert_eq!(demo.name_prefix, "pk");
+    assert_eq!(demo.limits.qps.list.per_minute, Some(20));
+    assert_eq!(cfg.settings.server.listen.to_string(), "127.0.0.1:8080");
+    assert!(
+        cfg.settings
+            .store
+            .path
+            .ends_with("config/../data/pullkeeper.sled")
+    );
+    assert_eq!(cfg.scenes_path, cfg.settings.scenes_file);
+    assert!(cfg.scenes_path.ends_with("config/scenes.yaml"));
+    assert_eq!(cfg.settings.reconcile.list_lag.as_secs(), 12);
+
+    let mut out = Vec::new();
+    assert_eq!(config::check(&shipped(), &no_env, &mut out), 0);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "ok: 2 projects, 3 scenes\n"
+    );
+}
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let no_env: HashMap<String, String> = HashMap::new();
+    let cfg = config::load_with_env(&shipped(), &no_env).unwrap();
+    let dump = format!("{cfg:?}");
+    assert!(!dump.contains("demo-customer"), "{dump}");
+    assert!(dump.contains("REDACTED"));
+}
+
+#[test]
+fn every_problem_is_reported_with_file_line_column_and_path() {
+    let scenes = "\
+scenes:
+  - name: news
+    project: demo
+    channel: news-live
+    stream_url: rtmp://origin.example.com/live/news
+    region: na
+    backups: lots
+    uids: { start: 1000, end: 1999 }
+  - name: sports
+    project: demo
+    channel: 'sports/live'
+    stream_url: rtmp://origin.example.com/live/sports
+    region: na
+    uids: { start: 1, end: 10 }
+  - name: lobby
+    project: demo
+    channel: lobby
+    stream_url: rtmp://origin.example.com/live/lobby
+    region: na
+    colour: blue
+    uids: { start: 1, end: 10 }
+";
+    let (code, out, dir) = check_files(SETTINGS, scenes.as_bytes());
+    assert_eq!(code, EXIT_INVALID);
+    let file = dir.join("scenes.yaml").display().to_string();
+    for expected in [
+        format!("{file}:7:14: scenes[0].backups: "),
+        format!("{file}:11:14: scenes[1].channel: channel contains '/'"),
+        format!("{file}:20:5: scenes[2].colour: unknown field `colour`"),
+    ] {
+        assert!(out.contains(&expected), "missing {expected:?} in:\n{out}");
+    }
+    assert_eq!(out.lines().count(), 3, "{out}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn settings_and_scenes_problems_are_reported_together() {
+    let settings = SETTINGS
+        .replace("{ env: CID }", "{ env: MISSING_VAR }")
+        .replace("{ env: CSECRET }", "inline-secret")
+        .replace("app_id: abc123", "app_id: abc123\n    name_prefix: p_k");
+    // An inline secret is a type-level error, so it is reported alone for the settings file.
+    let out = broken_settings(&settings);
+    assert!(
+        out.contains(":8:22: projects[0].customer_secret: secrets must come from env or file"),
+        "{out}"
+    );
+    assert!(!out.contains("inline-secret"), "{out}");
+
+    let settings = SETTINGS
+        .replace("{ env: CID }", "{ env: MISSING_VAR }")
+        .replace("app_id: abc123", "app_id: abc123\n    name_prefix: p_k");
+    let (code, out, dir) = check_files(
+        &settings,
+        GOOD_SCENE.replace("region: na", "region: NA").as_bytes(),
+    );
+    assert_eq!(code, EXIT_INVALID);
+    let settings_file = dir.join("pullkeeper.yaml").display().to_string();
+    assert!(
+        out.contains(&format!(
+            "{settings_file}:6:18: projects[0].name_prefix: invalid prefix \"p_k\""
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("projects[0].customer_id: environment variable MISSING_VAR is not set"),
+        "{out}"
+    );
+    assert!(
+        out.contains("scenes.yaml:6:13: scenes[0].region: region \"NA\" must be lowercase"),
+        "{out}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn catalogue_of_bad_scenes() {
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "wrong type",
+            GOOD_SCENE.replace("backups: 2", "backups: [2]"),
+            ":7:14: scenes[0].backups: ",
+        ),
+        (
+            "unknown key",
+            GOOD_SCENE.replace("backups: 2", "backups: 2\n    backup: 2"),
+            ":8:5: scenes[0].backup: unknown field `backup`",
+        ),
+        (
+            "duplicate key",
+            GOOD_SCENE.replace("backups: 2", "backups: 2\n    backups: 3"),
+            ":8:5: scenes[0]: duplicate mapping key: backups",
+        ),
+        (
+            "top-level unknown key",
+            format!("{GOOD_SCENE}extra: 1\n"),
+            ":9:1: extra: unknown field `extra`",
+        ),
+        (
+            "forbidden channel char",
+            GOOD_SCENE.replace("news-live", "'news\"live'"),
+            ":4:14: scenes[0].channel: channel contains '\"'",
+        ),
+        (
+            "empty scenes",
+            "scenes: []\n".to_string(),
+            ":1:9: scenes: no scenes",
+        ),
+        (
+            "empty file",
+            "# nothing\n".to_string(),
+            "scenes.yaml: no scenes: the file is empty",
+        ),
+        (
+            "other top-level key",
+            "other: 1\n".to_string(),
+            ":1:1: other: unknown field `other`",
+        ),
+        (
+            "upper-case region",
+            GOOD_SCENE.replace("region: na", "region: NA"),
+            ":6:13: scenes[0].region: region \"NA\" must be lowercase: write \"na\"",
+        ),
+        (
+            "idle timeout",
+            GOOD_SCENE.replace("backups: 2", "backups: 2\n    idle_timeout: 900"),
+            ":8:19: scenes[0].idle_timeout: idle_timeout (seconds) must be between 5 and 600, got 900",
+        ),
+        (
+            "unknown project",
+            GOOD_SCENE.replace("project: demo", "project: other"),
+            ":3:14: scenes[0].project: unknown project \"other\"",
+        ),
+        (
+            "uid overlap",
+            format!(
+                "{GOOD_SCENE}  - name: replay\n    project: demo\n    channel: news-live\n    stream_url: rtmp://h/x\n    region: na\n    uids: {{ start: 1999, end: 2100 }}\n"
+            ),
+            ":14:11: scenes[1].uids: uids 1999..=2100 of scene \"replay\" overlap uids 1000..=1999 of scene \"news\"",
+        ),
+    ];
+    for (what, scenes, expected) in cases {
+        let out = broken_scenes(scenes);
+        assert!(
+            out.contains(expected),
+            "{what}: missing {expected:?} in:\n{out}"
+        );
+    }
+}
+
+#[test]
+fn alias_bomb_is_stopped_by_the_budget() {
+    // Ten levels of ten aliases each: 10^10 nodes if expanded.
+    let mut bomb = String::from("scenes:\n  - &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+        bomb += &format!("  - &a{i} [{refs}]\n");
+    }
+    let out = broken_scenes(&bomb);
+    assert!(out.contains("budget"), "{out}");
+}
+
+#[test]
+fn oversized_file_is_refused() {
+    let mut scenes = GOOD_SCENE.to_string();
+    scenes += &format!("# {}\n", "x".repeat(MAX_FILE_BYTES));
+    let out = broken_scenes(&scenes);
+    assert!(
+        out.contains("scenes.yaml: file is larger than the limit of 1048576 bytes"),
+        "{out}"
+    );
+}
+
+#[test]
+fn non_utf8_file_is_refused() {
+    let mut scenes = GOOD_SCENE.as_bytes().to_vec();
+    scenes.extend_from_slice(b"# caf\xe9\n");
+    let (code, out, dir) = check_files(SETTINGS, &scenes);
+    assert_eq!(code, EXIT_INVALID);
+    assert!(
+        out.contains("scenes.yaml:9:6: file is not valid UTF-8"),
+        "{out}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn catalogue_of_bad_settings() {
+    let cases: &[(&str, String, &str)] = &[
+        (
+            "bad duration",
+            format!("reconcile: {{ poll_interval: 5 }}\n{SETTINGS}"),
+            ":1:29: reconcile.poll_interval: invalid duration \"5\": expected a whole number followed by a unit",
+        ),
+        (
+            "zero duration",
+            format!("reconcile: {{ list_lag: 0s }}\n{SETTINGS}"),
+            ":1:24: reconcile.list_lag: must be greater than zero",
+        ),
+        (
+            "bad listen",
+            SETTINGS.replace("127.0.0.1:0", "localhost"),
+            ":1:19: server.listen: invalid address \"localhost\"",
+        ),
+        (
+            "unknown domain",
+            SETTINGS.replace(
+                "app_id: abc123",
+                "app_id: abc123\n    api: { primary_domain: api.example.com }",
+            ),
+            ":6:28: projects[0].api.primary_domain: unknown variant",
+        ),
+        (
+            "duplicate project",
+            format!(
+                "{SETTINGS}{}",
+                &SETTINGS[SETTINGS.find("  - id").unwrap()..]
+            ),
+            ":9:9: projects[1].id: duplicate project id \"demo\"",
+        ),
+        (
+            "bad project id",
+            SETTINGS.replace("id: demo", "id: Demo"),
+            ":4:9: projects[0].id: project id \"Demo\" contains 'D'",
+        ),
+        (
+            "bad app id",
+            SETTINGS.replace("abc123", "abc-123"),
+            ":5:13: projects[0].app_id: expected a non-empty App ID",
+        ),
+        (
+            "zero qps",
+            SETTINGS.replace(
+                "app_id: abc123",
+                "app_id: abc123\n    limits: { qps: { delete: { per_second: 0 } } }",
+            ),
+            ":6:44: projects[0].limits.qps.delete.per_second: must be at least 1",
+        ),
+        (
+            "missing secret file",
+            SETTINGS.replace("file: ncs", "file: nope"),
+            ":8:17: projects[0].ncs_secret: cannot read secret file",
+        ),
+        (
+            "no projects",
+            "projects: []\n".to_string(),
+            ":1:11: projects: no projects",
+        ),
+        (
+            "missing scenes file",
+            SETTINGS.replace("scenes_file: scenes.yaml", "scenes_file: other.yaml"),
+            "other.yaml: cannot read file",
+        ),
+    ];
+    for (what, settings, expected) in cases {
+        let out = broken_settings(settings);
+        assert!(
+            out.contains(expected),
+            "{what}: missing {expected:?} in:\n{out}"
+        );
+    }
+}
+
+/// The `Env` trait is object-safe and usable with a custom source.
+#[test]
+fn custom_env_source() {
+    struct Fixed;
+    impl Env for Fixed {
+        fn var(&self, name: &str) -> Option<String> {
+            Some(format!("{name}-value"))
+        }
+    }
+    let (_, _, dir) = check_files(SETTINGS, GOOD_SCENE.as_bytes());
+    let cfg = config::load_with_env(&dir.join("pullkeeper.yaml"), &Fixed).unwrap();
+    assert_eq!(
+        cfg.settings.projects[0].customer_id.expose_secret(),
+        "CID-value"
+    );
+    assert_eq!(
+        cfg.settings.projects[0].ncs_secret.expose_secret(),
+        "ncs-value"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
