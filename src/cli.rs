@@ -22,10 +22,19 @@ use crate::store::Store;
 pub const EXIT_CONFIG: u8 = 64;
 
 #[derive(Debug, Parser)]
-#[command(name = "pullkeeper", version, about = "Keeps Agora Media Pull cloud players alive and fails over in seconds")]
+#[command(
+    name = "pullkeeper",
+    version,
+    about = "Keeps Agora Media Pull cloud players alive and fails over in seconds"
+)]
 pub struct Cli {
     /// Log format: `text` for people, `json` for Kubernetes.
-    #[arg(long, global = true, env = "PULLKEEPER_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "PULLKEEPER_LOG_FORMAT",
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,

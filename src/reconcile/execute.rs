@@ -77,9 +77,13 @@ impl Executor {
             play_ts: None,
             name: Some(name.to_string()),
         };
-        let (id, how) = match self.client.create(scene.region, request).await? {
-            CreateOutcome::Created(p) => (p.id, "created"),
-            CreateOutcome::AlreadyExists { id } => (id, "adopted after 409"),
+        let (id, how) = match self.client.create(scene.region, request).await {
+            Ok(CreateOutcome::Created(p)) => (p.id, "created"),
+            Ok(CreateOutcome::AlreadyExists { id }) => (id, "adopted after 409"),
+            Err(e) => {
+                self.note_refusal(scene, key, &mut record, &e).await?;
+                return Err(e.into());
+            }
         };
         record.phase = Phase::Created;
         record.id = Some(id.clone());
@@ -96,6 +100,39 @@ impl Executor {
             "player {how}"
         );
         Ok(record)
+    }
+
+    /// After a definite refusal (any 4xx but 409) nothing was created, so the record
+    /// says so and the retry need not wait for the List lag. If Agora objected to the
+    /// UID (another player holds it, one List could not show yet), the retry gets a
+    /// fresh one; the refused UID stays recorded as used and is never handed out again.
+    async fn note_refusal(
+        &self,
+        scene: &Scene,
+        key: &SlotKey,
+        record: &mut SlotRecord,
+        error: &ApiError,
+    ) -> Result<(), ExecError> {
+        let ApiError::Status { refusal, .. } = error else {
+            return Ok(());
+        };
+        if !(400..500).contains(&refusal.status) || refusal.status == 409 {
+            return Ok(());
+        }
+        record.phase = Phase::Refused;
+        if refusal.status == 400 && refusal.message.to_ascii_lowercase().contains("uid") {
+            record.uid = self.store.allocate_uid(
+                &self.project,
+                &scene.name,
+                &scene.channel,
+                scene.uids.start,
+                scene.uids.end,
+                &record.name,
+            )?;
+        }
+        self.store.put_slot(key, record)?;
+        self.store.flush().await?;
+        Ok(())
     }
 
     /// Records a listed player as the current one of `key`, and its UID as used.

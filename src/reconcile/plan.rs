@@ -11,6 +11,7 @@
 //! - a slot with no player gets one; a player List shows under a slot's name is adopted;
 //! - a created player absent from List is only missing once the List lag has passed;
 //!   a missing intent is retried under the same name and UID (a 409 makes that safe),
+//!   at once if Agora refused it (nothing was created),
 //!   a missing created player is replaced under the next generation and a fresh UID;
 //! - a `failed` or `stopped` player is replaced and deleted;
 //! - an older generation is deleted once its successor shows up or it has failed
@@ -191,11 +192,13 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                         }
                         Current::Player(r.generation, o)
                     }
-                    None if input.now_ms < r.created_at_ms.saturating_add(input.list_lag_ms) => {
+                    None if r.phase != Phase::Refused
+                        && input.now_ms < r.created_at_ms.saturating_add(input.list_lag_ms) =>
+                    {
                         pending_live += 1;
                         Current::Pending(r.generation)
                     }
-                    None if r.phase == Phase::Intended => {
+                    None if r.phase != Phase::Created => {
                         let retry = Action::Create {
                             key: key.clone(),
                             generation: r.generation,

@@ -189,6 +189,17 @@ fn intent_missing_after_lag_is_retried_with_same_name_and_uid() {
 }
 
 #[test]
+fn refused_create_is_retried_without_waiting_for_the_lag() {
+    let mut w = World::new(vec![scene("news", 0, 0)]);
+    w.records.insert(
+        key("news", 0),
+        record("pk_news_m_3", 43, 3, Phase::Refused, None),
+    );
+    w.now_ms = 1_001;
+    assert_eq!(creates(&w.plan()), vec![("pk_news_m_3".into(), Some(43))]);
+}
+
+#[test]
 fn intent_seen_in_list_is_adopted() {
     let mut w = World::new(vec![scene("news", 0, 0)]);
     w.records.insert(
@@ -391,7 +402,7 @@ prop_compose! {
         scenes in prop::collection::btree_map("[a-c]", (0u32..3, -2i32..3), 0..4),
         owned in prop::collection::vec(("[a-d]", 0u32..4, 1u64..4, arb_status()), 0..8),
         foreign in prop::collection::vec(arb_status(), 0..3),
-        records in prop::collection::vec(("[a-d]", 0u32..4, 1u64..4, any::<bool>(), 0u64..3), 0..6),
+        records in prop::collection::vec(("[a-d]", 0u32..4, 1u64..4, 0u8..3, 0u64..3), 0..6),
         max_players in 0u32..12,
     ) -> World {
         let mut w = World::new(scenes.into_iter().map(|(n, (b, p))| scene(&n, b, p)).collect());
@@ -406,9 +417,9 @@ prop_compose! {
         for (i, status) in foreign.into_iter().enumerate() {
             w.observed.push(listed(&format!("foreign_{i}"), &format!("f{i}"), 2000 + i as u64, status));
         }
-        for (s, slot, generation, created, age) in records {
+        for (s, slot, generation, phase, age) in records {
             let name = naming::format("pk", &s, slot, generation);
-            let phase = if created { Phase::Created } else { Phase::Intended };
+            let phase = [Phase::Created, Phase::Intended, Phase::Refused][phase as usize];
             let mut r = record(&name, 3000, generation, phase, None);
             r.created_at_ms = w.now_ms - age * LAG / 2;
             w.records.insert(key(&s, slot), r);

@@ -107,6 +107,9 @@ projects:
 }
 
 async fn start_app(config: Config, store: Store) -> App {
+    if std::env::var_os("RUST_LOG").is_some() {
+        pullkeeper::telemetry::init_logging(false);
+    }
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     App::start(config, store, listener).await.unwrap()
 }
@@ -187,7 +190,11 @@ async fn three_scenes_converge_restart_adds_nothing_and_removal_deletes_exactly_
     // Restart on the same store: nothing new is created, even past the List lag.
     let app = start_app(config.clone(), store.clone()).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(sim.history().len(), creates_before, "restart created players");
+    assert_eq!(
+        sim.history().len(),
+        creates_before,
+        "restart created players"
+    );
     assert_eq!(owned_names(&sim).len(), 9);
 
     // Remove a scene: exactly its three players go; the foreign player stays.
@@ -202,12 +209,16 @@ async fn three_scenes_converge_restart_adds_nothing_and_removal_deletes_exactly_
         owned_names(&sim).len() == 6
     })
     .await;
-    assert!(owned_names(&sim).iter().all(|n| !n.starts_with("pk_sports_")));
+    assert!(
+        owned_names(&sim)
+            .iter()
+            .all(|n| !n.starts_with("pk_sports_"))
+    );
     assert!(sim.players(APP_ID).iter().any(|p| p.id == foreign_id));
     let deleted: BTreeSet<String> = sim
         .history()
         .into_iter()
-        .filter(|h| h.deleted_at.is_some())
+        .filter(|h| h.deleted_at_ms.is_some())
         .filter_map(|h| h.name)
         .collect();
     assert_eq!(
@@ -230,7 +241,12 @@ async fn scene_status_and_metrics_are_served() {
     let base = format!("http://{}", app.addr());
     let http = reqwest::Client::new();
     eventually(Duration::from_secs(30), "ready", || {
-        app.board.all().iter().filter(|s| s.healthy_players == 3).count() == 3
+        app.board
+            .all()
+            .iter()
+            .filter(|s| s.healthy_players == 3)
+            .count()
+            == 3
     })
     .await;
     let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
@@ -245,7 +261,11 @@ async fn scene_status_and_metrics_are_served() {
         .unwrap();
     assert_eq!(scene["active_slot"], 0);
     assert_eq!(scene["slots"].as_array().unwrap().len(), 3);
-    let missing = http.get(format!("{base}/v1/scenes/nope")).send().await.unwrap();
+    let missing = http
+        .get(format!("{base}/v1/scenes/nope"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), 404);
     let metrics = http
         .get(format!("{base}/metrics"))
@@ -280,9 +300,13 @@ fn check_command_reports_a_broken_config_with_line_and_field() {
         .arg(dir.join("pullkeeper.yaml"))
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(64), "{text}");
-    assert!(text.contains("scenes.yaml:6:"), "line of the region field: {text}");
+    assert!(
+        text.contains("scenes.yaml:6:"),
+        "line of the region field: {text}"
+    );
     assert!(text.contains("scenes[0].region"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
