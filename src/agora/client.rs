@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use super::error::{ApiError, Op, Refusal, TransportKind};
+use super::model::limits::PAGE_SIZE_MAX;
 use super::model::{
     CreatePlayer, CreateRequest, CreateResponse, CreatedPlayer, ErrorBody, ListResponse,
     ListedPlayer, Region, UpdatePlayer, UpdateRequest,
@@ -185,11 +186,21 @@ impl MediaPullClient {
 
     /// Lists every player of the project, following `nextPageToken` to the end; with
     /// `channel`, only that channel's (the filtered List has its own, lower limits).
+    /// Pages are as large as Agora allows, so a project's 50 players take one call.
     pub async fn list_all(&self, channel: Option<&str>) -> Result<Vec<ListedPlayer>, ApiError> {
+        self.list_pages(channel, PAGE_SIZE_MAX).await
+    }
+
+    /// [`list_all`](Self::list_all) with a chosen page size.
+    pub async fn list_pages(
+        &self,
+        channel: Option<&str>,
+        page_size: usize,
+    ) -> Result<Vec<ListedPlayer>, ApiError> {
         let mut players = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let page = self.list_page(channel, token.as_deref(), 500).await?;
+            let page = self.list_page(channel, token.as_deref(), page_size).await?;
             let next = page.next_token().map(str::to_string);
             players.extend(page.players);
             match next {

@@ -1,5 +1,6 @@
 //! The single integration-test binary; each module tests one part of pullkeeper.
 
+mod client;
 mod config;
 mod e2e;
 mod simulator;

@@ -1,0 +1,155 @@
+//! The Media Pull client against the simulator: pagination, 409 adoption, error classes,
+//! and client-side rate limiting that keeps the simulator's 429s at zero.
+
+use std::time::Duration;
+
+use pullkeeper::agora::model::{CreatePlayer, Region};
+use pullkeeper::agora::{
+    ApiError, ApiLimiters, ClientConfig, CreateOutcome, ErrorClass, MediaPullClient,
+};
+use pullkeeper::limits::{RateLimiter, WindowSpec};
+use pullkeeper::simulator::{FaultAction, FaultRule, SimConfig, SimHandle};
+
+use crate::support::{self, APP, CUSTOMER_ID, CUSTOMER_SECRET};
+
+fn per_second(n: u32) -> RateLimiter {
+    RateLimiter::new([WindowSpec {
+        limit: n,
+        length: Duration::from_millis(1050),
+    }])
+}
+
+fn client_for(sim: &SimHandle, secret: &str, create_per_second: u32) -> MediaPullClient {
+    MediaPullClient::new(ClientConfig {
+        base_url: sim.base_url(),
+        app_id: APP.into(),
+        customer_id: CUSTOMER_ID.to_string().into(),
+        customer_secret: secret.to_string().into(),
+        timeout: Duration::from_secs(2),
+        limiters: ApiLimiters {
+            create_with_name: per_second(create_per_second),
+            create_without_name: per_second(50),
+            delete: per_second(100),
+            list: per_second(10),
+            list_filtered: per_second(2),
+            update: per_second(10),
+        },
+    })
+    .unwrap()
+}
+
+fn player(channel: &str, uid: u64, name: &str) -> CreatePlayer {
+    CreatePlayer {
+        stream_url: "rtmp://origin.example.com/live/a".into(),
+        channel_name: channel.into(),
+        uid: Some(uid),
+        name: Some(name.into()),
+        ..CreatePlayer::default()
+    }
+}
+
+async fn sim_without_lag(end_token: &str) -> SimHandle {
+    let mut config: SimConfig = support::config();
+    config.list_lag = Duration::ZERO;
+    config.end_token = end_token.into();
+    config.qps.create_with_name.per_second = 50;
+    support::start(config).await
+}
+
+#[tokio::test]
+async fn list_all_follows_pages_to_either_end_marker() {
+    for end in ["", "0"] {
+        let sim = sim_without_lag(end).await;
+        let client = client_for(&sim, CUSTOMER_SECRET, 50);
+        for i in 0..5 {
+            client
+                .create(Region::Na, player("ch", 100 + i, &format!("p{i}")))
+                .await
+                .unwrap();
+        }
+        let all = client.list_pages(None, 2).await.unwrap();
+        let names: Vec<_> = all.iter().map(|p| p.name.clone().unwrap()).collect();
+        assert_eq!(names, ["p0", "p1", "p2", "p3", "p4"], "end marker {end:?}");
+        let lists = sim.requests().iter().filter(|r| r.method == "GET").count();
+        assert_eq!(lists, 3, "three pages of 2, 2 and 1");
+        let filtered = client.list_all(Some("other")).await.unwrap();
+        assert!(filtered.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn conflict_on_create_names_the_existing_player() {
+    let sim = sim_without_lag("").await;
+    let client = client_for(&sim, CUSTOMER_SECRET, 50);
+    let CreateOutcome::Created(first) = client
+        .create(Region::Eu, player("ch", 1, "same"))
+        .await
+        .unwrap()
+    else {
+        panic!("first create must create");
+    };
+    let again = client
+        .create(Region::Eu, player("ch", 2, "same"))
+        .await
+        .unwrap();
+    assert_eq!(again, CreateOutcome::AlreadyExists { id: first.id });
+}
+
+#[tokio::test]
+async fn errors_are_classified_and_carry_agoras_ids() {
+    let sim = sim_without_lag("").await;
+    let bad_auth = client_for(&sim, "wrong", 50);
+    let e = bad_auth.list_all(None).await.unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Permanent);
+    assert_eq!(e.status(), Some(401));
+    assert!(!e.to_string().contains(CUSTOMER_SECRET));
+
+    let client = client_for(&sim, CUSTOMER_SECRET, 50);
+    let e = client.delete(Region::Na, "nosuchplayer").await.unwrap_err();
+    assert_eq!(e.class(), ErrorClass::NotFound);
+    let ApiError::Status { refusal, .. } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(refusal.message, "Resource is not found and destroyed.");
+    assert!(refusal.request_id.is_some());
+
+    sim.inject(FaultRule {
+        method: Some("GET".into()),
+        path_contains: "/cloud-player/players".into(),
+        count: 1,
+        action: FaultAction::Status(503),
+    });
+    assert_eq!(
+        client.list_all(None).await.unwrap_err().class(),
+        ErrorClass::Server
+    );
+
+    sim.inject(FaultRule {
+        method: Some("GET".into()),
+        path_contains: "/cloud-player/players".into(),
+        count: 1,
+        action: FaultAction::Drop,
+    });
+    assert_eq!(
+        client.list_all(None).await.unwrap_err().class(),
+        ErrorClass::Network
+    );
+    assert!(client.list_all(None).await.is_ok(), "faults are used up");
+}
+
+/// Agora allows 2 named creates per second; a client limited to the same never gets a 429.
+#[tokio::test]
+async fn client_at_agoras_create_rate_gets_no_429() {
+    let mut config = support::config();
+    config.list_lag = Duration::ZERO;
+    let sim = support::start(config).await;
+    let client = client_for(&sim, CUSTOMER_SECRET, 2);
+    for i in 0..5 {
+        client
+            .create(Region::Ap, player("ch", 10 + i, &format!("r{i}")))
+            .await
+            .unwrap();
+    }
+    let statuses: Vec<_> = sim.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![Some(200); 5]);
+}
