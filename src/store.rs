@@ -131,6 +131,12 @@ impl Store {
         })
     }
 
+    /// A named tree of the same database, for a module that keeps its own records
+    /// (e.g. the NCS notice ids already acted on).
+    pub fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(name)?)
+    }
+
     /// Makes everything written so far durable against a process kill.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;

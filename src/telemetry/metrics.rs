@@ -20,6 +20,9 @@ pub struct Metrics {
     pub reconcile_passes: IntCounterVec,
     pub recreations: IntCounterVec,
     pub last_list_success: GaugeVec,
+    /// NCS notices by outcome: accepted, duplicate, stale, ignored, bad_signature,
+    /// malformed, unknown_project, too_large.
+    pub webhook_notices: IntCounterVec,
 }
 
 impl Metrics {
@@ -101,6 +104,14 @@ impl Metrics {
                 &["project"],
             )
             .expect("valid metric"),
+            webhook_notices: IntCounterVec::new(
+                Opts::new(
+                    "pullkeeper_webhook_notices_total",
+                    "NCS webhook notices received, by outcome.",
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
             registry,
         };
         let build = Gauge::with_opts(
@@ -119,6 +130,7 @@ impl Metrics {
             Box::new(m.reconcile_passes.clone()),
             Box::new(m.recreations.clone()),
             Box::new(m.last_list_success.clone()),
+            Box::new(m.webhook_notices.clone()),
             Box::new(build),
         ] {
             m.registry.register(c).expect("metric names are unique");

@@ -1,0 +1,62 @@
+//! The hand-off from the webhook receiver to a project's controller.
+//!
+//! The receiver must answer NCS within 10 s whatever Agora or the controller is doing,
+//! so it never waits on either: it records what a notice says about a player here and
+//! wakes the controller, which folds it into its picture on its next turn.
+
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+
+use crate::agora::model::PlayerStatus;
+
+/// What a Media Pull notice says about one player.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlayerEvent {
+    /// Event 1: the player exists (status `connecting`).
+    Created {
+        channel: Option<String>,
+        uid: Option<u64>,
+    },
+    /// Event 4: a new status.
+    Status(PlayerStatus),
+    /// Event 3: the player is gone, with Agora's `destroyReason`.
+    Destroyed { reason: String },
+}
+
+/// One decoded, verified, de-duplicated and in-order notice about a player.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub player_id: String,
+    pub name: Option<String>,
+    /// Agora's event time (ms); later than every earlier observation of this player.
+    pub lts: u64,
+    pub event: PlayerEvent,
+}
+
+/// A project's queue of observations.
+#[derive(Debug, Default)]
+pub struct Inbox {
+    queue: Mutex<Vec<Observation>>,
+    wake: Notify,
+}
+
+impl Inbox {
+    pub fn push(&self, observation: Observation) {
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(observation);
+        self.wake.notify_one();
+    }
+
+    /// Everything received since the last drain, oldest first.
+    pub fn drain(&self) -> Vec<Observation> {
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Resolves when something was pushed (or had been, unobserved, since the last call).
+    pub async fn notified(&self) {
+        self.wake.notified().await;
+    }
+}
