@@ -152,7 +152,8 @@ impl RawLimits {
     }
 }
 
-fn positive(n: &Spanned<u32>, path: &str, diags: &mut Diags<'_>) -> u32 {
+/// A count that must be at least 1; zero is reported and replaced by 1.
+pub(crate) fn positive(n: &Spanned<u32>, path: &str, diags: &mut Diags<'_>) -> u32 {
     if n.value == 0 {
         diags.push(n.referenced, path, "must be at least 1");
         return 1;

@@ -21,9 +21,10 @@ pub use diagnostic::{ConfigError, Diagnostic};
 pub use duration::parse_duration;
 pub use env::{Env, ProcessEnv};
 pub use limits::{Limits, QpsLimits, Rate};
-pub use scenes::{Scene, UidRange};
+pub use scenes::{Failback, Scene, UidRange};
 pub use settings::{
-    ApiSettings, PrimaryDomain, Project, ReconcileSettings, ServerSettings, Settings, StoreSettings,
+    ApiSettings, AppWebhook, PrimaryDomain, Project, ReconcileSettings, ReportSettings,
+    ServerSettings, Settings, StoreSettings,
 };
 pub use yaml::MAX_FILE_BYTES;
 

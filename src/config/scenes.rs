@@ -8,6 +8,7 @@
 //! identical to the original file.
 
 use std::path::Path;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -17,7 +18,7 @@ use serde_saphyr::{Location, Spanned};
 use super::diagnostic::{Diagnostic, Diags};
 use super::env::Env;
 use super::secret::SecretRef;
-use super::settings::{Settings, base_dir};
+use super::settings::{AppWebhook, RawAppWebhook, Settings, base_dir};
 use super::validate;
 use super::yaml;
 use crate::agora::model::Region;
@@ -43,6 +44,34 @@ pub struct Scene {
     pub token: Option<SecretString>,
     /// UIDs this scene's players use; they must be unique in the channel.
     pub uids: UidRange,
+    /// What the apps do once the master is healthy again after a failover.
+    pub failback: Failback,
+    /// How long a recovered master must run before a revertive scene returns to it,
+    /// 0s..=10m (0 returns at once); default 30s.
+    pub hold_down: Duration,
+    /// Consecutive 404/5xx answers or List absences before a player counts as failed,
+    /// 1..=10 (YAML `strikes`); default 3.
+    pub strike_threshold: u32,
+    /// This scene's own app webhook; `None` uses [`Settings::app_webhook`].
+    pub app_webhook: Option<AppWebhook>,
+}
+
+impl Scene {
+    /// The webhook on-air changes of this scene go to: its own, else the global one.
+    pub fn effective_app_webhook<'a>(&'a self, settings: &'a Settings) -> Option<&'a AppWebhook> {
+        self.app_webhook.as_ref().or(settings.app_webhook.as_ref())
+    }
+}
+
+/// After a master failure the apps watch a backup; this says whether they go back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Failback {
+    /// Return to the master once it has run for `hold_down` (YAML `revertive`, the default).
+    #[default]
+    Revertive,
+    /// Stay on the backup while it is healthy (YAML `non-revertive`).
+    NonRevertive,
 }
 
 /// Inclusive range of RTC UIDs; `1 <= start <= end`.
@@ -79,6 +108,14 @@ pub(crate) struct RawScene {
     #[serde(default)]
     pub token: Option<Spanned<SecretRef>>,
     pub uids: Spanned<RawUids>,
+    #[serde(default)]
+    pub failback: Option<Failback>,
+    #[serde(default)]
+    pub hold_down: Option<Text>,
+    #[serde(default)]
+    pub strikes: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub app_webhook: Option<RawAppWebhook>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -17,7 +17,7 @@ use serde_saphyr::{Location, Spanned};
 use super::diagnostic::Diags;
 use super::duration::parse_duration;
 use super::env::Env;
-use super::limits::{Limits, RawLimits};
+use super::limits::{Limits, RawLimits, positive};
 use super::secret::{self, SecretRef};
 
 /// Process-wide settings.
@@ -29,11 +29,38 @@ pub struct Settings {
     /// Resolved against the settings file's directory.
     pub scenes_file: PathBuf,
     pub projects: Vec<Project>,
+    /// Where on-air changes are POSTed; a scene's own `app_webhook` overrides it.
+    pub app_webhook: Option<AppWebhook>,
+    /// How app reports of stalled players turn into strikes.
+    pub reports: ReportSettings,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` prints `[REDACTED]` for the admin token.
+#[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
+    /// Bearer token required by the admin and report endpoints; `None` leaves them open.
+    pub admin_token: Option<SecretString>,
+}
+
+/// Where pullkeeper POSTs on-air changes for the apps. `Debug` prints `[REDACTED]` for the
+/// secret.
+#[derive(Debug, Clone)]
+pub struct AppWebhook {
+    /// `http://` or `https://` URL, used as written.
+    pub url: String,
+    /// Signing secret shared with the receiver; `{ env }` or `{ file }`, never inline.
+    pub secret: SecretString,
+    pub timeout: Duration,
+}
+
+/// Apps report UIDs they see stalled; `threshold` reports of one UID within `window` count
+/// as one strike against that player.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportSettings {
+    pub window: Duration,
+    /// At least 1.
+    pub threshold: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +124,9 @@ const DEFAULT_POLL: Duration = Duration::from_secs(5);
 const DEFAULT_LIST_LAG: Duration = Duration::from_secs(12);
 const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_PREFIX: &str = "pk";
+const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_REPORT_WINDOW: Duration = Duration::from_secs(30);
+const DEFAULT_REPORT_THRESHOLD: u32 = 3;
 const PROJECT_ID_MAX_BYTES: usize = 32;
 const PREFIX_MAX_BYTES: usize = 8;
 
@@ -114,6 +144,10 @@ pub(crate) struct RawSettings {
     #[serde(default)]
     scenes_file: Option<Text>,
     projects: Spanned<Vec<RawProject>>,
+    #[serde(default)]
+    app_webhook: Option<RawAppWebhook>,
+    #[serde(default)]
+    reports: RawReports,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -121,6 +155,27 @@ pub(crate) struct RawSettings {
 struct RawServer {
     #[serde(default)]
     listen: Option<Text>,
+    #[serde(default)]
+    admin_token: Option<Spanned<SecretRef>>,
+}
+
+/// An app webhook as written, in the settings file or in a scene.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAppWebhook {
+    url: Text,
+    secret: Spanned<SecretRef>,
+    #[serde(default)]
+    timeout: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReports {
+    #[serde(default)]
+    window: Option<Text>,
+    #[serde(default)]
+    threshold: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -208,6 +263,30 @@ pub(crate) fn build(
             diags,
         ),
     };
+    let admin_token = raw
+        .server
+        .admin_token
+        .as_ref()
+        .map(|s| secret::resolve(s, &base, env, "server.admin_token", diags));
+    let app_webhook = raw
+        .app_webhook
+        .as_ref()
+        .map(|w| w.build("app_webhook", &base, env, diags));
+    let reports = ReportSettings {
+        window: duration(
+            &raw.reports.window,
+            DEFAULT_REPORT_WINDOW,
+            "reports.window",
+            diags,
+        ),
+        threshold: raw
+            .reports
+            .threshold
+            .as_ref()
+            .map_or(DEFAULT_REPORT_THRESHOLD, |n| {
+                positive(n, "reports.threshold", diags)
+            }),
+    };
     if raw.projects.value.is_empty() {
         diags.push(
             raw.projects.referenced,
@@ -234,13 +313,42 @@ pub(crate) fn build(
         })
         .collect();
     Settings {
-        server: ServerSettings { listen },
+        server: ServerSettings {
+            listen,
+            admin_token,
+        },
         store: StoreSettings {
             path: base.join(store),
         },
         reconcile,
         scenes_file: base.join(scenes),
         projects,
+        app_webhook,
+        reports,
+    }
+}
+
+impl RawAppWebhook {
+    /// Checks the URL and timeout and reads the secret; `path` is the webhook's field path
+    /// (`app_webhook` or `scenes[i].app_webhook`) and `base` the directory `{ file }`
+    /// secrets are relative to.
+    pub(crate) fn build(
+        &self,
+        path: &str,
+        base: &Path,
+        env: &dyn Env,
+        diags: &mut Diags<'_>,
+    ) -> AppWebhook {
+        AppWebhook {
+            url: webhook_url(&self.url, &format!("{path}.url"), diags),
+            secret: secret::resolve(&self.secret, base, env, &format!("{path}.secret"), diags),
+            timeout: duration(
+                &self.timeout,
+                DEFAULT_WEBHOOK_TIMEOUT,
+                &format!("{path}.timeout"),
+                diags,
+            ),
+        }
     }
 }
 
@@ -372,6 +480,27 @@ pub(crate) fn check_slug(
     }
 }
 
+/// `http://` or `https://`, a host, then an optional port and path; no whitespace.
+fn webhook_url(t: &Text, path: &str, diags: &mut Diags<'_>) -> String {
+    let url = &t.value;
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    let host_ok = rest.is_some_and(|r| {
+        r.split(['/', '?', '#'])
+            .next()
+            .is_some_and(|host| !host.is_empty())
+    });
+    if !host_ok || url.chars().any(char::is_whitespace) {
+        diags.push(
+            t.referenced,
+            path,
+            format!("invalid url {url:?}: expected http://HOST[:PORT][/PATH] or https://..."),
+        );
+    }
+    url.clone()
+}
+
 fn base_url(t: &Text, path: &str, diags: &mut Diags<'_>) -> String {
     let url = t.value.trim_end_matches('/');
     let rest = url
@@ -388,4 +517,183 @@ fn base_url(t: &Text, path: &str, diags: &mut Diags<'_>) -> String {
         );
     }
     url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::diagnostic::Diagnostic;
+    use crate::config::secret::INLINE_SECRET;
+    use crate::config::yaml;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+
+    const PROJECTS: &str = "\
+projects:
+  - id: demo
+    app_id: abc
+    customer_id: { env: CID }
+    customer_secret: { env: CID }
+    ncs_secret: { env: CID }
+";
+
+    fn env() -> HashMap<String, String> {
+        HashMap::from([
+            ("CID".to_string(), "cid".to_string()),
+            ("TOKEN".to_string(), "t0ken".to_string()),
+            ("HOOK".to_string(), "h00k".to_string()),
+        ])
+    }
+
+    /// Builds settings from `head` followed by one project (which starts at line
+    /// `head.lines().count() + 1`).
+    fn load(head: &str) -> Result<Settings, Vec<Diagnostic>> {
+        let file = Path::new("p.yaml");
+        let text = format!("{head}{PROJECTS}");
+        let raw = yaml::parse::<RawSettings>(file, &text, "").map_err(|d| vec![d])?;
+        let mut out = Vec::new();
+        let settings = build(
+            raw,
+            file,
+            &env(),
+            &mut Diags {
+                file,
+                out: &mut out,
+            },
+        );
+        if out.is_empty() {
+            Ok(settings)
+        } else {
+            Err(out)
+        }
+    }
+
+    /// The single diagnostic, as (line, path, message).
+    fn one(head: &str) -> (Option<usize>, String, String) {
+        let d = load(head).unwrap_err();
+        assert_eq!(d.len(), 1, "{d:#?}");
+        (d[0].line, d[0].path.clone(), d[0].message.clone())
+    }
+
+    #[test]
+    fn new_settings_default_to_off_and_documented_values() {
+        let s = load("").unwrap();
+        assert!(s.server.admin_token.is_none());
+        assert!(s.app_webhook.is_none());
+        assert_eq!(
+            s.reports,
+            ReportSettings {
+                window: Duration::from_secs(30),
+                threshold: 3
+            }
+        );
+    }
+
+    #[test]
+    fn admin_token_webhook_and_reports_are_read() {
+        let s = load(
+            "server: { admin_token: { env: TOKEN } }\n\
+             app_webhook:\n  url: https://app.example.com/on-air\n  secret: { env: HOOK }\n\
+             reports: { window: 1m, threshold: 1 }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            s.server.admin_token.as_ref().unwrap().expose_secret(),
+            "t0ken"
+        );
+        let hook = s.app_webhook.as_ref().unwrap();
+        assert_eq!(hook.url, "https://app.example.com/on-air");
+        assert_eq!(hook.secret.expose_secret(), "h00k");
+        assert_eq!(hook.timeout, Duration::from_secs(5));
+        assert_eq!(s.reports.window, Duration::from_secs(60));
+        assert_eq!(s.reports.threshold, 1);
+        let dump = format!("{s:?}");
+        assert!(!dump.contains("t0ken") && !dump.contains("h00k"), "{dump}");
+
+        let s = load(
+            "app_webhook: { url: 'http://10.0.0.1:8080', secret: { env: HOOK }, timeout: 500ms }\n",
+        )
+        .unwrap();
+        assert_eq!(s.app_webhook.unwrap().timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn inline_webhook_secret_is_refused() {
+        assert_eq!(
+            one("app_webhook:\n  url: https://h/x\n  secret: hunter2\n"),
+            (Some(3), "app_webhook.secret".into(), INLINE_SECRET.into())
+        );
+    }
+
+    #[test]
+    fn inline_admin_token_is_refused() {
+        assert_eq!(
+            one("server:\n  admin_token: hunter2\n"),
+            (Some(2), "server.admin_token".into(), INLINE_SECRET.into())
+        );
+    }
+
+    #[test]
+    fn webhook_url_and_timeout_rules() {
+        for bad in [
+            "ftp://h/x",
+            "https://",
+            "https:///x",
+            "app.example.com",
+            "'http://h/a b'",
+        ] {
+            let (line, path, message) = one(&format!(
+                "app_webhook:\n  url: {bad}\n  secret: {{ env: HOOK }}\n"
+            ));
+            assert_eq!((line, path.as_str()), (Some(2), "app_webhook.url"), "{bad}");
+            assert!(
+                message.ends_with(": expected http://HOST[:PORT][/PATH] or https://..."),
+                "{bad}: {message}"
+            );
+        }
+        assert_eq!(
+            one("app_webhook:\n  url: https://h\n  secret: { env: HOOK }\n  timeout: 0s\n"),
+            (
+                Some(4),
+                "app_webhook.timeout".into(),
+                "must be greater than zero".into()
+            )
+        );
+        assert_eq!(
+            one("app_webhook:\n  url: https://h\n  secret: { env: NOPE }\n"),
+            (
+                Some(3),
+                "app_webhook.secret".into(),
+                "environment variable NOPE is not set".into()
+            )
+        );
+        assert_eq!(
+            one("app_webhook:\n  url: https://h\n"),
+            (
+                Some(2),
+                "app_webhook".into(),
+                "missing field `secret`".into()
+            )
+        );
+    }
+
+    #[test]
+    fn report_rules() {
+        assert_eq!(
+            one("reports:\n  threshold: 0\n"),
+            (
+                Some(2),
+                "reports.threshold".into(),
+                "must be at least 1".into()
+            )
+        );
+        assert_eq!(
+            one("reports:\n  window: 0s\n"),
+            (
+                Some(2),
+                "reports.window".into(),
+                "must be greater than zero".into()
+            )
+        );
+    }
 }

@@ -6,10 +6,12 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
 use serde_saphyr::{Location, Spanned};
 
 use super::diagnostic::Diags;
+use super::duration::parse_duration;
 use super::env::Env;
 use super::scenes::{RawScene, Scene, Text, UidRange};
 use super::secret;
@@ -19,6 +21,13 @@ use crate::agora::model::{Region, limits};
 /// At most this many standby players per scene; more only burns the project's quota.
 pub const MAX_BACKUPS: i64 = 10;
 const DEFAULT_IDLE_TIMEOUT: i64 = 300;
+/// Longest `hold_down`; a master that must run longer than this before traffic returns to
+/// it is better served by `failback: non-revertive`.
+pub const MAX_HOLD_DOWN: Duration = Duration::from_secs(600);
+const DEFAULT_HOLD_DOWN: Duration = Duration::from_secs(30);
+/// Most `strikes` allowed; more would leave a dead player on air for minutes.
+pub const MAX_STRIKES: i64 = 10;
+const DEFAULT_STRIKES: i64 = 3;
 const STREAM_SCHEMES: [&str; 4] = ["rtmp", "rtmps", "http", "https"];
 
 /// Checks each scene, then the rules that span scenes (unique names, disjoint UID ranges
@@ -95,6 +104,15 @@ fn scene(
         "idle_timeout (seconds)",
         diags,
     );
+    let strike_threshold = ranged(
+        raw.strikes.as_ref(),
+        DEFAULT_STRIKES,
+        1,
+        MAX_STRIKES,
+        &format!("{path}.strikes"),
+        "strikes",
+        diags,
+    );
     Scene {
         name: raw.name.value.clone(),
         project: raw.project.value.clone(),
@@ -109,6 +127,35 @@ fn scene(
             .as_ref()
             .map(|t| secret::resolve(t, base_dir, env, &format!("{path}.token"), diags)),
         uids: uids(raw, backups, &format!("{path}.uids"), diags),
+        failback: raw.failback.unwrap_or_default(),
+        hold_down: hold_down(raw.hold_down.as_ref(), &format!("{path}.hold_down"), diags),
+        strike_threshold,
+        app_webhook: raw
+            .app_webhook
+            .as_ref()
+            .map(|w| w.build(&format!("{path}.app_webhook"), base_dir, env, diags)),
+    }
+}
+
+/// 0s..=10m; zero is allowed and means "return to the master at once".
+fn hold_down(raw: Option<&Text>, path: &str, diags: &mut Diags<'_>) -> Duration {
+    let Some(t) = raw else {
+        return DEFAULT_HOLD_DOWN;
+    };
+    match parse_duration(&t.value) {
+        Ok(d) if d <= MAX_HOLD_DOWN => d,
+        Ok(_) => {
+            diags.push(
+                t.referenced,
+                path,
+                format!("hold_down must be between 0s and 10m, got {}", t.value),
+            );
+            DEFAULT_HOLD_DOWN
+        }
+        Err(e) => {
+            diags.push(t.referenced, path, e);
+            DEFAULT_HOLD_DOWN
+        }
     }
 }
 

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use pullkeeper::config::{self, EXIT_INVALID, Env, MAX_FILE_BYTES, PrimaryDomain};
+use std::time::Duration;
+
+use pullkeeper::config::{self, EXIT_INVALID, Env, Failback, MAX_FILE_BYTES, PrimaryDomain};
 use secrecy::ExposeSecret;
 
 const SETTINGS: &str = "\
@@ -107,6 +109,30 @@ fn shipped_config_loads_with_its_demo_secrets() {
     assert_eq!(cfg.scenes_path, cfg.settings.scenes_file);
     assert!(cfg.scenes_path.ends_with("config/scenes.yaml"));
     assert_eq!(cfg.settings.reconcile.list_lag.as_secs(), 12);
+    assert!(cfg.settings.server.admin_token.is_none());
+    assert!(cfg.settings.app_webhook.is_none());
+    assert_eq!(cfg.settings.reports.window, Duration::from_secs(30));
+    assert_eq!(cfg.settings.reports.threshold, 3);
+    let failover: Vec<(Failback, Duration, u32, bool)> = cfg
+        .scenes
+        .iter()
+        .map(|s| {
+            (
+                s.failback,
+                s.hold_down,
+                s.strike_threshold,
+                s.app_webhook.is_some(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        failover,
+        [
+            (Failback::Revertive, Duration::from_secs(30), 3, false),
+            (Failback::NonRevertive, Duration::from_secs(30), 5, false),
+            (Failback::Revertive, Duration::from_secs(30), 3, false),
+        ]
+    );
 
     let mut out = Vec::new();
     assert_eq!(config::check(&shipped(), &no_env, &mut out), 0);
@@ -258,6 +284,21 @@ fn catalogue_of_bad_scenes() {
             ":8:19: scenes[0].idle_timeout: idle_timeout (seconds) must be between 5 and 600, got 900",
         ),
         (
+            "unknown failback",
+            GOOD_SCENE.replace("backups: 2", "backups: 2\n    failback: sideways"),
+            ":8:15: scenes[0].failback: unknown variant `sideways`, expected one of revertive, non-revertive",
+        ),
+        (
+            "strikes out of range",
+            GOOD_SCENE.replace("backups: 2", "backups: 2\n    strikes: 11"),
+            ":8:14: scenes[0].strikes: strikes must be between 1 and 10, got 11",
+        ),
+        (
+            "hold_down out of range",
+            GOOD_SCENE.replace("backups: 2", "backups: 2\n    hold_down: 11m"),
+            ":8:16: scenes[0].hold_down: hold_down must be between 0s and 10m, got 11m",
+        ),
+        (
             "unknown project",
             GOOD_SCENE.replace("project: demo", "project: other"),
             ":3:14: scenes[0].project: unknown project \"other\"",
@@ -371,6 +412,16 @@ fn catalogue_of_bad_settings() {
             "missing secret file",
             SETTINGS.replace("file: ncs", "file: nope"),
             ":8:17: projects[0].ncs_secret: cannot read secret file",
+        ),
+        (
+            "inline webhook secret",
+            format!("app_webhook: {{ url: \"https://h/x\", secret: hunter2 }}\n{SETTINGS}"),
+            ":1:44: app_webhook.secret: secrets must come from env or file",
+        ),
+        (
+            "zero report threshold",
+            format!("reports: {{ threshold: 0 }}\n{SETTINGS}"),
+            ":1:23: reports.threshold: must be at least 1",
         ),
         (
             "no projects",

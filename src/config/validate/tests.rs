@@ -29,6 +29,7 @@ fn settings() -> Settings {
     Settings {
         server: ServerSettings {
             listen: "127.0.0.1:1".parse().unwrap(),
+            admin_token: None,
         },
         store: StoreSettings {
             path: PathBuf::from("s"),
@@ -39,6 +40,11 @@ fn settings() -> Settings {
         },
         scenes_file: PathBuf::from("scenes.yaml"),
         projects: vec![project("demo"), project("second")],
+        app_webhook: None,
+        reports: ReportSettings {
+            window: Duration::from_secs(30),
+            threshold: 3,
+        },
     }
 }
 
@@ -75,6 +81,191 @@ fn valid_scene_gets_defaults() {
     );
     assert_eq!(s[0].uids, UidRange { start: 5, end: 5 });
     assert!(s[0].token.is_none());
+    assert_eq!(s[0].failback, Failback::Revertive);
+    assert_eq!(s[0].hold_down, Duration::from_secs(30));
+    assert_eq!(s[0].strike_threshold, 3);
+    assert!(s[0].app_webhook.is_none());
+    assert!(s[0].effective_app_webhook(&settings()).is_none());
+}
+
+#[test]
+fn failover_fields_are_read() {
+    let s = run(&scene(
+        "a",
+        &[(
+            "region: na",
+            "region: na\n    failback: non-revertive\n    hold_down: 0s\n    strikes: 10",
+        )],
+    ))
+    .unwrap();
+    assert_eq!(s[0].failback, Failback::NonRevertive);
+    assert_eq!(s[0].hold_down, Duration::ZERO);
+    assert_eq!(s[0].strike_threshold, 10);
+    let s = run(&scene(
+        "a",
+        &[(
+            "region: na",
+            "region: na\n    failback: revertive\n    hold_down: 10m\n    strikes: 1",
+        )],
+    ))
+    .unwrap();
+    assert_eq!(s[0].failback, Failback::Revertive);
+    assert_eq!(s[0].hold_down, Duration::from_secs(600));
+    assert_eq!(s[0].strike_threshold, 1);
+}
+
+#[test]
+fn unknown_failback_names_the_accepted_values() {
+    assert_eq!(
+        one(&scene(
+            "a",
+            &[("region: na", "region: na\n    failback: sideways")]
+        )),
+        (
+            Some(7),
+            "scenes[0].failback".into(),
+            "unknown variant `sideways`, expected one of revertive, non-revertive".into()
+        )
+    );
+}
+
+#[test]
+fn hold_down_range() {
+    assert_eq!(
+        one(&scene(
+            "a",
+            &[("region: na", "region: na\n    hold_down: 601s")]
+        )),
+        (
+            Some(7),
+            "scenes[0].hold_down".into(),
+            "hold_down must be between 0s and 10m, got 601s".into()
+        )
+    );
+    assert_eq!(
+        one(&scene(
+            "a",
+            &[("region: na", "region: na\n    hold_down: 30")]
+        )),
+        (
+            Some(7),
+            "scenes[0].hold_down".into(),
+            format!(
+                "invalid duration \"30\": {}",
+                crate::config::duration::ACCEPTED_FORMS
+            )
+        )
+    );
+}
+
+#[test]
+fn strikes_range() {
+    assert_eq!(
+        one(&scene("a", &[("region: na", "region: na\n    strikes: 0")])),
+        (
+            Some(7),
+            "scenes[0].strikes".into(),
+            "strikes must be between 1 and 10, got 0".into()
+        )
+    );
+    assert_eq!(
+        one(&scene(
+            "a",
+            &[("region: na", "region: na\n    strikes: 11")]
+        )),
+        (
+            Some(7),
+            "scenes[0].strikes".into(),
+            "strikes must be between 1 and 10, got 11".into()
+        )
+    );
+}
+
+#[test]
+fn scene_app_webhook_overrides_the_global_one() {
+    let text = format!(
+        "scenes:\n{}",
+        scene(
+            "a",
+            &[(
+                "region: na",
+                "region: na\n    app_webhook: { url: 'https://app.example.com/hook', secret: {env: HOOK} }",
+            )]
+        )
+    );
+    let env = HashMap::from([("HOOK".to_string(), "h00k".to_string())]);
+    let mut global = settings();
+    global.app_webhook = Some(AppWebhook {
+        url: "http://global".into(),
+        secret: SecretString::from("g"),
+        timeout: Duration::from_secs(1),
+    });
+    let s = parse_scenes_with_env(Path::new("s.yaml"), &text, &global, &env).unwrap();
+    let hook = s[0].app_webhook.as_ref().unwrap();
+    assert_eq!(hook.url, "https://app.example.com/hook");
+    assert_eq!(secrecy::ExposeSecret::expose_secret(&hook.secret), "h00k");
+    assert_eq!(hook.timeout, Duration::from_secs(5));
+    assert_eq!(
+        s[0].effective_app_webhook(&global).unwrap().url,
+        "https://app.example.com/hook"
+    );
+    assert!(!format!("{:?}", s[0]).contains("h00k"));
+
+    let plain = run(&scene("a", &[])).unwrap();
+    assert_eq!(
+        plain[0].effective_app_webhook(&global).unwrap().url,
+        "http://global"
+    );
+}
+
+#[test]
+fn scene_app_webhook_rules() {
+    assert_eq!(
+        one(&scene(
+            "a",
+            &[(
+                "region: na",
+                "region: na\n    app_webhook:\n      url: https://h/x\n      secret: hunter2",
+            )]
+        )),
+        (
+            Some(9),
+            "scenes[0].app_webhook.secret".into(),
+            crate::config::secret::INLINE_SECRET.into()
+        )
+    );
+    let d = run(&scene(
+        "a",
+        &[(
+            "region: na",
+            "region: na\n    app_webhook:\n      url: ftp://h/x\n      secret: {env: HOOK}\n      timeout: 0s",
+        )],
+    ))
+    .unwrap_err();
+    let got: Vec<(Option<usize>, &str, &str)> = d
+        .iter()
+        .map(|d| (d.line, d.path.as_str(), d.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                Some(8),
+                "scenes[0].app_webhook.url",
+                "invalid url \"ftp://h/x\": expected http://HOST[:PORT][/PATH] or https://..."
+            ),
+            (
+                Some(9),
+                "scenes[0].app_webhook.secret",
+                "environment variable HOOK is not set"
+            ),
+            (
+                Some(10),
+                "scenes[0].app_webhook.timeout",
+                "must be greater than zero"
+            ),
+        ]
+    );
 }
 
 #[test]
