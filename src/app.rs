@@ -3,12 +3,13 @@
 //! `App::start` is what `main` runs and what the end-to-end tests run, so the tests
 //! exercise the same assembly as production.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -16,6 +17,7 @@ use crate::agora::{ApiLimiters, ClientConfig, MediaPullClient};
 use crate::clock::Clock;
 use crate::config::{Config, Project, Rate, Scene};
 use crate::limits::{RateLimiter, WindowSpec};
+use crate::ncs::inbox::Inbox;
 use crate::reconcile::controller::ProjectController;
 use crate::reconcile::execute::Executor;
 use crate::server::{ServerState, router};
@@ -67,6 +69,15 @@ impl App {
         let tracker = TaskTracker::new();
         let (scenes_tx, scenes_rx) = watch::channel(Arc::new(config.scenes.clone()));
         let mut listed = Vec::new();
+        let mut inboxes = HashMap::new();
+        let (switch_tx, switch_rx) = tokio::sync::mpsc::unbounded_channel();
+        // Not tracked: shutdown must not wait on a receiver that is down.
+        tokio::spawn(crate::appwebhook::dispatch(
+            switch_rx,
+            config.settings.app_webhook.clone(),
+            scenes_rx.clone(),
+            metrics.clone(),
+        ));
 
         for project in &config.settings.projects {
             let client = build_client(project, &metrics).map_err(|source| AppError::Client {
@@ -74,6 +85,8 @@ impl App {
                 source,
             })?;
             let flag = Arc::new(AtomicBool::new(false));
+            let inbox = Arc::new(Inbox::default());
+            inboxes.insert(project.id.clone(), inbox.clone());
             listed.push(flag.clone());
             let controller = ProjectController {
                 project: project.clone(),
@@ -88,7 +101,8 @@ impl App {
                 board: board.clone(),
                 metrics: metrics.clone(),
                 listed_once: flag,
-                wake: Arc::new(Notify::new()),
+                inbox,
+                switches: Some(switch_tx.clone()),
             };
             tracker.spawn(controller.run(cancel.child_token()));
         }

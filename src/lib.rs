@@ -16,6 +16,7 @@
 
 pub mod agora;
 pub mod app;
+pub mod appwebhook;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -16,6 +16,9 @@ pub struct SlotStatus {
     pub name: Option<String>,
     pub uid: Option<u32>,
     pub id: Option<String>,
+    pub generation: Option<u64>,
+    /// Consecutive Lists that missed the player (three make it failed).
+    pub strikes: u32,
     /// Agora's status from the last List, `pending` while List cannot show it yet, or
     /// `missing` when the slot has no player.
     pub status: String,
@@ -29,6 +32,10 @@ pub struct SceneStatus {
     /// The UID apps should subscribe to, if any player runs.
     pub active_uid: Option<u32>,
     pub active_slot: Option<u32>,
+    /// Bumped on every change of the active player; never goes down.
+    pub active_version: u64,
+    /// How often the active player changed.
+    pub switches: u64,
     pub healthy_players: u32,
     /// Slots that cannot have a player because the project is at its quota.
     pub over_quota_slots: Vec<u32>,

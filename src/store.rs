@@ -12,11 +12,13 @@
 //!   pullkeeper handed out or saw in that channel; none is ever handed out twice.
 //! - `uid_hwm`: `{project}\0{scene}` → highest UID handed out for the scene, so allocation
 //!   is O(1) in the common case and never walks back into used space.
+//! - `onair`: `{project}\0{scene}` → the scene's on-air player and its version.
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use crate::agora::model::Region;
+use crate::reconcile::onair::OnAir;
 
 /// Identifies one slot: slot 0 is the master, 1..=backups the backups.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -105,6 +107,7 @@ pub struct Store {
     slots: sled::Tree,
     uids: sled::Tree,
     uid_hwm: sled::Tree,
+    onair: sled::Tree,
 }
 
 /// Schema version written into every [`SlotRecord`].
@@ -127,6 +130,7 @@ impl Store {
             slots: db.open_tree("slots")?,
             uids: db.open_tree("uids")?,
             uid_hwm: db.open_tree("uid_hwm")?,
+            onair: db.open_tree("onair")?,
             db,
         })
     }
@@ -177,6 +181,20 @@ impl Store {
             out.push((record.key, record.record));
         }
         Ok(out)
+    }
+
+    /// The last on-air state of a scene (its version must never go back).
+    pub fn onair(&self, project: &str, scene: &str) -> Result<Option<OnAir>, StoreError> {
+        self.onair
+            .get(key(&[project, scene]))?
+            .map(|v| decode("onair", &v))
+            .transpose()
+    }
+
+    pub fn put_onair(&self, project: &str, scene: &str, state: &OnAir) -> Result<(), StoreError> {
+        let value = serde_json::to_vec(state).expect("on-air state serializes");
+        self.onair.insert(key(&[project, scene]), value)?;
+        Ok(())
     }
 
     /// Hands out the lowest UID of `start..=end` above the scene's high-water mark that

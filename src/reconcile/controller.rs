@@ -1,37 +1,32 @@
-//! The reconcile loop of one project: List, plan, start actions, repeat.
+//! The reconcile loop of one project: observe, plan, start actions, repeat.
 //!
-//! Triggers are level-only: a poll tick, a scene change, a finished action, or a wake-up
-//! from outside (webhooks, later). Whatever woke it, the loop plans from the whole
-//! picture. Actions run as tasks so a slow create never delays the next decision; a slot
-//! or player with work in flight is "busy" and not decided again until the work ends.
-//! A failed action cools its slot down on the retreat schedule Agora prescribes (5, 10,
-//! 15 s, reference §1.9) so an error can never turn into a hot loop.
+//! Triggers are level-only: a poll tick, a notice in the inbox, a scene change, a
+//! finished action, a hold-back expiring. Whatever woke it, the loop plans from the whole
+//! picture. Actions run as tasks so a slow create never delays the next decision (a
+//! `failed` notice switches the on-air player in the same pass it arrives, before any
+//! replacement exists); a slot or player with work in flight or held back is "busy" and
+//! not decided again until it is free.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::agora::model::{ListedPlayer, Region};
 use crate::config::{Project, ReconcileSettings, Scene};
-use crate::reconcile::execute::{self, Executor};
-use crate::reconcile::naming;
-use crate::reconcile::plan::{Action, DesiredScene, Plan, PlanInput, plan};
-use crate::status::{SceneStatus, SlotStatus, StatusBoard};
+use crate::ncs::inbox::Inbox;
+use crate::reconcile::busy::{Busy, RETREAT};
+use crate::reconcile::execute::Executor;
+use crate::reconcile::plan::{Action, DesiredScene, PlanInput, plan};
+use crate::reconcile::publish::{Picture, Publisher, Switch};
+use crate::reconcile::{health, naming, observe};
+use crate::status::StatusBoard;
 use crate::store::{SlotKey, SlotRecord};
 use crate::telemetry::Metrics;
-
-/// Waits after consecutive failures of one slot or player (best-practice retreat).
-const RETREAT: [Duration; 3] = [
-    Duration::from_secs(5),
-    Duration::from_secs(10),
-    Duration::from_secs(15),
-];
 
 /// What one project's controller needs.
 pub struct ProjectController {
@@ -44,8 +39,10 @@ pub struct ProjectController {
     pub metrics: Metrics,
     /// Set once the first complete List of the project succeeded.
     pub listed_once: Arc<AtomicBool>,
-    /// Signalled to make the loop re-plan at once.
-    pub wake: Arc<Notify>,
+    /// Notices about this project's players; pushing wakes the loop.
+    pub inbox: Arc<Inbox>,
+    /// Where on-air changes go (the app webhook), if anywhere.
+    pub switches: Option<tokio::sync::mpsc::UnboundedSender<Switch>>,
 }
 
 /// What a finished action frees.
@@ -54,65 +51,17 @@ enum Done {
     Player(String, bool),
 }
 
-/// A slot or player that failed recently: not retried before `until`.
-struct Cooldown {
-    failures: usize,
-    until: Instant,
-}
-
+/// The controller's memory between passes.
 #[derive(Default)]
-struct Busy {
-    slots: BTreeSet<SlotKey>,
-    players: BTreeSet<String>,
-    slot_cooldown: HashMap<SlotKey, Cooldown>,
-    player_cooldown: HashMap<String, Cooldown>,
-}
-
-impl Busy {
-    fn fail<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Cooldown>, key: K) {
-        let c = map.entry(key).or_insert(Cooldown {
-            failures: 0,
-            until: Instant::now(),
-        });
-        c.until = Instant::now() + RETREAT[c.failures.min(RETREAT.len() - 1)];
-        c.failures += 1;
-    }
-
-    /// Busy sets for planning: in flight, or cooling down.
-    fn for_plan(&mut self) -> (BTreeSet<SlotKey>, BTreeSet<String>) {
-        let now = Instant::now();
-        let mut slots = self.slots.clone();
-        slots.extend(
-            self.slot_cooldown
-                .iter()
-                .filter(|(_, c)| c.until > now)
-                .map(|(k, _)| k.clone()),
-        );
-        let mut players = self.players.clone();
-        players.extend(
-            self.player_cooldown
-                .iter()
-                .filter(|(_, c)| c.until > now)
-                .map(|(k, _)| k.clone()),
-        );
-        (slots, players)
-    }
-
-    /// The earliest instant a cooldown ends, so the loop wakes to retry.
-    fn next_expiry(&self) -> Option<Instant> {
-        let now = Instant::now();
-        self.slot_cooldown
-            .values()
-            .chain(self.player_cooldown.values())
-            .map(|c| c.until)
-            .filter(|&u| u > now)
-            .min()
-    }
-}
-
-/// The last complete List, minus players deleted since.
-struct Snapshot {
-    players: Vec<ListedPlayer>,
+struct Memory {
+    busy: Busy,
+    /// The last complete List, with notices and finished deletes folded in since.
+    players: Option<Vec<ListedPlayer>>,
+    /// Deleted players may still show in a List answered before the delete.
+    recently_deleted: HashMap<String, Instant>,
+    strikes: BTreeMap<SlotKey, u32>,
+    list_failures: usize,
+    publisher: Publisher,
 }
 
 impl ProjectController {
@@ -125,28 +74,15 @@ impl ProjectController {
         let mut poll = tokio::time::interval(self.settings.poll_interval);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut tasks: JoinSet<Done> = JoinSet::new();
-        let mut busy = Busy::default();
-        let mut snapshot: Option<Snapshot> = None;
-        // Deleted players may still show in a List that was answered before the delete.
-        let mut recently_deleted: HashMap<String, Instant> = HashMap::new();
+        let mut mem = Memory::default();
 
         loop {
-            let retry_at = busy.next_expiry();
+            let retry_at = mem.busy.next_expiry();
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = poll.tick() => {
-                    match self.executor.client.list_all(None).await {
-                        Ok(mut players) => {
-                            let lag = self.settings.list_lag;
-                            recently_deleted.retain(|_, at| at.elapsed() < lag);
-                            players.retain(|p| !recently_deleted.contains_key(&p.id));
-                            self.note_uids(&players);
-                            self.metrics.last_list_success.with_label_values(&[&project])
-                                .set(self.executor.clock.now_ms() as f64 / 1000.0);
-                            self.listed_once.store(true, Ordering::Release);
-                            snapshot = Some(Snapshot { players });
-                        }
-                        Err(e) => tracing::warn!(project = %project, error = %e, "List failed; keeping the last picture"),
+                    if let Some(backoff) = self.list(&mut mem).await {
+                        poll.reset_at(Instant::now() + backoff);
                     }
                 }
                 changed = self.scenes.changed() => {
@@ -154,30 +90,25 @@ impl ProjectController {
                         break;
                     }
                 }
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    match done {
-                        Ok(Done::Slot(key, ok)) => {
-                            busy.slots.remove(&key);
-                            if ok { busy.slot_cooldown.remove(&key); } else { Busy::fail(&mut busy.slot_cooldown, key); }
-                        }
-                        Ok(Done::Player(id, ok)) => {
-                            busy.players.remove(&id);
-                            if ok {
-                                busy.player_cooldown.remove(&id);
-                                if let Some(s) = &mut snapshot { s.players.retain(|p| p.id != id); }
-                                recently_deleted.insert(id, Instant::now());
-                            } else {
-                                Busy::fail(&mut busy.player_cooldown, id);
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => match done {
+                    Ok(Done::Slot(key, ok)) => mem.busy.slot_done(key, ok),
+                    Ok(Done::Player(id, ok)) => {
+                        if ok {
+                            if let Some(players) = &mut mem.players {
+                                players.retain(|p| p.id != id);
                             }
+                            mem.recently_deleted.insert(id.clone(), Instant::now());
                         }
-                        Err(e) => tracing::error!(project = %project, error = %e, "action task panicked"),
+                        mem.busy.player_done(id, ok);
                     }
-                }
-                _ = self.wake.notified() => {}
+                    Err(e) => tracing::error!(project = %project, error = %e, "action task panicked"),
+                },
+                _ = self.inbox.notified() => {}
                 _ = sleep_until_opt(retry_at) => {}
             }
-            if let Some(snap) = &snapshot {
-                self.pass(snap, &mut busy, &mut tasks);
+            self.fold_notices(&mut mem);
+            if mem.players.is_some() {
+                self.pass(&mut mem, &mut tasks);
             }
         }
         // Shutdown: in-flight calls finish (the caller bounds the wait); nothing new starts,
@@ -185,8 +116,74 @@ impl ProjectController {
         while tasks.join_next().await.is_some() {}
     }
 
-    /// One plan and the start of its actions.
-    fn pass(&self, snap: &Snapshot, busy: &mut Busy, tasks: &mut JoinSet<Done>) {
+    /// Polls List. On failure returns how long to back off: a failing List is an outage
+    /// of Agora's API, counted and alerted on, and never evidence against a player.
+    async fn list(&self, mem: &mut Memory) -> Option<std::time::Duration> {
+        let project = &self.project.id;
+        match self.executor.client.list_all(None).await {
+            Ok(mut players) => {
+                let lag = self.settings.list_lag;
+                mem.recently_deleted.retain(|_, at| at.elapsed() < lag);
+                players.retain(|p| !mem.recently_deleted.contains_key(&p.id));
+                self.note_uids(&players);
+                let now_ms = self.executor.clock.now_ms();
+                if let Ok(records) = self.records() {
+                    health::count_strikes(
+                        &mut mem.strikes,
+                        &records,
+                        &players,
+                        now_ms,
+                        lag.as_millis() as u64,
+                    );
+                }
+                self.metrics
+                    .last_list_success
+                    .with_label_values(&[project])
+                    .set(now_ms as f64 / 1000.0);
+                self.metrics.api_outage.with_label_values(&[project]).set(0);
+                if mem.list_failures > 0 {
+                    tracing::info!(project = %project, "List works again");
+                }
+                mem.list_failures = 0;
+                self.listed_once.store(true, Ordering::Release);
+                mem.players = Some(players);
+                None
+            }
+            Err(e) => {
+                self.metrics.api_outage.with_label_values(&[project]).set(1);
+                let backoff = RETREAT[mem.list_failures.min(RETREAT.len() - 1)]
+                    .max(self.settings.poll_interval);
+                mem.list_failures += 1;
+                tracing::warn!(project = %project, error = %e, failures = mem.list_failures,
+                    "List failed; acting on per-player evidence only");
+                Some(backoff)
+            }
+        }
+    }
+
+    fn fold_notices(&self, mem: &mut Memory) {
+        let observations = self.inbox.drain();
+        let Some(players) = &mut mem.players else {
+            return;
+        };
+        for observation in observations {
+            let ours =
+                |id: &str| mem.recently_deleted.contains_key(id) || mem.busy.players.contains(id);
+            observe::fold(players, observation, ours);
+        }
+    }
+
+    fn records(&self) -> Result<BTreeMap<SlotKey, SlotRecord>, crate::store::StoreError> {
+        Ok(self
+            .executor
+            .store
+            .project_slots(&self.project.id)?
+            .into_iter()
+            .collect())
+    }
+
+    /// One plan, the publication of its picture, and the start of its actions.
+    fn pass(&self, mem: &mut Memory, tasks: &mut JoinSet<Done>) {
         let project = &self.project.id;
         let all_scenes = self.scenes.borrow().clone();
         let scenes: Vec<&Scene> = all_scenes
@@ -199,29 +196,29 @@ impl ProjectController {
                 name: s.name.clone(),
                 slots: s.backups + 1,
                 priority: s.priority,
+                strike_threshold: s.strike_threshold,
             })
             .collect();
-        let records: BTreeMap<SlotKey, SlotRecord> = match self
-            .executor
-            .store
-            .project_slots(project)
-        {
-            Ok(r) => r.into_iter().collect(),
+        let records = match self.records() {
+            Ok(r) => r,
             Err(e) => {
                 tracing::error!(project = %project, error = %e, "cannot read the store; not planning");
                 return;
             }
         };
-        let (busy_slots, busy_players) = busy.for_plan();
+        let players = mem.players.as_deref().unwrap_or(&[]);
+        let now_ms = self.executor.clock.now_ms();
+        let (busy_slots, busy_players) = mem.busy.for_plan();
         let plan = plan(&PlanInput {
             project,
             prefix: &self.project.name_prefix,
             scenes: &desired,
             records: &records,
-            observed: &snap.players,
+            observed: players,
             busy_slots: &busy_slots,
             busy_players: &busy_players,
-            now_ms: self.executor.clock.now_ms(),
+            strikes: &mem.strikes,
+            now_ms,
             list_lag_ms: self.settings.list_lag.as_millis() as u64,
             max_players: self.project.limits.max_players,
         });
@@ -229,11 +226,29 @@ impl ProjectController {
             .reconcile_passes
             .with_label_values(&[project])
             .inc();
-        self.publish(&scenes, &records, snap, &plan);
+        // Publish before starting anything: the on-air switch must not wait for creates.
+        let picture = Picture {
+            project,
+            scenes: &scenes,
+            records: &records,
+            players,
+            strikes: &mem.strikes,
+            over_quota: &plan.over_quota,
+            now_ms,
+        };
+        let (statuses, switches) =
+            mem.publisher
+                .publish(&picture, &self.executor.store, &self.metrics);
+        self.board.publish(project, statuses);
+        if let Some(tx) = &self.switches {
+            for switch in switches {
+                let _ = tx.send(switch);
+            }
+        }
         let by_name: BTreeMap<&str, &Scene> =
             scenes.iter().map(|s| (s.name.as_str(), *s)).collect();
         for action in plan.actions {
-            self.start(action, &by_name, &records, busy, tasks);
+            self.start(action, &by_name, &records, &mut mem.busy, tasks);
         }
     }
 
@@ -256,6 +271,10 @@ impl ProjectController {
                 let Some(scene) = scenes.get(key.scene.as_str()).map(|s| (*s).clone()) else {
                     return;
                 };
+                let replacing = records.get(&key).is_some_and(|r| r.generation < generation);
+                if replacing && !busy.admit_replacement(&key) {
+                    return;
+                }
                 busy.slots.insert(key.clone());
                 tasks.spawn(async move {
                     let result = exec.create(&scene, &key, generation, &name, uid).await;
@@ -333,89 +352,21 @@ impl ProjectController {
     /// Remembers every UID the List shows, so none is ever handed out again.
     fn note_uids(&self, players: &[ListedPlayer]) {
         for p in players {
-            if let (Some(channel), Some(uid)) = (p.channel_name.as_deref(), p.uid) {
-                if let Ok(uid) = u32::try_from(uid) {
-                    let name = p.name.as_deref().unwrap_or("");
-                    if let Err(e) =
-                        self.executor
-                            .store
-                            .note_uid(&self.project.id, channel, uid, name)
-                    {
-                        tracing::error!(error = %e, "cannot record a seen UID");
-                    }
-                }
+            let (Some(channel), Some(uid)) = (p.channel_name.as_deref(), p.uid) else {
+                continue;
+            };
+            let Ok(uid) = u32::try_from(uid) else {
+                continue;
+            };
+            let name = p.name.as_deref().unwrap_or("");
+            if let Err(e) = self
+                .executor
+                .store
+                .note_uid(&self.project.id, channel, uid, name)
+            {
+                tracing::error!(error = %e, "cannot record a seen UID");
             }
         }
-    }
-
-    fn publish(
-        &self,
-        scenes: &[&Scene],
-        records: &BTreeMap<SlotKey, SlotRecord>,
-        snap: &Snapshot,
-        plan: &Plan,
-    ) {
-        let by_name: HashMap<&str, &ListedPlayer> = snap
-            .players
-            .iter()
-            .filter_map(|p| Some((p.name.as_deref()?, p)))
-            .collect();
-        let mut out = Vec::new();
-        for scene in scenes {
-            let mut slots = Vec::new();
-            for slot in 0..=scene.backups {
-                let key = SlotKey::new(&self.project.id, &scene.name, slot);
-                let record = records.get(&key);
-                let listed = record.and_then(|r| by_name.get(r.name.as_str()));
-                let status = match (record, listed) {
-                    (_, Some(p)) => p.status.map_or("unknown", |s| s.as_str()).to_string(),
-                    (Some(_), None) => "pending".to_string(),
-                    (None, None) => "missing".to_string(),
-                };
-                slots.push(SlotStatus {
-                    slot,
-                    role: execute::role(slot),
-                    name: record.map(|r| r.name.clone()),
-                    uid: record.map(|r| r.uid).filter(|&u| u != 0),
-                    id: record.and_then(|r| r.id.clone()),
-                    status,
-                });
-            }
-            let healthy: Vec<&SlotStatus> = slots
-                .iter()
-                .filter(|s| matches!(s.status.as_str(), "running" | "success"))
-                .collect();
-            let active = healthy.first();
-            let over_quota_slots = plan
-                .over_quota
-                .iter()
-                .filter(|k| k.scene == scene.name)
-                .map(|k| k.slot)
-                .collect();
-            self.metrics
-                .scene_healthy_players
-                .with_label_values(&[&scene.name])
-                .set(healthy.len() as i64);
-            out.push(SceneStatus {
-                name: scene.name.clone(),
-                project: self.project.id.clone(),
-                channel: scene.channel.clone(),
-                active_uid: active.and_then(|s| s.uid),
-                active_slot: active.map(|s| s.slot),
-                healthy_players: healthy.len() as u32,
-                over_quota_slots,
-                slots,
-            });
-        }
-        self.metrics
-            .tasks_active
-            .with_label_values(&[&self.project.id])
-            .set(snap.players.len() as i64);
-        self.metrics
-            .slots_over_quota
-            .with_label_values(&[&self.project.id])
-            .set(plan.over_quota.len() as i64);
-        self.board.publish(&self.project.id, out);
     }
 }
 

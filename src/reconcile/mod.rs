@@ -1,6 +1,11 @@
 //! Reconciliation: decide (pure `plan`) and do (`execute`, driven by `controller`).
 
+pub mod busy;
 pub mod controller;
 pub mod execute;
+pub mod health;
 pub mod naming;
+pub mod observe;
+pub mod onair;
 pub mod plan;
+pub mod publish;

@@ -9,7 +9,8 @@
 //! Rules, each a test below:
 //! - one player per slot (slot 0 master, 1..=backups), named `{prefix}_{scene}_{slot}_{gen}`;
 //! - a slot with no player gets one; a player List shows under a slot's name is adopted;
-//! - a created player absent from List is only missing once the List lag has passed;
+//! - a created player absent from List is only missing once the List lag has passed and
+//!   it has collected its scene's strike threshold of consecutive absences;
 //!   a missing intent is retried under the same name and UID (a 409 makes that safe),
 //!   at once if Agora refused it (nothing was created),
 //!   a missing created player is replaced under the next generation and a fresh UID;
@@ -33,6 +34,8 @@ pub struct DesiredScene {
     /// 1 + backups.
     pub slots: u32,
     pub priority: i32,
+    /// Strikes after which a created player missing from List counts as failed.
+    pub strike_threshold: u32,
 }
 
 /// Everything the plan decides from. Borrowed, so planning allocates only its answer.
@@ -48,6 +51,8 @@ pub struct PlanInput<'a> {
     pub busy_slots: &'a BTreeSet<SlotKey>,
     /// Player ids with a delete in flight.
     pub busy_players: &'a BTreeSet<String>,
+    /// Consecutive strikes per slot's current player (see `health`).
+    pub strikes: &'a BTreeMap<SlotKey, u32>,
     pub now_ms: u64,
     pub list_lag_ms: u64,
     pub max_players: u32,
@@ -194,6 +199,13 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     }
                     None if r.phase != Phase::Refused
                         && input.now_ms < r.created_at_ms.saturating_add(input.list_lag_ms) =>
+                    {
+                        pending_live += 1;
+                        Current::Pending(r.generation)
+                    }
+                    None if r.phase == Phase::Created
+                        && input.strikes.get(&key).copied().unwrap_or(0)
+                            < scene.strike_threshold =>
                     {
                         pending_live += 1;
                         Current::Pending(r.generation)

@@ -14,6 +14,9 @@ pub struct Metrics {
     pub api_requests: IntCounterVec,
     pub api_request_duration: HistogramVec,
     pub scene_healthy_players: IntGaugeVec,
+    pub scene_active_slot: IntGaugeVec,
+    pub scene_onair_version: IntGaugeVec,
+    pub api_outage: IntGaugeVec,
     pub tasks_active: IntGaugeVec,
     pub tasks_limit: IntGaugeVec,
     pub slots_over_quota: IntGaugeVec,
@@ -23,6 +26,8 @@ pub struct Metrics {
     /// NCS notices by outcome: accepted, duplicate, stale, ignored, bad_signature,
     /// malformed, unknown_project, too_large.
     pub webhook_notices: IntCounterVec,
+    /// App webhook delivery attempts: delivered, refused, unreachable, dropped.
+    pub app_webhook: IntCounterVec,
 }
 
 impl Metrics {
@@ -54,6 +59,30 @@ impl Metrics {
                     "Players of a scene that are connecting or running.",
                 ),
                 &["scene"],
+            )
+            .expect("valid metric"),
+            scene_active_slot: IntGaugeVec::new(
+                Opts::new(
+                    "pullkeeper_scene_active_slot",
+                    "Slot of the on-air player of a scene (0 = master), -1 when none runs.",
+                ),
+                &["scene"],
+            )
+            .expect("valid metric"),
+            scene_onair_version: IntGaugeVec::new(
+                Opts::new(
+                    "pullkeeper_scene_onair_version",
+                    "Version of a scene's on-air announcement; grows with every switch.",
+                ),
+                &["scene"],
+            )
+            .expect("valid metric"),
+            api_outage: IntGaugeVec::new(
+                Opts::new(
+                    "pullkeeper_api_outage",
+                    "1 while the project's List fails: an API outage, not a player outage.",
+                ),
+                &["project"],
             )
             .expect("valid metric"),
             tasks_active: IntGaugeVec::new(
@@ -112,6 +141,14 @@ impl Metrics {
                 &["outcome"],
             )
             .expect("valid metric"),
+            app_webhook: IntCounterVec::new(
+                Opts::new(
+                    "pullkeeper_app_webhook_deliveries_total",
+                    "App webhook delivery attempts of on-air announcements, by outcome.",
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
             registry,
         };
         let build = Gauge::with_opts(
@@ -124,6 +161,9 @@ impl Metrics {
             Box::new(m.api_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(m.api_request_duration.clone()),
             Box::new(m.scene_healthy_players.clone()),
+            Box::new(m.scene_active_slot.clone()),
+            Box::new(m.scene_onair_version.clone()),
+            Box::new(m.api_outage.clone()),
             Box::new(m.tasks_active.clone()),
             Box::new(m.tasks_limit.clone()),
             Box::new(m.slots_over_quota.clone()),
@@ -131,6 +171,7 @@ impl Metrics {
             Box::new(m.recreations.clone()),
             Box::new(m.last_list_success.clone()),
             Box::new(m.webhook_notices.clone()),
+            Box::new(m.app_webhook.clone()),
             Box::new(build),
         ] {
             m.registry.register(c).expect("metric names are unique");

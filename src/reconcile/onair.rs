@@ -1,0 +1,183 @@
+//! Which player is on air: the one apps should subscribe their audience to.
+//!
+//! A pure decision, like the plan. The master is on air while it runs; when it stops
+//! running, the first running backup takes over at once, without waiting for the master's
+//! replacement. Whether the master comes back is the scene's failback policy:
+//! `revertive` returns to it once it has run for the hold-down time (so a master that
+//! flaps does not drag the audience along), `non-revertive` stays on the backup while the
+//! backup is healthy. Every change bumps a version that never goes down, so apps can
+//! discard an older announcement that arrives late.
+
+use serde::{Deserialize, Serialize};
+
+/// How the scene returns to its master after a failover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailbackPolicy {
+    Revertive { hold_down_ms: u64 },
+    NonRevertive,
+}
+
+/// What the decision needs to know about one slot's current player.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotView {
+    pub slot: u32,
+    pub uid: Option<u32>,
+    /// Since when (Unix ms) the player has been running, if it is.
+    pub running_since_ms: Option<u64>,
+}
+
+/// The on-air state of a scene; persisted so the version survives restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OnAir {
+    pub slot: Option<u32>,
+    pub uid: Option<u32>,
+    pub version: u64,
+    /// How many times the on-air player changed: a flapping scene shows here.
+    pub switches: u64,
+}
+
+/// Why the on-air player changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SwitchReason {
+    /// The on-air player stopped running; another took over.
+    Failover,
+    /// The master ran for the hold-down time and took the air back.
+    Failback,
+    /// The slot's player was replaced: same slot, new UID.
+    Replaced,
+    /// No player runs.
+    NoHealthyPlayer,
+    /// A player went on air where none was.
+    Started,
+}
+
+/// The next on-air state, and the reason if it changed.
+pub fn choose(
+    previous: &OnAir,
+    slots: &[SlotView],
+    policy: FailbackPolicy,
+    now_ms: u64,
+) -> (OnAir, Option<SwitchReason>) {
+    let running = |s: &&SlotView| s.running_since_ms.is_some() && s.uid.is_some();
+    let current = previous
+        .slot
+        .and_then(|slot| slots.iter().find(|s| s.slot == slot))
+        .filter(running);
+    let master = slots.iter().find(|s| s.slot == 0).filter(running);
+    let first_running = slots.iter().filter(running).min_by_key(|s| s.slot);
+
+    let (next, reason) = match (current, master) {
+        // On a backup, the master is back: revertive policy decides.
+        (Some(cur), Some(m)) if cur.slot != 0 => match policy {
+            FailbackPolicy::Revertive { hold_down_ms }
+                if m.running_since_ms
+                    .is_some_and(|t| now_ms >= t + hold_down_ms) =>
+            {
+                (Some(m), SwitchReason::Failback)
+            }
+            _ => (Some(cur), SwitchReason::Failover),
+        },
+        (Some(cur), _) => (Some(cur), SwitchReason::Replaced),
+        (None, _) => match first_running {
+            Some(s) if previous.slot.is_none() => (Some(s), SwitchReason::Started),
+            Some(s) => (Some(s), SwitchReason::Failover),
+            None => (None, SwitchReason::NoHealthyPlayer),
+        },
+    };
+    let slot = next.map(|s| s.slot);
+    let uid = next.and_then(|s| s.uid);
+    if slot == previous.slot && uid == previous.uid {
+        return (*previous, None);
+    }
+    let onair = OnAir {
+        slot,
+        uid,
+        version: previous.version + 1,
+        switches: previous.switches + 1,
+    };
+    (onair, Some(reason))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REV: FailbackPolicy = FailbackPolicy::Revertive {
+        hold_down_ms: 30_000,
+    };
+
+    fn view(slot: u32, uid: u32, running_since: Option<u64>) -> SlotView {
+        SlotView {
+            slot,
+            uid: Some(uid),
+            running_since_ms: running_since,
+        }
+    }
+
+    fn on(slot: u32, uid: u32, version: u64) -> OnAir {
+        OnAir {
+            slot: Some(slot),
+            uid: Some(uid),
+            version,
+            switches: version,
+        }
+    }
+
+    #[test]
+    fn master_goes_on_air_first() {
+        let slots = [view(0, 10, Some(0)), view(1, 11, Some(0))];
+        let (a, why) = choose(&OnAir::default(), &slots, REV, 1);
+        assert_eq!((a.slot, a.uid, a.version), (Some(0), Some(10), 1));
+        assert_eq!(why, Some(SwitchReason::Started));
+        assert_eq!(choose(&a, &slots, REV, 2), (a, None), "stable");
+    }
+
+    #[test]
+    fn failed_master_hands_over_to_first_running_backup_at_once() {
+        let slots = [view(0, 10, None), view(1, 11, None), view(2, 12, Some(0))];
+        let (a, why) = choose(&on(0, 10, 1), &slots, REV, 5);
+        assert_eq!((a.slot, a.uid, a.version), (Some(2), Some(12), 2));
+        assert_eq!(why, Some(SwitchReason::Failover));
+    }
+
+    #[test]
+    fn revertive_returns_after_hold_down_only() {
+        let prev = on(1, 11, 2);
+        let slots = [view(0, 20, Some(100_000)), view(1, 11, Some(0))];
+        assert_eq!(choose(&prev, &slots, REV, 129_999), (prev, None));
+        let (a, why) = choose(&prev, &slots, REV, 130_000);
+        assert_eq!((a.slot, a.uid, a.version), (Some(0), Some(20), 3));
+        assert_eq!(why, Some(SwitchReason::Failback));
+    }
+
+    #[test]
+    fn non_revertive_stays_on_a_healthy_backup() {
+        let prev = on(1, 11, 2);
+        let slots = [view(0, 20, Some(0)), view(1, 11, Some(0))];
+        let policy = FailbackPolicy::NonRevertive;
+        assert_eq!(choose(&prev, &slots, policy, 10_000_000), (prev, None));
+        // ...and leaves it for the master when the backup fails.
+        let slots = [view(0, 20, Some(0)), view(1, 11, None)];
+        let (a, why) = choose(&prev, &slots, policy, 10_000_000);
+        assert_eq!((a.slot, why), (Some(0), Some(SwitchReason::Failover)));
+    }
+
+    #[test]
+    fn replaced_master_keeps_the_slot_with_its_new_uid() {
+        let prev = on(0, 10, 4);
+        let slots = [view(0, 30, Some(50))];
+        let (a, why) = choose(&prev, &slots, REV, 60);
+        assert_eq!((a.slot, a.uid, a.version), (Some(0), Some(30), 5));
+        assert_eq!(why, Some(SwitchReason::Replaced));
+    }
+
+    #[test]
+    fn nothing_running_means_nothing_on_air() {
+        let prev = on(0, 10, 4);
+        let (a, why) = choose(&prev, &[view(0, 10, None)], REV, 60);
+        assert_eq!((a.slot, a.uid, a.version), (None, None, 5));
+        assert_eq!(why, Some(SwitchReason::NoHealthyPlayer));
+        assert_eq!(choose(&a, &[], REV, 70), (a, None));
+    }
+}

@@ -1,0 +1,199 @@
+//! Turning the controller's picture into what others read: scene status (`/v1/scenes`),
+//! the on-air decision, and the per-scene metrics.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::agora::model::{ListedPlayer, PlayerStatus};
+use crate::config::{Failback, Scene};
+use crate::reconcile::execute::role;
+use crate::reconcile::onair::{self, FailbackPolicy, OnAir, SlotView, SwitchReason};
+use crate::status::{SceneStatus, SlotStatus};
+use crate::store::{SlotKey, SlotRecord, Store};
+use crate::telemetry::Metrics;
+
+/// What publishing needs to see, borrowed from the controller.
+pub struct Picture<'a> {
+    pub project: &'a str,
+    pub scenes: &'a [&'a Scene],
+    pub records: &'a BTreeMap<SlotKey, SlotRecord>,
+    pub players: &'a [ListedPlayer],
+    pub strikes: &'a BTreeMap<SlotKey, u32>,
+    pub over_quota: &'a [SlotKey],
+    pub now_ms: u64,
+}
+
+/// Memory that publishing keeps between passes.
+#[derive(Default)]
+pub struct Publisher {
+    /// Since when each player (by name) has been running.
+    running_since: HashMap<String, u64>,
+    /// On-air state per scene, loaded from the store on first use.
+    onair: HashMap<String, OnAir>,
+}
+
+/// An on-air change, for logs and the app webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Switch {
+    pub scene: String,
+    pub channel: String,
+    pub previous_uid: Option<u32>,
+    pub onair: OnAir,
+    pub reason: SwitchReason,
+}
+
+impl Publisher {
+    /// Builds every scene's status, decides on-air players (persisting changes), updates
+    /// metrics, and returns the status and the on-air changes.
+    pub fn publish(
+        &mut self,
+        picture: &Picture<'_>,
+        store: &Store,
+        metrics: &Metrics,
+    ) -> (Vec<SceneStatus>, Vec<Switch>) {
+        let by_name: HashMap<&str, &ListedPlayer> = picture
+            .players
+            .iter()
+            .filter_map(|p| Some((p.name.as_deref()?, p)))
+            .collect();
+        self.running_since.retain(|name, _| {
+            by_name
+                .get(name.as_str())
+                .is_some_and(|p| is_running(p.status))
+        });
+        for (name, p) in &by_name {
+            if is_running(p.status) {
+                self.running_since
+                    .entry((*name).to_string())
+                    .or_insert(picture.now_ms);
+            }
+        }
+
+        let mut statuses = Vec::new();
+        let mut switches = Vec::new();
+        for scene in picture.scenes {
+            let mut slots = Vec::new();
+            let mut views = Vec::new();
+            for slot in 0..=scene.backups {
+                let key = SlotKey::new(picture.project, &scene.name, slot);
+                let record = picture.records.get(&key);
+                let listed = record.and_then(|r| by_name.get(r.name.as_str()));
+                let status = match (record, listed) {
+                    (_, Some(p)) => p.status.map_or("unknown", |s| s.as_str()).to_string(),
+                    (Some(_), None) => "pending".to_string(),
+                    (None, None) => "missing".to_string(),
+                };
+                let uid = record.map(|r| r.uid).filter(|&u| u != 0);
+                views.push(SlotView {
+                    slot,
+                    uid,
+                    running_since_ms: record.and_then(|r| self.running_since.get(&r.name).copied()),
+                });
+                slots.push(SlotStatus {
+                    slot,
+                    role: role(slot),
+                    name: record.map(|r| r.name.clone()),
+                    uid,
+                    id: record.and_then(|r| r.id.clone()),
+                    generation: record.map(|r| r.generation),
+                    strikes: picture.strikes.get(&key).copied().unwrap_or(0),
+                    status,
+                });
+            }
+            let healthy = views
+                .iter()
+                .filter(|v| v.running_since_ms.is_some())
+                .count() as u32;
+            let onair = self.decide(picture, store, scene, &views, &mut switches);
+            metrics
+                .scene_healthy_players
+                .with_label_values(&[&scene.name])
+                .set(i64::from(healthy));
+            metrics
+                .scene_active_slot
+                .with_label_values(&[&scene.name])
+                .set(onair.slot.map_or(-1, i64::from));
+            metrics
+                .scene_onair_version
+                .with_label_values(&[&scene.name])
+                .set(onair.version as i64);
+            statuses.push(SceneStatus {
+                name: scene.name.clone(),
+                project: picture.project.to_string(),
+                channel: scene.channel.clone(),
+                active_uid: onair.uid,
+                active_slot: onair.slot,
+                active_version: onair.version,
+                switches: onair.switches,
+                healthy_players: healthy,
+                over_quota_slots: picture
+                    .over_quota
+                    .iter()
+                    .filter(|k| k.scene == scene.name)
+                    .map(|k| k.slot)
+                    .collect(),
+                slots,
+            });
+        }
+        metrics
+            .tasks_active
+            .with_label_values(&[picture.project])
+            .set(picture.players.len() as i64);
+        metrics
+            .slots_over_quota
+            .with_label_values(&[picture.project])
+            .set(picture.over_quota.len() as i64);
+        (statuses, switches)
+    }
+
+    fn decide(
+        &mut self,
+        picture: &Picture<'_>,
+        store: &Store,
+        scene: &Scene,
+        views: &[SlotView],
+        switches: &mut Vec<Switch>,
+    ) -> OnAir {
+        let previous = *self.onair.entry(scene.name.clone()).or_insert_with(|| {
+            store
+                .onair(picture.project, &scene.name)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        });
+        let policy = match scene.failback {
+            Failback::Revertive => FailbackPolicy::Revertive {
+                hold_down_ms: scene.hold_down.as_millis() as u64,
+            },
+            Failback::NonRevertive => FailbackPolicy::NonRevertive,
+        };
+        let (next, reason) = onair::choose(&previous, views, policy, picture.now_ms);
+        if let Some(reason) = reason {
+            if let Err(e) = store.put_onair(picture.project, &scene.name, &next) {
+                tracing::error!(scene = %scene.name, error = %e, "cannot persist the on-air state");
+            }
+            tracing::info!(
+                scene = %scene.name,
+                channel = %scene.channel,
+                slot = ?next.slot,
+                uid = ?next.uid,
+                previous_uid = ?previous.uid,
+                version = next.version,
+                reason = ?reason,
+                "on-air player changed"
+            );
+            switches.push(Switch {
+                scene: scene.name.clone(),
+                channel: scene.channel.clone(),
+                previous_uid: previous.uid,
+                onair: next,
+                reason,
+            });
+            self.onair.insert(scene.name.clone(), next);
+        }
+        next
+    }
+}
+
+fn is_running(status: Option<PlayerStatus>) -> bool {
+    matches!(status, Some(PlayerStatus::Running | PlayerStatus::Success))
+}
