@@ -36,6 +36,8 @@ pub struct SceneStatus {
     pub active_version: u64,
     /// How often the active player changed.
     pub switches: u64,
+    /// When (Unix ms) the active player was chosen.
+    pub active_since_ms: u64,
     pub healthy_players: u32,
     /// Slots that cannot have a player because the project is at its quota.
     pub over_quota_slots: Vec<u32>,

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::agora::model::{ListedPlayer, Region};
 use crate::config::{Project, ReconcileSettings, Scene};
 use crate::ncs::inbox::Inbox;
-use crate::reconcile::busy::{Busy, RETREAT};
+use crate::reconcile::busy::Busy;
 use crate::reconcile::execute::Executor;
 use crate::reconcile::plan::{Action, DesiredScene, PlanInput, plan};
 use crate::reconcile::publish::{Picture, Publisher, Switch};
@@ -27,6 +27,9 @@ use crate::reconcile::{health, naming, observe};
 use crate::status::StatusBoard;
 use crate::store::{SlotKey, SlotRecord};
 use crate::telemetry::Metrics;
+
+/// Longest wait between Lists while List keeps failing.
+const LIST_BACKOFF_CAP: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What one project's controller needs.
 pub struct ProjectController {
@@ -151,8 +154,13 @@ impl ProjectController {
             }
             Err(e) => {
                 self.metrics.api_outage.with_label_values(&[project]).set(1);
-                let backoff = RETREAT[mem.list_failures.min(RETREAT.len() - 1)]
-                    .max(self.settings.poll_interval);
+                // Doubling from the poll interval: a 5 s poll retries at 10, 20, 40, 60 s,
+                // gentler on a struggling API than Agora's 5/10/15 s retreat asks.
+                let backoff = self
+                    .settings
+                    .poll_interval
+                    .saturating_mul(1 << mem.list_failures.min(6))
+                    .min(LIST_BACKOFF_CAP);
                 mem.list_failures += 1;
                 tracing::warn!(project = %project, error = %e, failures = mem.list_failures,
                     "List failed; acting on per-player evidence only");

@@ -34,6 +34,9 @@ pub struct OnAir {
     pub version: u64,
     /// How many times the on-air player changed: a flapping scene shows here.
     pub switches: u64,
+    /// When (Unix ms) the current on-air player was chosen.
+    #[serde(default)]
+    pub since_ms: u64,
 }
 
 /// Why the on-air player changed.
@@ -95,6 +98,7 @@ pub fn choose(
         uid,
         version: previous.version + 1,
         switches: previous.switches + 1,
+        since_ms: now_ms,
     };
     (onair, Some(reason))
 }
@@ -121,6 +125,7 @@ mod tests {
             uid: Some(uid),
             version,
             switches: version,
+            since_ms: 0,
         }
     }
 

@@ -124,6 +124,7 @@ impl Publisher {
                 active_slot: onair.slot,
                 active_version: onair.version,
                 switches: onair.switches,
+                active_since_ms: onair.since_ms,
                 healthy_players: healthy,
                 over_quota_slots: picture
                     .over_quota

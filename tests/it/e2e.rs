@@ -1,131 +1,15 @@
 //! End to end: the simulator and pullkeeper in-process on ephemeral ports, talking HTTP.
 
-use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use pullkeeper::agora::model::CreatePlayer;
-use pullkeeper::app::App;
-use pullkeeper::config::{self, Config};
-use pullkeeper::simulator::{SimConfig, SimHandle, SimProject, Simulator, Window};
+use pullkeeper::simulator::SimHandle;
 use pullkeeper::store::Store;
-use tokio::net::TcpListener;
 
-const APP_ID: &str = "e2eapp0123456789";
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pk-it-{tag}-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn env() -> HashMap<String, String> {
-    HashMap::from([
-        ("E2E_CUSTOMER_ID".to_string(), "e2e-customer".to_string()),
-        ("E2E_CUSTOMER_SECRET".to_string(), "e2e-secret".to_string()),
-        ("E2E_NCS_SECRET".to_string(), "e2e-ncs".to_string()),
-    ])
-}
-
-/// A simulator with fast clocks and the create rate raised so tests take seconds; the
-/// rate limits themselves are tested on their own.
-async fn start_simulator() -> SimHandle {
-    let mut sim = SimConfig::default();
-    sim.projects.push(SimProject {
-        app_id: APP_ID.into(),
-        ncs_secret: "e2e-ncs".into(),
-        ncs_url: None,
-    });
-    sim.credentials
-        .push(("e2e-customer".into(), "e2e-secret".into()));
-    sim.list_lag = Duration::from_millis(300);
-    sim.connect_delay = Duration::from_millis(100);
-    sim.qps.create_with_name = Window {
-        per_second: 50,
-        per_minute: None,
-    };
-    sim.qps.list = Window {
-        per_second: 20,
-        per_minute: None,
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    Simulator::start(sim, listener).await.unwrap()
-}
-
-const SCENES: &str = r#"
-scenes:
-  - name: news
-    project: e2e
-    channel: news-live
-    stream_url: rtmp://origin.example.com/live/news
-    region: na
-    backups: 2
-    uids: { start: 1000, end: 1099 }
-  - name: sports
-    project: e2e
-    channel: sports-live
-    stream_url: https://origin.example.com/sports/index.m3u8
-    region: eu
-    backups: 2
-    priority: 5
-    uids: { start: 2000, end: 2099 }
-  - name: lobby
-    project: e2e
-    channel: lobby
-    stream_url: rtmp://origin.example.com/live/lobby
-    region: ap
-    backups: 2
-    uids: { start: 3000, end: 3099 }
-"#;
-
-/// Writes settings pointing at `sim` and the three scenes, and loads them for real.
-fn write_config(dir: &Path, sim: &SimHandle, scenes: &str) -> Config {
-    let settings = format!(
-        r#"
-server: {{ listen: "127.0.0.1:0" }}
-store: {{ path: store }}
-reconcile: {{ poll_interval: 200ms, list_lag: 1s }}
-scenes_file: scenes.yaml
-projects:
-  - id: e2e
-    app_id: {APP_ID}
-    customer_id: {{ env: E2E_CUSTOMER_ID }}
-    customer_secret: {{ env: E2E_CUSTOMER_SECRET }}
-    ncs_secret: {{ env: E2E_NCS_SECRET }}
-    api: {{ base_url: "{}", timeout: 5s }}
-    limits:
-      max_players: 50
-      qps:
-        create_with_name: {{ per_second: 50 }}
-        list: {{ per_second: 20 }}
-"#,
-        sim.base_url()
-    );
-    std::fs::write(dir.join("pullkeeper.yaml"), settings).unwrap();
-    std::fs::write(dir.join("scenes.yaml"), scenes).unwrap();
-    config::load_with_env(&dir.join("pullkeeper.yaml"), &env()).unwrap()
-}
-
-async fn start_app(config: Config, store: Store) -> App {
-    if std::env::var_os("RUST_LOG").is_some() {
-        pullkeeper::telemetry::init_logging(false);
-    }
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    App::start(config, store, listener).await.unwrap()
-}
-
-/// Polls `cond` every 50 ms until it holds or `limit` passes. Waits for a state, never
-/// asserts a duration.
-async fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + limit;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use crate::harness::{
+    APP_ID, SCENES, eventually, start_app, start_simulator, temp_dir, write_config,
+};
 
 fn owned_names(sim: &SimHandle) -> BTreeSet<String> {
     sim.players(APP_ID)

@@ -3,5 +3,7 @@
 mod client;
 mod config;
 mod e2e;
+mod failover;
+mod harness;
 mod simulator;
 mod support;

@@ -1,0 +1,269 @@
+//! Failover scenarios end to end: a failed master, failback policies, strikes, an API
+//! outage. The app webhook receiver stands in for the apps.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use pullkeeper::appwebhook::SIGNATURE_HEADER;
+use pullkeeper::ncs::signature::sign_sha256;
+use pullkeeper::simulator::{FaultAction, FaultRule, SimHandle};
+use pullkeeper::store::{SlotKey, Store};
+
+use crate::harness::{
+    APP_ID, HOOK_SECRET, eventually, start_app, start_simulator, temp_dir, write_config,
+    write_config_with,
+};
+use crate::support::Receiver;
+
+fn one_scene(failback: &str) -> String {
+    format!(
+        r#"
+scenes:
+  - name: news
+    project: e2e
+    channel: news-live
+    stream_url: rtmp://origin.example.com/live/news
+    region: na
+    backups: 1
+    failback: {failback}
+    hold_down: 1s
+    uids: {{ start: 1000, end: 1099 }}
+"#
+    )
+}
+
+fn player_id(sim: &SimHandle, name: &str) -> Option<String> {
+    sim.players(APP_ID)
+        .into_iter()
+        .find(|p| p.name.as_deref() == Some(name))
+        .map(|p| p.id)
+}
+
+fn uid_of(sim: &SimHandle, name: &str) -> u64 {
+    sim.history()
+        .into_iter()
+        .find(|h| h.name.as_deref() == Some(name))
+        .and_then(|h| h.uid)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_master_switches_on_air_first_then_is_replaced_and_revertive_fails_back() {
+    let dir = temp_dir("failover");
+    let sim = start_simulator().await;
+    let hook = Receiver::start(StatusCode::OK).await;
+    let extra = format!(
+        "app_webhook: {{ url: \"{}\", secret: {{ env: E2E_HOOK_SECRET }} }}\n",
+        hook.url
+    );
+    let config = write_config_with(&dir, &sim, &one_scene("revertive"), &extra);
+    let store = Store::temporary().unwrap();
+    let app = start_app(config, store.clone()).await;
+    eventually(Duration::from_secs(20), "master on air", || {
+        app.board
+            .get("news")
+            .is_some_and(|s| s.active_slot == Some(0))
+    })
+    .await;
+    eventually(Duration::from_secs(20), "backup running", || {
+        app.board
+            .get("news")
+            .is_some_and(|s| s.healthy_players == 2)
+    })
+    .await;
+    let old_master = player_id(&sim, "pk_news_m_1").unwrap();
+    let old_uid = uid_of(&sim, "pk_news_m_1");
+    let backup_uid = uid_of(&sim, "pk_news_b1_1");
+
+    assert!(sim.fail_player(APP_ID, &old_master));
+    eventually(Duration::from_secs(10), "backup on air", || {
+        app.board
+            .get("news")
+            .is_some_and(|s| s.active_slot == Some(1))
+    })
+    .await;
+    let news = app.board.get("news").unwrap();
+    assert_eq!(news.active_uid, Some(backup_uid as u32));
+    eventually(Duration::from_secs(10), "replacement created", || {
+        sim.history()
+            .iter()
+            .any(|h| h.name.as_deref() == Some("pk_news_m_2"))
+    })
+    .await;
+    let replacement = sim
+        .history()
+        .into_iter()
+        .find(|h| h.name.as_deref() == Some("pk_news_m_2"))
+        .unwrap();
+    // The switch was decided before the replacement's create intent was written (both
+    // times come from pullkeeper's one clock).
+    let intent = store
+        .slot(&SlotKey::new("e2e", "news", 0))
+        .unwrap()
+        .unwrap();
+    assert_eq!(intent.name, "pk_news_m_2");
+    assert!(
+        news.active_since_ms <= intent.created_at_ms,
+        "switched at {}, replacement intent at {}",
+        news.active_since_ms,
+        intent.created_at_ms
+    );
+    let new_uid = replacement.uid.unwrap();
+    assert!(new_uid != old_uid && new_uid != backup_uid, "fresh UID");
+    eventually(Duration::from_secs(10), "failed master deleted", || {
+        sim.history()
+            .iter()
+            .any(|h| h.id == old_master && h.deleted_at_ms.is_some())
+    })
+    .await;
+    // Revertive: the new master takes the air back once it has run for the hold-down.
+    eventually(
+        Duration::from_secs(15),
+        "failback to the new master",
+        || {
+            app.board
+                .get("news")
+                .is_some_and(|s| s.active_slot == Some(0) && s.active_uid == Some(new_uid as u32))
+        },
+    )
+    .await;
+
+    let announcements = hook.wait_for(3).await;
+    let bodies: Vec<serde_json::Value> = announcements
+        .iter()
+        .map(|r| {
+            let signature = r.headers[SIGNATURE_HEADER].to_str().unwrap();
+            assert_eq!(signature, sign_sha256(HOOK_SECRET.as_bytes(), &r.body));
+            serde_json::from_slice(&r.body).unwrap()
+        })
+        .collect();
+    let summary: Vec<(u64, &str, Option<u64>, Option<u64>)> = bodies
+        .iter()
+        .map(|b| {
+            (
+                b["version"].as_u64().unwrap(),
+                b["reason"].as_str().unwrap(),
+                b["active_uid"].as_u64(),
+                b["previous_uid"].as_u64(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (1, "started", Some(old_uid), None),
+            (2, "failover", Some(backup_uid), Some(old_uid)),
+            (3, "failback", Some(new_uid), Some(backup_uid)),
+        ]
+    );
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_revertive_stays_on_the_healthy_backup() {
+    let dir = temp_dir("nonrev");
+    let sim = start_simulator().await;
+    let config = write_config(&dir, &sim, &one_scene("non-revertive"));
+    let app = start_app(config, Store::temporary().unwrap()).await;
+    eventually(Duration::from_secs(20), "both running", || {
+        app.board
+            .get("news")
+            .is_some_and(|s| s.healthy_players == 2 && s.active_slot == Some(0))
+    })
+    .await;
+    sim.fail_player(APP_ID, &player_id(&sim, "pk_news_m_1").unwrap());
+    eventually(
+        Duration::from_secs(20),
+        "replacement master running",
+        || {
+            app.board.get("news").is_some_and(|s| {
+                s.healthy_players == 2 && s.slots[0].name.as_deref() == Some("pk_news_m_2")
+            })
+        },
+    )
+    .await;
+    // Well past the 1 s hold-down, the backup is still on air.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let news = app.board.get("news").unwrap();
+    assert_eq!(news.active_slot, Some(1));
+    assert_eq!(news.active_version, 2, "started, then one failover");
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_missing_from_three_lists_is_replaced() {
+    let dir = temp_dir("strikes");
+    let sim = start_simulator().await;
+    let config = write_config(&dir, &sim, &one_scene("revertive"));
+    let app = start_app(config, Store::temporary().unwrap()).await;
+    eventually(Duration::from_secs(20), "both running", || {
+        app.board
+            .get("news")
+            .is_some_and(|s| s.healthy_players == 2)
+    })
+    .await;
+    // No NCS here: List absence is the only evidence.
+    let backup = player_id(&sim, "pk_news_b1_1").unwrap();
+    sim.destroy_player(APP_ID, &backup, "Internal Error");
+    eventually(Duration::from_secs(10), "a strike", || {
+        app.board
+            .get("news")
+            .is_some_and(|s| s.slots[1].strikes >= 1)
+    })
+    .await;
+    eventually(Duration::from_secs(10), "replacement", || {
+        sim.players(APP_ID)
+            .iter()
+            .any(|p| p.name.as_deref() == Some("pk_news_b1_2"))
+    })
+    .await;
+    let strikes_seen = app.board.get("news").unwrap();
+    assert_eq!(strikes_seen.slots[1].name.as_deref(), Some("pk_news_b1_2"));
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_outage_deletes_nothing_and_is_flagged() {
+    let dir = temp_dir("outage");
+    let sim = start_simulator().await;
+    let config = write_config(&dir, &sim, &one_scene("revertive"));
+    let app = start_app(config, Store::temporary().unwrap()).await;
+    eventually(Duration::from_secs(20), "both running", || {
+        app.board
+            .get("news")
+            .is_some_and(|s| s.healthy_players == 2)
+    })
+    .await;
+    let before = sim.history().len();
+    sim.inject(FaultRule {
+        method: Some("GET".into()),
+        path_contains: "/cloud-player/players".into(),
+        count: 3,
+        action: FaultAction::Status(503),
+    });
+    eventually(Duration::from_secs(10), "outage flagged", || {
+        app.metrics
+            .render()
+            .contains(r#"pullkeeper_api_outage{project="e2e"} 1"#)
+    })
+    .await;
+    eventually(Duration::from_secs(20), "outage over", || {
+        app.metrics
+            .render()
+            .contains(r#"pullkeeper_api_outage{project="e2e"} 0"#)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let history = sim.history();
+    assert_eq!(history.len(), before, "nothing created");
+    assert!(
+        history.iter().all(|h| h.deleted_at_ms.is_none()),
+        "nothing deleted"
+    );
+    assert_eq!(app.board.get("news").unwrap().healthy_players, 2);
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
