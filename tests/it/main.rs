@@ -3,5 +3,6 @@
 mod client;
 mod config;
 mod e2e;
+mod ncs;
 mod simulator;
 mod support;
