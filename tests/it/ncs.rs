@@ -179,7 +179,9 @@ async fn official_test_vector_is_accepted_as_signed() {
         (HEADER_SHA256, VECTOR_SHA256.to_string()),
         (HEADER_SHA1, VECTOR_SHA1.to_string()),
     ] {
-        let ok = rx.post(PROJECT, body.clone(), std::slice::from_ref(&header)).await;
+        let ok = rx
+            .post(PROJECT, body.clone(), std::slice::from_ref(&header))
+            .await;
         assert_eq!(ok.status, 200, "{} alone: {ok:?}", header.0);
     }
     assert_eq!(rx.count("ignored"), 3);
