@@ -1,5 +1,7 @@
 //! Agora Notification Center Service (webhooks).
 
+pub mod dedupe;
 pub mod inbox;
 pub mod notice;
+pub mod receiver;
 pub mod signature;

@@ -5,5 +5,6 @@ mod config;
 mod e2e;
 mod failover;
 mod harness;
+mod ncs;
 mod simulator;
 mod support;
