@@ -17,7 +17,9 @@ use crate::agora::{ApiLimiters, ClientConfig, MediaPullClient};
 use crate::clock::Clock;
 use crate::config::{Config, Project, Rate, Scene};
 use crate::limits::{RateLimiter, WindowSpec};
+use crate::ncs::dedupe::{NoticeLog, TTL_MS};
 use crate::ncs::inbox::Inbox;
+use crate::ncs::receiver::{self, NcsProject, NcsState};
 use crate::reconcile::controller::ProjectController;
 use crate::reconcile::execute::Executor;
 use crate::server::{ServerState, router};
@@ -41,6 +43,8 @@ pub enum AppError {
     },
     #[error("cannot serve HTTP: {0}")]
     Serve(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(crate::store::StoreError),
 }
 
 /// A running pullkeeper.
@@ -107,6 +111,26 @@ impl App {
             tracker.spawn(controller.run(cancel.child_token()));
         }
 
+        let notices = NoticeLog::open(&store).map_err(AppError::Store)?;
+        let ncs_projects = config
+            .settings
+            .projects
+            .iter()
+            .map(|p| {
+                let project = NcsProject {
+                    secret: p.ncs_secret.clone(),
+                    inbox: inboxes[&p.id].clone(),
+                };
+                (p.id.clone(), project)
+            })
+            .collect();
+        let ncs = receiver::router(NcsState::new(
+            ncs_projects,
+            notices.clone(),
+            metrics.clone(),
+        ));
+        tracker.spawn(prune_notices(notices, clock, cancel.child_token()));
+
         let accepting = Arc::new(AtomicBool::new(true));
         let state = ServerState {
             board: board.clone(),
@@ -117,7 +141,7 @@ impl App {
         let addr = listener.local_addr()?;
         let server_cancel = cancel.child_token();
         tracker.spawn(async move {
-            let serve = axum::serve(listener, router(state))
+            let serve = axum::serve(listener, router(state).merge(ncs))
                 .with_graceful_shutdown(server_cancel.cancelled_owned());
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "HTTP server stopped");
@@ -165,6 +189,23 @@ impl App {
     /// Resolves when the app has stopped on its own (it only stops when told to).
     pub async fn stopped(&self) {
         self.tracker.wait().await;
+    }
+}
+
+/// Forgets NCS notice ids older than NCS could still resend, once an hour.
+async fn prune_notices(notices: NoticeLog, clock: Clock, cancel: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = every.tick() => {
+                match notices.prune(clock.now_ms().saturating_sub(TTL_MS)) {
+                    Ok(n) if n > 0 => tracing::debug!(pruned = n, "old NCS notice ids forgotten"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot prune NCS notice ids"),
+                }
+            }
+        }
     }
 }
 

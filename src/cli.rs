@@ -117,7 +117,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn run(mut config: config::Config, embedded_simulator: bool) -> anyhow::Result<()> {
-    let _simulator = if embedded_simulator {
+    let simulator = if embedded_simulator {
         let sim = embedded::start(&mut config).await?;
         tracing::info!(url = %sim.base_url(), "embedded Agora simulator running; projects point at it");
         Some(sim)
@@ -135,7 +135,16 @@ async fn run(mut config: config::Config, embedded_simulator: bool) -> anyhow::Re
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let projects: Vec<(String, String)> = config
+        .settings
+        .projects
+        .iter()
+        .map(|p| (p.id.clone(), p.app_id.clone()))
+        .collect();
     let app = App::start(config, store, listener).await?;
+    if let Some(sim) = &simulator {
+        embedded::deliver_notices_to(sim, app.addr(), &projects);
+    }
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("shutting down; players keep running"),
         _ = app.stopped() => {}

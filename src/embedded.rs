@@ -36,3 +36,20 @@ pub async fn start(config: &mut Config) -> anyhow::Result<SimHandle> {
     }
     Ok(handle)
 }
+
+/// Points the simulator's NCS deliveries at pullkeeper's webhook, once it listens.
+/// `projects` pairs each project id with its app id.
+pub fn deliver_notices_to(
+    sim: &SimHandle,
+    addr: std::net::SocketAddr,
+    projects: &[(String, String)],
+) {
+    let host = if addr.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    for (id, app_id) in projects {
+        sim.set_ncs_url(app_id, Some(format!("http://{host}/ncs/{id}")));
+    }
+}

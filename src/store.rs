@@ -89,6 +89,8 @@ pub struct SlotRecord {
 pub enum StoreError {
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
+    #[error("store: flush task failed: {0}")]
+    Flush(String),
     #[error("store: corrupt value under {tree}: {detail}")]
     Corrupt { tree: &'static str, detail: String },
     #[error("no free UID left in {start}..={end} for scene {scene} in channel {channel}")]
@@ -108,6 +110,7 @@ pub struct Store {
     uids: sled::Tree,
     uid_hwm: sled::Tree,
     onair: sled::Tree,
+    flushing: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Schema version written into every [`SlotRecord`].
@@ -131,6 +134,7 @@ impl Store {
             uids: db.open_tree("uids")?,
             uid_hwm: db.open_tree("uid_hwm")?,
             onair: db.open_tree("onair")?,
+            flushing: Default::default(),
             db,
         })
     }
@@ -142,8 +146,18 @@ impl Store {
     }
 
     /// Makes everything written so far durable against a process kill.
+    ///
+    /// Not `flush_async`: in sled 0.34 each call parks one of sled's few I/O threads until
+    /// the log is stable, and enough concurrent calls park all of them while the write
+    /// they wait for needs one of them: a deadlock (seen here with about eight parallel
+    /// creates). So flushes run one at a time on tokio's blocking pool; a flush covers
+    /// every write made before it, so callers queued behind one lose little.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
+        let _one_at_a_time = self.flushing.lock().await;
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StoreError::Flush(e.to_string()))??;
         Ok(())
     }
 

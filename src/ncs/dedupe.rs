@@ -19,12 +19,14 @@ pub const TTL_MS: u64 = 24 * 60 * 60 * 1000;
 #[derive(Clone)]
 pub struct NoticeLog {
     tree: sled::Tree,
+    store: Store,
 }
 
 impl NoticeLog {
     pub fn open(store: &Store) -> Result<NoticeLog, StoreError> {
         Ok(NoticeLog {
             tree: store.tree(TREE)?,
+            store: store.clone(),
         })
     }
 
@@ -39,11 +41,11 @@ impl NoticeLog {
         if swapped.is_err() {
             return Ok(false);
         }
-        if let Err(e) = self.tree.flush_async().await {
+        if let Err(e) = self.store.flush().await {
             let _ = self
                 .tree
                 .compare_and_swap(key.as_bytes(), Some(&value[..]), None::<&[u8]>);
-            return Err(e.into());
+            return Err(e);
         }
         Ok(true)
     }

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -29,7 +30,7 @@ use crate::store::{SlotKey, SlotRecord};
 use crate::telemetry::Metrics;
 
 /// Longest wait between Lists while List keeps failing.
-const LIST_BACKOFF_CAP: std::time::Duration = std::time::Duration::from_secs(60);
+const LIST_BACKOFF_CAP: Duration = Duration::from_secs(60);
 
 /// What one project's controller needs.
 pub struct ProjectController {
@@ -65,6 +66,8 @@ struct Memory {
     strikes: BTreeMap<SlotKey, u32>,
     list_failures: usize,
     publisher: Publisher,
+    /// When an on-air decision falls due (a revertive hold-down ending).
+    decision_due: Option<Instant>,
 }
 
 impl ProjectController {
@@ -80,7 +83,10 @@ impl ProjectController {
         let mut mem = Memory::default();
 
         loop {
-            let retry_at = mem.busy.next_expiry();
+            let wake_at = match (mem.busy.next_expiry(), mem.decision_due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = poll.tick() => {
@@ -107,7 +113,7 @@ impl ProjectController {
                     Err(e) => tracing::error!(project = %project, error = %e, "action task panicked"),
                 },
                 _ = self.inbox.notified() => {}
-                _ = sleep_until_opt(retry_at) => {}
+                _ = sleep_until_opt(wake_at) => {}
             }
             self.fold_notices(&mut mem);
             if mem.players.is_some() {
@@ -121,7 +127,7 @@ impl ProjectController {
 
     /// Polls List. On failure returns how long to back off: a failing List is an outage
     /// of Agora's API, counted and alerted on, and never evidence against a player.
-    async fn list(&self, mem: &mut Memory) -> Option<std::time::Duration> {
+    async fn list(&self, mem: &mut Memory) -> Option<Duration> {
         let project = &self.project.id;
         match self.executor.client.list_all(None).await {
             Ok(mut players) => {
@@ -244,12 +250,15 @@ impl ProjectController {
             over_quota: &plan.over_quota,
             now_ms,
         };
-        let (statuses, switches) =
-            mem.publisher
-                .publish(&picture, &self.executor.store, &self.metrics);
-        self.board.publish(project, statuses);
+        let published = mem
+            .publisher
+            .publish(&picture, &self.executor.store, &self.metrics);
+        self.board.publish(project, published.statuses);
+        mem.decision_due = published
+            .wake_at_ms
+            .map(|at| Instant::now() + Duration::from_millis(at.saturating_sub(now_ms)));
         if let Some(tx) = &self.switches {
-            for switch in switches {
+            for switch in published.switches {
                 let _ = tx.send(switch);
             }
         }

@@ -37,6 +37,10 @@ pub struct OnAir {
     /// When (Unix ms) the current on-air player was chosen.
     #[serde(default)]
     pub since_ms: u64,
+    /// A backup is on air because the master failed (not because it was first up at
+    /// start): only then does the failback policy hold the master back.
+    #[serde(default)]
+    pub failed_over: bool,
 }
 
 /// Why the on-air player changed.
@@ -51,6 +55,8 @@ pub enum SwitchReason {
     Replaced,
     /// No player runs.
     NoHealthyPlayer,
+    /// The master came up after a backup that went on air first at start.
+    MasterUp,
     /// A player went on air where none was.
     Started,
 }
@@ -73,6 +79,7 @@ pub fn choose(
     let (next, reason) = match (current, master) {
         // On a backup, the master is back: revertive policy decides.
         (Some(cur), Some(m)) if cur.slot != 0 => match policy {
+            _ if !previous.failed_over => (Some(m), SwitchReason::MasterUp),
             FailbackPolicy::Revertive { hold_down_ms }
                 if m.running_since_ms
                     .is_some_and(|t| now_ms >= t + hold_down_ms) =>
@@ -93,14 +100,34 @@ pub fn choose(
     if slot == previous.slot && uid == previous.uid {
         return (*previous, None);
     }
+    let failed_over = match reason {
+        SwitchReason::Failover => slot.is_some_and(|s| s != 0),
+        SwitchReason::Replaced => previous.failed_over,
+        _ => false,
+    };
     let onair = OnAir {
         slot,
         uid,
         version: previous.version + 1,
         switches: previous.switches + 1,
         since_ms: now_ms,
+        failed_over,
     };
     (onair, Some(reason))
+}
+
+/// When, with nothing else changing, [`choose`] would change its mind: a revertive scene
+/// on a backup fails back once its running master has held for the hold-down time. The
+/// controller wakes then, because no other event is due to make it look.
+pub fn next_change_at(current: &OnAir, slots: &[SlotView], policy: FailbackPolicy) -> Option<u64> {
+    let FailbackPolicy::Revertive { hold_down_ms } = policy else {
+        return None;
+    };
+    if current.slot.is_none_or(|s| s == 0) || !current.failed_over {
+        return None;
+    }
+    let master = slots.iter().find(|s| s.slot == 0 && s.uid.is_some())?;
+    master.running_since_ms.map(|t| t + hold_down_ms)
 }
 
 #[cfg(test)]
@@ -126,6 +153,7 @@ mod tests {
             version,
             switches: version,
             since_ms: 0,
+            failed_over: slot != 0,
         }
     }
 
@@ -154,6 +182,49 @@ mod tests {
         let (a, why) = choose(&prev, &slots, REV, 130_000);
         assert_eq!((a.slot, a.uid, a.version), (Some(0), Some(20), 3));
         assert_eq!(why, Some(SwitchReason::Failback));
+    }
+
+    #[test]
+    fn a_backup_first_up_at_start_yields_to_the_master_at_once() {
+        let slots = [view(0, 10, None), view(1, 11, Some(0))];
+        let (a, why) = choose(&OnAir::default(), &slots, REV, 1);
+        assert_eq!(
+            (a.slot, why, a.failed_over),
+            (Some(1), Some(SwitchReason::Started), false)
+        );
+        let slots = [view(0, 10, Some(2)), view(1, 11, Some(0))];
+        let (b, why) = choose(&a, &slots, REV, 3);
+        assert_eq!((b.slot, why), (Some(0), Some(SwitchReason::MasterUp)));
+        let (c, why) = choose(&a, &slots, FailbackPolicy::NonRevertive, 3);
+        assert_eq!((c.slot, why), (Some(0), Some(SwitchReason::MasterUp)));
+    }
+
+    #[test]
+    fn failover_marks_the_backup_as_held() {
+        let slots = [view(0, 10, None), view(1, 11, Some(0))];
+        let (a, _) = choose(&on(0, 10, 1), &slots, REV, 5);
+        assert!(a.failed_over);
+        // The backup's own replacement keeps the mark.
+        let slots = [view(0, 10, None), view(1, 12, Some(6))];
+        let (b, why) = choose(&a, &slots, REV, 7);
+        assert_eq!(
+            (b.uid, why, b.failed_over),
+            (Some(12), Some(SwitchReason::Replaced), true)
+        );
+    }
+
+    #[test]
+    fn failback_is_due_when_the_hold_down_ends() {
+        let prev = on(1, 11, 2);
+        let slots = [view(0, 20, Some(100_000)), view(1, 11, Some(0))];
+        assert_eq!(next_change_at(&prev, &slots, REV), Some(130_000));
+        assert_eq!(
+            next_change_at(&prev, &slots, FailbackPolicy::NonRevertive),
+            None
+        );
+        assert_eq!(next_change_at(&on(0, 20, 3), &slots, REV), None);
+        let master_down = [view(0, 20, None), view(1, 11, Some(0))];
+        assert_eq!(next_change_at(&prev, &master_down, REV), None);
     }
 
     #[test]

@@ -31,6 +31,15 @@ pub struct Publisher {
     onair: HashMap<String, OnAir>,
 }
 
+/// What one publication produced.
+pub struct Published {
+    pub statuses: Vec<SceneStatus>,
+    /// On-air changes, for the app webhook.
+    pub switches: Vec<Switch>,
+    /// When (Unix ms) an on-air decision falls due with nothing else happening.
+    pub wake_at_ms: Option<u64>,
+}
+
 /// An on-air change, for logs and the app webhook.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Switch {
@@ -49,7 +58,7 @@ impl Publisher {
         picture: &Picture<'_>,
         store: &Store,
         metrics: &Metrics,
-    ) -> (Vec<SceneStatus>, Vec<Switch>) {
+    ) -> Published {
         let by_name: HashMap<&str, &ListedPlayer> = picture
             .players
             .iter()
@@ -70,6 +79,7 @@ impl Publisher {
 
         let mut statuses = Vec::new();
         let mut switches = Vec::new();
+        let mut wake_at_ms: Option<u64> = None;
         for scene in picture.scenes {
             let mut slots = Vec::new();
             let mut views = Vec::new();
@@ -103,7 +113,16 @@ impl Publisher {
                 .iter()
                 .filter(|v| v.running_since_ms.is_some())
                 .count() as u32;
-            let onair = self.decide(picture, store, scene, &views, &mut switches);
+            let policy = match scene.failback {
+                Failback::Revertive => FailbackPolicy::Revertive {
+                    hold_down_ms: scene.hold_down.as_millis() as u64,
+                },
+                Failback::NonRevertive => FailbackPolicy::NonRevertive,
+            };
+            let onair = self.decide(picture, store, scene, policy, &views, &mut switches);
+            if let Some(at) = onair::next_change_at(&onair, &views, policy) {
+                wake_at_ms = Some(wake_at_ms.map_or(at, |w| w.min(at)));
+            }
             metrics
                 .scene_healthy_players
                 .with_label_values(&[&scene.name])
@@ -143,7 +162,11 @@ impl Publisher {
             .slots_over_quota
             .with_label_values(&[picture.project])
             .set(picture.over_quota.len() as i64);
-        (statuses, switches)
+        Published {
+            statuses,
+            switches,
+            wake_at_ms,
+        }
     }
 
     fn decide(
@@ -151,6 +174,7 @@ impl Publisher {
         picture: &Picture<'_>,
         store: &Store,
         scene: &Scene,
+        policy: FailbackPolicy,
         views: &[SlotView],
         switches: &mut Vec<Switch>,
     ) -> OnAir {
@@ -161,12 +185,6 @@ impl Publisher {
                 .flatten()
                 .unwrap_or_default()
         });
-        let policy = match scene.failback {
-            Failback::Revertive => FailbackPolicy::Revertive {
-                hold_down_ms: scene.hold_down.as_millis() as u64,
-            },
-            Failback::NonRevertive => FailbackPolicy::NonRevertive,
-        };
         let (next, reason) = onair::choose(&previous, views, policy, picture.now_ms);
         if let Some(reason) = reason {
             if let Err(e) = store.put_onair(picture.project, &scene.name, &next) {

@@ -86,11 +86,22 @@ pub fn write_config(dir: &Path, sim: &SimHandle, scenes: &str) -> Config {
 
 /// [`write_config`] with more top-level settings appended (e.g. an `app_webhook`).
 pub fn write_config_with(dir: &Path, sim: &SimHandle, scenes: &str, extra: &str) -> Config {
+    write_config_polling(dir, sim, scenes, extra, "200ms")
+}
+
+/// The full form: `poll` is the List poll interval (e.g. "30s" to leave NCS alone).
+pub fn write_config_polling(
+    dir: &Path,
+    sim: &SimHandle,
+    scenes: &str,
+    extra: &str,
+    poll: &str,
+) -> Config {
     let mut settings = format!(
         r#"
 server: {{ listen: "127.0.0.1:0" }}
 store: {{ path: store }}
-reconcile: {{ poll_interval: 200ms, list_lag: 1s }}
+reconcile: {{ poll_interval: {poll}, list_lag: 1s }}
 scenes_file: scenes.yaml
 projects:
   - id: e2e
@@ -105,7 +116,7 @@ projects:
         create_with_name: {{ per_second: 50 }}
         list: {{ per_second: 20 }}
 "#,
-        sim.base_url()
+        sim.base_url(),
     );
     settings.push_str(extra);
     std::fs::write(dir.join("pullkeeper.yaml"), settings).unwrap();
@@ -132,4 +143,9 @@ pub async fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> b
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Sends the simulator's NCS notices to `app`'s webhook for project `e2e`.
+pub fn connect_ncs(sim: &SimHandle, app: &App) {
+    sim.set_ncs_url(APP_ID, Some(format!("http://{}/ncs/e2e", app.addr())));
 }

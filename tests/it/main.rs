@@ -6,5 +6,6 @@ mod e2e;
 mod failover;
 mod harness;
 mod ncs;
+mod ncs_failover;
 mod simulator;
 mod support;

@@ -1,0 +1,195 @@
+//! Failover driven by NCS notices alone: the List poll is set to 30 s, so anything that
+//! happens within a few seconds was caused by a notice.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pullkeeper::ncs::signature::{HEADER_SHA256, sign_sha256};
+use pullkeeper::simulator::SimHandle;
+use pullkeeper::store::Store;
+
+use crate::harness::{
+    APP_ID, connect_ncs, eventually, start_app, start_simulator, temp_dir, write_config_polling,
+};
+
+const SCENE: &str = r#"
+scenes:
+  - name: news
+    project: e2e
+    channel: news-live
+    stream_url: rtmp://origin.example.com/live/news
+    region: na
+    backups: 1
+    hold_down: 1s
+    uids: { start: 1000, end: 1099 }
+"#;
+
+/// The NCS secret the harness configures for project `e2e`.
+const NCS_SECRET: &str = "e2e-ncs";
+
+fn id_of(sim: &SimHandle, name: &str) -> String {
+    sim.players(APP_ID)
+        .into_iter()
+        .find(|p| p.name.as_deref() == Some(name))
+        .map(|p| p.id)
+        .unwrap()
+}
+
+fn created(sim: &SimHandle, prefix: &str) -> Vec<String> {
+    sim.history()
+        .into_iter()
+        .filter_map(|h| h.name)
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+async fn running_scene(tag: &str) -> (SimHandle, pullkeeper::app::App, std::path::PathBuf) {
+    let dir = temp_dir(tag);
+    let sim = start_simulator().await;
+    let config = write_config_polling(&dir, &sim, SCENE, "", "30s");
+    let app = start_app(config, Store::temporary().unwrap()).await;
+    connect_ncs(&sim, &app);
+    // The first List runs at start; the running statuses arrive as notices.
+    eventually(Duration::from_secs(20), "both running", || {
+        app.board
+            .get("news")
+            .is_some_and(|s| s.healthy_players == 2 && s.active_slot == Some(0))
+    })
+    .await;
+    (sim, app, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_notice_fails_over_within_seconds_and_our_own_delete_changes_nothing() {
+    let (sim, app, dir) = running_scene("ncs-failed").await;
+    sim.fail_player(APP_ID, &id_of(&sim, "pk_news_m_1"));
+    eventually(Duration::from_secs(5), "backup on air", || {
+        app.board
+            .get("news")
+            .is_some_and(|s| s.active_slot == Some(1))
+    })
+    .await;
+    eventually(Duration::from_secs(5), "master replaced", || {
+        created(&sim, "pk_news_m_").len() == 2
+    })
+    .await;
+    eventually(Duration::from_secs(5), "failed master deleted", || {
+        sim.players(APP_ID)
+            .iter()
+            .all(|p| p.name.as_deref() != Some("pk_news_m_1"))
+    })
+    .await;
+    // The "Delete Request" notice for our own delete must not start another replacement.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        created(&sim, "pk_news_m_"),
+        vec!["pk_news_m_1", "pk_news_m_2"]
+    );
+    assert_eq!(created(&sim, "pk_news_b1_"), vec!["pk_news_b1_1"]);
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_destroyed_by_agora_is_replaced() {
+    let (sim, app, dir) = running_scene("ncs-idle").await;
+    sim.destroy_player(APP_ID, &id_of(&sim, "pk_news_b1_1"), "Idle Timeout");
+    eventually(Duration::from_secs(5), "backup replaced", || {
+        created(&sim, "pk_news_b1_").len() == 2
+    })
+    .await;
+    assert_eq!(app.board.get("news").unwrap().active_slot, Some(0));
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The webhook notice counter for `outcome`, read from the real metrics output.
+fn notices(app: &pullkeeper::app::App, outcome: &str) -> u64 {
+    let prefix = format!("pullkeeper_webhook_notices_total{{outcome=\"{outcome}\"}} ");
+    app.metrics
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(|v| v.parse().unwrap()))
+        .unwrap_or(0)
+}
+
+/// A `failed` status notice for `id`, signed with `secret`, at event time `lts`.
+fn failed_notice(notice_id: &str, id: &str, name: &str, lts: u64) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "noticeId": notice_id,
+        "productId": 4,
+        "eventType": 4,
+        "notifyMs": lts,
+        "payload": {
+            "lts": lts,
+            "player": {"channelName": "news-live", "id": id, "name": name, "status": "failed"},
+            "fields": "player.name,player.channelName,player.id,player.status"
+        }
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_duplicate_and_stale_notices_act_once_or_not_at_all() {
+    let (sim, app, dir) = running_scene("ncs-guard").await;
+    let url = format!("http://{}/ncs/e2e", app.addr());
+    let http = reqwest::Client::new();
+    let backup = id_of(&sim, "pk_news_b1_1");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+
+    let (duplicates_before, stale_before) = (notices(&app, "duplicate"), notices(&app, "stale"));
+    let forged = failed_notice("forged-1", &backup, "pk_news_b1_1", now);
+    let answer = http
+        .post(&url)
+        .header(HEADER_SHA256, sign_sha256(b"not-the-secret", &forged))
+        .body(forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+
+    let stale = failed_notice("stale-1", &backup, "pk_news_b1_1", 1);
+    let answer = http
+        .post(&url)
+        .header(HEADER_SHA256, sign_sha256(NCS_SECRET.as_bytes(), &stale))
+        .body(stale)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        created(&sim, "pk_news_b1_").len(),
+        1,
+        "forged or stale notice acted on"
+    );
+
+    let real = failed_notice("real-1", &backup, "pk_news_b1_1", now);
+    for _ in 0..3 {
+        let answer = http
+            .post(&url)
+            .header(HEADER_SHA256, sign_sha256(NCS_SECRET.as_bytes(), &real))
+            .body(real.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    eventually(Duration::from_secs(5), "backup replaced", || {
+        created(&sim, "pk_news_b1_").len() == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        created(&sim, "pk_news_b1_").len(),
+        2,
+        "one notice, one replacement"
+    );
+    assert_eq!(notices(&app, "bad_signature"), 1);
+    assert_eq!(notices(&app, "duplicate") - duplicates_before, 2);
+    assert_eq!(notices(&app, "stale") - stale_before, 1);
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
