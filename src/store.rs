@@ -13,6 +13,7 @@
 //! - `uid_hwm`: `{project}\0{scene}` → highest UID handed out for the scene, so allocation
 //!   is O(1) in the common case and never walks back into used space.
 //! - `onair`: `{project}\0{scene}` → the scene's on-air player and its version.
+//! - `update_sequences`: player id → the last Update `sequence` sent to it.
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -110,6 +111,7 @@ pub struct Store {
     uids: sled::Tree,
     uid_hwm: sled::Tree,
     onair: sled::Tree,
+    sequences: sled::Tree,
     flushing: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -134,6 +136,7 @@ impl Store {
             uids: db.open_tree("uids")?,
             uid_hwm: db.open_tree("uid_hwm")?,
             onair: db.open_tree("onair")?,
+            sequences: db.open_tree("update_sequences")?,
             flushing: Default::default(),
             db,
         })
@@ -209,6 +212,20 @@ impl Store {
         let value = serde_json::to_vec(state).expect("on-air state serializes");
         self.onair.insert(key(&[project, scene]), value)?;
         Ok(())
+    }
+
+    /// The next Update `sequence` for a player: strictly increasing per player, across
+    /// restarts (§1.7: Agora applies the highest sequence it has seen).
+    pub fn next_sequence(&self, player_id: &str) -> Result<u64, StoreError> {
+        let next = self.sequences.update_and_fetch(player_id, |old| {
+            let n = old
+                .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                .map_or(0, |b| u64::from_be_bytes(b) + 1);
+            Some(n.to_be_bytes().to_vec())
+        })?;
+        Ok(next
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes))
     }
 
     /// Hands out the lowest UID of `start..=end` above the scene's high-water mark that
@@ -368,6 +385,14 @@ mod tests {
                 .unwrap(),
             100
         );
+    }
+
+    #[test]
+    fn update_sequences_increase_per_player() {
+        let store = Store::temporary().unwrap();
+        let got: Vec<u64> = (0..3).map(|_| store.next_sequence("a").unwrap()).collect();
+        assert_eq!(got, vec![0, 1, 2]);
+        assert_eq!(store.next_sequence("b").unwrap(), 0);
     }
 
     #[tokio::test]

@@ -75,6 +75,10 @@ pub struct ReconcileSettings {
     /// How long a freshly created player may be missing from List before it counts as gone.
     /// Agora documents about 10 s of List lag after Create (§1.6); 12 s leaves a margin.
     pub list_lag: Duration,
+    /// How often each player is probed with a no-op Update, whose 404/5xx answers are
+    /// strikes. Off (`None`) by default: Agora has no read-only per-player call, and an
+    /// Update, however empty, is a write to a live player.
+    pub probe_interval: Option<Duration>,
 }
 
 /// One Agora project. Secrets are `SecretString`, whose `Debug` prints `[REDACTED]`.
@@ -192,6 +196,8 @@ struct RawReconcile {
     poll_interval: Option<Text>,
     #[serde(default)]
     list_lag: Option<Text>,
+    #[serde(default)]
+    probe_interval: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -262,6 +268,14 @@ pub(crate) fn build(
             "reconcile.list_lag",
             diags,
         ),
+        probe_interval: raw.reconcile.probe_interval.as_ref().map(|_| {
+            duration(
+                &raw.reconcile.probe_interval,
+                DEFAULT_POLL,
+                "reconcile.probe_interval",
+                diags,
+            )
+        }),
     };
     let admin_token = raw
         .server

@@ -17,11 +17,12 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::agora::model::{ListedPlayer, Region};
+use crate::agora::ErrorClass;
+use crate::agora::model::{ListedPlayer, PlayerStatus, Region};
 use crate::config::{Project, ReconcileSettings, Scene};
 use crate::ncs::inbox::Inbox;
 use crate::reconcile::busy::Busy;
-use crate::reconcile::execute::Executor;
+use crate::reconcile::execute::{ExecError, Executor};
 use crate::reconcile::plan::{Action, DesiredScene, PlanInput, plan};
 use crate::reconcile::publish::{Picture, Publisher, Switch};
 use crate::reconcile::{health, naming, observe};
@@ -53,6 +54,13 @@ pub struct ProjectController {
 enum Done {
     Slot(SlotKey, bool),
     Player(String, bool),
+    /// A probe of the player `id` (named `name`, current in slot `key`) ended: `Some(true)`
+    /// healthy, `Some(false)` a strike (404 or 5xx), `None` no evidence either way.
+    Probe {
+        key: SlotKey,
+        id: String,
+        verdict: Option<bool>,
+    },
 }
 
 /// The controller's memory between passes.
@@ -64,6 +72,8 @@ struct Memory {
     /// Deleted players may still show in a List answered before the delete.
     recently_deleted: HashMap<String, Instant>,
     strikes: BTreeMap<SlotKey, u32>,
+    /// Consecutive 404/5xx answers to probes, per player id.
+    probe_strikes: HashMap<String, u32>,
     list_failures: usize,
     publisher: Publisher,
     /// When an on-air decision falls due (a revertive hold-down ending).
@@ -81,6 +91,11 @@ impl ProjectController {
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut tasks: JoinSet<Done> = JoinSet::new();
         let mut mem = Memory::default();
+        let mut probe = self.settings.probe_interval.map(|every| {
+            let mut i = tokio::time::interval_at(Instant::now() + every, every);
+            i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            i
+        });
 
         loop {
             let wake_at = match (mem.busy.next_expiry(), mem.decision_due) {
@@ -110,8 +125,10 @@ impl ProjectController {
                         }
                         mem.busy.player_done(id, ok);
                     }
+                    Ok(Done::Probe { key, id, verdict }) => self.judge_probe(&mut mem, key, id, verdict),
                     Err(e) => tracing::error!(project = %project, error = %e, "action task panicked"),
                 },
+                _ = tick_opt(&mut probe) => self.start_probes(&mem, &mut tasks),
                 _ = self.inbox.notified() => {}
                 _ = sleep_until_opt(wake_at) => {}
             }
@@ -172,6 +189,65 @@ impl ProjectController {
                     "List failed; acting on per-player evidence only");
                 Some(backoff)
             }
+        }
+    }
+
+    /// Probes every slot's current player that List shows alive and nobody is busy with.
+    fn start_probes(&self, mem: &Memory, tasks: &mut JoinSet<Done>) {
+        let (Some(players), Ok(records)) = (&mem.players, self.records()) else {
+            return;
+        };
+        let (busy_slots, _) = mem.busy.for_plan();
+        for (key, record) in records {
+            let Some(id) = record.id.clone() else {
+                continue;
+            };
+            let listed = players
+                .iter()
+                .any(|p| p.id == id && !crate::reconcile::plan::is_dead(p.status));
+            if !listed || busy_slots.contains(&key) {
+                continue;
+            }
+            let exec = self.executor.clone();
+            tasks.spawn(async move {
+                let verdict = match exec.probe(record.region, &id).await {
+                    Ok(()) => Some(true),
+                    Err(ExecError::Api(e)) => match e.class() {
+                        ErrorClass::NotFound | ErrorClass::Server => Some(false),
+                        _ => None,
+                    },
+                    Err(ExecError::Store(_)) => None,
+                };
+                Done::Probe { key, id, verdict }
+            });
+        }
+    }
+
+    /// Counts a probe's answer; the scene's threshold of consecutive strikes fails the
+    /// player exactly as a `failed` notice would.
+    fn judge_probe(&self, mem: &mut Memory, key: SlotKey, id: String, verdict: Option<bool>) {
+        match verdict {
+            Some(true) => {
+                mem.probe_strikes.remove(&id);
+            }
+            Some(false) => {
+                let strikes = mem.probe_strikes.entry(id.clone()).or_insert(0);
+                *strikes += 1;
+                let threshold = self
+                    .scenes
+                    .borrow()
+                    .iter()
+                    .find(|s| s.project == self.project.id && s.name == key.scene)
+                    .map_or(u32::MAX, |s| s.strike_threshold);
+                tracing::warn!(slot = %key, strikes = *strikes, threshold, "probe answered 404/5xx");
+                if *strikes >= threshold {
+                    if let Some(p) = mem.players.iter_mut().flatten().find(|p| p.id == id) {
+                        p.status = Some(PlayerStatus::Failed);
+                    }
+                    mem.probe_strikes.remove(&id);
+                }
+            }
+            None => {}
         }
     }
 
@@ -241,12 +317,19 @@ impl ProjectController {
             .with_label_values(&[project])
             .inc();
         // Publish before starting anything: the on-air switch must not wait for creates.
+        let mut strikes = mem.strikes.clone();
+        for (key, record) in &records {
+            if let Some(n) = record.id.as_ref().and_then(|id| mem.probe_strikes.get(id)) {
+                let s = strikes.entry(key.clone()).or_insert(0);
+                *s = (*s).max(*n);
+            }
+        }
         let picture = Picture {
             project,
             scenes: &scenes,
             records: &records,
             players,
-            strikes: &mem.strikes,
+            strikes: &strikes,
             over_quota: &plan.over_quota,
             now_ms,
         };
@@ -384,6 +467,15 @@ impl ProjectController {
                 tracing::error!(error = %e, "cannot record a seen UID");
             }
         }
+    }
+}
+
+async fn tick_opt(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
-use crate::agora::model::{CreatePlayer, Region};
+use crate::agora::model::{CreatePlayer, Region, UpdatePlayer};
 use crate::agora::{ApiError, CreateOutcome, ErrorClass, MediaPullClient};
 use crate::clock::Clock;
 use crate::config::Scene;
@@ -195,6 +195,19 @@ impl Executor {
                 Err(e) => return Err(e.into()),
             }
         }
+        Ok(())
+    }
+
+    /// Asks Agora about one player with an Update that changes nothing (`isPause: false`
+    /// on a player pullkeeper never pauses). Its answer is the only per-player signal
+    /// the API offers besides List.
+    pub async fn probe(&self, region: Region, id: &str) -> Result<(), ExecError> {
+        let sequence = self.store.next_sequence(id)?;
+        let unchanged = UpdatePlayer {
+            is_pause: Some(false),
+            ..UpdatePlayer::default()
+        };
+        self.client.update(region, id, sequence, unchanged).await?;
         Ok(())
     }
 

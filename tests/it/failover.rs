@@ -11,7 +11,7 @@ use pullkeeper::store::{SlotKey, Store};
 
 use crate::harness::{
     APP_ID, HOOK_SECRET, eventually, start_app, start_simulator, temp_dir, write_config,
-    write_config_with,
+    write_config_full, write_config_with,
 };
 use crate::support::Receiver;
 
@@ -274,6 +274,64 @@ async fn a_list_outage_deletes_nothing_and_is_flagged() {
         "nothing deleted"
     );
     assert_eq!(app.board.get("news").unwrap().healthy_players, 2);
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_failed_probes_replace_a_player_two_then_a_success_do_not() {
+    let dir = temp_dir("probe");
+    let sim = start_simulator().await;
+    let reconcile = "poll_interval: 200ms, list_lag: 1s, probe_interval: 200ms";
+    let config = write_config_full(&dir, &sim, &one_scene("revertive"), "", reconcile);
+    let app = start_app(config, Store::temporary().unwrap()).await;
+    eventually(Duration::from_secs(20), "both running", || {
+        app.board
+            .get("news")
+            .is_some_and(|s| s.healthy_players == 2)
+    })
+    .await;
+    let master = player_id(&sim, "pk_news_m_1").unwrap();
+    let backup = player_id(&sim, "pk_news_b1_1").unwrap();
+    let fault = |id: &str, count| FaultRule {
+        method: Some("PATCH".into()),
+        path_contains: id.to_string(),
+        count,
+        action: FaultAction::Status(503),
+    };
+    sim.inject(fault(&backup, 2));
+    sim.inject(fault(&master, 3));
+    eventually(Duration::from_secs(10), "master replaced", || {
+        sim.history()
+            .iter()
+            .any(|h| h.name.as_deref() == Some("pk_news_m_2"))
+    })
+    .await;
+    // The backup's two 503s were followed by successful probes.
+    let backup_probes: Vec<Option<u16>> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.contains(&backup))
+        .map(|r| r.status)
+        .collect();
+    let first_fault = backup_probes.iter().position(|s| *s == Some(503)).unwrap();
+    assert_eq!(
+        backup_probes[first_fault..first_fault + 2],
+        [Some(503), Some(503)]
+    );
+    eventually(Duration::from_secs(5), "a healthy probe after them", || {
+        sim.requests()
+            .iter()
+            .filter(|r| r.method == "PATCH" && r.path.contains(&backup))
+            .any(|r| r.status == Some(200))
+    })
+    .await;
+    assert!(
+        !sim.history()
+            .iter()
+            .any(|h| h.name.as_deref() == Some("pk_news_b1_2")),
+        "two strikes then a success must not replace"
+    );
     app.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -86,22 +86,29 @@ pub fn write_config(dir: &Path, sim: &SimHandle, scenes: &str) -> Config {
 
 /// [`write_config`] with more top-level settings appended (e.g. an `app_webhook`).
 pub fn write_config_with(dir: &Path, sim: &SimHandle, scenes: &str, extra: &str) -> Config {
-    write_config_polling(dir, sim, scenes, extra, "200ms")
+    write_config_full(
+        dir,
+        sim,
+        scenes,
+        extra,
+        "poll_interval: 200ms, list_lag: 1s",
+    )
 }
 
-/// The full form: `poll` is the List poll interval (e.g. "30s" to leave NCS alone).
-pub fn write_config_polling(
+/// The full form: `reconcile` is the body of the `reconcile:` mapping (e.g. a 30 s poll
+/// to leave failover to NCS, or a `probe_interval`).
+pub fn write_config_full(
     dir: &Path,
     sim: &SimHandle,
     scenes: &str,
     extra: &str,
-    poll: &str,
+    reconcile: &str,
 ) -> Config {
     let mut settings = format!(
         r#"
 server: {{ listen: "127.0.0.1:0" }}
 store: {{ path: store }}
-reconcile: {{ poll_interval: {poll}, list_lag: 1s }}
+reconcile: {{ {reconcile} }}
 scenes_file: scenes.yaml
 projects:
   - id: e2e

@@ -8,7 +8,7 @@ use pullkeeper::simulator::SimHandle;
 use pullkeeper::store::Store;
 
 use crate::harness::{
-    APP_ID, connect_ncs, eventually, start_app, start_simulator, temp_dir, write_config_polling,
+    APP_ID, connect_ncs, eventually, start_app, start_simulator, temp_dir, write_config_full,
 };
 
 const SCENE: &str = r#"
@@ -45,7 +45,7 @@ fn created(sim: &SimHandle, prefix: &str) -> Vec<String> {
 async fn running_scene(tag: &str) -> (SimHandle, pullkeeper::app::App, std::path::PathBuf) {
     let dir = temp_dir(tag);
     let sim = start_simulator().await;
-    let config = write_config_polling(&dir, &sim, SCENE, "", "30s");
+    let config = write_config_full(&dir, &sim, SCENE, "", "poll_interval: 30s, list_lag: 1s");
     let app = start_app(config, Store::temporary().unwrap()).await;
     connect_ncs(&sim, &app);
     // The first List runs at start; the running statuses arrive as notices.
