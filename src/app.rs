@@ -22,6 +22,7 @@ use crate::ncs::inbox::Inbox;
 use crate::ncs::receiver::{self, NcsProject, NcsState};
 use crate::reconcile::controller::ProjectController;
 use crate::reconcile::execute::Executor;
+use crate::reports::ReportsState;
 use crate::server::{ServerState, router};
 use crate::status::StatusBoard;
 use crate::store::Store;
@@ -106,6 +107,7 @@ impl App {
                 metrics: metrics.clone(),
                 listed_once: flag,
                 inbox,
+                reports: config.settings.reports.clone(),
                 switches: Some(switch_tx.clone()),
             };
             tracker.spawn(controller.run(cancel.child_token()));
@@ -131,6 +133,13 @@ impl App {
         ));
         tracker.spawn(prune_notices(notices, clock, cancel.child_token()));
 
+        let reports = crate::reports::router(ReportsState {
+            token: config.settings.server.admin_token.clone(),
+            board: board.clone(),
+            inboxes: Arc::new(inboxes),
+            clock,
+        });
+
         let accepting = Arc::new(AtomicBool::new(true));
         let state = ServerState {
             board: board.clone(),
@@ -141,7 +150,7 @@ impl App {
         let addr = listener.local_addr()?;
         let server_cancel = cancel.child_token();
         tracker.spawn(async move {
-            let serve = axum::serve(listener, router(state).merge(ncs))
+            let serve = axum::serve(listener, router(state).merge(ncs).merge(reports))
                 .with_graceful_shutdown(server_cancel.cancelled_owned());
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "HTTP server stopped");

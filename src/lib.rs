@@ -24,6 +24,7 @@ pub mod embedded;
 pub mod limits;
 pub mod ncs;
 pub mod reconcile;
+pub mod reports;
 pub mod server;
 pub mod simulator;
 pub mod status;

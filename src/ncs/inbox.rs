@@ -1,4 +1,5 @@
-//! The hand-off from the webhook receiver to a project's controller.
+//! The hand-off from the webhook receiver (and the app reports endpoint) to a
+//! project's controller.
 //!
 //! The receiver must answer NCS within 10 s whatever Agora or the controller is doing,
 //! so it never waits on either: it records what a notice says about a player here and
@@ -22,6 +23,9 @@ pub enum PlayerEvent {
     Status(PlayerStatus),
     /// Event 3: the player is gone, with Agora's `destroyReason`.
     Destroyed { reason: String },
+    /// Not from NCS: an app backend reported that the player's remote audio/video
+    /// stopped (`POST /v1/scenes/{name}/reports`).
+    Stalled,
 }
 
 /// One decoded, verified, de-duplicated and in-order notice about a player.

@@ -19,9 +19,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agora::ErrorClass;
 use crate::agora::model::{ListedPlayer, PlayerStatus, Region};
-use crate::config::{Project, ReconcileSettings, Scene};
-use crate::ncs::inbox::Inbox;
+use crate::config::{Project, ReconcileSettings, ReportSettings, Scene};
+use crate::ncs::inbox::{Inbox, PlayerEvent};
 use crate::reconcile::busy::Busy;
+use crate::reconcile::evidence::Evidence;
 use crate::reconcile::execute::{ExecError, Executor};
 use crate::reconcile::plan::{Action, DesiredScene, PlanInput, plan};
 use crate::reconcile::publish::{Picture, Publisher, Switch};
@@ -46,6 +47,8 @@ pub struct ProjectController {
     pub listed_once: Arc<AtomicBool>,
     /// Notices about this project's players; pushing wakes the loop.
     pub inbox: Arc<Inbox>,
+    /// How many app reports within what window make a strike.
+    pub reports: ReportSettings,
     /// Where on-air changes go (the app webhook), if anywhere.
     pub switches: Option<tokio::sync::mpsc::UnboundedSender<Switch>>,
 }
@@ -72,8 +75,8 @@ struct Memory {
     /// Deleted players may still show in a List answered before the delete.
     recently_deleted: HashMap<String, Instant>,
     strikes: BTreeMap<SlotKey, u32>,
-    /// Consecutive 404/5xx answers to probes, per player id.
-    probe_strikes: HashMap<String, u32>,
+    /// Probe answers and app reports, per player id.
+    evidence: Evidence,
     list_failures: usize,
     publisher: Publisher,
     /// When an on-air decision falls due (a revertive hold-down ending).
@@ -151,7 +154,7 @@ impl ProjectController {
                 let lag = self.settings.list_lag;
                 mem.recently_deleted.retain(|_, at| at.elapsed() < lag);
                 players.retain(|p| !mem.recently_deleted.contains_key(&p.id));
-                self.note_uids(&players);
+                self.executor.note_uids(&players);
                 let now_ms = self.executor.clock.now_ms();
                 if let Ok(records) = self.records() {
                     health::count_strikes(
@@ -226,33 +229,48 @@ impl ProjectController {
     /// Counts a probe's answer; the scene's threshold of consecutive strikes fails the
     /// player exactly as a `failed` notice would.
     fn judge_probe(&self, mem: &mut Memory, key: SlotKey, id: String, verdict: Option<bool>) {
-        match verdict {
-            Some(true) => {
-                mem.probe_strikes.remove(&id);
-            }
-            Some(false) => {
-                let strikes = mem.probe_strikes.entry(id.clone()).or_insert(0);
-                *strikes += 1;
-                let threshold = self
-                    .scenes
-                    .borrow()
-                    .iter()
-                    .find(|s| s.project == self.project.id && s.name == key.scene)
-                    .map_or(u32::MAX, |s| s.strike_threshold);
-                tracing::warn!(slot = %key, strikes = *strikes, threshold, "probe answered 404/5xx");
-                if *strikes >= threshold {
-                    if let Some(p) = mem.players.iter_mut().flatten().find(|p| p.id == id) {
-                        p.status = Some(PlayerStatus::Failed);
-                    }
-                    mem.probe_strikes.remove(&id);
-                }
-            }
-            None => {}
+        let Some(healthy) = verdict else { return };
+        if mem.evidence.probe(&id, healthy, self.threshold(&key.scene)) {
+            fail_player(mem, &id);
         }
     }
 
+    /// Counts an app's stall report (see `evidence`).
+    fn judge_report(&self, mem: &mut Memory, id: &str, name: Option<&str>) {
+        let scene = name
+            .and_then(|n| naming::parse(&self.project.name_prefix, n))
+            .map(|p| p.scene)
+            .unwrap_or_default();
+        let failed = mem.evidence.report(
+            id,
+            Instant::now(),
+            self.reports.window,
+            self.reports.threshold,
+            self.threshold(&scene),
+        );
+        if failed {
+            fail_player(mem, id);
+        }
+    }
+
+    /// The strike threshold of a scene of this project (never, for an unknown scene).
+    fn threshold(&self, scene: &str) -> u32 {
+        self.scenes
+            .borrow()
+            .iter()
+            .find(|s| s.project == self.project.id && s.name == scene)
+            .map_or(u32::MAX, |s| s.strike_threshold)
+    }
+
     fn fold_notices(&self, mem: &mut Memory) {
-        let observations = self.inbox.drain();
+        let mut observations = self.inbox.drain();
+        observations.retain(|o| {
+            let stalled = o.event == PlayerEvent::Stalled;
+            if stalled {
+                self.judge_report(mem, &o.player_id, o.name.as_deref());
+            }
+            !stalled
+        });
         let Some(players) = &mut mem.players else {
             return;
         };
@@ -319,9 +337,9 @@ impl ProjectController {
         // Publish before starting anything: the on-air switch must not wait for creates.
         let mut strikes = mem.strikes.clone();
         for (key, record) in &records {
-            if let Some(n) = record.id.as_ref().and_then(|id| mem.probe_strikes.get(id)) {
+            if let Some(id) = &record.id {
                 let s = strikes.entry(key.clone()).or_insert(0);
-                *s = (*s).max(*n);
+                *s = (*s).max(mem.evidence.strikes(id));
             }
         }
         let picture = Picture {
@@ -448,25 +466,12 @@ impl ProjectController {
             None => Region::ALL.to_vec(),
         }
     }
+}
 
-    /// Remembers every UID the List shows, so none is ever handed out again.
-    fn note_uids(&self, players: &[ListedPlayer]) {
-        for p in players {
-            let (Some(channel), Some(uid)) = (p.channel_name.as_deref(), p.uid) else {
-                continue;
-            };
-            let Ok(uid) = u32::try_from(uid) else {
-                continue;
-            };
-            let name = p.name.as_deref().unwrap_or("");
-            if let Err(e) = self
-                .executor
-                .store
-                .note_uid(&self.project.id, channel, uid, name)
-            {
-                tracing::error!(error = %e, "cannot record a seen UID");
-            }
-        }
+/// Marks a player failed in the picture, exactly as a `failed` notice would.
+fn fail_player(mem: &mut Memory, id: &str) {
+    if let Some(p) = mem.players.iter_mut().flatten().find(|p| p.id == id) {
+        p.status = Some(PlayerStatus::Failed);
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
-use crate::agora::model::{CreatePlayer, Region, UpdatePlayer};
+use crate::agora::model::{CreatePlayer, ListedPlayer, Region, UpdatePlayer};
 use crate::agora::{ApiError, CreateOutcome, ErrorClass, MediaPullClient};
 use crate::clock::Clock;
 use crate::config::Scene;
@@ -209,6 +209,22 @@ impl Executor {
         };
         self.client.update(region, id, sequence, unchanged).await?;
         Ok(())
+    }
+
+    /// Remembers every UID a List shows, so none is ever handed out again.
+    pub fn note_uids(&self, players: &[ListedPlayer]) {
+        for p in players {
+            let (Some(channel), Some(uid)) = (p.channel_name.as_deref(), p.uid) else {
+                continue;
+            };
+            let Ok(uid) = u32::try_from(uid) else {
+                continue;
+            };
+            let name = p.name.as_deref().unwrap_or("");
+            if let Err(e) = self.store.note_uid(&self.project, channel, uid, name) {
+                tracing::error!(error = %e, "cannot record a seen UID");
+            }
+        }
     }
 
     pub fn forget(&self, key: &SlotKey) -> Result<(), ExecError> {

@@ -36,6 +36,8 @@ pub fn fold(
             PlayerStatus::Failed
         }
         PlayerEvent::Status(status) => status,
+        // Media reports are counted by the controller, not folded into the picture.
+        PlayerEvent::Stalled => return,
         PlayerEvent::Created { channel, uid } => {
             if index.is_none() {
                 players.push(ListedPlayer {

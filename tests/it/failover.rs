@@ -10,8 +10,8 @@ use pullkeeper::simulator::{FaultAction, FaultRule, SimHandle};
 use pullkeeper::store::{SlotKey, Store};
 
 use crate::harness::{
-    APP_ID, HOOK_SECRET, eventually, start_app, start_simulator, temp_dir, write_config,
-    write_config_full, write_config_with,
+    ADMIN_TOKEN, APP_ID, HOOK_SECRET, eventually, start_app, start_simulator, temp_dir,
+    write_config, write_config_full, write_config_with,
 };
 use crate::support::Receiver;
 
@@ -332,6 +332,49 @@ async fn three_failed_probes_replace_a_player_two_then_a_success_do_not() {
             .any(|h| h.name.as_deref() == Some("pk_news_b1_2")),
         "two strikes then a success must not replace"
     );
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enough_stall_reports_from_apps_replace_a_player() {
+    let dir = temp_dir("reports");
+    let sim = start_simulator().await;
+    let config = write_config(&dir, &sim, &one_scene("revertive"));
+    let app = start_app(config, Store::temporary().unwrap()).await;
+    eventually(Duration::from_secs(20), "both running", || {
+        app.board
+            .get("news")
+            .is_some_and(|s| s.healthy_players == 2)
+    })
+    .await;
+    let backup_uid = uid_of(&sim, "pk_news_b1_1");
+    let url = format!("http://{}/v1/scenes/news/reports", app.addr());
+    let http = reqwest::Client::new();
+    let send = |token: &'static str, uid: u64| {
+        http.post(&url)
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "uid": uid }))
+            .send()
+    };
+    assert_eq!(send("wrong", backup_uid).await.unwrap().status(), 401);
+    assert_eq!(send(ADMIN_TOKEN, 999_999).await.unwrap().status(), 404);
+    // Defaults: 3 reports within 30 s make a strike; 3 strikes fail the player.
+    for _ in 0..8 {
+        assert_eq!(send(ADMIN_TOKEN, backup_uid).await.unwrap().status(), 202);
+    }
+    eventually(Duration::from_secs(5), "two strikes shown", || {
+        app.board
+            .get("news")
+            .is_some_and(|s| s.slots[1].strikes == 2)
+    })
+    .await;
+    assert!(player_id(&sim, "pk_news_b1_2").is_none());
+    assert_eq!(send(ADMIN_TOKEN, backup_uid).await.unwrap().status(), 202);
+    eventually(Duration::from_secs(10), "backup replaced", || {
+        player_id(&sim, "pk_news_b1_2").is_some()
+    })
+    .await;
     app.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

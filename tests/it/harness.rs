@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 pub const APP_ID: &str = "e2eapp0123456789";
 pub const HOOK_SECRET: &str = "e2e-hook-secret";
+pub const ADMIN_TOKEN: &str = "e2e-admin-token";
 
 pub fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pk-it-{tag}-{}", uuid::Uuid::new_v4()));
@@ -25,6 +26,7 @@ pub fn env() -> HashMap<String, String> {
         ("E2E_CUSTOMER_SECRET".to_string(), "e2e-secret".to_string()),
         ("E2E_NCS_SECRET".to_string(), "e2e-ncs".to_string()),
         ("E2E_HOOK_SECRET".to_string(), HOOK_SECRET.to_string()),
+        ("E2E_ADMIN_TOKEN".to_string(), ADMIN_TOKEN.to_string()),
     ])
 }
 
@@ -106,7 +108,7 @@ pub fn write_config_full(
 ) -> Config {
     let mut settings = format!(
         r#"
-server: {{ listen: "127.0.0.1:0" }}
+server: {{ listen: "127.0.0.1:0", admin_token: {{ env: E2E_ADMIN_TOKEN }} }}
 store: {{ path: store }}
 reconcile: {{ {reconcile} }}
 scenes_file: scenes.yaml

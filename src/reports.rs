@@ -1,0 +1,122 @@
+//! App reports: the media-level signal Agora's API cannot give.
+//!
+//! An app backend that sees, through the RTC SDK's remote audio/video state callbacks,
+//! that a UID stopped sending can say so here; enough reports within the configured
+//! window count as a strike against that player (see the controller). The endpoint
+//! needs the admin bearer token, compared in constant time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::clock::Clock;
+use crate::ncs::inbox::{Inbox, Observation, PlayerEvent};
+use crate::status::StatusBoard;
+
+#[derive(Clone)]
+pub struct ReportsState {
+    /// Without a token the endpoint is off: it would otherwise let anyone fail players.
+    pub token: Option<SecretString>,
+    pub board: StatusBoard,
+    /// Each project's inbox, by project id.
+    pub inboxes: Arc<HashMap<String, Arc<Inbox>>>,
+    pub clock: Clock,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Report {
+    /// The UID whose remote media stopped.
+    uid: u32,
+}
+
+pub fn router(state: ReportsState) -> Router {
+    Router::new()
+        .route("/v1/scenes/{name}/reports", post(report))
+        .with_state(state)
+}
+
+fn answer(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({ "message": message })),
+    )
+        .into_response()
+}
+
+async fn report(
+    State(state): State<ReportsState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(token) = &state.token else {
+        return answer(
+            StatusCode::NOT_FOUND,
+            "reports are off: set server.admin_token",
+        );
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !constant_time_eq(presented.as_bytes(), token.expose_secret().as_bytes()) {
+        return answer(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    }
+    let Ok(report) = serde_json::from_slice::<Report>(&body) else {
+        return answer(StatusCode::BAD_REQUEST, r#"expected {"uid": <number>}"#);
+    };
+    let Some(scene) = state.board.get(&name) else {
+        return answer(StatusCode::NOT_FOUND, "no such scene");
+    };
+    let Some(slot) = scene.slots.iter().find(|s| s.uid == Some(report.uid)) else {
+        return answer(
+            StatusCode::NOT_FOUND,
+            "that uid is not a current player of the scene",
+        );
+    };
+    let (Some(id), Some(inbox)) = (slot.id.clone(), state.inboxes.get(&scene.project)) else {
+        return answer(StatusCode::CONFLICT, "the player has no id yet");
+    };
+    inbox.push(Observation {
+        player_id: id,
+        name: slot.name.clone(),
+        lts: state.clock.now_ms(),
+        event: PlayerEvent::Stalled,
+    });
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({"status": "counted"})),
+    )
+        .into_response()
+}
+
+/// Equality whose time depends only on the lengths, so a guess learns nothing from how
+/// fast it was refused.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn equality() {
+        assert!(constant_time_eq(b"token", b"token"));
+        assert!(!constant_time_eq(b"token", b"tokeN"));
+        assert!(!constant_time_eq(b"token", b"token2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}
