@@ -10,8 +10,8 @@ use pullkeeper::simulator::{FaultAction, FaultRule, SimHandle};
 use pullkeeper::store::{SlotKey, Store};
 
 use crate::harness::{
-    ADMIN_TOKEN, APP_ID, HOOK_SECRET, eventually, start_app, start_simulator, temp_dir,
-    write_config, write_config_full, write_config_with,
+    ADMIN_TOKEN, APP_ID, FAST, HOOK_SECRET, Running, eventually, start_app, start_simulator,
+    temp_dir, write_config_with,
 };
 use crate::support::Receiver;
 
@@ -172,16 +172,10 @@ async fn failed_master_switches_on_air_first_then_is_replaced_and_revertive_fail
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_revertive_stays_on_the_healthy_backup() {
-    let dir = temp_dir("nonrev");
-    let sim = start_simulator().await;
-    let config = write_config(&dir, &sim, &one_scene("non-revertive"));
-    let app = start_app(config, Store::temporary().unwrap()).await;
-    eventually(Duration::from_secs(20), "both running", || {
-        app.board
-            .get("news")
-            .is_some_and(|s| s.healthy_players == 2 && s.active_slot == Some(0))
-    })
-    .await;
+    let Running { sim, app, dir } = Running::start("nonrev", &one_scene("non-revertive"), "", FAST)
+        .await
+        .until_both_running()
+        .await;
     sim.fail_player(APP_ID, &player_id(&sim, "pk_news_m_1").unwrap());
     eventually(
         Duration::from_secs(20),
@@ -204,16 +198,10 @@ async fn non_revertive_stays_on_the_healthy_backup() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_player_missing_from_three_lists_is_replaced() {
-    let dir = temp_dir("strikes");
-    let sim = start_simulator().await;
-    let config = write_config(&dir, &sim, &one_scene("revertive"));
-    let app = start_app(config, Store::temporary().unwrap()).await;
-    eventually(Duration::from_secs(20), "both running", || {
-        app.board
-            .get("news")
-            .is_some_and(|s| s.healthy_players == 2)
-    })
-    .await;
+    let Running { sim, app, dir } = Running::start("strikes", &one_scene("revertive"), "", FAST)
+        .await
+        .until_both_running()
+        .await;
     // No NCS here: List absence is the only evidence.
     let backup = player_id(&sim, "pk_news_b1_1").unwrap();
     sim.destroy_player(APP_ID, &backup, "Internal Error");
@@ -237,16 +225,10 @@ async fn a_player_missing_from_three_lists_is_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_list_outage_deletes_nothing_and_is_flagged() {
-    let dir = temp_dir("outage");
-    let sim = start_simulator().await;
-    let config = write_config(&dir, &sim, &one_scene("revertive"));
-    let app = start_app(config, Store::temporary().unwrap()).await;
-    eventually(Duration::from_secs(20), "both running", || {
-        app.board
-            .get("news")
-            .is_some_and(|s| s.healthy_players == 2)
-    })
-    .await;
+    let Running { sim, app, dir } = Running::start("outage", &one_scene("revertive"), "", FAST)
+        .await
+        .until_both_running()
+        .await;
     let before = sim.history().len();
     sim.inject(FaultRule {
         method: Some("GET".into()),
@@ -280,16 +262,14 @@ async fn a_list_outage_deletes_nothing_and_is_flagged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_failed_probes_replace_a_player_two_then_a_success_do_not() {
-    let dir = temp_dir("probe");
-    let sim = start_simulator().await;
-    let reconcile = "poll_interval: 200ms, list_lag: 1s, probe_interval: 200ms";
-    let config = write_config_full(&dir, &sim, &one_scene("revertive"), "", reconcile);
-    let app = start_app(config, Store::temporary().unwrap()).await;
-    eventually(Duration::from_secs(20), "both running", || {
-        app.board
-            .get("news")
-            .is_some_and(|s| s.healthy_players == 2)
-    })
+    let Running { sim, app, dir } = Running::start(
+        "probe",
+        &one_scene("revertive"),
+        "",
+        "poll_interval: 200ms, list_lag: 1s, probe_interval: 200ms",
+    )
+    .await
+    .until_both_running()
     .await;
     let master = player_id(&sim, "pk_news_m_1").unwrap();
     let backup = player_id(&sim, "pk_news_b1_1").unwrap();
@@ -338,16 +318,10 @@ async fn three_failed_probes_replace_a_player_two_then_a_success_do_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enough_stall_reports_from_apps_replace_a_player() {
-    let dir = temp_dir("reports");
-    let sim = start_simulator().await;
-    let config = write_config(&dir, &sim, &one_scene("revertive"));
-    let app = start_app(config, Store::temporary().unwrap()).await;
-    eventually(Duration::from_secs(20), "both running", || {
-        app.board
-            .get("news")
-            .is_some_and(|s| s.healthy_players == 2)
-    })
-    .await;
+    let Running { sim, app, dir } = Running::start("reports", &one_scene("revertive"), "", FAST)
+        .await
+        .until_both_running()
+        .await;
     let backup_uid = uid_of(&sim, "pk_news_b1_1");
     let url = format!("http://{}/v1/scenes/news/reports", app.addr());
     let http = reqwest::Client::new();

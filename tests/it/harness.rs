@@ -158,3 +158,36 @@ pub async fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> b
 pub fn connect_ncs(sim: &SimHandle, app: &App) {
     sim.set_ncs_url(APP_ID, Some(format!("http://{}/ncs/e2e", app.addr())));
 }
+
+/// A simulator and a running app whose one scene `news` (master + one backup) is up.
+pub struct Running {
+    pub sim: SimHandle,
+    pub app: App,
+    pub dir: PathBuf,
+}
+
+impl Running {
+    /// Starts everything with `scenes`, `extra` settings and the `reconcile:` body, and
+    /// waits until both players of `news` run.
+    pub async fn start(tag: &str, scenes: &str, extra: &str, reconcile: &str) -> Running {
+        let dir = temp_dir(tag);
+        let sim = start_simulator().await;
+        let config = write_config_full(&dir, &sim, scenes, extra, reconcile);
+        let app = start_app(config, Store::temporary().unwrap()).await;
+        Running { sim, app, dir }
+    }
+
+    pub async fn until_both_running(self) -> Running {
+        eventually(Duration::from_secs(20), "both running", || {
+            self.app
+                .board
+                .get("news")
+                .is_some_and(|s| s.healthy_players == 2)
+        })
+        .await;
+        self
+    }
+}
+
+/// The `reconcile:` body of most end-to-end tests: fast polls, a 1 s List lag.
+pub const FAST: &str = "poll_interval: 200ms, list_lag: 1s";

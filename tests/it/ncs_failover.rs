@@ -5,11 +5,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pullkeeper::ncs::signature::{HEADER_SHA256, sign_sha256};
 use pullkeeper::simulator::SimHandle;
-use pullkeeper::store::Store;
 
-use crate::harness::{
-    APP_ID, connect_ncs, eventually, start_app, start_simulator, temp_dir, write_config_full,
-};
+use crate::harness::{APP_ID, Running, connect_ncs, eventually};
 
 const SCENE: &str = r#"
 scenes:
@@ -42,25 +39,25 @@ fn created(sim: &SimHandle, prefix: &str) -> Vec<String> {
         .collect()
 }
 
-async fn running_scene(tag: &str) -> (SimHandle, pullkeeper::app::App, std::path::PathBuf) {
-    let dir = temp_dir(tag);
-    let sim = start_simulator().await;
-    let config = write_config_full(&dir, &sim, SCENE, "", "poll_interval: 30s, list_lag: 1s");
-    let app = start_app(config, Store::temporary().unwrap()).await;
-    connect_ncs(&sim, &app);
+async fn running_scene(tag: &str) -> Running {
+    let running = Running::start(tag, SCENE, "", "poll_interval: 30s, list_lag: 1s").await;
+    connect_ncs(&running.sim, &running.app);
     // The first List runs at start; the running statuses arrive as notices.
-    eventually(Duration::from_secs(20), "both running", || {
-        app.board
+    let running = running.until_both_running().await;
+    eventually(Duration::from_secs(5), "master on air", || {
+        running
+            .app
+            .board
             .get("news")
-            .is_some_and(|s| s.healthy_players == 2 && s.active_slot == Some(0))
+            .is_some_and(|s| s.active_slot == Some(0))
     })
     .await;
-    (sim, app, dir)
+    running
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_notice_fails_over_within_seconds_and_our_own_delete_changes_nothing() {
-    let (sim, app, dir) = running_scene("ncs-failed").await;
+    let Running { sim, app, dir } = running_scene("ncs-failed").await;
     sim.fail_player(APP_ID, &id_of(&sim, "pk_news_m_1"));
     eventually(Duration::from_secs(5), "backup on air", || {
         app.board
@@ -91,7 +88,7 @@ async fn failed_notice_fails_over_within_seconds_and_our_own_delete_changes_noth
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_player_destroyed_by_agora_is_replaced() {
-    let (sim, app, dir) = running_scene("ncs-idle").await;
+    let Running { sim, app, dir } = running_scene("ncs-idle").await;
     sim.destroy_player(APP_ID, &id_of(&sim, "pk_news_b1_1"), "Idle Timeout");
     eventually(Duration::from_secs(5), "backup replaced", || {
         created(&sim, "pk_news_b1_").len() == 2
@@ -130,7 +127,7 @@ fn failed_notice(notice_id: &str, id: &str, name: &str, lts: u64) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_duplicate_and_stale_notices_act_once_or_not_at_all() {
-    let (sim, app, dir) = running_scene("ncs-guard").await;
+    let Running { sim, app, dir } = running_scene("ncs-guard").await;
     let url = format!("http://{}/ncs/e2e", app.addr());
     let http = reqwest::Client::new();
     let backup = id_of(&sim, "pk_news_b1_1");
