@@ -14,7 +14,8 @@
 //!   a missing intent is retried under the same name and UID (a 409 makes that safe),
 //!   at once if Agora refused it (nothing was created),
 //!   a missing created player is replaced under the next generation and a fresh UID;
-//! - a `failed` or `stopped` player is replaced and deleted;
+//! - a `failed` or `stopped` player is replaced, and deleted once its successor shows up
+//!   (create, then delete), or at once if the quota has no room for the successor;
 //! - an older generation is deleted once its successor shows up or it has failed
 //!   (make before break, so a slot never goes dark on purpose);
 //! - owned players of removed scenes or slots are deleted; foreign players are never touched;
@@ -153,6 +154,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let mut adopts = Vec::new();
     let mut creates: Vec<(i32, SlotKey, Action)> = Vec::new();
     let mut pending_live = 0u32;
+    let mut dead_waiting: Vec<(SlotKey, &Owned<'_>)> = Vec::new();
     let mut delete = |o: &Owned<'_>, reason| {
         if !input.busy_players.contains(&o.player.id) {
             deletes.push(Action::Delete {
@@ -236,13 +238,18 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 Current::Pending(g) => (g, false),
             };
             for old in owned.iter().filter(|o| o.generation < current_generation) {
-                if successor_up || is_dead(old.player.status) {
-                    let reason = if is_dead(old.player.status) {
+                let dead = is_dead(old.player.status);
+                if successor_up {
+                    let reason = if dead {
                         DeleteReason::Failed
                     } else {
                         DeleteReason::Superseded
                     };
                     delete(old, reason);
+                } else if dead {
+                    // Create, then delete; unless the quota has no room for the
+                    // successor while the dead player holds a place (decided below).
+                    dead_waiting.push((key.clone(), old));
                 }
             }
         }
@@ -287,6 +294,18 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             plan.actions.push(action);
         } else {
             plan.over_quota.push(key);
+        }
+    }
+    for (key, old) in dead_waiting {
+        if plan.over_quota.contains(&key) && !input.busy_players.contains(&old.player.id) {
+            plan.actions.insert(
+                0,
+                Action::Delete {
+                    id: old.player.id.clone(),
+                    name: old.name.to_string(),
+                    reason: DeleteReason::Failed,
+                },
+            );
         }
     }
     plan.actions.extend(forgets);

@@ -230,12 +230,38 @@ fn failed_player_is_deleted_and_replaced() {
         );
         w.observed = vec![listed("pk_news_m_1", "a", 1, status)];
         let p = w.plan();
+        assert_eq!(deletes(&p), vec![], "create first");
+        assert_eq!(creates(&p), vec![("pk_news_m_2".into(), None)]);
+        // The successor is listed: now the dead one goes.
+        w.records.insert(
+            key("news", 0),
+            record("pk_news_m_2", 2, 2, Phase::Created, Some("b")),
+        );
+        w.observed
+            .push(listed("pk_news_m_2", "b", 2, PlayerStatus::Connecting));
         assert_eq!(
-            deletes(&p),
+            deletes(&w.plan()),
             vec![("pk_news_m_1".into(), DeleteReason::Failed)]
         );
-        assert_eq!(creates(&p), vec![("pk_news_m_2".into(), None)]);
     }
+}
+
+#[test]
+fn at_full_quota_a_failed_player_is_deleted_before_its_replacement() {
+    let mut w = World::new(vec![scene("news", 0, 0)]);
+    w.max_players = 1;
+    w.records.insert(
+        key("news", 0),
+        record("pk_news_m_1", 1, 1, Phase::Created, Some("a")),
+    );
+    w.observed = vec![listed("pk_news_m_1", "a", 1, PlayerStatus::Failed)];
+    let p = w.plan();
+    assert_eq!(
+        deletes(&p),
+        vec![("pk_news_m_1".into(), DeleteReason::Failed)]
+    );
+    assert_eq!(creates(&p), vec![]);
+    assert_eq!(p.over_quota, vec![key("news", 0)]);
 }
 
 #[test]
