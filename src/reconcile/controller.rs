@@ -391,6 +391,10 @@ impl ProjectController {
                 };
                 let replacing = records.get(&key).is_some_and(|r| r.generation < generation);
                 if replacing && !busy.admit_replacement(&key) {
+                    self.metrics
+                        .replacement_backoffs
+                        .with_label_values(&[&self.project.id])
+                        .inc();
                     return;
                 }
                 busy.slots.insert(key.clone());

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub slots_over_quota: IntGaugeVec,
     pub reconcile_passes: IntCounterVec,
     pub recreations: IntCounterVec,
+    /// Replacements held back because the slot was replaced again and again.
+    pub replacement_backoffs: IntCounterVec,
     pub last_list_success: GaugeVec,
     /// NCS notices by outcome: accepted, duplicate, stale, ignored, bad_signature,
     /// malformed, unknown_project, too_large.
@@ -125,6 +127,14 @@ impl Metrics {
                 &["reason"],
             )
             .expect("valid metric"),
+            replacement_backoffs: IntCounterVec::new(
+                Opts::new(
+                    "pullkeeper_replacement_backoffs_total",
+                    "Replacements delayed because the same slot keeps failing (never given up).",
+                ),
+                &["project"],
+            )
+            .expect("valid metric"),
             last_list_success: GaugeVec::new(
                 Opts::new(
                     "pullkeeper_last_successful_list_timestamp_seconds",
@@ -169,6 +179,7 @@ impl Metrics {
             Box::new(m.slots_over_quota.clone()),
             Box::new(m.reconcile_passes.clone()),
             Box::new(m.recreations.clone()),
+            Box::new(m.replacement_backoffs.clone()),
             Box::new(m.last_list_success.clone()),
             Box::new(m.webhook_notices.clone()),
             Box::new(m.app_webhook.clone()),
