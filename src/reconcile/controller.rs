@@ -157,6 +157,15 @@ impl ProjectController {
                 self.executor.note_uids(&players);
                 let now_ms = self.executor.clock.now_ms();
                 if let Ok(records) = self.records() {
+                    if let Some(previous) = &mem.players {
+                        observe::carry_over_young(
+                            &mut players,
+                            previous,
+                            &records,
+                            now_ms,
+                            lag.as_millis() as u64,
+                        );
+                    }
                     health::count_strikes(
                         &mut mem.strikes,
                         &records,

@@ -6,9 +6,12 @@
 //! The next complete List replaces the picture wholesale, so a notice can only ever make
 //! the picture fresher, never stick.
 
+use std::collections::{BTreeMap, HashSet};
+
 use crate::agora::model::{ListedPlayer, PlayerStatus};
 use crate::ncs::inbox::{Observation, PlayerEvent};
 use crate::ncs::notice::destroy_reason;
+use crate::store::{SlotKey, SlotRecord};
 
 /// Applies one observation to `players`. `deleted_by_us` tells whether pullkeeper itself
 /// deleted (or is deleting) the player with that id.
@@ -67,6 +70,31 @@ pub fn fold(
             status: Some(status),
         }),
     }
+}
+
+/// Keeps, in a fresh List, the players it cannot show yet: those of slot records created
+/// within the List lag that the previous picture had (from a notice or an earlier List).
+/// Without this, every List in the first ~10 s after a create would make a running
+/// player "pending" again and take it off air.
+pub fn carry_over_young(
+    listed: &mut Vec<ListedPlayer>,
+    previous: &[ListedPlayer],
+    records: &BTreeMap<SlotKey, SlotRecord>,
+    now_ms: u64,
+    list_lag_ms: u64,
+) {
+    let young: HashSet<&str> = records
+        .values()
+        .filter(|r| now_ms < r.created_at_ms.saturating_add(list_lag_ms))
+        .map(|r| r.name.as_str())
+        .collect();
+    let carried: Vec<ListedPlayer> = previous
+        .iter()
+        .filter(|p| p.name.as_deref().is_some_and(|n| young.contains(n)))
+        .filter(|p| !listed.iter().any(|l| l.id == p.id))
+        .cloned()
+        .collect();
+    listed.extend(carried);
 }
 
 #[cfg(test)]
@@ -134,5 +162,37 @@ mod tests {
             Some(PlayerStatus::Failed),
             "someone else deleted it"
         );
+    }
+
+    #[test]
+    fn a_list_keeps_players_it_cannot_show_yet() {
+        use crate::agora::model::Region;
+        use crate::store::{Phase, RECORD_VERSION};
+        let record = |name: &str, created_at_ms| SlotRecord {
+            v: RECORD_VERSION,
+            name: name.into(),
+            uid: 1,
+            generation: 1,
+            phase: Phase::Created,
+            region: Region::Na,
+            id: None,
+            created_at_ms,
+        };
+        let records = BTreeMap::from([
+            (SlotKey::new("p", "s", 0), record("pk_s_m_young", 95_000)),
+            (SlotKey::new("p", "s", 1), record("pk_s_m_old", 10_000)),
+        ]);
+        let mut previous = vec![];
+        for id in ["young", "old"] {
+            fold(
+                &mut previous,
+                obs(id, PlayerEvent::Status(PlayerStatus::Running)),
+                |_| false,
+            );
+        }
+        let mut listed = vec![];
+        carry_over_young(&mut listed, &previous, &records, 100_000, 10_000);
+        let ids: Vec<&str> = listed.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["young"], "the old one is really gone from List");
     }
 }

@@ -33,6 +33,11 @@ pub fn env() -> HashMap<String, String> {
 /// A simulator with fast clocks and the create rate raised so tests take seconds; the
 /// rate limits themselves are tested on their own.
 pub async fn start_simulator() -> SimHandle {
+    start_simulator_with_lag(Duration::from_millis(300)).await
+}
+
+/// [`start_simulator`] whose List hides new players for `list_lag`.
+pub async fn start_simulator_with_lag(list_lag: Duration) -> SimHandle {
     let mut sim = SimConfig::default();
     sim.projects.push(SimProject {
         app_id: APP_ID.into(),
@@ -41,7 +46,7 @@ pub async fn start_simulator() -> SimHandle {
     });
     sim.credentials
         .push(("e2e-customer".into(), "e2e-secret".into()));
-    sim.list_lag = Duration::from_millis(300);
+    sim.list_lag = list_lag;
     sim.connect_delay = Duration::from_millis(100);
     sim.qps.create_with_name = Window {
         per_second: 50,

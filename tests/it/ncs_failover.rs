@@ -6,7 +6,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use pullkeeper::ncs::signature::{HEADER_SHA256, sign_sha256};
 use pullkeeper::simulator::SimHandle;
 
-use crate::harness::{APP_ID, Running, connect_ncs, eventually};
+use crate::harness::{
+    APP_ID, Running, connect_ncs, eventually, start_app, start_simulator_with_lag, temp_dir,
+    write_config_full,
+};
 
 const SCENE: &str = r#"
 scenes:
@@ -187,6 +190,36 @@ async fn forged_duplicate_and_stale_notices_act_once_or_not_at_all() {
     assert_eq!(notices(&app, "bad_signature"), 1);
     assert_eq!(notices(&app, "duplicate") - duplicates_before, 2);
     assert_eq!(notices(&app, "stale") - stale_before, 1);
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Agora's List does not show a new player for ~10 s; notices do. A List in that time must
+/// not take a running player off air.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_during_the_list_lag_do_not_take_players_off_air() {
+    let dir = temp_dir("lag");
+    let sim = start_simulator_with_lag(Duration::from_secs(3)).await;
+    let reconcile = "poll_interval: 200ms, list_lag: 4s";
+    let config = write_config_full(&dir, &sim, SCENE, "", reconcile);
+    let app = start_app(config, pullkeeper::store::Store::temporary().unwrap()).await;
+    connect_ncs(&sim, &app);
+    eventually(Duration::from_secs(10), "master on air", || {
+        app.board
+            .get("news")
+            .is_some_and(|s| s.active_slot == Some(0) && s.healthy_players == 2)
+    })
+    .await;
+    let version = app.board.get("news").unwrap().active_version;
+    // Many Lists run while the simulator still hides both players.
+    for _ in 0..40 {
+        let news = app.board.get("news").unwrap();
+        assert_eq!(news.active_slot, Some(0));
+        assert_eq!(news.active_version, version);
+        assert_eq!(news.healthy_players, 2);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sim.history().len(), 2, "no replacement either");
     app.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
