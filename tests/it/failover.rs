@@ -172,10 +172,11 @@ async fn failed_master_switches_on_air_first_then_is_replaced_and_revertive_fail
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_revertive_stays_on_the_healthy_backup() {
-    let Running { sim, app, dir } = Running::start("nonrev", &one_scene("non-revertive"), "", FAST)
-        .await
-        .until_both_running()
-        .await;
+    let Running { sim, app, dir, .. } =
+        Running::start("nonrev", &one_scene("non-revertive"), "", FAST)
+            .await
+            .until_both_running()
+            .await;
     sim.fail_player(APP_ID, &player_id(&sim, "pk_news_m_1").unwrap());
     eventually(
         Duration::from_secs(20),
@@ -198,10 +199,11 @@ async fn non_revertive_stays_on_the_healthy_backup() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_player_missing_from_three_lists_is_replaced() {
-    let Running { sim, app, dir } = Running::start("strikes", &one_scene("revertive"), "", FAST)
-        .await
-        .until_both_running()
-        .await;
+    let Running { sim, app, dir, .. } =
+        Running::start("strikes", &one_scene("revertive"), "", FAST)
+            .await
+            .until_both_running()
+            .await;
     // No NCS here: List absence is the only evidence.
     let backup = player_id(&sim, "pk_news_b1_1").unwrap();
     sim.destroy_player(APP_ID, &backup, "Internal Error");
@@ -225,7 +227,7 @@ async fn a_player_missing_from_three_lists_is_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_list_outage_deletes_nothing_and_is_flagged() {
-    let Running { sim, app, dir } = Running::start("outage", &one_scene("revertive"), "", FAST)
+    let Running { sim, app, dir, .. } = Running::start("outage", &one_scene("revertive"), "", FAST)
         .await
         .until_both_running()
         .await;
@@ -262,7 +264,7 @@ async fn a_list_outage_deletes_nothing_and_is_flagged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_failed_probes_replace_a_player_two_then_a_success_do_not() {
-    let Running { sim, app, dir } = Running::start(
+    let Running { sim, app, dir, .. } = Running::start(
         "probe",
         &one_scene("revertive"),
         "",
@@ -318,10 +320,11 @@ async fn three_failed_probes_replace_a_player_two_then_a_success_do_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enough_stall_reports_from_apps_replace_a_player() {
-    let Running { sim, app, dir } = Running::start("reports", &one_scene("revertive"), "", FAST)
-        .await
-        .until_both_running()
-        .await;
+    let Running { sim, app, dir, .. } =
+        Running::start("reports", &one_scene("revertive"), "", FAST)
+            .await
+            .until_both_running()
+            .await;
     let backup_uid = uid_of(&sim, "pk_news_b1_1");
     let url = format!("http://{}/v1/scenes/news/reports", app.addr());
     let http = reqwest::Client::new();

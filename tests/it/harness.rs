@@ -169,6 +169,8 @@ pub struct Running {
     pub sim: SimHandle,
     pub app: App,
     pub dir: PathBuf,
+    /// The app's store, to check what it wrote and when.
+    pub store: Store,
 }
 
 impl Running {
@@ -178,8 +180,14 @@ impl Running {
         let dir = temp_dir(tag);
         let sim = start_simulator().await;
         let config = write_config_full(&dir, &sim, scenes, extra, reconcile);
-        let app = start_app(config, Store::temporary().unwrap()).await;
-        Running { sim, app, dir }
+        let store = Store::temporary().unwrap();
+        let app = start_app(config, store.clone()).await;
+        Running {
+            sim,
+            app,
+            dir,
+            store,
+        }
     }
 
     pub async fn until_both_running(self) -> Running {

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use pullkeeper::ncs::signature::{HEADER_SHA256, sign_sha256};
 use pullkeeper::simulator::SimHandle;
+use pullkeeper::store::SlotKey;
 
 use crate::harness::{
     APP_ID, Running, connect_ncs, eventually, start_app, start_simulator_with_lag, temp_dir,
@@ -60,7 +61,12 @@ async fn running_scene(tag: &str) -> Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_notice_fails_over_within_seconds_and_our_own_delete_changes_nothing() {
-    let Running { sim, app, dir } = running_scene("ncs-failed").await;
+    let Running {
+        sim,
+        app,
+        dir,
+        store,
+    } = running_scene("ncs-failed").await;
     sim.fail_player(APP_ID, &id_of(&sim, "pk_news_m_1"));
     eventually(Duration::from_secs(5), "backup on air", || {
         app.board
@@ -72,6 +78,18 @@ async fn failed_notice_fails_over_within_seconds_and_our_own_delete_changes_noth
         created(&sim, "pk_news_m_").len() == 2
     })
     .await;
+    // The switch was decided before the replacement's create intent was written.
+    let intent = store
+        .slot(&SlotKey::new("e2e", "news", 0))
+        .unwrap()
+        .unwrap();
+    assert_eq!(intent.name, "pk_news_m_2");
+    let switched_at = app.board.get("news").unwrap().active_since_ms;
+    assert!(
+        switched_at <= intent.created_at_ms,
+        "{switched_at} > {}",
+        intent.created_at_ms
+    );
     eventually(Duration::from_secs(5), "failed master deleted", || {
         sim.players(APP_ID)
             .iter()
@@ -91,7 +109,7 @@ async fn failed_notice_fails_over_within_seconds_and_our_own_delete_changes_noth
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_player_destroyed_by_agora_is_replaced() {
-    let Running { sim, app, dir } = running_scene("ncs-idle").await;
+    let Running { sim, app, dir, .. } = running_scene("ncs-idle").await;
     sim.destroy_player(APP_ID, &id_of(&sim, "pk_news_b1_1"), "Idle Timeout");
     eventually(Duration::from_secs(5), "backup replaced", || {
         created(&sim, "pk_news_b1_").len() == 2
@@ -130,7 +148,7 @@ fn failed_notice(notice_id: &str, id: &str, name: &str, lts: u64) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_duplicate_and_stale_notices_act_once_or_not_at_all() {
-    let Running { sim, app, dir } = running_scene("ncs-guard").await;
+    let Running { sim, app, dir, .. } = running_scene("ncs-guard").await;
     let url = format!("http://{}/ncs/e2e", app.addr());
     let http = reqwest::Client::new();
     let backup = id_of(&sim, "pk_news_b1_1");
