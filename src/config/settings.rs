@@ -1,9 +1,10 @@
 //! The process settings file: where to listen, where to store state, how often to
 //! reconcile, and the Agora projects (credentials, API host, limits) pullkeeper drives.
 //!
-//! Parsing happens in two steps: serde fills `Raw*` structs that keep every value's
-//! location (`Spanned`), then [`build`] checks the rules and produces the plain public
-//! structs. That split lets every semantic problem be reported with a line and column.
+//! Parsing happens in two steps: serde fills the `Raw*` structs (in `settings/raw.rs`)
+//! that keep every value's location (`Spanned`), then [`build`] checks the rules and
+//! produces the plain public structs. That split lets every semantic problem be reported
+//! with a line and column.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -17,8 +18,13 @@ use serde_saphyr::{Location, Spanned};
 use super::diagnostic::Diags;
 use super::duration::parse_duration;
 use super::env::Env;
-use super::limits::{Limits, RawLimits, positive};
+use super::limits::{Limits, positive};
 use super::secret::{self, SecretRef};
+
+mod raw;
+
+pub(crate) use raw::{RawAppWebhook, RawSettings};
+use raw::{RawProject, Text};
 
 /// Process-wide settings.
 #[derive(Debug, Clone)]
@@ -133,99 +139,6 @@ const DEFAULT_REPORT_WINDOW: Duration = Duration::from_secs(30);
 const DEFAULT_REPORT_THRESHOLD: u32 = 3;
 const PROJECT_ID_MAX_BYTES: usize = 32;
 const PREFIX_MAX_BYTES: usize = 8;
-
-type Text = Spanned<String>;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawSettings {
-    #[serde(default)]
-    server: RawServer,
-    #[serde(default)]
-    store: RawStore,
-    #[serde(default)]
-    reconcile: RawReconcile,
-    #[serde(default)]
-    scenes_file: Option<Text>,
-    projects: Spanned<Vec<RawProject>>,
-    #[serde(default)]
-    app_webhook: Option<RawAppWebhook>,
-    #[serde(default)]
-    reports: RawReports,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    #[serde(default)]
-    listen: Option<Text>,
-    #[serde(default)]
-    admin_token: Option<Spanned<SecretRef>>,
-}
-
-/// An app webhook as written, in the settings file or in a scene.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawAppWebhook {
-    url: Text,
-    secret: Spanned<SecretRef>,
-    #[serde(default)]
-    timeout: Option<Text>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawReports {
-    #[serde(default)]
-    window: Option<Text>,
-    #[serde(default)]
-    threshold: Option<Spanned<u32>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStore {
-    #[serde(default)]
-    path: Option<Text>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawReconcile {
-    #[serde(default)]
-    poll_interval: Option<Text>,
-    #[serde(default)]
-    list_lag: Option<Text>,
-    #[serde(default)]
-    probe_interval: Option<Text>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawProject {
-    id: Text,
-    app_id: Text,
-    customer_id: Spanned<SecretRef>,
-    customer_secret: Spanned<SecretRef>,
-    ncs_secret: Spanned<SecretRef>,
-    #[serde(default)]
-    api: RawApi,
-    #[serde(default)]
-    limits: RawLimits,
-    #[serde(default)]
-    name_prefix: Option<Text>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawApi {
-    #[serde(default)]
-    primary_domain: Option<PrimaryDomain>,
-    #[serde(default)]
-    base_url: Option<Text>,
-    #[serde(default)]
-    timeout: Option<Text>,
-}
 
 /// Checks every rule and builds [`Settings`]. Invalid values are replaced by defaults so
 /// checking can continue; the caller fails the load if any diagnostic was recorded.
@@ -534,180 +447,4 @@ fn base_url(t: &Text, path: &str, diags: &mut Diags<'_>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::diagnostic::Diagnostic;
-    use crate::config::secret::INLINE_SECRET;
-    use crate::config::yaml;
-    use secrecy::ExposeSecret;
-    use std::collections::HashMap;
-
-    const PROJECTS: &str = "\
-projects:
-  - id: demo
-    app_id: abc
-    customer_id: { env: CID }
-    customer_secret: { env: CID }
-    ncs_secret: { env: CID }
-";
-
-    fn env() -> HashMap<String, String> {
-        HashMap::from([
-            ("CID".to_string(), "cid".to_string()),
-            ("TOKEN".to_string(), "t0ken".to_string()),
-            ("HOOK".to_string(), "h00k".to_string()),
-        ])
-    }
-
-    /// Builds settings from `head` followed by one project (which starts at line
-    /// `head.lines().count() + 1`).
-    fn load(head: &str) -> Result<Settings, Vec<Diagnostic>> {
-        let file = Path::new("p.yaml");
-        let text = format!("{head}{PROJECTS}");
-        let raw = yaml::parse::<RawSettings>(file, &text, "").map_err(|d| vec![d])?;
-        let mut out = Vec::new();
-        let settings = build(
-            raw,
-            file,
-            &env(),
-            &mut Diags {
-                file,
-                out: &mut out,
-            },
-        );
-        if out.is_empty() {
-            Ok(settings)
-        } else {
-            Err(out)
-        }
-    }
-
-    /// The single diagnostic, as (line, path, message).
-    fn one(head: &str) -> (Option<usize>, String, String) {
-        let d = load(head).unwrap_err();
-        assert_eq!(d.len(), 1, "{d:#?}");
-        (d[0].line, d[0].path.clone(), d[0].message.clone())
-    }
-
-    #[test]
-    fn new_settings_default_to_off_and_documented_values() {
-        let s = load("").unwrap();
-        assert!(s.server.admin_token.is_none());
-        assert!(s.app_webhook.is_none());
-        assert_eq!(
-            s.reports,
-            ReportSettings {
-                window: Duration::from_secs(30),
-                threshold: 3
-            }
-        );
-    }
-
-    #[test]
-    fn admin_token_webhook_and_reports_are_read() {
-        let s = load(
-            "server: { admin_token: { env: TOKEN } }\n\
-             app_webhook:\n  url: https://app.example.com/on-air\n  secret: { env: HOOK }\n\
-             reports: { window: 1m, threshold: 1 }\n",
-        )
-        .unwrap();
-        assert_eq!(
-            s.server.admin_token.as_ref().unwrap().expose_secret(),
-            "t0ken"
-        );
-        let hook = s.app_webhook.as_ref().unwrap();
-        assert_eq!(hook.url, "https://app.example.com/on-air");
-        assert_eq!(hook.secret.expose_secret(), "h00k");
-        assert_eq!(hook.timeout, Duration::from_secs(5));
-        assert_eq!(s.reports.window, Duration::from_secs(60));
-        assert_eq!(s.reports.threshold, 1);
-        let dump = format!("{s:?}");
-        assert!(!dump.contains("t0ken") && !dump.contains("h00k"), "{dump}");
-
-        let s = load(
-            "app_webhook: { url: 'http://10.0.0.1:8080', secret: { env: HOOK }, timeout: 500ms }\n",
-        )
-        .unwrap();
-        assert_eq!(s.app_webhook.unwrap().timeout, Duration::from_millis(500));
-    }
-
-    #[test]
-    fn inline_webhook_secret_is_refused() {
-        assert_eq!(
-            one("app_webhook:\n  url: https://h/x\n  secret: hunter2\n"),
-            (Some(3), "app_webhook.secret".into(), INLINE_SECRET.into())
-        );
-    }
-
-    #[test]
-    fn inline_admin_token_is_refused() {
-        assert_eq!(
-            one("server:\n  admin_token: hunter2\n"),
-            (Some(2), "server.admin_token".into(), INLINE_SECRET.into())
-        );
-    }
-
-    #[test]
-    fn webhook_url_and_timeout_rules() {
-        for bad in [
-            "ftp://h/x",
-            "https://",
-            "https:///x",
-            "app.example.com",
-            "'http://h/a b'",
-        ] {
-            let (line, path, message) = one(&format!(
-                "app_webhook:\n  url: {bad}\n  secret: {{ env: HOOK }}\n"
-            ));
-            assert_eq!((line, path.as_str()), (Some(2), "app_webhook.url"), "{bad}");
-            assert!(
-                message.ends_with(": expected http://HOST[:PORT][/PATH] or https://..."),
-                "{bad}: {message}"
-            );
-        }
-        assert_eq!(
-            one("app_webhook:\n  url: https://h\n  secret: { env: HOOK }\n  timeout: 0s\n"),
-            (
-                Some(4),
-                "app_webhook.timeout".into(),
-                "must be greater than zero".into()
-            )
-        );
-        assert_eq!(
-            one("app_webhook:\n  url: https://h\n  secret: { env: NOPE }\n"),
-            (
-                Some(3),
-                "app_webhook.secret".into(),
-                "environment variable NOPE is not set".into()
-            )
-        );
-        assert_eq!(
-            one("app_webhook:\n  url: https://h\n"),
-            (
-                Some(2),
-                "app_webhook".into(),
-                "missing field `secret`".into()
-            )
-        );
-    }
-
-    #[test]
-    fn report_rules() {
-        assert_eq!(
-            one("reports:\n  threshold: 0\n"),
-            (
-                Some(2),
-                "reports.threshold".into(),
-                "must be at least 1".into()
-            )
-        );
-        assert_eq!(
-            one("reports:\n  window: 0s\n"),
-            (
-                Some(2),
-                "reports.window".into(),
-                "must be greater than zero".into()
-            )
-        );
-    }
-}
+mod tests;

@@ -3,5 +3,6 @@
 pub mod dedupe;
 pub mod inbox;
 pub mod notice;
+pub mod order;
 pub mod receiver;
 pub mod signature;

@@ -7,5 +7,6 @@ mod failover;
 mod harness;
 mod ncs;
 mod ncs_failover;
-mod simulator;
+mod simulator_ncs;
+mod simulator_rest;
 mod support;

@@ -1,0 +1,177 @@
+//! Tests of the process settings: defaults, the app webhook, the admin token and reports.
+
+use super::*;
+use crate::config::diagnostic::Diagnostic;
+use crate::config::secret::INLINE_SECRET;
+use crate::config::yaml;
+use secrecy::ExposeSecret;
+use std::collections::HashMap;
+
+const PROJECTS: &str = "\
+projects:
+  - id: demo
+    app_id: abc
+    customer_id: { env: CID }
+    customer_secret: { env: CID }
+    ncs_secret: { env: CID }
+";
+
+fn env() -> HashMap<String, String> {
+    HashMap::from([
+        ("CID".to_string(), "cid".to_string()),
+        ("TOKEN".to_string(), "t0ken".to_string()),
+        ("HOOK".to_string(), "h00k".to_string()),
+    ])
+}
+
+/// Builds settings from `head` followed by one project (which starts at line
+/// `head.lines().count() + 1`).
+fn load(head: &str) -> Result<Settings, Vec<Diagnostic>> {
+    let file = Path::new("p.yaml");
+    let text = format!("{head}{PROJECTS}");
+    let raw = yaml::parse::<RawSettings>(file, &text, "").map_err(|d| vec![d])?;
+    let mut out = Vec::new();
+    let settings = build(
+        raw,
+        file,
+        &env(),
+        &mut Diags {
+            file,
+            out: &mut out,
+        },
+    );
+    if out.is_empty() {
+        Ok(settings)
+    } else {
+        Err(out)
+    }
+}
+
+/// The single diagnostic, as (line, path, message).
+fn one(head: &str) -> (Option<usize>, String, String) {
+    let d = load(head).unwrap_err();
+    assert_eq!(d.len(), 1, "{d:#?}");
+    (d[0].line, d[0].path.clone(), d[0].message.clone())
+}
+
+#[test]
+fn new_settings_default_to_off_and_documented_values() {
+    let s = load("").unwrap();
+    assert!(s.server.admin_token.is_none());
+    assert!(s.app_webhook.is_none());
+    assert_eq!(
+        s.reports,
+        ReportSettings {
+            window: Duration::from_secs(30),
+            threshold: 3
+        }
+    );
+}
+
+#[test]
+fn admin_token_webhook_and_reports_are_read() {
+    let s = load(
+        "server: { admin_token: { env: TOKEN } }\n\
+         app_webhook:\n  url: https://app.example.com/on-air\n  secret: { env: HOOK }\n\
+         reports: { window: 1m, threshold: 1 }\n",
+    )
+    .unwrap();
+    assert_eq!(
+        s.server.admin_token.as_ref().unwrap().expose_secret(),
+        "t0ken"
+    );
+    let hook = s.app_webhook.as_ref().unwrap();
+    assert_eq!(hook.url, "https://app.example.com/on-air");
+    assert_eq!(hook.secret.expose_secret(), "h00k");
+    assert_eq!(hook.timeout, Duration::from_secs(5));
+    assert_eq!(s.reports.window, Duration::from_secs(60));
+    assert_eq!(s.reports.threshold, 1);
+    let dump = format!("{s:?}");
+    assert!(!dump.contains("t0ken") && !dump.contains("h00k"), "{dump}");
+
+    let s = load(
+        "app_webhook: { url: 'http://10.0.0.1:8080', secret: { env: HOOK }, timeout: 500ms }\n",
+    )
+    .unwrap();
+    assert_eq!(s.app_webhook.unwrap().timeout, Duration::from_millis(500));
+}
+
+#[test]
+fn inline_webhook_secret_is_refused() {
+    assert_eq!(
+        one("app_webhook:\n  url: https://h/x\n  secret: hunter2\n"),
+        (Some(3), "app_webhook.secret".into(), INLINE_SECRET.into())
+    );
+}
+
+#[test]
+fn inline_admin_token_is_refused() {
+    assert_eq!(
+        one("server:\n  admin_token: hunter2\n"),
+        (Some(2), "server.admin_token".into(), INLINE_SECRET.into())
+    );
+}
+
+#[test]
+fn webhook_url_and_timeout_rules() {
+    for bad in [
+        "ftp://h/x",
+        "https://",
+        "https:///x",
+        "app.example.com",
+        "'http://h/a b'",
+    ] {
+        let (line, path, message) = one(&format!(
+            "app_webhook:\n  url: {bad}\n  secret: {{ env: HOOK }}\n"
+        ));
+        assert_eq!((line, path.as_str()), (Some(2), "app_webhook.url"), "{bad}");
+        assert!(
+            message.ends_with(": expected http://HOST[:PORT][/PATH] or https://..."),
+            "{bad}: {message}"
+        );
+    }
+    assert_eq!(
+        one("app_webhook:\n  url: https://h\n  secret: { env: HOOK }\n  timeout: 0s\n"),
+        (
+            Some(4),
+            "app_webhook.timeout".into(),
+            "must be greater than zero".into()
+        )
+    );
+    assert_eq!(
+        one("app_webhook:\n  url: https://h\n  secret: { env: NOPE }\n"),
+        (
+            Some(3),
+            "app_webhook.secret".into(),
+            "environment variable NOPE is not set".into()
+        )
+    );
+    assert_eq!(
+        one("app_webhook:\n  url: https://h\n"),
+        (
+            Some(2),
+            "app_webhook".into(),
+            "missing field `secret`".into()
+        )
+    );
+}
+
+#[test]
+fn report_rules() {
+    assert_eq!(
+        one("reports:\n  threshold: 0\n"),
+        (
+            Some(2),
+            "reports.threshold".into(),
+            "must be at least 1".into()
+        )
+    );
+    assert_eq!(
+        one("reports:\n  window: 0s\n"),
+        (
+            Some(2),
+            "reports.window".into(),
+            "must be greater than zero".into()
+        )
+    );
+}

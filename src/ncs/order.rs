@@ -1,0 +1,118 @@
+//! Per-player `lts` ordering for NCS notices: NCS may deliver a player's events out of
+//! order or late, and only an event newer than the last one seen may reach the inbox.
+//!
+//! Kept apart from the receiver because it is plain bookkeeping with its own memory bound,
+//! tested without HTTP; the receiver holds one behind a lock (re-exported there as
+//! `receiver::LtsOrder`).
+
+use std::collections::HashMap;
+
+/// The last `lts` seen per (project, player), bounded in memory.
+///
+/// Entries more than `retain_ms` behind the newest `lts` are pruned (hourly in `lts` time,
+/// or when more than `cap` players are tracked); pruning raises a floor below which every
+/// notice is stale, so a forgotten player cannot be rolled back by a late delivery.
+#[derive(Debug)]
+pub struct LtsOrder {
+    last: HashMap<(String, String), u64>,
+    newest: u64,
+    floor: u64,
+    last_prune: u64,
+    retain_ms: u64,
+    cap: usize,
+}
+
+impl LtsOrder {
+    pub fn new(retain_ms: u64, cap: usize) -> LtsOrder {
+        LtsOrder {
+            last: HashMap::new(),
+            newest: 0,
+            floor: 0,
+            last_prune: 0,
+            retain_ms,
+            cap: cap.max(2),
+        }
+    }
+
+    /// True (and remembered) when `lts` is newer than anything seen for the player.
+    pub fn admit(&mut self, project: &str, player: &str, lts: u64) -> bool {
+        if lts < self.floor {
+            return false;
+        }
+        let key = (project.to_string(), player.to_string());
+        match self.last.get_mut(&key) {
+            Some(last) if lts <= *last => return false,
+            Some(last) => *last = lts,
+            None => {
+                self.last.insert(key, lts);
+            }
+        }
+        self.newest = self.newest.max(lts);
+        if self.last.len() > self.cap
+            || self.newest.saturating_sub(self.last_prune) >= self.retain_ms
+        {
+            self.prune();
+        }
+        true
+    }
+
+    /// Players currently tracked.
+    pub fn len(&self) -> usize {
+        self.last.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.last.is_empty()
+    }
+
+    fn prune(&mut self) {
+        self.last_prune = self.newest;
+        self.floor = self.floor.max(self.newest.saturating_sub(self.retain_ms));
+        let floor = self.floor;
+        self.last.retain(|_, lts| *lts >= floor);
+        if self.last.len() > self.cap {
+            // Still too many: keep the newest half of the cap.
+            let mut all: Vec<u64> = self.last.values().copied().collect();
+            all.sort_unstable();
+            self.floor = all[all.len() - self.cap / 2];
+            let floor = self.floor;
+            self.last.retain(|_, lts| *lts >= floor);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ncs::receiver::{ORDER_CAP, ORDER_RETAIN_MS};
+
+    #[test]
+    fn lts_order_admits_only_newer_events_per_player() {
+        let mut o = LtsOrder::new(ORDER_RETAIN_MS, ORDER_CAP);
+        assert!(o.admit("p", "a", 200));
+        assert!(!o.admit("p", "a", 100));
+        assert!(!o.admit("p", "a", 200), "equal lts is not newer");
+        assert!(o.admit("p", "a", 201));
+        assert!(o.admit("p", "b", 100), "players are independent");
+        assert!(o.admit("q", "a", 100), "projects are independent");
+    }
+
+    #[test]
+    fn lts_order_is_bounded_and_keeps_a_floor() {
+        let mut o = LtsOrder::new(1_000, 10);
+        for i in 0..100u64 {
+            assert!(o.admit("p", &format!("pl{i}"), 10_000 + i));
+            assert!(o.len() <= 10, "cap holds at {i}: {}", o.len());
+        }
+        // A forgotten player cannot be rolled back by an old delivery...
+        assert!(!o.admit("p", "pl0", 10_000));
+        // ...while a current event for it still passes.
+        assert!(o.admit("p", "pl0", 10_100));
+        // Time-based pruning: an hour (here 1 s) later the old entries go.
+        let mut o = LtsOrder::new(1_000, 1_000);
+        assert!(o.admit("p", "old", 1));
+        assert!(o.admit("p", "new", 5_000));
+        assert!(o.len() == 1);
+        assert!(!o.admit("p", "old", 2));
+    }
+}
