@@ -141,7 +141,11 @@ impl MediaPullClient {
         limiter.acquire().await;
         let url = self.players_url(Some(region));
         let body = CreateRequest { player };
-        let sent = self.send(Op::Create, self.request(Method::POST, &url).json(&body));
+        let sent = self.send(
+            Op::Create,
+            limiter,
+            self.request(Method::POST, &url).json(&body),
+        );
         match sent.await {
             Ok((response, request_id)) => {
                 let created: CreateResponse = decode(Op::Create, response, &request_id).await?;
@@ -162,9 +166,13 @@ impl MediaPullClient {
     pub async fn delete(&self, region: Region, id: &str) -> Result<(), ApiError> {
         self.limiters.delete.acquire().await;
         let url = format!("{}/{}", self.players_url(Some(region)), id);
-        self.send(Op::Delete, self.request(Method::DELETE, &url))
-            .await
-            .map(|_| ())
+        self.send(
+            Op::Delete,
+            &self.limiters.delete,
+            self.request(Method::DELETE, &url),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Updates a live player in place. `sequence` must grow strictly per player (§1.7).
@@ -181,7 +189,9 @@ impl MediaPullClient {
             .request(Method::PATCH, &url)
             .query(&[("sequence", sequence)])
             .json(&UpdateRequest { player });
-        self.send(Op::Update, req).await.map(|_| ())
+        self.send(Op::Update, &self.limiters.update, req)
+            .await
+            .map(|_| ())
     }
 
     /// Lists every player of the project, following `nextPageToken` to the end; with
@@ -233,7 +243,11 @@ impl MediaPullClient {
         }
         let url = self.players_url(None);
         let (response, request_id) = self
-            .send(Op::List, self.request(Method::GET, &url).query(&query))
+            .send(
+                Op::List,
+                limiter,
+                self.request(Method::GET, &url).query(&query),
+            )
             .await?;
         decode(Op::List, response, &request_id).await
     }
@@ -245,8 +259,15 @@ impl MediaPullClient {
     }
 
     /// Sends one request with a fresh `X-Request-ID`; non-2xx answers become
-    /// `ApiError::Status` with everything Agora said about them.
-    async fn send(&self, op: Op, req: RequestBuilder) -> Result<(Response, String), ApiError> {
+    /// `ApiError::Status` with everything Agora said about them. A 429 pauses the API's
+    /// limiter: for `Retry-After` if Agora sent one, else for the first step of the
+    /// best-practice retreat (5–6 s, reference §1.9), so nobody hammers a throttled API.
+    async fn send(
+        &self,
+        op: Op,
+        limiter: &RateLimiter,
+        req: RequestBuilder,
+    ) -> Result<(Response, String), ApiError> {
         let request_id = uuid::Uuid::new_v4().to_string();
         let started = Instant::now();
         let result = req.header("X-Request-ID", &request_id).send().await;
@@ -264,6 +285,20 @@ impl MediaPullClient {
         }
         if let Err(e) = &outcome {
             tracing::debug!(app_id = %self.app_id, error = %e, "agora call failed");
+            if let ApiError::Status { refusal, .. } = e
+                && refusal.status == 429
+            {
+                let pause = refusal.retry_after.unwrap_or_else(|| {
+                    Duration::from_secs(5) + Duration::from_millis(rand::random_range(0..1000))
+                });
+                tracing::warn!(
+                    api = op.as_str(),
+                    pause_ms = pause.as_millis() as u64,
+                    request_id = refusal.request_id.as_deref().unwrap_or("-"),
+                    "429: pausing this API"
+                );
+                limiter.pause_until(Instant::now() + pause);
+            }
         }
         outcome
     }

@@ -50,17 +50,13 @@ impl Log {
     }
 }
 
-#[derive(Debug)]
-struct State {
-    logs: Vec<Log>,
-    /// Set after a 429: nobody sends before this instant.
-    paused_until: Option<Instant>,
-}
-
 /// A limiter for one API of one project; all of its windows apply at once.
 #[derive(Debug)]
 pub struct RateLimiter {
-    state: Mutex<State>,
+    logs: Mutex<Vec<Log>>,
+    /// Set after a 429: nobody sends before this instant. Outside `logs` because the
+    /// holder of that lock may be asleep in `acquire`, and a 429 must not wait for it.
+    paused_until: std::sync::Mutex<Option<Instant>>,
 }
 
 impl RateLimiter {
@@ -76,10 +72,8 @@ impl RateLimiter {
             })
             .collect();
         RateLimiter {
-            state: Mutex::new(State {
-                logs,
-                paused_until: None,
-            }),
+            logs: Mutex::new(logs),
+            paused_until: std::sync::Mutex::new(None),
         }
     }
 
@@ -90,28 +84,30 @@ impl RateLimiter {
     /// (tokio's mutex is fair), so a burst drains at exactly the permitted rate.
     pub async fn acquire(&self) -> Duration {
         let start = Instant::now();
-        let mut state = self.state.lock().await;
+        let mut logs = self.logs.lock().await;
         loop {
             let now = Instant::now();
-            let mut at = state.paused_until.filter(|&p| p > now).unwrap_or(now);
-            for log in &mut state.logs {
+            let paused = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+            let mut at = paused.filter(|&p| p > now).unwrap_or(now);
+            for log in logs.iter_mut() {
                 at = at.max(log.next_free(now));
             }
             if at <= now {
-                for log in &mut state.logs {
+                for log in logs.iter_mut() {
                     log.sent.push_back(now);
                 }
                 return now - start;
             }
+            // A pause set while asleep is seen on waking, and slept off in turn.
             sleep_until(at).await;
         }
     }
 
     /// Stops all calls until `until`, e.g. after a 429 with `Retry-After`.
-    pub async fn pause_until(&self, until: Instant) {
-        let mut state = self.state.lock().await;
-        if state.paused_until.is_none_or(|p| p < until) {
-            state.paused_until = Some(until);
+    pub fn pause_until(&self, until: Instant) {
+        let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        if paused.is_none_or(|p| p < until) {
+            *paused = Some(until);
         }
     }
 }
@@ -165,9 +161,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn pause_delays_everyone() {
         let limiter = RateLimiter::new([per_second(100)]);
-        limiter
-            .pause_until(Instant::now() + Duration::from_secs(5))
-            .await;
+        limiter.pause_until(Instant::now() + Duration::from_secs(5));
         let waited = limiter.acquire().await;
         assert_eq!(waited, Duration::from_secs(5));
     }
@@ -177,5 +171,66 @@ mod tests {
         let limiter = RateLimiter::new([per_second(0)]);
         let times = send_times(&limiter, 1000).await;
         assert_eq!(times.last(), Some(&0));
+    }
+
+    /// Most sends inside any window of `length` that starts at a send.
+    fn busiest(times: &[Instant], length: Duration) -> usize {
+        times
+            .iter()
+            .map(|&t| times.iter().filter(|&&u| u >= t && u < t + length).count())
+            .max()
+            .unwrap_or(0)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever the arrival pattern, no window ever holds more than its limit.
+        #[test]
+        fn no_window_ever_exceeds_its_limit(
+            per_sec in 1u32..6,
+            per_minute in 5u32..30,
+            gaps_ms in proptest::collection::vec(0u64..1500, 1..60),
+            pause_at in proptest::option::of(0usize..60),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            let (times, paused) = rt.block_on(async {
+                let limiter = std::sync::Arc::new(RateLimiter::new([
+                    per_second(per_sec),
+                    WindowSpec { limit: per_minute, length: Duration::from_secs(60) },
+                ]));
+                let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+                let mut tasks = Vec::new();
+                let mut paused = None;
+                for (i, gap) in gaps_ms.iter().enumerate() {
+                    tokio::time::sleep(Duration::from_millis(*gap)).await;
+                    if pause_at == Some(i) {
+                        let until = Instant::now() + Duration::from_secs(5);
+                        limiter.pause_until(until);
+                        paused = Some((Instant::now(), until));
+                    }
+                    let (limiter, sent) = (limiter.clone(), sent.clone());
+                    tasks.push(tokio::spawn(async move {
+                        limiter.acquire().await;
+                        sent.lock().unwrap().push(Instant::now());
+                    }));
+                }
+                for t in tasks {
+                    t.await.unwrap();
+                }
+                let times = sent.lock().unwrap().clone();
+                (times, paused)
+            });
+            proptest::prop_assert_eq!(times.len(), gaps_ms.len());
+            proptest::prop_assert!(busiest(&times, Duration::from_secs(1)) <= per_sec as usize);
+            proptest::prop_assert!(busiest(&times, Duration::from_secs(60)) <= per_minute as usize);
+            if let Some((from, until)) = paused {
+                proptest::prop_assert!(!times.iter().any(|&t| t > from && t < until), "sent while paused");
+            }
+        }
     }
 }

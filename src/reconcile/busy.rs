@@ -52,7 +52,9 @@ fn fail<K: Hash + Eq>(map: &mut HashMap<K, Cooldown>, key: K) {
         failures: 0,
         until: now,
     });
-    c.until = now + RETREAT[c.failures.min(RETREAT.len() - 1)];
+    // 5–6 s, 10–11 s, 15–16 s: the jitter keeps many failures from retrying in lockstep.
+    let jitter = Duration::from_millis(rand::random_range(0..1000));
+    c.until = now + RETREAT[c.failures.min(RETREAT.len() - 1)] + jitter;
     c.failures += 1;
 }
 
@@ -156,7 +158,7 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn failed_actions_retreat_5_10_15_seconds() {
+    async fn failed_actions_retreat_5_10_15_seconds_jittered() {
         let mut busy = Busy::default();
         let key = SlotKey::new("p", "s", 0);
         for expected in [5, 10, 15, 15] {
@@ -164,7 +166,10 @@ mod tests {
             busy.slot_done(key.clone(), false);
             assert!(busy.for_plan().0.contains(&key));
             let wait = busy.next_expiry().unwrap() - Instant::now();
-            assert_eq!(wait, Duration::from_secs(expected));
+            assert!(
+                wait >= Duration::from_secs(expected) && wait < Duration::from_secs(expected + 1),
+                "{wait:?}"
+            );
         }
         busy.slot_done(key.clone(), true);
         assert!(busy.for_plan().0.is_empty());

@@ -26,6 +26,7 @@ use crate::reconcile::evidence::Evidence;
 use crate::reconcile::execute::{ExecError, Executor};
 use crate::reconcile::plan::{Action, DesiredScene, PlanInput, plan};
 use crate::reconcile::publish::{Picture, Publisher, Switch};
+use crate::reconcile::wake::{sleep_until_opt, tick_opt};
 use crate::reconcile::{health, naming, observe};
 use crate::status::StatusBoard;
 use crate::store::{SlotKey, SlotRecord};
@@ -118,13 +119,21 @@ impl ProjectController {
                     }
                 }
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => match done {
-                    Ok(Done::Slot(key, ok)) => mem.busy.slot_done(key, ok),
+                    Ok(Done::Slot(key, ok)) => {
+                        if !ok {
+                            self.metrics.retries.with_label_values(&["create"]).inc();
+                        }
+                        mem.busy.slot_done(key, ok);
+                    }
                     Ok(Done::Player(id, ok)) => {
                         if ok {
                             if let Some(players) = &mut mem.players {
                                 players.retain(|p| p.id != id);
                             }
                             mem.recently_deleted.insert(id.clone(), Instant::now());
+                        }
+                        if !ok {
+                            self.metrics.retries.with_label_values(&["delete"]).inc();
                         }
                         mem.busy.player_done(id, ok);
                     }
@@ -485,21 +494,5 @@ impl ProjectController {
 fn fail_player(mem: &mut Memory, id: &str) {
     if let Some(p) = mem.players.iter_mut().flatten().find(|p| p.id == id) {
         p.status = Some(PlayerStatus::Failed);
-    }
-}
-
-async fn tick_opt(interval: &mut Option<tokio::time::Interval>) {
-    match interval {
-        Some(i) => {
-            i.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }

@@ -10,3 +10,4 @@ pub mod observe;
 pub mod onair;
 pub mod plan;
 pub mod publish;
+pub mod wake;

@@ -474,6 +474,7 @@ proptest! {
         let p = w.plan();
         let n_creates = creates(&p).len() as u32;
         prop_assert!(w.observed.len() as u32 + n_creates <= w.max_players.max(w.observed.len() as u32));
+        let master_waits = p.over_quota.iter().any(|k| k.is_master());
         let mut created_keys = BTreeSet::new();
         for a in &p.actions {
             match a {
@@ -482,6 +483,7 @@ proptest! {
                 }
                 Action::Create { key, name, .. } => {
                     prop_assert!(created_keys.insert(key.clone()), "two creates for {}", key);
+                    prop_assert!(key.is_master() || !master_waits, "backup {} admitted while a master waits", key);
                     prop_assert!(!w.observed.iter().any(|o| o.name.as_deref() == Some(name)));
                 }
                 _ => {}

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub slots_over_quota: IntGaugeVec,
     pub reconcile_passes: IntCounterVec,
     pub recreations: IntCounterVec,
+    /// Failed actions that will be retried after the retreat wait, by action.
+    pub retries: IntCounterVec,
     /// Replacements held back because the slot was replaced again and again.
     pub replacement_backoffs: IntCounterVec,
     pub last_list_success: GaugeVec,
@@ -127,6 +129,14 @@ impl Metrics {
                 &["reason"],
             )
             .expect("valid metric"),
+            retries: IntCounterVec::new(
+                Opts::new(
+                    "pullkeeper_retries_total",
+                    "Failed actions scheduled for retry after the retreat wait, by action.",
+                ),
+                &["action"],
+            )
+            .expect("valid metric"),
             replacement_backoffs: IntCounterVec::new(
                 Opts::new(
                     "pullkeeper_replacement_backoffs_total",
@@ -180,6 +190,7 @@ impl Metrics {
             Box::new(m.reconcile_passes.clone()),
             Box::new(m.recreations.clone()),
             Box::new(m.replacement_backoffs.clone()),
+            Box::new(m.retries.clone()),
             Box::new(m.last_list_success.clone()),
             Box::new(m.webhook_notices.clone()),
             Box::new(m.app_webhook.clone()),
