@@ -11,7 +11,7 @@ use pullkeeper::store::{SlotKey, Store};
 
 use crate::harness::{
     ADMIN_TOKEN, APP_ID, FAST, HOOK_SECRET, Running, eventually, start_app, start_simulator,
-    temp_dir, write_config_with,
+    temp_dir, write_config_full, write_config_with,
 };
 use crate::support::Receiver;
 
@@ -352,6 +352,47 @@ async fn enough_stall_reports_from_apps_replace_a_player() {
         player_id(&sim, "pk_news_b1_2").is_some()
     })
     .await;
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A Create whose answer never arrives (here: answered after the client gave up, which
+/// is what a 504 after the fact looks like) must not lead to a second player.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_answer_makes_no_duplicate() {
+    let dir = temp_dir("lost-create");
+    let sim = start_simulator().await;
+    sim.inject(FaultRule {
+        method: Some("POST".into()),
+        path_contains: "/cloud-player/players".into(),
+        count: 1,
+        action: FaultAction::Delay(Duration::from_millis(2500)),
+    });
+    let scenes = one_scene("revertive").replace("backups: 1", "backups: 0");
+    write_config_full(&dir, &sim, &scenes, "", FAST);
+    // The client gives up after 1 s, long before the simulator answers.
+    let path = dir.join("pullkeeper.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("timeout: 5s", "timeout: 1s");
+    std::fs::write(&path, text).unwrap();
+    let config = pullkeeper::config::load_with_env(&path, &crate::harness::env()).unwrap();
+    let app = start_app(config, Store::temporary().unwrap()).await;
+    eventually(Duration::from_secs(20), "master running", || {
+        app.board
+            .get("news")
+            .is_some_and(|s| s.healthy_players == 1)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let history = sim.history();
+    assert_eq!(
+        history.len(),
+        1,
+        "exactly one player was ever created: {history:?}"
+    );
+    assert_eq!(history[0].name.as_deref(), Some("pk_news_m_1"));
+    assert_eq!(sim.players(APP_ID).len(), 1);
     app.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
