@@ -13,6 +13,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::agora::client::Endpoint;
+use crate::agora::domains::{DomainPool, Domains, Overrides};
 use crate::agora::{ApiLimiters, ClientConfig, MediaPullClient};
 use crate::clock::Clock;
 use crate::config::{Config, Project, Rate, Scene};
@@ -236,13 +238,19 @@ pub fn build_client(
     metrics: &Metrics,
 ) -> Result<MediaPullClient, reqwest::Error> {
     let qps = &project.limits.qps;
-    let base_url = project
-        .api
-        .base_url
-        .clone()
-        .unwrap_or_else(|| format!("https://{}", project.api.primary_domain.host()));
+    let endpoint = match &project.api.base_url {
+        Some(url) => Endpoint::Fixed(url.clone()),
+        None => Endpoint::Domains {
+            scheme: project.api.scheme.clone(),
+            pool: DomainPool::new(
+                Domains::new(project.api.primary_domain.host(), project.api.area),
+                project.api.return_to_primary_after,
+            ),
+            overrides: Overrides(Arc::new(project.api.resolve.clone())),
+        },
+    };
     let client = MediaPullClient::new(ClientConfig {
-        base_url,
+        endpoint,
         app_id: project.app_id.clone(),
         customer_id: project.customer_id.clone(),
         customer_secret: project.customer_secret.clone(),

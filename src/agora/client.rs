@@ -4,6 +4,7 @@
 //! more than Agora allows; each request carries a fresh `X-Request-ID` so a failure can be
 //! traced in Agora's logs. Retry policy lives above this layer: a call here is one attempt.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -13,6 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
+use super::domains::{DomainPool, Overrides, WAITS};
 use super::error::{ApiError, Op, Refusal, TransportKind};
 use super::model::limits::PAGE_SIZE_MAX;
 use super::model::{
@@ -32,10 +34,23 @@ pub struct ApiLimiters {
     pub update: RateLimiter,
 }
 
+/// Where requests go.
+pub enum Endpoint {
+    /// One base URL, e.g. a simulator's `http://127.0.0.1:PORT`: no domain switching.
+    Fixed(String),
+    /// Agora's domains with the documented switch (see `domains`).
+    Domains {
+        /// `https`, or `http` for a simulator standing in for Agora's names.
+        scheme: String,
+        pool: DomainPool,
+        /// Test-only name overrides (curl `--resolve` style).
+        overrides: Overrides,
+    },
+}
+
 /// Everything a client needs for one Agora project.
 pub struct ClientConfig {
-    /// `https://api.agora.io`, or a simulator's `http://127.0.0.1:PORT`.
-    pub base_url: String,
+    pub endpoint: Endpoint,
     pub app_id: String,
     pub customer_id: SecretString,
     pub customer_secret: SecretString,
@@ -57,20 +72,24 @@ pub enum CreateOutcome {
 /// Observer of every finished call, for metrics: op, outcome label, latency.
 pub type CallObserver = dyn Fn(Op, &'static str, Duration) + Send + Sync;
 
+/// Observer of domain switches, for metrics.
+pub type SwitchObserver = dyn Fn() + Send + Sync;
+
 pub struct MediaPullClient {
     http: reqwest::Client,
-    base_url: String,
+    endpoint: Endpoint,
     app_id: String,
     /// The `Authorization` value, marked sensitive so it never shows in debug output.
     auth: HeaderValue,
     limiters: ApiLimiters,
     observer: Option<Box<CallObserver>>,
+    on_switch: Option<Box<SwitchObserver>>,
 }
 
 impl std::fmt::Debug for MediaPullClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MediaPullClient")
-            .field("base_url", &self.base_url)
+            .field("domain", &self.domain())
             .field("app_id", &self.app_id)
             .finish_non_exhaustive()
     }
@@ -79,11 +98,16 @@ impl std::fmt::Debug for MediaPullClient {
 impl MediaPullClient {
     pub fn new(config: ClientConfig) -> Result<Self, reqwest::Error> {
         crate::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(5)))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()?;
+            .pool_idle_timeout(Duration::from_secs(60));
+        if let Endpoint::Domains { overrides, .. } = &config.endpoint
+            && !overrides.0.is_empty()
+        {
+            builder = builder.dns_resolver(Arc::new(overrides.clone()));
+        }
+        let http = builder.build()?;
         let credentials = format!(
             "{}:{}",
             config.customer_id.expose_secret(),
@@ -95,12 +119,30 @@ impl MediaPullClient {
         auth.set_sensitive(true);
         Ok(MediaPullClient {
             http,
-            base_url: config.base_url.trim_end_matches('/').to_string(),
+            endpoint: match config.endpoint {
+                Endpoint::Fixed(url) => Endpoint::Fixed(url.trim_end_matches('/').to_string()),
+                other => other,
+            },
             app_id: config.app_id,
             auth,
             limiters: config.limiters,
             observer: None,
+            on_switch: None,
         })
+    }
+
+    /// Reports every switch of API domain to `observer` (metrics).
+    pub fn with_switch_observer(mut self, observer: Box<SwitchObserver>) -> Self {
+        self.on_switch = Some(observer);
+        self
+    }
+
+    /// The domain requests currently start on (the base URL when fixed).
+    pub fn domain(&self) -> String {
+        match &self.endpoint {
+            Endpoint::Fixed(url) => url.clone(),
+            Endpoint::Domains { pool, .. } => pool.current(),
+        }
     }
 
     /// Reports every finished call to `observer` (metrics).
@@ -113,16 +155,11 @@ impl MediaPullClient {
         &self.app_id
     }
 
-    fn players_url(&self, region: Option<Region>) -> String {
+    /// The players path, appended to whichever base URL a request goes to.
+    fn players_path(&self, region: Option<Region>) -> String {
         match region {
-            Some(r) => format!(
-                "{}/{}/v1/projects/{}/cloud-player/players",
-                self.base_url, r, self.app_id
-            ),
-            None => format!(
-                "{}/v1/projects/{}/cloud-player/players",
-                self.base_url, self.app_id
-            ),
+            Some(r) => format!("/{}/v1/projects/{}/cloud-player/players", r, self.app_id),
+            None => format!("/v1/projects/{}/cloud-player/players", self.app_id),
         }
     }
 
@@ -138,15 +175,13 @@ impl MediaPullClient {
         } else {
             &self.limiters.create_without_name
         };
-        limiter.acquire().await;
-        let url = self.players_url(Some(region));
+        let path = self.players_path(Some(region));
         let body = CreateRequest { player };
-        let sent = self.send(
-            Op::Create,
-            limiter,
-            self.request(Method::POST, &url).json(&body),
-        );
-        match sent.await {
+        let make = |base: &str| {
+            self.request(Method::POST, &format!("{base}{path}"))
+                .json(&body)
+        };
+        match self.send(Op::Create, limiter, &make).await {
             Ok((response, request_id)) => {
                 let created: CreateResponse = decode(Op::Create, response, &request_id).await?;
                 Ok(CreateOutcome::Created(created.player))
@@ -164,13 +199,10 @@ impl MediaPullClient {
     /// Deletes a player. 404 comes back as an error; callers that only want it gone
     /// treat `ErrorClass::NotFound` as done.
     pub async fn delete(&self, region: Region, id: &str) -> Result<(), ApiError> {
-        self.limiters.delete.acquire().await;
-        let url = format!("{}/{}", self.players_url(Some(region)), id);
-        self.send(
-            Op::Delete,
-            &self.limiters.delete,
-            self.request(Method::DELETE, &url),
-        )
+        let path = format!("{}/{}", self.players_path(Some(region)), id);
+        self.send(Op::Delete, &self.limiters.delete, &|base| {
+            self.request(Method::DELETE, &format!("{base}{path}"))
+        })
         .await
         .map(|_| ())
     }
@@ -183,15 +215,15 @@ impl MediaPullClient {
         sequence: u64,
         player: UpdatePlayer,
     ) -> Result<(), ApiError> {
-        self.limiters.update.acquire().await;
-        let url = format!("{}/{}", self.players_url(Some(region)), id);
-        let req = self
-            .request(Method::PATCH, &url)
-            .query(&[("sequence", sequence)])
-            .json(&UpdateRequest { player });
-        self.send(Op::Update, &self.limiters.update, req)
-            .await
-            .map(|_| ())
+        let path = format!("{}/{}", self.players_path(Some(region)), id);
+        let body = UpdateRequest { player };
+        self.send(Op::Update, &self.limiters.update, &|base| {
+            self.request(Method::PATCH, &format!("{base}{path}"))
+                .query(&[("sequence", sequence)])
+                .json(&body)
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Lists every player of the project, following `nextPageToken` to the end; with
@@ -233,7 +265,6 @@ impl MediaPullClient {
         } else {
             &self.limiters.list
         };
-        limiter.acquire().await;
         let mut query: Vec<(&str, String)> = vec![("pageSize", page_size.to_string())];
         if let Some(c) = channel {
             query.push(("filter", format!("channelName eq {c}")));
@@ -241,15 +272,57 @@ impl MediaPullClient {
         if let Some(t) = page_token {
             query.push(("pageToken", t.to_string()));
         }
-        let url = self.players_url(None);
+        let path = self.players_path(None);
         let (response, request_id) = self
-            .send(
-                Op::List,
-                limiter,
-                self.request(Method::GET, &url).query(&query),
-            )
+            .send(Op::List, limiter, &|base| {
+                self.request(Method::GET, &format!("{base}{path}"))
+                    .query(&query)
+            })
             .await?;
         decode(Op::List, response, &request_id).await
+    }
+
+    /// One request, on the fixed endpoint or walking Agora's domains as documented when
+    /// the request gets no answer at all. An HTTP answer, whatever its status, is an
+    /// answer: the domain works. Retrying a Create elsewhere is safe because a second
+    /// Create with the same name gets a 409 naming the first player.
+    async fn send(
+        &self,
+        op: Op,
+        limiter: &RateLimiter,
+        make: &(dyn Fn(&str) -> RequestBuilder + Sync),
+    ) -> Result<(Response, String), ApiError> {
+        let (scheme, pool) = match &self.endpoint {
+            Endpoint::Fixed(base) => return self.attempt(op, limiter, make(base)).await,
+            Endpoint::Domains { scheme, pool, .. } => (scheme, pool),
+        };
+        let first = pool.current();
+        let mut result = self
+            .attempt(op, limiter, make(&format!("{scheme}://{first}")))
+            .await;
+        let kind = match &result {
+            Err(ApiError::Transport { kind, .. }) => *kind,
+            _ => return result,
+        };
+        for (wait, domain) in WAITS.iter().zip(pool.domains.fallbacks(&first, kind)) {
+            if let Err(e) = &result {
+                tracing::warn!(api = op.as_str(), error = %e, next = %domain, wait_ms = wait.as_millis() as u64,
+                    "no answer from the API domain; retrying");
+            }
+            tokio::time::sleep(*wait).await;
+            result = self
+                .attempt(op, limiter, make(&format!("{scheme}://{domain}")))
+                .await;
+            if !matches!(result, Err(ApiError::Transport { .. })) {
+                if pool.answered(&domain)
+                    && let Some(observe) = &self.on_switch
+                {
+                    observe();
+                }
+                return result;
+            }
+        }
+        result
     }
 
     fn request(&self, method: Method, url: &str) -> RequestBuilder {
@@ -262,12 +335,13 @@ impl MediaPullClient {
     /// `ApiError::Status` with everything Agora said about them. A 429 pauses the API's
     /// limiter: for `Retry-After` if Agora sent one, else for the first step of the
     /// best-practice retreat (5–6 s, reference §1.9), so nobody hammers a throttled API.
-    async fn send(
+    async fn attempt(
         &self,
         op: Op,
         limiter: &RateLimiter,
         req: RequestBuilder,
     ) -> Result<(Response, String), ApiError> {
+        limiter.acquire().await;
         let request_id = uuid::Uuid::new_v4().to_string();
         let started = Instant::now();
         let result = req.header("X-Request-ID", &request_id).send().await;

@@ -1,6 +1,7 @@
 //! Agora Media Pull: wire model and REST client.
 
 pub mod client;
+pub mod domains;
 pub mod error;
 pub mod model;
 

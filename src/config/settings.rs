@@ -6,7 +6,7 @@
 //! produces the plain public structs. That split lets every semantic problem be reported
 //! with a line and column.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,6 +20,7 @@ use super::duration::parse_duration;
 use super::env::Env;
 use super::limits::{Limits, positive};
 use super::secret::{self, SecretRef};
+use crate::agora::domains::{Area, Override};
 
 mod raw;
 
@@ -105,9 +106,18 @@ pub struct Project {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiSettings {
     pub primary_domain: PrimaryDomain,
-    /// Overrides `https://{primary_domain}`; meant for pointing at a simulator.
+    /// Overrides `https://{primary_domain}`; meant for pointing at a simulator. With it,
+    /// there is no domain switching.
     pub base_url: Option<String>,
     pub timeout: Duration,
+    /// Where this server is: its regional API domains are the "adjacent" fallback.
+    pub area: Area,
+    /// `https`; `http` only for a simulator answering under Agora's names.
+    pub scheme: String,
+    /// How long a fallback domain is used before the primary is tried again.
+    pub return_to_primary_after: Duration,
+    /// Test-only name overrides, like curl's `--resolve`: `"IP:PORT"` or `dns-failure`.
+    pub resolve: BTreeMap<String, Override>,
 }
 
 /// The two documented primary domains (§1.1): outside or inside mainland China.
@@ -132,6 +142,8 @@ const DEFAULT_STORE: &str = "data/pullkeeper.sled";
 const DEFAULT_SCENES_FILE: &str = "scenes.yaml";
 const DEFAULT_POLL: Duration = Duration::from_secs(5);
 const DEFAULT_LIST_LAG: Duration = Duration::from_secs(12);
+/// Five minutes on a fallback domain before trying the primary again.
+const DEFAULT_RETURN_TO_PRIMARY: Duration = Duration::from_secs(300);
 const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_PREFIX: &str = "pk";
 const DEFAULT_WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -361,6 +373,59 @@ fn project(
             &format!("{path}.api.timeout"),
             diags,
         ),
+        area: match p.api.area.as_ref().map(|t| (t, t.value.as_str())) {
+            None | Some((_, "us")) => Area::Us,
+            Some((_, "eu")) => Area::Eu,
+            Some((_, "ap")) => Area::Ap,
+            Some((_, "cn")) => Area::Cn,
+            Some((t, other)) => {
+                diags.push(
+                    t.referenced,
+                    format!("{path}.api.area"),
+                    format!("unknown area {other:?}: expected us, eu, ap or cn"),
+                );
+                Area::Us
+            }
+        },
+        scheme: match p.api.scheme.as_ref() {
+            None => "https".to_string(),
+            Some(t) if t.value == "https" || t.value == "http" => t.value.clone(),
+            Some(t) => {
+                diags.push(
+                    t.referenced,
+                    format!("{path}.api.scheme"),
+                    format!("unknown scheme {:?}: expected https or http", t.value),
+                );
+                "https".to_string()
+            }
+        },
+        return_to_primary_after: duration(
+            &p.api.return_to_primary_after,
+            DEFAULT_RETURN_TO_PRIMARY,
+            &format!("{path}.api.return_to_primary_after"),
+            diags,
+        ),
+        resolve: p
+            .api
+            .resolve
+            .iter()
+            .flatten()
+            .filter_map(|(host, t)| {
+                let target = if t.value == "dns-failure" {
+                    Override::DnsFailure
+                } else if let Ok(addr) = t.value.parse() {
+                    Override::Addr(addr)
+                } else {
+                    diags.push(
+                        t.referenced,
+                        format!("{path}.api.resolve.{host}"),
+                        format!("{:?}: expected IP:PORT or dns-failure", t.value),
+                    );
+                    return None;
+                };
+                Some((host.clone(), target))
+            })
+            .collect(),
     };
     let mut secret = |s: &Spanned<SecretRef>, field: &str| {
         secret::resolve(s, base, env, &format!("{path}.{field}"), diags)

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub slots_over_quota: IntGaugeVec,
     pub reconcile_passes: IntCounterVec,
     pub recreations: IntCounterVec,
+    /// API domain switches (primary → alternate → adjacent region, and back).
+    pub domain_switches: IntCounterVec,
     /// Failed actions that will be retried after the retreat wait, by action.
     pub retries: IntCounterVec,
     /// Replacements held back because the slot was replaced again and again.
@@ -129,6 +131,14 @@ impl Metrics {
                 &["reason"],
             )
             .expect("valid metric"),
+            domain_switches: IntCounterVec::new(
+                Opts::new(
+                    "pullkeeper_api_domain_switches_total",
+                    "Switches of the API domain in use, per project.",
+                ),
+                &["project"],
+            )
+            .expect("valid metric"),
             retries: IntCounterVec::new(
                 Opts::new(
                     "pullkeeper_retries_total",
@@ -191,6 +201,7 @@ impl Metrics {
             Box::new(m.recreations.clone()),
             Box::new(m.replacement_backoffs.clone()),
             Box::new(m.retries.clone()),
+            Box::new(m.domain_switches.clone()),
             Box::new(m.last_list_success.clone()),
             Box::new(m.webhook_notices.clone()),
             Box::new(m.app_webhook.clone()),

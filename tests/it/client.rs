@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use pullkeeper::agora::client::Endpoint;
 use pullkeeper::agora::model::{CreatePlayer, Region};
 use pullkeeper::agora::{
     ApiError, ApiLimiters, ClientConfig, CreateOutcome, ErrorClass, MediaPullClient,
@@ -21,7 +22,7 @@ fn per_second(n: u32) -> RateLimiter {
 
 fn client_for(sim: &SimHandle, secret: &str, create_per_second: u32) -> MediaPullClient {
     MediaPullClient::new(ClientConfig {
-        base_url: sim.base_url(),
+        endpoint: Endpoint::Fixed(sim.base_url()),
         app_id: APP.into(),
         customer_id: CUSTOMER_ID.to_string().into(),
         customer_secret: secret.to_string().into(),

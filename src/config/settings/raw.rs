@@ -100,4 +100,12 @@ pub(super) struct RawApi {
     pub(super) base_url: Option<Text>,
     #[serde(default)]
     pub(super) timeout: Option<Text>,
+    #[serde(default)]
+    pub(super) area: Option<Text>,
+    #[serde(default)]
+    pub(super) scheme: Option<Text>,
+    #[serde(default)]
+    pub(super) return_to_primary_after: Option<Text>,
+    #[serde(default)]
+    pub(super) resolve: Option<std::collections::BTreeMap<String, Text>>,
 }
