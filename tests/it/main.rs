@@ -2,6 +2,7 @@
 
 mod client;
 mod config;
+mod domains;
 mod e2e;
 mod failover;
 mod harness;
