@@ -165,10 +165,13 @@ impl MediaPullClient {
 
     /// Creates a player. A 409 is not an error here: it names the player that already
     /// holds the name, which is how a lost Create answer is recovered (§1.5).
+    ///
+    /// `rank` orders creates waiting for the rate limit: higher goes first.
     pub async fn create(
         &self,
         region: Region,
         player: CreatePlayer,
+        rank: i64,
     ) -> Result<CreateOutcome, ApiError> {
         let limiter = if player.name.is_some() {
             &self.limiters.create_with_name
@@ -181,7 +184,7 @@ impl MediaPullClient {
             self.request(Method::POST, &format!("{base}{path}"))
                 .json(&body)
         };
-        match self.send(Op::Create, limiter, &make).await {
+        match self.send(Op::Create, (limiter, rank), &make).await {
             Ok((response, request_id)) => {
                 let created: CreateResponse = decode(Op::Create, response, &request_id).await?;
                 Ok(CreateOutcome::Created(created.player))
@@ -200,7 +203,7 @@ impl MediaPullClient {
     /// treat `ErrorClass::NotFound` as done.
     pub async fn delete(&self, region: Region, id: &str) -> Result<(), ApiError> {
         let path = format!("{}/{}", self.players_path(Some(region)), id);
-        self.send(Op::Delete, &self.limiters.delete, &|base| {
+        self.send(Op::Delete, (&self.limiters.delete, 0), &|base| {
             self.request(Method::DELETE, &format!("{base}{path}"))
         })
         .await
@@ -217,7 +220,7 @@ impl MediaPullClient {
     ) -> Result<(), ApiError> {
         let path = format!("{}/{}", self.players_path(Some(region)), id);
         let body = UpdateRequest { player };
-        self.send(Op::Update, &self.limiters.update, &|base| {
+        self.send(Op::Update, (&self.limiters.update, 0), &|base| {
             self.request(Method::PATCH, &format!("{base}{path}"))
                 .query(&[("sequence", sequence)])
                 .json(&body)
@@ -274,7 +277,7 @@ impl MediaPullClient {
         }
         let path = self.players_path(None);
         let (response, request_id) = self
-            .send(Op::List, limiter, &|base| {
+            .send(Op::List, (limiter, 0), &|base| {
                 self.request(Method::GET, &format!("{base}{path}"))
                     .query(&query)
             })
@@ -289,7 +292,7 @@ impl MediaPullClient {
     async fn send(
         &self,
         op: Op,
-        limiter: &RateLimiter,
+        limiter: (&RateLimiter, i64),
         make: &(dyn Fn(&str) -> RequestBuilder + Sync),
     ) -> Result<(Response, String), ApiError> {
         let (scheme, pool) = match &self.endpoint {
@@ -338,10 +341,10 @@ impl MediaPullClient {
     async fn attempt(
         &self,
         op: Op,
-        limiter: &RateLimiter,
+        (limiter, rank): (&RateLimiter, i64),
         req: RequestBuilder,
     ) -> Result<(Response, String), ApiError> {
-        limiter.acquire().await;
+        limiter.acquire_ranked(rank).await;
         let request_id = uuid::Uuid::new_v4().to_string();
         let started = Instant::now();
         let result = req.header("X-Request-ID", &request_id).send().await;

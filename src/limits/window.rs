@@ -13,7 +13,11 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use tokio::sync::Mutex;
+use std::cmp::Reverse;
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
 use tokio::time::{Instant, sleep_until};
 
 /// How many calls a window admits, and how long it is.
@@ -53,10 +57,19 @@ impl Log {
 /// A limiter for one API of one project; all of its windows apply at once.
 #[derive(Debug)]
 pub struct RateLimiter {
-    logs: Mutex<Vec<Log>>,
-    /// Set after a 429: nobody sends before this instant. Outside `logs` because the
-    /// holder of that lock may be asleep in `acquire`, and a 429 must not wait for it.
-    paused_until: std::sync::Mutex<Option<Instant>>,
+    state: Mutex<State>,
+    /// Signalled whenever a caller is served, so the next in rank order re-checks.
+    served: Notify,
+}
+
+#[derive(Debug)]
+struct State {
+    logs: Vec<Log>,
+    /// Set after a 429: nobody sends before this instant.
+    paused_until: Option<Instant>,
+    /// Callers waiting, best rank first, then arrival order.
+    waiting: BTreeSet<(Reverse<i64>, u64)>,
+    next_ticket: u64,
 }
 
 impl RateLimiter {
@@ -72,43 +85,85 @@ impl RateLimiter {
             })
             .collect();
         RateLimiter {
-            logs: Mutex::new(logs),
-            paused_until: std::sync::Mutex::new(None),
+            state: Mutex::new(State {
+                logs,
+                paused_until: None,
+                waiting: BTreeSet::new(),
+                next_ticket: 0,
+            }),
+            served: Notify::new(),
         }
     }
 
     /// Waits until a call may be sent and records it as sent. Returns how long it waited,
-    /// which the caller reports as rate-limit wait time.
-    ///
-    /// The lock is held while sleeping on purpose: callers are served in arrival order
-    /// (tokio's mutex is fair), so a burst drains at exactly the permitted rate.
+    /// which the caller reports as rate-limit wait time. Callers are served in arrival
+    /// order, so a burst drains at exactly the permitted rate.
     pub async fn acquire(&self) -> Duration {
+        self.acquire_ranked(0).await
+    }
+
+    /// [`acquire`](Self::acquire), but waiting callers with a higher `rank` go first (in
+    /// a failure storm, a master's replacement overtakes backups queued before it).
+    pub async fn acquire_ranked(&self, rank: i64) -> Duration {
         let start = Instant::now();
-        let mut logs = self.logs.lock().await;
+        let me = {
+            let mut state = self.lock();
+            let ticket = state.next_ticket;
+            state.next_ticket += 1;
+            let me = (Reverse(rank), ticket);
+            state.waiting.insert(me);
+            me
+        };
+        // Leaves the queue even if the caller stops waiting (its future is dropped).
+        let _leave = Leave { limiter: self, me };
         loop {
-            let now = Instant::now();
-            let paused = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-            let mut at = paused.filter(|&p| p > now).unwrap_or(now);
-            for log in logs.iter_mut() {
-                at = at.max(log.next_free(now));
-            }
-            if at <= now {
-                for log in logs.iter_mut() {
-                    log.sent.push_back(now);
+            let served = self.served.notified();
+            let at = {
+                let mut state = self.lock();
+                let now = Instant::now();
+                let mut at = state.paused_until.filter(|&p| p > now).unwrap_or(now);
+                for log in state.logs.iter_mut() {
+                    at = at.max(log.next_free(now));
                 }
-                return now - start;
+                if at <= now && state.waiting.first() == Some(&me) {
+                    for log in state.logs.iter_mut() {
+                        log.sent.push_back(now);
+                    }
+                    return now - start;
+                }
+                at.max(now)
+            };
+            // Wake when a slot frees, or when someone else was served (the queue moved).
+            tokio::select! {
+                _ = sleep_until(at), if at > Instant::now() => {}
+                _ = served => {}
             }
-            // A pause set while asleep is seen on waking, and slept off in turn.
-            sleep_until(at).await;
         }
     }
 
     /// Stops all calls until `until`, e.g. after a 429 with `Retry-After`.
     pub fn pause_until(&self, until: Instant) {
-        let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-        if paused.is_none_or(|p| p < until) {
-            *paused = Some(until);
+        let mut state = self.lock();
+        if state.paused_until.is_none_or(|p| p < until) {
+            state.paused_until = Some(until);
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Removes a caller from the queue when it is served or gives up, and lets the next go.
+struct Leave<'a> {
+    limiter: &'a RateLimiter,
+    me: (Reverse<i64>, u64),
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.limiter.lock().waiting.remove(&self.me);
+        self.limiter.served.notify_waiters();
     }
 }
 
@@ -156,6 +211,26 @@ mod tests {
         assert_eq!(times[19], 1000);
         // The 21st waits for the first minute window to slide past the first call.
         assert_eq!(times[20], 60_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn higher_ranks_overtake_the_queue() {
+        let limiter = std::sync::Arc::new(RateLimiter::new([per_second(1)]));
+        limiter.acquire().await;
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for (name, rank) in [("backup-a", 0), ("backup-b", 0), ("master", 1)] {
+            let (limiter, order) = (limiter.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                limiter.acquire_ranked(rank).await;
+                order.lock().unwrap().push(name);
+            }));
+            tokio::task::yield_now().await;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), ["master", "backup-a", "backup-b"]);
     }
 
     #[tokio::test(start_paused = true)]

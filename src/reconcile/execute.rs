@@ -77,7 +77,8 @@ impl Executor {
             play_ts: None,
             name: Some(name.to_string()),
         };
-        let (id, how) = match self.client.create(scene.region, request).await {
+        let rank = create_rank(key.is_master(), scene.priority);
+        let (id, how) = match self.client.create(scene.region, request, rank).await {
             Ok(CreateOutcome::Created(p)) => (p.id, "created"),
             Ok(CreateOutcome::AlreadyExists { id }) => (id, "adopted after 409"),
             Err(e) => {
@@ -231,6 +232,12 @@ impl Executor {
         self.store.remove_slot(key)?;
         Ok(())
     }
+}
+
+/// The order of creates waiting for the create rate: masters before backups, then by
+/// scene priority, as the plan admits them (a storm drains in that order).
+pub fn create_rank(master: bool, priority: i32) -> i64 {
+    (i64::from(master) << 32) + i64::from(priority)
 }
 
 pub fn role(slot: u32) -> &'static str {

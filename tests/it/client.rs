@@ -64,7 +64,7 @@ async fn list_all_follows_pages_to_either_end_marker() {
         let client = client_for(&sim, CUSTOMER_SECRET, 50);
         for i in 0..5 {
             client
-                .create(Region::Na, player("ch", 100 + i, &format!("p{i}")))
+                .create(Region::Na, player("ch", 100 + i, &format!("p{i}")), 0)
                 .await
                 .unwrap();
         }
@@ -83,14 +83,14 @@ async fn conflict_on_create_names_the_existing_player() {
     let sim = sim_without_lag("").await;
     let client = client_for(&sim, CUSTOMER_SECRET, 50);
     let CreateOutcome::Created(first) = client
-        .create(Region::Eu, player("ch", 1, "same"))
+        .create(Region::Eu, player("ch", 1, "same"), 0)
         .await
         .unwrap()
     else {
         panic!("first create must create");
     };
     let again = client
-        .create(Region::Eu, player("ch", 2, "same"))
+        .create(Region::Eu, player("ch", 2, "same"), 0)
         .await
         .unwrap();
     assert_eq!(again, CreateOutcome::AlreadyExists { id: first.id });
@@ -147,7 +147,7 @@ async fn client_at_agoras_create_rate_gets_no_429() {
     let client = client_for(&sim, CUSTOMER_SECRET, 2);
     for i in 0..5 {
         client
-            .create(Region::Ap, player("ch", 10 + i, &format!("r{i}")))
+            .create(Region::Ap, player("ch", 10 + i, &format!("r{i}")), 0)
             .await
             .unwrap();
     }

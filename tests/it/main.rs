@@ -10,4 +10,5 @@ mod ncs;
 mod ncs_failover;
 mod simulator_ncs;
 mod simulator_rest;
+mod storm;
 mod support;
