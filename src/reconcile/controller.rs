@@ -18,12 +18,12 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::agora::ErrorClass;
-use crate::agora::model::{ListedPlayer, PlayerStatus, Region};
+use crate::agora::model::{ListedPlayer, PlayerStatus};
 use crate::config::{Project, ReconcileSettings, ReportSettings, Scene};
 use crate::ncs::inbox::{Inbox, PlayerEvent};
 use crate::reconcile::busy::Busy;
 use crate::reconcile::evidence::Evidence;
-use crate::reconcile::execute::{ExecError, Executor};
+use crate::reconcile::execute::{ExecError, Executor, delete_regions};
 use crate::reconcile::plan::{Action, DesiredScene, PlanInput, plan};
 use crate::reconcile::publish::{Picture, Publisher, Switch};
 use crate::reconcile::wake::{sleep_until_opt, tick_opt};
@@ -82,6 +82,8 @@ struct Memory {
     publisher: Publisher,
     /// When an on-air decision falls due (a revertive hold-down ending).
     decision_due: Option<Instant>,
+    /// The slots over quota at the last pass, to log only changes.
+    over_quota: Vec<SlotKey>,
 }
 
 impl ProjectController {
@@ -352,6 +354,12 @@ impl ProjectController {
             .reconcile_passes
             .with_label_values(&[project])
             .inc();
+        if plan.over_quota != mem.over_quota {
+            let slots: Vec<String> = plan.over_quota.iter().map(ToString::to_string).collect();
+            tracing::warn!(project = %project, max_players = self.project.limits.max_players,
+                ?slots, "slots waiting for quota changed");
+            mem.over_quota = plan.over_quota.clone();
+        }
         // Publish before starting anything: the on-air switch must not wait for creates.
         let mut strikes = mem.strikes.clone();
         for (key, record) in &records {
@@ -444,7 +452,7 @@ impl ProjectController {
                 });
             }
             Action::Delete { id, name, reason } => {
-                let regions = self.regions_for(&name, scenes, records);
+                let regions = delete_regions(&self.project, &name, scenes, records);
                 self.metrics
                     .recreations
                     .with_label_values(&[reason.as_str()])
@@ -463,29 +471,6 @@ impl ProjectController {
                     tracing::error!(slot = %key, error = %e, "cannot forget slot");
                 }
             }
-        }
-    }
-
-    /// Where to send a Delete: the region the slot's record remembers, else the scene's,
-    /// else every region in turn (a player adopted from List after its scene was removed).
-    fn regions_for(
-        &self,
-        name: &str,
-        scenes: &BTreeMap<&str, &Scene>,
-        records: &BTreeMap<SlotKey, SlotRecord>,
-    ) -> Vec<Region> {
-        let parsed = naming::parse(&self.project.name_prefix, name);
-        let from_record = parsed.as_ref().and_then(|p| {
-            records
-                .get(&SlotKey::new(&self.project.id, &p.scene, p.slot))
-                .map(|r| r.region)
-        });
-        let from_scene = parsed
-            .as_ref()
-            .and_then(|p| scenes.get(p.scene.as_str()).map(|s| s.region));
-        match from_record.or(from_scene) {
-            Some(r) => vec![r],
-            None => Region::ALL.to_vec(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! where a 409 names the player that did get created. No crash instant yields a second
 //! player for a slot or a reused UID.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use secrecy::ExposeSecret;
@@ -13,7 +14,8 @@ use secrecy::ExposeSecret;
 use crate::agora::model::{CreatePlayer, ListedPlayer, Region, UpdatePlayer};
 use crate::agora::{ApiError, CreateOutcome, ErrorClass, MediaPullClient};
 use crate::clock::Clock;
-use crate::config::Scene;
+use crate::config::{Project, Scene};
+use crate::reconcile::naming;
 use crate::store::{Phase, RECORD_VERSION, SlotKey, SlotRecord, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -231,6 +233,29 @@ impl Executor {
     pub fn forget(&self, key: &SlotKey) -> Result<(), ExecError> {
         self.store.remove_slot(key)?;
         Ok(())
+    }
+}
+
+/// Where to send a Delete: the region the slot's record remembers, else the scene's,
+/// else every region in turn (a player adopted from List after its scene was removed).
+pub fn delete_regions(
+    project: &Project,
+    name: &str,
+    scenes: &BTreeMap<&str, &Scene>,
+    records: &BTreeMap<SlotKey, SlotRecord>,
+) -> Vec<Region> {
+    let parsed = naming::parse(&project.name_prefix, name);
+    let from_record = parsed.as_ref().and_then(|p| {
+        records
+            .get(&SlotKey::new(&project.id, &p.scene, p.slot))
+            .map(|r| r.region)
+    });
+    let from_scene = parsed
+        .as_ref()
+        .and_then(|p| scenes.get(p.scene.as_str()).map(|s| s.region));
+    match from_record.or(from_scene) {
+        Some(r) => vec![r],
+        None => Region::ALL.to_vec(),
     }
 }
 
