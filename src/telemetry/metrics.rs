@@ -4,8 +4,8 @@
 //! project. Never a UID, player id, stream URL or notice id.
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -22,6 +22,10 @@ pub struct Metrics {
     pub slots_over_quota: IntGaugeVec,
     pub reconcile_passes: IntCounterVec,
     pub recreations: IntCounterVec,
+    /// Scenes-file reloads that failed (the last good configuration kept running).
+    pub config_reload_failures: IntCounter,
+    /// Unix time of the last successful (re)load of the scenes file.
+    pub config_last_reload_success: Gauge,
     /// API domain switches (primary → alternate → adjacent region, and back).
     pub domain_switches: IntCounterVec,
     /// Failed actions that will be retried after the retreat wait, by action.
@@ -131,6 +135,16 @@ impl Metrics {
                 &["reason"],
             )
             .expect("valid metric"),
+            config_reload_failures: IntCounter::with_opts(Opts::new(
+                "pullkeeper_config_reload_failures_total",
+                "Scenes-file reloads rejected; the last good configuration stays in force.",
+            ))
+            .expect("valid metric"),
+            config_last_reload_success: Gauge::with_opts(Opts::new(
+                "pullkeeper_config_last_reload_success_timestamp_seconds",
+                "Unix time of the last successful load of the scenes file.",
+            ))
+            .expect("valid metric"),
             domain_switches: IntCounterVec::new(
                 Opts::new(
                     "pullkeeper_api_domain_switches_total",
@@ -202,6 +216,8 @@ impl Metrics {
             Box::new(m.replacement_backoffs.clone()),
             Box::new(m.retries.clone()),
             Box::new(m.domain_switches.clone()),
+            Box::new(m.config_reload_failures.clone()),
+            Box::new(m.config_last_reload_success.clone()),
             Box::new(m.last_list_success.clone()),
             Box::new(m.webhook_notices.clone()),
             Box::new(m.app_webhook.clone()),
