@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -24,6 +24,7 @@ use crate::ncs::inbox::Inbox;
 use crate::ncs::receiver::{self, NcsProject, NcsState};
 use crate::reconcile::controller::ProjectController;
 use crate::reconcile::execute::Executor;
+use crate::reload::Reloader;
 use crate::reports::ReportsState;
 use crate::server::{ServerState, router};
 use crate::status::StatusBoard;
@@ -57,6 +58,7 @@ pub struct App {
     tracker: TaskTracker,
     scenes: watch::Sender<Arc<Vec<Scene>>>,
     accepting: Arc<AtomicBool>,
+    reload_now: Arc<Notify>,
     store: Store,
     pub board: StatusBoard,
     pub metrics: Metrics,
@@ -142,6 +144,24 @@ impl App {
             clock,
         });
 
+        let reload_now = Arc::new(Notify::new());
+        let initial = std::fs::read(&config.scenes_path).unwrap_or_default();
+        let reloader = Reloader {
+            path: config.scenes_path.clone(),
+            settings: config.settings.clone(),
+            metrics: metrics.clone(),
+            clock,
+            now: reload_now.clone(),
+        };
+        let apply_to = scenes_tx.clone();
+        tracker.spawn(reloader.run(
+            initial,
+            move |scenes| {
+                apply_to.send_replace(Arc::new(scenes));
+            },
+            cancel.child_token(),
+        ));
+
         let accepting = Arc::new(AtomicBool::new(true));
         let state = ServerState {
             board: board.clone(),
@@ -166,6 +186,7 @@ impl App {
             tracker,
             scenes: scenes_tx,
             accepting,
+            reload_now,
             store,
             board,
             metrics,
@@ -174,6 +195,11 @@ impl App {
 
     pub fn addr(&self) -> std::net::SocketAddr {
         self.addr
+    }
+
+    /// Re-reads the scenes file now (SIGHUP) instead of at the next poll.
+    pub fn reload_scenes(&self) {
+        self.reload_now.notify_one();
     }
 
     /// Replaces the desired scenes; controllers re-plan at once.

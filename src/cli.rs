@@ -145,9 +145,17 @@ async fn run(mut config: config::Config, embedded_simulator: bool) -> anyhow::Re
     if let Some(sim) = &simulator {
         embedded::deliver_notices_to(sim, app.addr(), &projects);
     }
-    tokio::select! {
-        _ = shutdown_signal() => tracing::info!("shutting down; players keep running"),
-        _ = app.stopped() => {}
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => {
+                tracing::info!("shutting down; players keep running");
+                break;
+            }
+            _ = hangup() => app.reload_scenes(),
+            _ = app.stopped() => break,
+        }
     }
     app.shutdown().await;
     Ok(())
@@ -170,6 +178,16 @@ async fn simulate(listen: SocketAddr, config: Option<PathBuf>) -> anyhow::Result
     tracing::info!(url = %sim.base_url(), "Agora simulator running");
     shutdown_signal().await;
     Ok(())
+}
+
+/// The next SIGHUP: reload the scenes file. Never resolves where there is none.
+async fn hangup() {
+    #[cfg(unix)]
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        hup.recv().await;
+        return;
+    }
+    std::future::pending::<()>().await
 }
 
 /// SIGTERM (what Kubernetes sends) or SIGINT (Ctrl-C).

@@ -24,6 +24,7 @@ pub mod embedded;
 pub mod limits;
 pub mod ncs;
 pub mod reconcile;
+pub mod reload;
 pub mod reports;
 pub mod server;
 pub mod simulator;
