@@ -291,12 +291,24 @@ pub fn build_client(
         },
     })?;
     let m = metrics.clone();
-    Ok(client.with_observer(Box::new(move |op, class, latency| {
-        m.api_requests
-            .with_label_values(&[op.as_str(), class])
-            .inc();
-        m.api_request_duration
-            .with_label_values(&[op.as_str()])
-            .observe(latency.as_secs_f64());
-    })))
+    let w = metrics.clone();
+    let d = metrics.clone();
+    let project_id = project.id.clone();
+    Ok(client
+        .with_observer(Box::new(move |op, class, latency| {
+            m.api_requests
+                .with_label_values(&[op.as_str(), class])
+                .inc();
+            m.api_request_duration
+                .with_label_values(&[op.as_str()])
+                .observe(latency.as_secs_f64());
+        }))
+        .with_wait_observer(Box::new(move |op, waited| {
+            w.ratelimit_wait
+                .with_label_values(&[op.as_str()])
+                .inc_by(waited.as_secs_f64());
+        }))
+        .with_switch_observer(Box::new(move || {
+            d.domain_switches.with_label_values(&[&project_id]).inc();
+        })))
 }

@@ -72,6 +72,9 @@ pub enum CreateOutcome {
 /// Observer of every finished call, for metrics: op, outcome label, latency.
 pub type CallObserver = dyn Fn(Op, &'static str, Duration) + Send + Sync;
 
+/// Observer of the time each call waited for its rate limiter, for metrics.
+pub type WaitObserver = dyn Fn(Op, Duration) + Send + Sync;
+
 /// Observer of domain switches, for metrics.
 pub type SwitchObserver = dyn Fn() + Send + Sync;
 
@@ -84,6 +87,7 @@ pub struct MediaPullClient {
     limiters: ApiLimiters,
     observer: Option<Box<CallObserver>>,
     on_switch: Option<Box<SwitchObserver>>,
+    on_wait: Option<Box<WaitObserver>>,
 }
 
 impl std::fmt::Debug for MediaPullClient {
@@ -128,12 +132,19 @@ impl MediaPullClient {
             limiters: config.limiters,
             observer: None,
             on_switch: None,
+            on_wait: None,
         })
     }
 
     /// Reports every switch of API domain to `observer` (metrics).
     pub fn with_switch_observer(mut self, observer: Box<SwitchObserver>) -> Self {
         self.on_switch = Some(observer);
+        self
+    }
+
+    /// Reports every rate-limiter wait to `observer` (metrics).
+    pub fn with_wait_observer(mut self, observer: Box<WaitObserver>) -> Self {
+        self.on_wait = Some(observer);
         self
     }
 
@@ -344,7 +355,10 @@ impl MediaPullClient {
         (limiter, rank): (&RateLimiter, i64),
         req: RequestBuilder,
     ) -> Result<(Response, String), ApiError> {
-        limiter.acquire_ranked(rank).await;
+        let waited = limiter.acquire_ranked(rank).await;
+        if let Some(observe) = &self.on_wait {
+            observe(op, waited);
+        }
         let request_id = uuid::Uuid::new_v4().to_string();
         let started = Instant::now();
         let result = req.header("X-Request-ID", &request_id).send().await;

@@ -312,6 +312,7 @@ impl ProjectController {
 
     /// One plan, the publication of its picture, and the start of its actions.
     fn pass(&self, mem: &mut Memory, tasks: &mut JoinSet<Done>) {
+        let _timer = self.metrics.reconcile_duration.start_timer();
         let project = &self.project.id;
         let all_scenes = self.scenes.borrow().clone();
         let scenes: Vec<&Scene> = all_scenes

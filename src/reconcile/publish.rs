@@ -78,6 +78,7 @@ impl Publisher {
         }
 
         let mut statuses = Vec::new();
+        let mut players: BTreeMap<(&'static str, String), i64> = BTreeMap::new();
         let mut switches = Vec::new();
         let mut wake_at_ms: Option<u64> = None;
         for scene in picture.scenes {
@@ -92,6 +93,7 @@ impl Publisher {
                     (Some(_), None) => "pending".to_string(),
                     (None, None) => "missing".to_string(),
                 };
+                *players.entry((role(slot), status.clone())).or_insert(0) += 1;
                 let uid = record.map(|r| r.uid).filter(|&u| u != 0);
                 views.push(SlotView {
                     slot,
@@ -154,6 +156,20 @@ impl Publisher {
                 slots,
             });
         }
+        // Every (role, state) of this project is set, zeros included, so a state that
+        // empties drops to 0 instead of keeping its last count.
+        for role in ["master", "backup"] {
+            for state in PLAYER_STATES {
+                let n = players
+                    .get(&(role, state.to_string()))
+                    .copied()
+                    .unwrap_or(0);
+                metrics
+                    .players
+                    .with_label_values(&[picture.project, role, state])
+                    .set(n);
+            }
+        }
         metrics
             .tasks_active
             .with_label_values(&[picture.project])
@@ -213,6 +229,40 @@ impl Publisher {
     }
 }
 
+/// Every state a slot can be in: Agora's statuses, then ours for a slot whose player is
+/// not (yet) listed (`pending`) or that has none (`missing`). A closed set: it is a label.
+pub const PLAYER_STATES: [&str; 9] = [
+    "idle",
+    "connecting",
+    "success",
+    "running",
+    "failed",
+    "stopped",
+    "unknown",
+    "pending",
+    "missing",
+];
+
 fn is_running(status: Option<PlayerStatus>) -> bool {
     matches!(status, Some(PlayerStatus::Running | PlayerStatus::Success))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn player_states_cover_every_agora_status() {
+        for s in [
+            PlayerStatus::Idle,
+            PlayerStatus::Connecting,
+            PlayerStatus::Success,
+            PlayerStatus::Running,
+            PlayerStatus::Failed,
+            PlayerStatus::Stopped,
+            PlayerStatus::Unknown,
+        ] {
+            assert!(PLAYER_STATES.contains(&s.as_str()), "{s:?}");
+        }
+    }
 }

@@ -4,8 +4,8 @@
 //! project. Never a UID, player id, stream URL or notice id.
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    CounterVec, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 #[derive(Clone)]
@@ -38,6 +38,13 @@ pub struct Metrics {
     pub webhook_notices: IntCounterVec,
     /// App webhook delivery attempts: delivered, refused, unreachable, dropped.
     pub app_webhook: IntCounterVec,
+    /// Slot players by project, role (master|backup) and state (an Agora status, or
+    /// pending|missing); every combination is set on each pass, zeros included.
+    pub players: IntGaugeVec,
+    /// Duration of one reconcile pass (plan, publish, start of actions).
+    pub reconcile_duration: Histogram,
+    /// Time spent waiting for pullkeeper's own rate limiter, by API.
+    pub ratelimit_wait: CounterVec,
 }
 
 impl Metrics {
@@ -193,6 +200,32 @@ impl Metrics {
                 &["outcome"],
             )
             .expect("valid metric"),
+            players: IntGaugeVec::new(
+                Opts::new(
+                    "pullkeeper_players",
+                    "Slot players of a project by role and state (Agora status, pending or missing).",
+                ),
+                &["project", "role", "state"],
+            )
+            .expect("valid metric"),
+            reconcile_duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "pullkeeper_reconcile_duration_seconds",
+                    "Duration of one reconcile pass.",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                ]),
+            )
+            .expect("valid metric"),
+            ratelimit_wait: CounterVec::new(
+                Opts::new(
+                    "pullkeeper_api_ratelimit_wait_seconds_total",
+                    "Seconds requests waited for pullkeeper's own rate limiter, by API.",
+                ),
+                &["api"],
+            )
+            .expect("valid metric"),
             registry,
         };
         let build = Gauge::with_opts(
@@ -221,6 +254,9 @@ impl Metrics {
             Box::new(m.last_list_success.clone()),
             Box::new(m.webhook_notices.clone()),
             Box::new(m.app_webhook.clone()),
+            Box::new(m.players.clone()),
+            Box::new(m.reconcile_duration.clone()),
+            Box::new(m.ratelimit_wait.clone()),
             Box::new(build),
         ] {
             m.registry.register(c).expect("metric names are unique");

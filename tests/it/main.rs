@@ -8,6 +8,7 @@ mod failover;
 mod harness;
 mod ncs;
 mod ncs_failover;
+mod observability;
 mod reload;
 mod simulator_ncs;
 mod simulator_rest;
