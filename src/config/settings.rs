@@ -22,6 +22,7 @@ use super::limits::{Limits, positive};
 use super::secret::{self, SecretRef};
 use crate::agora::domains::{Area, Override};
 
+mod api;
 mod raw;
 
 pub(crate) use raw::{RawAppWebhook, RawSettings};
@@ -373,59 +374,15 @@ fn project(
             &format!("{path}.api.timeout"),
             diags,
         ),
-        area: match p.api.area.as_ref().map(|t| (t, t.value.as_str())) {
-            None | Some((_, "us")) => Area::Us,
-            Some((_, "eu")) => Area::Eu,
-            Some((_, "ap")) => Area::Ap,
-            Some((_, "cn")) => Area::Cn,
-            Some((t, other)) => {
-                diags.push(
-                    t.referenced,
-                    format!("{path}.api.area"),
-                    format!("unknown area {other:?}: expected us, eu, ap or cn"),
-                );
-                Area::Us
-            }
-        },
-        scheme: match p.api.scheme.as_ref() {
-            None => "https".to_string(),
-            Some(t) if t.value == "https" || t.value == "http" => t.value.clone(),
-            Some(t) => {
-                diags.push(
-                    t.referenced,
-                    format!("{path}.api.scheme"),
-                    format!("unknown scheme {:?}: expected https or http", t.value),
-                );
-                "https".to_string()
-            }
-        },
+        area: api::area(&p.api, path, diags),
+        scheme: api::scheme(&p.api, path, diags),
         return_to_primary_after: duration(
             &p.api.return_to_primary_after,
             DEFAULT_RETURN_TO_PRIMARY,
             &format!("{path}.api.return_to_primary_after"),
             diags,
         ),
-        resolve: p
-            .api
-            .resolve
-            .iter()
-            .flatten()
-            .filter_map(|(host, t)| {
-                let target = if t.value == "dns-failure" {
-                    Override::DnsFailure
-                } else if let Ok(addr) = t.value.parse() {
-                    Override::Addr(addr)
-                } else {
-                    diags.push(
-                        t.referenced,
-                        format!("{path}.api.resolve.{host}"),
-                        format!("{:?}: expected IP:PORT or dns-failure", t.value),
-                    );
-                    return None;
-                };
-                Some((host.clone(), target))
-            })
-            .collect(),
+        resolve: api::resolve(&p.api, path, diags),
     };
     let mut secret = |s: &Spanned<SecretRef>, field: &str| {
         secret::resolve(s, base, env, &format!("{path}.{field}"), diags)

@@ -1,0 +1,146 @@
+//! Properties of the plan over random worlds: quota, ownership, admission order,
+//! convergence.
+
+use super::*;
+use proptest::prelude::*;
+
+/// Applies a plan the way a perfect Agora and executor would, `lag` later.
+fn apply(w: &mut World, plan: &Plan, next_id: &mut u32, next_uid: &mut u32) {
+    for action in &plan.actions {
+        match action {
+            Action::Create {
+                key,
+                generation,
+                name,
+                uid,
+            } => {
+                let uid = uid.unwrap_or_else(|| {
+                    *next_uid += 1;
+                    *next_uid
+                });
+                *next_id += 1;
+                let id = format!("id{next_id}");
+                w.observed
+                    .push(listed(name, &id, uid.into(), PlayerStatus::Running));
+                let mut r = record(name, uid, *generation, Phase::Created, Some(&id));
+                r.created_at_ms = w.now_ms;
+                w.records.insert(key.clone(), r);
+            }
+            Action::Adopt {
+                key,
+                generation,
+                name,
+                id,
+                uid,
+            } => {
+                let mut r = record(
+                    name,
+                    uid.unwrap_or(0),
+                    *generation,
+                    Phase::Created,
+                    Some(id),
+                );
+                r.created_at_ms = w.now_ms;
+                w.records.insert(key.clone(), r);
+            }
+            Action::Delete { id, .. } => w.observed.retain(|p| &p.id != id),
+            Action::Forget { key } => {
+                w.records.remove(key);
+            }
+        }
+    }
+    w.now_ms += LAG;
+    crate::reconcile::health::count_strikes(&mut w.strikes, &w.records, &w.observed, w.now_ms, LAG);
+}
+
+fn arb_status() -> impl Strategy<Value = PlayerStatus> {
+    prop_oneof![
+        Just(PlayerStatus::Running),
+        Just(PlayerStatus::Connecting),
+        Just(PlayerStatus::Failed),
+        Just(PlayerStatus::Stopped),
+    ]
+}
+
+prop_compose! {
+    fn arb_world()(
+        scenes in prop::collection::btree_map("[a-c]", (0u32..3, -2i32..3), 0..4),
+        owned in prop::collection::vec(("[a-d]", 0u32..4, 1u64..4, arb_status()), 0..8),
+        foreign in prop::collection::vec(arb_status(), 0..3),
+        records in prop::collection::vec(("[a-d]", 0u32..4, 1u64..4, 0u8..3, 0u64..3), 0..6),
+        max_players in 0u32..12,
+        struck in any::<bool>(),
+    ) -> World {
+        let mut w = World::new(scenes.into_iter().map(|(n, (b, p))| scene(&n, b, p)).collect());
+        w.max_players = max_players;
+        let mut seen = BTreeSet::new();
+        for (i, (s, slot, generation, status)) in owned.into_iter().enumerate() {
+            let name = naming::format("pk", &s, slot, generation);
+            if seen.insert(name.clone()) {
+                w.observed.push(listed(&name, &format!("o{i}"), 1000 + i as u64, status));
+            }
+        }
+        for (i, status) in foreign.into_iter().enumerate() {
+            w.observed.push(listed(&format!("foreign_{i}"), &format!("f{i}"), 2000 + i as u64, status));
+        }
+        for (s, slot, generation, phase, age) in records {
+            let name = naming::format("pk", &s, slot, generation);
+            let phase = [Phase::Created, Phase::Intended, Phase::Refused][phase as usize];
+            let mut r = record(&name, 3000, generation, phase, None);
+            r.created_at_ms = w.now_ms - age * LAG / 2;
+            w.records.insert(key(&s, slot), r);
+            if struck {
+                w.strikes.insert(key(&s, slot), 3);
+            }
+        }
+        w
+    }
+}
+
+proptest! {
+    #[test]
+    fn plans_respect_quota_ownership_and_uniqueness(w in arb_world()) {
+        let p = w.plan();
+        let n_creates = creates(&p).len() as u32;
+        prop_assert!(w.observed.len() as u32 + n_creates <= w.max_players.max(w.observed.len() as u32));
+        let master_waits = p.over_quota.iter().any(|k| k.is_master());
+        let mut created_keys = BTreeSet::new();
+        for a in &p.actions {
+            match a {
+                Action::Delete { name, .. } => {
+                    prop_assert!(naming::parse("pk", name).is_some(), "deleted foreign {}", name);
+                }
+                Action::Create { key, name, .. } => {
+                    prop_assert!(created_keys.insert(key.clone()), "two creates for {}", key);
+                    prop_assert!(key.is_master() || !master_waits, "backup {} admitted while a master waits", key);
+                    prop_assert!(!w.observed.iter().any(|o| o.name.as_deref() == Some(name)));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn plans_converge_to_one_live_player_per_slot(mut w in arb_world()) {
+        w.max_players = 50;
+        let (mut next_id, mut next_uid) = (0, 10_000);
+        let mut rounds = 0;
+        loop {
+            let p = w.plan();
+            if p.actions.is_empty() && !w.strikes.values().any(|&s| s > 0) {
+                break;
+            }
+            rounds += 1;
+            prop_assert!(rounds <= 8, "no convergence: {:?}", p);
+            apply(&mut w, &p, &mut next_id, &mut next_uid);
+        }
+        let want: u32 = w.scenes.iter().map(|s| s.slots).sum();
+        let owned: Vec<_> = w.observed.iter()
+            .filter_map(|o| naming::parse("pk", o.name.as_deref()?))
+            .collect();
+        prop_assert_eq!(owned.len() as u32, want);
+        for o in w.observed.iter().filter(|o| naming::parse("pk", o.name.as_deref().unwrap_or("")).is_some()) {
+            prop_assert!(!is_dead(o.status));
+        }
+    }
+}
