@@ -10,27 +10,10 @@ use pullkeeper::simulator::{FaultAction, FaultRule, SimHandle};
 use pullkeeper::store::{SlotKey, Store};
 
 use crate::harness::{
-    ADMIN_TOKEN, APP_ID, FAST, HOOK_SECRET, Running, eventually, start_app, start_simulator,
-    temp_dir, write_config_full, write_config_with,
+    ADMIN_TOKEN, APP_ID, FAST, HOOK_SECRET, Running, eventually, one_scene, start_app,
+    start_simulator, temp_dir, write_config_full, write_config_with,
 };
 use crate::support::Receiver;
-
-fn one_scene(failback: &str) -> String {
-    format!(
-        r#"
-scenes:
-  - name: news
-    project: e2e
-    channel: news-live
-    stream_url: rtmp://origin.example.com/live/news
-    region: na
-    backups: 1
-    failback: {failback}
-    hold_down: 1s
-    uids: {{ start: 1000, end: 1099 }}
-"#
-    )
-}
 
 fn player_id(sim: &SimHandle, name: &str) -> Option<String> {
     sim.players(APP_ID)

@@ -204,3 +204,21 @@ impl Running {
 
 /// The `reconcile:` body of most end-to-end tests: fast polls, a 1 s List lag.
 pub const FAST: &str = "poll_interval: 200ms, list_lag: 1s";
+
+/// One scene `news` (a master and one backup, 1 s hold-down) with the given failback.
+pub fn one_scene(failback: &str) -> String {
+    format!(
+        r#"
+scenes:
+  - name: news
+    project: e2e
+    channel: news-live
+    stream_url: rtmp://origin.example.com/live/news
+    region: na
+    backups: 1
+    failback: {failback}
+    hold_down: 1s
+    uids: {{ start: 1000, end: 1099 }}
+"#
+    )
+}

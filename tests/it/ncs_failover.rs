@@ -8,21 +8,9 @@ use pullkeeper::simulator::SimHandle;
 use pullkeeper::store::SlotKey;
 
 use crate::harness::{
-    APP_ID, Running, connect_ncs, eventually, start_app, start_simulator_with_lag, temp_dir,
-    write_config_full,
+    APP_ID, Running, connect_ncs, eventually, one_scene, start_app, start_simulator_with_lag,
+    temp_dir, write_config_full,
 };
-
-const SCENE: &str = r#"
-scenes:
-  - name: news
-    project: e2e
-    channel: news-live
-    stream_url: rtmp://origin.example.com/live/news
-    region: na
-    backups: 1
-    hold_down: 1s
-    uids: { start: 1000, end: 1099 }
-"#;
 
 /// The NCS secret the harness configures for project `e2e`.
 const NCS_SECRET: &str = "e2e-ncs";
@@ -44,7 +32,13 @@ fn created(sim: &SimHandle, prefix: &str) -> Vec<String> {
 }
 
 async fn running_scene(tag: &str) -> Running {
-    let running = Running::start(tag, SCENE, "", "poll_interval: 30s, list_lag: 1s").await;
+    let running = Running::start(
+        tag,
+        &one_scene("revertive"),
+        "",
+        "poll_interval: 30s, list_lag: 1s",
+    )
+    .await;
     connect_ncs(&running.sim, &running.app);
     // The first List runs at start; the running statuses arrive as notices.
     let running = running.until_both_running().await;
@@ -219,7 +213,7 @@ async fn lists_during_the_list_lag_do_not_take_players_off_air() {
     let dir = temp_dir("lag");
     let sim = start_simulator_with_lag(Duration::from_secs(3)).await;
     let reconcile = "poll_interval: 200ms, list_lag: 4s";
-    let config = write_config_full(&dir, &sim, SCENE, "", reconcile);
+    let config = write_config_full(&dir, &sim, &one_scene("revertive"), "", reconcile);
     let app = start_app(config, pullkeeper::store::Store::temporary().unwrap()).await;
     connect_ncs(&sim, &app);
     eventually(Duration::from_secs(10), "master on air", || {

@@ -5,18 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{APP_ID, FAST, Running, env};
-
-const SCENES: &str = r#"
-scenes:
-  - name: news
-    project: e2e
-    channel: news-live
-    stream_url: rtmp://origin.example.com/live/news
-    region: na
-    backups: 1
-    uids: { start: 1000, end: 1099 }
-"#;
+use crate::harness::{APP_ID, FAST, Running, env, one_scene};
 
 /// `(metric, label, value)` for every label of every sample in a text exposition.
 fn labels(text: &str) -> Vec<(String, String, String)> {
@@ -63,7 +52,7 @@ fn promtool() -> &'static str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_scrape_passes_promtool_and_leaks_no_identifier() {
     let promtool = promtool();
-    let r = Running::start("observability", SCENES, "", FAST)
+    let r = Running::start("observability", &one_scene("revertive"), "", FAST)
         .await
         .until_both_running()
         .await;
