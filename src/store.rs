@@ -86,6 +86,14 @@ pub struct SlotRecord {
     pub created_at_ms: u64,
 }
 
+impl SlotRecord {
+    /// Whether a List may still not show this player: its last Create was sent less
+    /// than the List lag ago (§1.6: List can miss a new player for ~10 s).
+    pub fn within_list_lag(&self, now_ms: u64, list_lag_ms: u64) -> bool {
+        now_ms < self.created_at_ms.saturating_add(list_lag_ms)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]

@@ -47,14 +47,7 @@ impl Executor {
     ) -> Result<SlotRecord, ExecError> {
         let uid = match uid {
             Some(uid) => uid,
-            None => self.store.allocate_uid(
-                &self.project,
-                &scene.name,
-                &scene.channel,
-                scene.uids.start,
-                scene.uids.end,
-                name,
-            )?,
+            None => self.fresh_uid(scene, name)?,
         };
         let mut record = SlotRecord {
             v: RECORD_VERSION,
@@ -105,6 +98,18 @@ impl Executor {
         Ok(record)
     }
 
+    /// A UID from the scene's range that nobody in its channel ever had.
+    fn fresh_uid(&self, scene: &Scene, name: &str) -> Result<u32, StoreError> {
+        self.store.allocate_uid(
+            &self.project,
+            &scene.name,
+            &scene.channel,
+            scene.uids.start,
+            scene.uids.end,
+            name,
+        )
+    }
+
     /// After a definite refusal (any 4xx but 409) nothing was created, so the record
     /// says so and the retry need not wait for the List lag. If Agora objected to the
     /// UID (another player holds it, one List could not show yet), the retry gets a
@@ -124,14 +129,7 @@ impl Executor {
         }
         record.phase = Phase::Refused;
         if refusal.status == 400 && refusal.message.to_ascii_lowercase().contains("uid") {
-            record.uid = self.store.allocate_uid(
-                &self.project,
-                &scene.name,
-                &scene.channel,
-                scene.uids.start,
-                scene.uids.end,
-                &record.name,
-            )?;
+            record.uid = self.fresh_uid(scene, &record.name)?;
         }
         self.store.put_slot(key, record)?;
         self.store.flush().await?;

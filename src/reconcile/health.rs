@@ -23,8 +23,7 @@ pub fn count_strikes(
     let names: HashSet<&str> = listed.iter().filter_map(|p| p.name.as_deref()).collect();
     strikes.retain(|k, _| records.contains_key(k));
     for (key, record) in records {
-        let due = record.phase == Phase::Created
-            && now_ms >= record.created_at_ms.saturating_add(list_lag_ms);
+        let due = record.phase == Phase::Created && !record.within_list_lag(now_ms, list_lag_ms);
         if due && !names.contains(record.name.as_str()) {
             *strikes.entry(key.clone()).or_insert(0) += 1;
         } else {

@@ -85,7 +85,7 @@ pub fn carry_over_young(
 ) {
     let young: HashSet<&str> = records
         .values()
-        .filter(|r| now_ms < r.created_at_ms.saturating_add(list_lag_ms))
+        .filter(|r| r.within_list_lag(now_ms, list_lag_ms))
         .map(|r| r.name.as_str())
         .collect();
     let carried: Vec<ListedPlayer> = previous

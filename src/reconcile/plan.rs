@@ -200,7 +200,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                         Current::Player(r.generation, o)
                     }
                     None if r.phase != Phase::Refused
-                        && input.now_ms < r.created_at_ms.saturating_add(input.list_lag_ms) =>
+                        && r.within_list_lag(input.now_ms, input.list_lag_ms) =>
                     {
                         pending_live += 1;
                         Current::Pending(r.generation)
