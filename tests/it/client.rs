@@ -154,3 +154,28 @@ async fn client_at_agoras_create_rate_gets_no_429() {
     let statuses: Vec<_> = sim.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, vec![Some(200); 5]);
 }
+
+/// A 429 without `Retry-After` pauses that API for the first retreat step, 5–6 s (§1.9).
+#[tokio::test]
+async fn a_429_pauses_the_api_before_the_next_call() {
+    let sim = sim_without_lag("").await;
+    let client = client_for(&sim, CUSTOMER_SECRET, 50);
+    sim.inject(FaultRule {
+        method: Some("GET".into()),
+        path_contains: "/cloud-player/players".into(),
+        count: 1,
+        action: FaultAction::Status(429),
+    });
+    let e = client.list_all(None).await.unwrap_err();
+    assert_eq!(e.class(), ErrorClass::RateLimited);
+    let started = tokio::time::Instant::now();
+    client.list_all(None).await.unwrap();
+    // A lower bound only: a slow machine makes it longer, never shorter.
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let statuses: Vec<_> = sim.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![Some(429), Some(200)]);
+}
