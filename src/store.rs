@@ -121,6 +121,19 @@ pub struct Store {
     onair: sled::Tree,
     sequences: sled::Tree,
     flushing: std::sync::Arc<tokio::sync::Mutex<()>>,
+    flushes: std::sync::Arc<FlushEpochs>,
+}
+
+/// Group commit: a flush covers every write made before it started, so a caller whose
+/// write precedes a flush that started later need not flush again. Without this, N
+/// concurrent writers cost N back-to-back fsyncs (webhook intake and mass adoption were
+/// bound by exactly that; BENCHMARKS.md).
+#[derive(Default)]
+struct FlushEpochs {
+    /// Flush requests so far; a request's number is its epoch.
+    requested: std::sync::atomic::AtomicU64,
+    /// Every request with an epoch up to this one is durable.
+    durable: std::sync::atomic::AtomicU64,
 }
 
 /// Schema version written into every [`SlotRecord`].
@@ -146,6 +159,7 @@ impl Store {
             onair: db.open_tree("onair")?,
             sequences: db.open_tree("update_sequences")?,
             flushing: Default::default(),
+            flushes: Default::default(),
             db,
         })
     }
@@ -161,14 +175,24 @@ impl Store {
     /// Not `flush_async`: in sled 0.34 each call parks one of sled's few I/O threads until
     /// the log is stable, and enough concurrent calls park all of them while the write
     /// they wait for needs one of them: a deadlock (seen here with about eight parallel
-    /// creates). So flushes run one at a time on tokio's blocking pool; a flush covers
-    /// every write made before it, so callers queued behind one lose little.
+    /// creates). So flushes run one at a time on tokio's blocking pool, and a caller
+    /// queued behind a flush that started after its call returns as soon as that flush
+    /// is done (see [`FlushEpochs`]).
     pub async fn flush(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let epoch = self.flushes.requested.fetch_add(1, SeqCst) + 1;
         let _one_at_a_time = self.flushing.lock().await;
+        if self.flushes.durable.load(SeqCst) >= epoch {
+            return Ok(());
+        }
+        // Every request numbered up to here was made after its write, so this flush
+        // covers all of them.
+        let covers = self.flushes.requested.load(SeqCst);
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || db.flush())
             .await
             .map_err(|e| StoreError::Flush(e.to_string()))??;
+        self.flushes.durable.fetch_max(covers, SeqCst);
         Ok(())
     }
 
@@ -401,6 +425,31 @@ mod tests {
         let got: Vec<u64> = (0..3).map(|_| store.next_sequence("a").unwrap()).collect();
         assert_eq!(got, vec![0, 1, 2]);
         assert_eq!(store.next_sequence("b").unwrap(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_sharing_flushes_all_end_durable() {
+        let dir = std::env::temp_dir().join(format!("pk-store-{}", uuid::Uuid::new_v4()));
+        {
+            let store = Store::open(&dir).unwrap();
+            let writers: Vec<_> = (0..32u32)
+                .map(|i| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        let key = SlotKey::new("p", "s", i);
+                        store.put_slot(&key, &record(&format!("n{i}"), i)).unwrap();
+                        store.flush().await.unwrap();
+                    })
+                })
+                .collect();
+            for w in writers {
+                w.await.unwrap();
+            }
+        }
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(store.project_slots("p").unwrap().len(), 32);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
