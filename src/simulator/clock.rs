@@ -49,6 +49,11 @@ impl SimClock {
         u64::try_from(at.saturating_duration_since(self.start).as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// Simulator time elapsed since start, in µs (latency benchmarks).
+    pub fn elapsed_us(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.start).as_micros()).unwrap_or(u64::MAX)
+    }
+
     /// Unix milliseconds of a simulator instant (`lts`, `notifyMs`).
     pub fn wall_ms(&self, at: Instant) -> u64 {
         self.start_wall_ms.saturating_add(self.elapsed_ms(at))

@@ -137,6 +137,11 @@ impl SimHandle {
         self.inner.advance(d);
     }
 
+    /// Simulator time now, µs since start: the clock of [`HistoryEntry::created_at_us`].
+    pub fn elapsed_us(&self) -> u64 {
+        self.inner.clock.elapsed_us(self.inner.clock.now())
+    }
+
     /// Live players of a project, ascending `createTs`.
     pub fn players(&self, app_id: &str) -> Vec<SimPlayer> {
         self.inner.players(app_id)
