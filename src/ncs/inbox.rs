@@ -8,6 +8,7 @@
 use std::sync::Mutex;
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::agora::model::PlayerStatus;
 
@@ -41,22 +42,35 @@ pub struct Observation {
 /// A project's queue of observations.
 #[derive(Debug, Default)]
 pub struct Inbox {
-    queue: Mutex<Vec<Observation>>,
+    queue: Mutex<Queue>,
     wake: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    observations: Vec<Observation>,
+    /// When the oldest queued observation arrived: failover latency is measured from it.
+    since: Option<Instant>,
 }
 
 impl Inbox {
     pub fn push(&self, observation: Observation) {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(observation);
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        queue.since.get_or_insert_with(Instant::now);
+        queue.observations.push(observation);
+        drop(queue);
         self.wake.notify_one();
     }
 
     /// Everything received since the last drain, oldest first.
     pub fn drain(&self) -> Vec<Observation> {
-        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()))
+        self.drain_since().0
+    }
+
+    /// [`drain`](Self::drain), with the arrival time of the oldest observation drained.
+    pub fn drain_since(&self) -> (Vec<Observation>, Option<Instant>) {
+        let taken = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        (taken.observations, taken.since)
     }
 
     /// Resolves when something was pushed (or had been, unobserved, since the last call).

@@ -24,6 +24,7 @@ use crate::ncs::inbox::{Inbox, PlayerEvent};
 use crate::reconcile::busy::Busy;
 use crate::reconcile::evidence::Evidence;
 use crate::reconcile::execute::{ExecError, Executor, delete_regions};
+use crate::reconcile::onair::SwitchReason;
 use crate::reconcile::plan::{Action, DesiredScene, PlanInput, plan};
 use crate::reconcile::publish::{Picture, Publisher, Switch};
 use crate::reconcile::wake::{sleep_until_opt, tick_opt};
@@ -84,6 +85,9 @@ struct Memory {
     decision_due: Option<Instant>,
     /// The slots over quota at the last pass, to log only changes.
     over_quota: Vec<SlotKey>,
+    /// When the oldest notice not yet planned on arrived: a failover this pass publishes
+    /// was decided that long after the notice that caused it.
+    notices_since: Option<Instant>,
 }
 
 impl ProjectController {
@@ -283,7 +287,10 @@ impl ProjectController {
     }
 
     fn fold_notices(&self, mem: &mut Memory) {
-        let mut observations = self.inbox.drain();
+        let (mut observations, since) = self.inbox.drain_since();
+        if let Some(at) = since {
+            mem.notices_since.get_or_insert(at);
+        }
         observations.retain(|o| {
             let stalled = o.event == PlayerEvent::Stalled;
             if stalled {
@@ -385,6 +392,17 @@ impl ProjectController {
         mem.decision_due = published
             .wake_at_ms
             .map(|at| Instant::now() + Duration::from_millis(at.saturating_sub(now_ms)));
+        if let Some(since) = mem.notices_since.take() {
+            let decided = since.elapsed().as_secs_f64();
+            for switch in &published.switches {
+                if matches!(
+                    switch.reason,
+                    SwitchReason::Failover | SwitchReason::NoHealthyPlayer
+                ) {
+                    self.metrics.failover_decision.observe(decided);
+                }
+            }
+        }
         if let Some(tx) = &self.switches {
             for switch in published.switches {
                 let _ = tx.send(switch);

@@ -43,6 +43,9 @@ pub struct Metrics {
     pub players: IntGaugeVec,
     /// Duration of one reconcile pass (plan, publish, start of actions).
     pub reconcile_duration: Histogram,
+    /// From receiving the NCS notice that stopped the on-air player to publishing the
+    /// switch to another (status board, app webhook queue).
+    pub failover_decision: Histogram,
     /// Time spent waiting for pullkeeper's own rate limiter, by API.
     pub ratelimit_wait: CounterVec,
 }
@@ -218,6 +221,16 @@ impl Metrics {
                 ]),
             )
             .expect("valid metric"),
+            failover_decision: Histogram::with_opts(
+                HistogramOpts::new(
+                    "pullkeeper_failover_decision_seconds",
+                    "Time from receiving the NCS notice that stopped the on-air player to publishing the switch.",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                ]),
+            )
+            .expect("valid metric"),
             ratelimit_wait: CounterVec::new(
                 Opts::new(
                     "pullkeeper_api_ratelimit_wait_seconds_total",
@@ -256,6 +269,7 @@ impl Metrics {
             Box::new(m.app_webhook.clone()),
             Box::new(m.players.clone()),
             Box::new(m.reconcile_duration.clone()),
+            Box::new(m.failover_decision.clone()),
             Box::new(m.ratelimit_wait.clone()),
             Box::new(build),
         ] {

@@ -68,6 +68,12 @@ async fn failed_notice_fails_over_within_seconds_and_our_own_delete_changes_noth
             .is_some_and(|s| s.active_slot == Some(1))
     })
     .await;
+    // The switch's decision time, from the notice's receipt, is in the histogram.
+    let scrape = app.metrics.render();
+    assert!(
+        scrape.contains("pullkeeper_failover_decision_seconds_count 1\n"),
+        "{scrape}"
+    );
     eventually(Duration::from_secs(5), "master replaced", || {
         created(&sim, "pk_news_m_").len() == 2
     })
