@@ -1,4 +1,4 @@
-//! Subcommands: `run`, `check`, `simulate`.
+//! Subcommands: `run`, `check`, `simulate`, `bench`.
 //!
 //! This is the edge of the program, so errors here are `anyhow` and exit codes follow
 //! sysexits: 64 (EX_USAGE) for a configuration that does not validate, 1 for anything
@@ -71,10 +71,25 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Run a scenario benchmark against the simulator and print its figures next to
+    /// their limits (see BENCHMARKS.md; build with --release).
+    Bench {
+        #[arg(value_enum, default_value = "all")]
+        scenario: crate::bench::Scenario,
+        /// Smaller scenarios for a smoke run; the figures are not the published ones.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 pub fn main(cli: Cli) -> ExitCode {
-    crate::telemetry::init_logging(matches!(cli.log_format, LogFormat::Json));
+    let json = matches!(cli.log_format, LogFormat::Json);
+    // A benchmark creates tens of thousands of players; logging each would be measured too.
+    let default_level = match cli.command {
+        Command::Bench { .. } => "warn",
+        _ => "info",
+    };
+    crate::telemetry::init_logging_at(json, default_level);
     match cli.command {
         Command::Check { config } => {
             let mut out = std::io::stdout();
@@ -96,6 +111,11 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Simulate { listen, config } => {
             exit(runtime().and_then(|rt| rt.block_on(simulate(listen, config))))
         }
+        Command::Bench { scenario, quick } => exit(
+            runtime()
+                .and_then(|rt| rt.block_on(crate::bench::run(scenario, quick)))
+                .map(|_missed| ()),
+        ),
     }
 }
 

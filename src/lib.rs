@@ -13,10 +13,12 @@
 //! - [`ncs`]: Agora's notification (webhook) bodies and signatures.
 //! - [`simulator`]: an Agora Media Pull + NCS simulator for the demo and the tests.
 //! - [`app`], [`cli`], [`embedded`]: wiring, subcommands, the demo's in-process simulator.
+//! - [`bench`]: `pullkeeper bench`, scenario benchmarks against the promised limits.
 
 pub mod agora;
 pub mod app;
 pub mod appwebhook;
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;
