@@ -7,7 +7,7 @@
 //! replacement exists); a slot or player with work in flight or held back is "busy" and
 //! not decided again until it is free.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -345,6 +345,7 @@ impl ProjectController {
         let players = mem.players.as_deref().unwrap_or(&[]);
         let now_ms = self.executor.clock.now_ms();
         let (busy_slots, busy_players) = mem.busy.for_plan();
+        let deleted: BTreeSet<String> = mem.recently_deleted.keys().cloned().collect();
         let plan = plan(&PlanInput {
             project,
             prefix: &self.project.name_prefix,
@@ -353,6 +354,7 @@ impl ProjectController {
             observed: players,
             busy_slots: &busy_slots,
             busy_players: &busy_players,
+            deleted: &deleted,
             strikes: &mem.strikes,
             now_ms,
             list_lag_ms: self.settings.list_lag.as_millis() as u64,

@@ -52,6 +52,8 @@ pub struct PlanInput<'a> {
     pub busy_slots: &'a BTreeSet<SlotKey>,
     /// Player ids with a delete in flight.
     pub busy_players: &'a BTreeSet<String>,
+    /// Player ids pullkeeper deleted within the List lag: gone, whatever a List says.
+    pub deleted: &'a BTreeSet<String>,
     /// Consecutive strikes per slot's current player (see `health`).
     pub strikes: &'a BTreeMap<SlotKey, u32>,
     pub now_ms: u64,
@@ -198,6 +200,14 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                             adopts.push(adopt(&key, o));
                         }
                         Current::Player(r.generation, o)
+                    }
+                    // pullkeeper deleted this slot's dead player itself, first, to make
+                    // room under the quota: it is gone, so its successor goes now instead
+                    // of after the List lag and the strikes of a player gone missing.
+                    None if r.id.as_ref().is_some_and(|id| input.deleted.contains(id)) => {
+                        let next = r.generation + 1;
+                        creates.push((scene.priority, key.clone(), fresh(input, &key, next)));
+                        Current::Pending(next)
                     }
                     None if r.phase != Phase::Refused
                         && r.within_list_lag(input.now_ms, input.list_lag_ms) =>

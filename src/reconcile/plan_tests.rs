@@ -48,6 +48,7 @@ struct World {
     observed: Vec<ListedPlayer>,
     busy_slots: BTreeSet<SlotKey>,
     busy_players: BTreeSet<String>,
+    deleted: BTreeSet<String>,
     strikes: BTreeMap<SlotKey, u32>,
     now_ms: u64,
     max_players: u32,
@@ -61,6 +62,7 @@ impl World {
             observed: vec![],
             busy_slots: BTreeSet::new(),
             busy_players: BTreeSet::new(),
+            deleted: BTreeSet::new(),
             strikes: BTreeMap::new(),
             now_ms: 100_000,
             max_players: 50,
@@ -76,6 +78,7 @@ impl World {
             observed: &self.observed,
             busy_slots: &self.busy_slots,
             busy_players: &self.busy_players,
+            deleted: &self.deleted,
             strikes: &self.strikes,
             now_ms: self.now_ms,
             list_lag_ms: LAG,
@@ -261,6 +264,11 @@ fn at_full_quota_a_failed_player_is_deleted_before_its_replacement() {
     );
     assert_eq!(creates(&p), vec![]);
     assert_eq!(p.over_quota, vec![key("news", 0)]);
+    // The delete finished: the player left the picture and is known gone, so its
+    // replacement starts in the next pass, not after the List lag and three strikes.
+    w.observed.clear();
+    w.deleted.insert("a".into());
+    assert_eq!(creates(&w.plan()), vec![("pk_news_m_2".into(), None)]);
 }
 
 #[test]
