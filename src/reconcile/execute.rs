@@ -83,6 +83,9 @@ impl Executor {
         };
         record.phase = Phase::Created;
         record.id = Some(id.clone());
+        // The List lag runs from the Create, which may have waited long for the create
+        // rate (25 s in a 50-player storm) after the intent was written.
+        record.created_at_ms = self.clock.now_ms();
         self.store.put_slot(key, &record)?;
         self.store.flush().await?;
         tracing::info!(

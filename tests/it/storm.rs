@@ -43,7 +43,11 @@ async fn agora_like(max_players: usize) -> SimHandle {
 }
 
 /// pullkeeper configured with Agora's default QPS limits and `max_players`.
-async fn app_at_limits(sim: &SimHandle, n: usize, max_players: u32) -> (App, std::path::PathBuf) {
+async fn app_at_limits(
+    sim: &SimHandle,
+    n: usize,
+    max_players: u32,
+) -> (App, Store, std::path::PathBuf) {
     let dir = temp_dir("storm");
     write_config_full(&dir, sim, &scenes(n), "", "poll_interval: 1s, list_lag: 1s");
     let path = dir.join("pullkeeper.yaml");
@@ -62,8 +66,9 @@ async fn app_at_limits(sim: &SimHandle, n: usize, max_players: u32) -> (App, std
     let config = pullkeeper::config::load_with_env(&path, &env()).unwrap();
     // No NCS: the storm reaches pullkeeper in one List, all failures at once, so the
     // order of replacements shows admission, not the order notices happened to arrive in.
-    let app = start_app(config, Store::temporary().unwrap()).await;
-    (app, dir)
+    let store = Store::temporary().unwrap();
+    let app = start_app(config, store.clone()).await;
+    (app, store, dir)
 }
 
 fn running(sim: &SimHandle) -> usize {
@@ -76,7 +81,7 @@ fn running(sim: &SimHandle) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forty_failures_are_replaced_at_the_allowed_rate_masters_first_without_a_429() {
     let sim = agora_like(50).await;
-    let (app, dir) = app_at_limits(&sim, 20, 50).await;
+    let (app, store, dir) = app_at_limits(&sim, 20, 50).await;
     eventually(Duration::from_secs(60), "40 players running", || {
         running(&sim) == 40
     })
@@ -118,6 +123,24 @@ async fn forty_failures_are_replaced_at_the_allowed_rate_masters_first_without_a
             .all(|n| n.contains("_b1_")),
         "masters first: {replacements:?}"
     );
+    // The List lag of each replacement runs from its Create, which waited up to 10 s for
+    // the create rate, not from its intent: else Lists that cannot show it yet drop it.
+    for p in sim.players(APP_ID) {
+        let name = p.name.unwrap();
+        let record = store
+            .project_slots("e2e")
+            .unwrap()
+            .into_iter()
+            .find(|(_, r)| r.name == name)
+            .unwrap()
+            .1;
+        assert!(
+            record.created_at_ms >= p.create_ts as u64 * 1000,
+            "{name}: lag counted from {} before its Create at {}",
+            record.created_at_ms,
+            p.create_ts * 1000
+        );
+    }
     app.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -125,7 +148,7 @@ async fn forty_failures_are_replaced_at_the_allowed_rate_masters_first_without_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storm_under_a_quota_of_20_never_exceeds_20_live_players() {
     let sim = agora_like(20).await;
-    let (app, dir) = app_at_limits(&sim, 10, 20).await;
+    let (app, _store, dir) = app_at_limits(&sim, 10, 20).await;
     eventually(Duration::from_secs(60), "20 players running", || {
         running(&sim) == 20
     })
