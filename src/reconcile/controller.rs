@@ -112,6 +112,9 @@ impl ProjectController {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            // Everything but a notice may change what the plan sees outside the picture
+            // (store, busy work, time, scenes); a notice only through the picture.
+            let mut replan = true;
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = poll.tick() => {
@@ -147,12 +150,15 @@ impl ProjectController {
                     Err(e) => tracing::error!(project = %project, error = %e, "action task panicked"),
                 },
                 _ = tick_opt(&mut probe) => self.start_probes(&mem, &mut tasks),
-                _ = self.inbox.notified() => {}
+                _ = self.inbox.notified() => replan = false,
                 _ = sleep_until_opt(wake_at) => {}
             }
-            self.fold_notices(&mut mem);
-            if mem.players.is_some() {
+            let changed = self.fold_notices(&mut mem);
+            if mem.players.is_some() && (replan || changed) {
                 self.pass(&mut mem, &mut tasks);
+            } else if !changed {
+                // Notices that repeated the picture caused no decision to time.
+                mem.notices_since = None;
             }
         }
         // Shutdown: in-flight calls finish (the caller bounds the wait); nothing new starts,
@@ -286,26 +292,31 @@ impl ProjectController {
             .map_or(u32::MAX, |s| s.strike_threshold)
     }
 
-    fn fold_notices(&self, mem: &mut Memory) {
+    /// Folds the inbox into the picture; returns whether anything changed in it (under a
+    /// flood of repeated notices, a pass per notice would be most of the CPU).
+    fn fold_notices(&self, mem: &mut Memory) -> bool {
         let (mut observations, since) = self.inbox.drain_since();
         if let Some(at) = since {
             mem.notices_since.get_or_insert(at);
         }
+        let mut changed = false;
         observations.retain(|o| {
             let stalled = o.event == PlayerEvent::Stalled;
             if stalled {
                 self.judge_report(mem, &o.player_id, o.name.as_deref());
+                changed = true;
             }
             !stalled
         });
         let Some(players) = &mut mem.players else {
-            return;
+            return changed;
         };
         for observation in observations {
             let ours =
                 |id: &str| mem.recently_deleted.contains_key(id) || mem.busy.players.contains(id);
-            observe::fold(players, observation, ours);
+            changed |= observe::fold(players, observation, ours);
         }
+        changed
     }
 
     fn records(&self) -> Result<BTreeMap<SlotKey, SlotRecord>, crate::store::StoreError> {

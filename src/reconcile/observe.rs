@@ -14,12 +14,13 @@ use crate::ncs::notice::destroy_reason;
 use crate::store::{SlotKey, SlotRecord};
 
 /// Applies one observation to `players`. `deleted_by_us` tells whether pullkeeper itself
-/// deleted (or is deleting) the player with that id.
+/// deleted (or is deleting) the player with that id. Returns whether the picture changed:
+/// a notice that only repeats what the picture says needs no new plan.
 pub fn fold(
     players: &mut Vec<ListedPlayer>,
     observation: Observation,
     deleted_by_us: impl Fn(&str) -> bool,
-) {
+) -> bool {
     let Observation {
         player_id,
         name,
@@ -33,14 +34,14 @@ pub fn fold(
                 if let Some(i) = index {
                     players.remove(i);
                 }
-                return;
+                return index.is_some();
             }
             // Gone without pullkeeper asking: as good as failed, replace it now.
             PlayerStatus::Failed
         }
         PlayerEvent::Status(status) => status,
         // Media reports are counted by the controller, not folded into the picture.
-        PlayerEvent::Stalled => return,
+        PlayerEvent::Stalled => return false,
         PlayerEvent::Created { channel, uid } => {
             if index.is_none() {
                 players.push(ListedPlayer {
@@ -54,21 +55,28 @@ pub fn fold(
                     status: Some(PlayerStatus::Connecting),
                 });
             }
-            return;
+            return index.is_none();
         }
     };
     match index {
-        Some(i) => players[i].status = Some(status),
-        None => players.push(ListedPlayer {
-            id: player_id,
-            name,
-            stream_url: None,
-            channel_name: None,
-            uid: None,
-            account: None,
-            create_ts: 0,
-            status: Some(status),
-        }),
+        Some(i) => {
+            let changed = players[i].status != Some(status);
+            players[i].status = Some(status);
+            changed
+        }
+        None => {
+            players.push(ListedPlayer {
+                id: player_id,
+                name,
+                stream_url: None,
+                channel_name: None,
+                uid: None,
+                account: None,
+                create_ts: 0,
+                status: Some(status),
+            });
+            true
+        }
     }
 }
 
@@ -136,6 +144,32 @@ mod tests {
         );
         assert_eq!(status_of(&players, "1"), Some(PlayerStatus::Failed));
         assert_eq!(players.len(), 1);
+    }
+
+    #[test]
+    fn a_notice_that_repeats_the_picture_changes_nothing() {
+        let mut players = vec![];
+        let running = || obs("1", PlayerEvent::Status(PlayerStatus::Running));
+        assert!(fold(&mut players, running(), |_| false));
+        assert!(!fold(&mut players, running(), |_| false));
+        let created = || {
+            obs(
+                "1",
+                PlayerEvent::Created {
+                    channel: None,
+                    uid: None,
+                },
+            )
+        };
+        assert!(!fold(&mut players, created(), |_| false));
+        assert!(fold(
+            &mut players,
+            obs("1", PlayerEvent::Status(PlayerStatus::Failed)),
+            |_| false
+        ));
+        assert!(!fold(&mut players, obs("1", PlayerEvent::Stalled), |_| {
+            false
+        }));
     }
 
     #[test]
