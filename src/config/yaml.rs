@@ -13,16 +13,24 @@ use serde_saphyr::{DuplicateKeyPolicy, Options};
 
 use super::diagnostic::Diagnostic;
 
-/// Largest configuration file accepted. Real files are a few KiB; anything near this is a
-/// mistake (or an attack) and parsing it would only waste memory.
-pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+/// Largest configuration file accepted. A scenes file for 1,000 projects of 25 scenes
+/// (the scale benchmark) is about 5 MiB; anything much larger is a mistake (or an attack)
+/// and parsing it would only waste memory.
+pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Most YAML nodes (maps, sequences, scalars) in one file: about 25 per scene, so room for
+/// 100,000 scenes. The parser's default (250,000) stops at about 10,000.
+const MAX_NODES: usize = 2_500_000;
 
 /// Parser options: duplicate keys are errors and the default budgets (events, nodes, alias
 /// expansion, nesting depth) stay on, so a "billion laughs" document fails fast.
 pub(crate) fn options() -> Options {
     let mut options = Options::default();
     options.duplicate_keys = DuplicateKeyPolicy::Error;
-    options.budget = Some(serde_saphyr::Budget::default());
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = MAX_NODES;
+    budget.max_events = 2 * MAX_NODES;
+    options.budget = Some(budget);
     options.with_snippet = false;
     options
 }
@@ -47,7 +55,10 @@ pub(crate) fn check_size(file: &Path, len: usize) -> Result<(), Diagnostic> {
     if len > MAX_FILE_BYTES {
         return Err(Diagnostic::file_level(
             file,
-            format!("file is larger than the limit of {MAX_FILE_BYTES} bytes (1 MiB)"),
+            format!(
+                "file is larger than the limit of {MAX_FILE_BYTES} bytes ({} MiB)",
+                MAX_FILE_BYTES >> 20
+            ),
         ));
     }
     Ok(())
