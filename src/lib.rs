@@ -32,3 +32,6 @@ pub mod status;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+
+#[cfg(test)]
+mod fuzzing;

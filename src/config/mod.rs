@@ -8,6 +8,8 @@
 mod diagnostic;
 mod duration;
 mod env;
+#[cfg(test)]
+mod fuzz_tests;
 mod limits;
 mod scenes;
 mod secret;

@@ -282,17 +282,20 @@ fn uids(raw: &RawScene, backups: u32, path: &str, diags: &mut Diags<'_>) -> UidR
         );
         ok = false;
     }
-    let needed = i64::from(backups) + 1;
-    let held = end.value - start.value + 1;
-    if ok && held < needed {
-        diags.push(
-            raw.uids.referenced,
-            path,
-            format!(
-                "uid range {}..={} holds {held} uids but the scene needs at least {needed} (1 + backups)",
-                start.value, end.value
-            ),
-        );
+    if ok {
+        // Both ends lie within 1..=u32::MAX here, so the difference cannot overflow.
+        let needed = i64::from(backups) + 1;
+        let held = end.value - start.value + 1;
+        if held < needed {
+            diags.push(
+                raw.uids.referenced,
+                path,
+                format!(
+                    "uid range {}..={} holds {held} uids but the scene needs at least {needed} (1 + backups)",
+                    start.value, end.value
+                ),
+            );
+        }
     }
     let clamp = |n: i64| u32::try_from(n.clamp(0, max)).unwrap_or_default();
     UidRange {

@@ -6,3 +6,6 @@ pub mod notice;
 pub mod order;
 pub mod receiver;
 pub mod signature;
+
+#[cfg(test)]
+mod fuzz_tests;
