@@ -17,6 +17,8 @@
 //! | `POST /_sim/faults` | `FaultRule` | `{}` |
 //! | `GET /_sim/requests` | | `[RequestRecord]` |
 //! | `GET /_sim/notices` | | `[DeliveryRecord]` |
+//! | `GET /_sim/violations` | | `{"qps":N,"quota":N}` |
+//! | `PUT /_sim/ncs-chaos` | `NcsChaos` | `{}` |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,8 +32,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::faults::FaultRule;
-use super::ncs::DeliveryRecord;
-use super::state::{HistoryEntry, SimPlayer};
+use super::ncs::{DeliveryRecord, NcsChaos};
+use super::state::{HistoryEntry, SimPlayer, Violations};
 use super::{Inner, SimHandle, lock};
 use crate::agora::model::{CreatePlayer, CreateRequest};
 use crate::ncs::notice::destroy_reason;
@@ -124,6 +126,10 @@ impl Inner {
     pub(crate) fn requests(&self) -> Vec<RequestRecord> {
         lock(&self.requests).clone()
     }
+
+    pub(crate) fn violations(&self) -> Violations {
+        lock(&self.state).violations
+    }
 }
 
 impl SimHandle {
@@ -179,6 +185,16 @@ impl SimHandle {
     pub fn notices_sent(&self) -> Vec<DeliveryRecord> {
         self.inner.notifier.records()
     }
+
+    /// Duplicate and reorder NCS notices from now on (or stop, with the default).
+    pub fn set_ncs_chaos(&self, chaos: NcsChaos) {
+        self.inner.notifier.set_chaos(chaos);
+    }
+
+    /// Requests Agora would have refused for QPS or quota, so far.
+    pub fn violations(&self) -> Violations {
+        self.inner.violations()
+    }
 }
 
 type Shared = State<Arc<Inner>>;
@@ -225,6 +241,8 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/_sim/faults", post(faults))
         .route("/_sim/requests", get(requests))
         .route("/_sim/notices", get(notices))
+        .route("/_sim/violations", get(violations))
+        .route("/_sim/ncs-chaos", put(ncs_chaos))
         .with_state(inner)
 }
 
@@ -286,4 +304,13 @@ async fn requests(State(inner): Shared) -> Json<Vec<RequestRecord>> {
 
 async fn notices(State(inner): Shared) -> Json<Vec<DeliveryRecord>> {
     Json(inner.notifier.records())
+}
+
+async fn violations(State(inner): Shared) -> Json<Violations> {
+    Json(inner.violations())
+}
+
+async fn ncs_chaos(State(inner): Shared, Json(chaos): Json<NcsChaos>) -> Json<serde_json::Value> {
+    inner.notifier.set_chaos(chaos);
+    Json(json!({}))
 }

@@ -14,7 +14,7 @@ use super::config::duration;
 /// Answer the next `count` requests matching `method` and `path_contains` with `action`.
 ///
 /// JSON: `{"method":"POST","path_contains":"/players","count":1,"action":{"status":503}}`;
-/// other actions are `{"delay":1500}` (ms) and `"drop"`.
+/// other actions are `{"delay":1500}` (ms), `"drop"` and `"cut"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRule {
@@ -37,6 +37,9 @@ pub enum FaultAction {
     Delay(#[serde(with = "duration")] Duration),
     /// Close the connection without sending any response.
     Drop,
+    /// Handle the request normally, then close the connection halfway through the answer:
+    /// the operation happened, but the client never reads the whole response.
+    Cut,
 }
 
 /// The active rules.
@@ -113,5 +116,7 @@ mod tests {
             serde_json::from_str(r#"{"path_contains":"x","count":1,"action":"drop"}"#)
                 .expect("valid");
         assert_eq!(r.action, FaultAction::Drop);
+        let r: FaultRule = serde_json::from_str(r#"{"count":1,"action":"cut"}"#).expect("valid");
+        assert_eq!(r.action, FaultAction::Cut);
     }
 }

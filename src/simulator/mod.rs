@@ -28,8 +28,8 @@ use tokio::time::Instant;
 pub use config::{SimConfig, SimProject, SimQps, Window};
 pub use control::RequestRecord;
 pub use faults::{FaultAction, FaultRule};
-pub use ncs::{DeliveryOutcome, DeliveryRecord};
-pub use state::{HistoryEntry, SimPlayer};
+pub use ncs::{DeliveryOutcome, DeliveryRecord, NcsChaos};
+pub use state::{HistoryEntry, SimPlayer, Violations};
 
 use clock::SimClock;
 use faults::Faults;

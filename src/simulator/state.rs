@@ -61,6 +61,16 @@ pub struct HistoryEntry {
     pub foreign: bool,
 }
 
+/// Requests a well-behaved client never causes: each one Agora would have refused with
+/// 429 (`GET /_sim/violations`). Injected faults are not counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Violations {
+    /// Requests over a QPS window of their API (§1.10).
+    pub qps: u64,
+    /// Creates over the project's player quota.
+    pub quota: u64,
+}
+
 /// Which QPS window a request falls in (§1.10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Api {
@@ -97,6 +107,7 @@ pub(crate) struct Project {
 pub(crate) struct State {
     pub projects: HashMap<String, Project>,
     pub history: Vec<HistoryEntry>,
+    pub violations: Violations,
     next_seq: u64,
 }
 
@@ -117,6 +128,7 @@ impl State {
         State {
             projects,
             history: Vec::new(),
+            violations: Violations::default(),
             next_seq: 0,
         }
     }
