@@ -15,6 +15,7 @@
 //! | `PUT /_sim/projects/{appId}/ncs-url` | `{"url":".."\|null}` | `{"found":bool}` |
 //! | `GET /_sim/history` | | `[HistoryEntry]` |
 //! | `POST /_sim/faults` | `FaultRule` | `{}` |
+//! | `DELETE /_sim/faults` | | `{}` |
 //! | `GET /_sim/requests` | | `[RequestRecord]` |
 //! | `GET /_sim/notices` | | `[DeliveryRecord]` |
 //! | `GET /_sim/violations` | | `{"qps":N,"quota":N}` |
@@ -123,6 +124,10 @@ impl Inner {
         lock(&self.faults).add(rule);
     }
 
+    pub(crate) fn clear_faults(&self) {
+        lock(&self.faults).clear();
+    }
+
     pub(crate) fn requests(&self) -> Vec<RequestRecord> {
         lock(&self.requests).clone()
     }
@@ -174,6 +179,11 @@ impl SimHandle {
     /// Answers the next `rule.count` matching REST requests with `rule.action`.
     pub fn inject(&self, rule: FaultRule) {
         self.inner.inject(rule);
+    }
+
+    /// Drops every injected fault not used up yet: Agora's bad day is over.
+    pub fn clear_faults(&self) {
+        self.inner.clear_faults();
     }
 
     /// Every REST request so far, in arrival order.
@@ -238,7 +248,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         )
         .route("/_sim/projects/{app_id}/ncs-url", put(ncs_url))
         .route("/_sim/history", get(history))
-        .route("/_sim/faults", post(faults))
+        .route("/_sim/faults", post(faults).delete(clear_faults))
         .route("/_sim/requests", get(requests))
         .route("/_sim/notices", get(notices))
         .route("/_sim/violations", get(violations))
@@ -312,5 +322,10 @@ async fn violations(State(inner): Shared) -> Json<Violations> {
 
 async fn ncs_chaos(State(inner): Shared, Json(chaos): Json<NcsChaos>) -> Json<serde_json::Value> {
     inner.notifier.set_chaos(chaos);
+    Json(json!({}))
+}
+
+async fn clear_faults(State(inner): Shared) -> Json<serde_json::Value> {
+    inner.clear_faults();
     Json(json!({}))
 }

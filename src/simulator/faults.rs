@@ -55,6 +55,11 @@ impl Faults {
         }
     }
 
+    /// Forgets every rule, used up or not.
+    pub fn clear(&mut self) {
+        self.rules.clear();
+    }
+
     /// The action for this request, using up one match of the first matching rule.
     pub fn take(&mut self, method: &str, path_and_query: &str) -> Option<FaultAction> {
         let pos = self.rules.iter().position(|r| {
@@ -103,6 +108,14 @@ mod tests {
             Some(FaultAction::Status(503))
         );
         assert_eq!(f.take("POST", "/na/players"), None);
+        f.add(FaultRule {
+            method: None,
+            path_contains: "".into(),
+            count: 5,
+            action: FaultAction::Cut,
+        });
+        f.clear();
+        assert_eq!(f.take("GET", "/v1/x"), None);
     }
 
     #[test]

@@ -14,12 +14,17 @@ use pullkeeper::reconcile::naming;
 use pullkeeper::simulator::{DeliveryOutcome, SimHandle, Violations};
 use pullkeeper::store::{SlotKey, Store};
 
-use crate::harness::{APP_ID, eventually};
+use crate::harness::APP_ID;
 
-/// Live players per pullkeeper slot `(scene, slot)`.
+/// Live players per pullkeeper slot `(scene, slot)`. A failed player waiting for its
+/// delete next to its replacement is not a duplicate: it holds no channel.
 pub fn live_per_slot(sim: &SimHandle) -> BTreeMap<(String, u32), usize> {
     let mut slots = BTreeMap::new();
-    for p in sim.players(APP_ID) {
+    for p in sim
+        .players(APP_ID)
+        .into_iter()
+        .filter(|p| p.status != PlayerStatus::Failed)
+    {
         if let Some(n) = p.name.as_deref().and_then(|n| naming::parse("pk", n)) {
             *slots.entry((n.scene, n.slot)).or_insert(0) += 1;
         }
@@ -53,12 +58,12 @@ pub fn orphans(sim: &SimHandle, store: &Store) -> usize {
 }
 
 /// Waits until every slot of `scenes` (`(name, players)`) has exactly one running player
-/// and the app sees them all healthy.
+/// and the app sees them all healthy; on timeout, shows both sides' view.
 pub async fn converged(app: &App, sim: &SimHandle, scenes: &[(&str, u32)], limit: Duration) {
-    let want: u32 = scenes.iter().map(|s| s.1).sum();
-    eventually(limit, "convergence after the faults", || {
-        let running = sim
-            .players(APP_ID)
+    let want: usize = scenes.iter().map(|s| s.1 as usize).sum();
+    let done = || {
+        let live = sim.players(APP_ID);
+        let running = live
             .iter()
             .filter(|p| p.status == PlayerStatus::Running && !p.foreign)
             .count();
@@ -67,9 +72,21 @@ pub async fn converged(app: &App, sim: &SimHandle, scenes: &[(&str, u32)], limit
                 .get(name)
                 .is_some_and(|s| s.healthy_players == *n && s.active_slot.is_some())
         });
-        healthy && running == want as usize && sim.players(APP_ID).len() == want as usize
-    })
-    .await;
+        healthy && running == want && live.len() == want
+    };
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done() {
+        if tokio::time::Instant::now() >= deadline {
+            let live: Vec<_> = sim
+                .players(APP_ID)
+                .into_iter()
+                .map(|p| (p.name, p.status))
+                .collect();
+            let board: Vec<_> = scenes.iter().map(|(n, _)| app.board.get(n)).collect();
+            panic!("no convergence within {limit:?}\nlive: {live:?}\nboard: {board:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The ids pullkeeper deleted, i.e. everything deleted with "Delete Request".

@@ -14,5 +14,6 @@ mod observability;
 mod reload;
 mod simulator_ncs;
 mod simulator_rest;
+mod soak;
 mod storm;
 mod support;
