@@ -78,8 +78,9 @@ projects:
 ";
 
 /// Messages that concern a whole file and so carry no line.
-const FILE_LEVEL: [&str; 3] = [
+const FILE_LEVEL: [&str; 4] = [
     "no scenes: the file is empty",
+    "the document is too large to load",
     "file is larger than the limit",
     "cannot read file",
 ];

@@ -12,6 +12,7 @@ mod ncs;
 mod ncs_failover;
 mod observability;
 mod reload;
+mod security;
 mod simulator_ncs;
 mod simulator_rest;
 mod soak;
