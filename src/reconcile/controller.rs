@@ -23,11 +23,11 @@ use crate::config::{Project, ReconcileSettings, ReportSettings, Scene};
 use crate::ncs::inbox::{Inbox, PlayerEvent};
 use crate::reconcile::busy::Busy;
 use crate::reconcile::evidence::Evidence;
-use crate::reconcile::execute::{ExecError, Executor, delete_regions};
+use crate::reconcile::execute::{ExecError, Executor, Listed, delete_regions, role};
 use crate::reconcile::plan::{Action, DesiredScene, PlanInput, plan};
 use crate::reconcile::publish::{Picture, Publisher, Switch};
 use crate::reconcile::wake::{sleep_until_opt, tick_opt};
-use crate::reconcile::{health, naming, observe};
+use crate::reconcile::{health, naming, observe, spec};
 use crate::status::StatusBoard;
 use crate::store::{SlotKey, SlotRecord};
 use crate::telemetry::Metrics;
@@ -57,6 +57,8 @@ pub struct ProjectController {
 /// What a finished action frees.
 enum Done {
     Slot(SlotKey, bool),
+    /// An Update of the slot's player ended (counted apart from creates in the metrics).
+    Update(SlotKey, bool),
     Player(String, bool),
     /// A probe of the player `id` (named `name`, current in slot `key`) ended: `Some(true)`
     /// healthy, `Some(false)` a strike (404 or 5xx), `None` no evidence either way.
@@ -127,6 +129,12 @@ impl ProjectController {
                         }
                         mem.busy.slot_done(key, ok);
                     }
+                    Ok(Done::Update(key, ok)) => {
+                        if !ok {
+                            self.metrics.retries.with_label_values(&["update"]).inc();
+                        }
+                        mem.busy.slot_done(key, ok);
+                    }
                     Ok(Done::Player(id, ok)) => {
                         if ok {
                             if let Some(players) = &mut mem.players {
@@ -139,10 +147,13 @@ impl ProjectController {
                         }
                         mem.busy.player_done(id, ok);
                     }
-                    Ok(Done::Probe { key, id, verdict }) => self.judge_probe(&mut mem, key, id, verdict),
+                    Ok(Done::Probe { key, id, verdict }) => {
+                        mem.busy.slots.remove(&key);
+                        self.judge_probe(&mut mem, key, id, verdict);
+                    }
                     Err(e) => tracing::error!(project = %project, error = %e, "action task panicked"),
                 },
-                _ = tick_opt(&mut probe) => self.start_probes(&mem, &mut tasks),
+                _ = tick_opt(&mut probe) => self.start_probes(&mut mem, &mut tasks),
                 _ = self.inbox.notified() => {}
                 _ = sleep_until_opt(wake_at) => {}
             }
@@ -216,7 +227,10 @@ impl ProjectController {
     }
 
     /// Probes every slot's current player that List shows alive and nobody is busy with.
-    fn start_probes(&self, mem: &Memory, tasks: &mut JoinSet<Done>) {
+    ///
+    /// A probe is an Update too, so its slot is busy meanwhile: a real Update sent at the
+    /// same time could arrive second with the lower sequence and be ignored (§1.7).
+    fn start_probes(&self, mem: &mut Memory, tasks: &mut JoinSet<Done>) {
         let (Some(players), Ok(records)) = (&mem.players, self.records()) else {
             return;
         };
@@ -231,6 +245,7 @@ impl ProjectController {
             if !listed || busy_slots.contains(&key) {
                 continue;
             }
+            mem.busy.slots.insert(key.clone());
             let exec = self.executor.clone();
             tasks.spawn(async move {
                 let verdict = match exec.probe(record.region, &id).await {
@@ -321,11 +336,17 @@ impl ProjectController {
             .collect();
         let desired: Vec<DesiredScene> = scenes
             .iter()
-            .map(|s| DesiredScene {
-                name: s.name.clone(),
-                slots: s.backups + 1,
-                priority: s.priority,
-                strike_threshold: s.strike_threshold,
+            .map(|s| {
+                let (live, fixed) = spec::desired(s);
+                DesiredScene {
+                    name: s.name.clone(),
+                    slots: s.backups + 1,
+                    priority: s.priority,
+                    strike_threshold: s.strike_threshold,
+                    live,
+                    fixed,
+                    uids: s.uids,
+                }
             })
             .collect();
         let records = match self.records() {
@@ -371,6 +392,7 @@ impl ProjectController {
         }
         let picture = Picture {
             project,
+            prefix: &self.project.name_prefix,
             scenes: &scenes,
             records: &records,
             players,
@@ -412,12 +434,18 @@ impl ProjectController {
                 generation,
                 name,
                 uid,
+                rollout,
             } => {
                 let Some(scene) = scenes.get(key.scene.as_str()).map(|s| (*s).clone()) else {
                     return;
                 };
+                // A rollout step replaces a healthy player: no failure to back off from.
                 let replacing = records.get(&key).is_some_and(|r| r.generation < generation);
-                if replacing && !busy.admit_replacement(&key) {
+                if let Some(step) = &rollout {
+                    tracing::info!(scene = %scene.name, role = role(key.slot), slot = key.slot,
+                        replaces = %step.replaces, name, changed = ?step.changed,
+                        "rolling out: create-only settings changed; the new player runs before the old one goes");
+                } else if replacing && !busy.admit_replacement(&key) {
                     self.metrics
                         .replacement_backoffs
                         .with_label_values(&[&self.project.id])
@@ -439,17 +467,46 @@ impl ProjectController {
                 name,
                 id,
                 uid,
+                stream_url,
+                channel,
             } => {
                 let Some(scene) = scenes.get(key.scene.as_str()).map(|s| (*s).clone()) else {
                     return;
                 };
                 busy.slots.insert(key.clone());
                 tasks.spawn(async move {
-                    let result = exec.adopt(&scene, &key, generation, &name, &id, uid).await;
+                    let listed = Listed {
+                        generation,
+                        name: &name,
+                        id: &id,
+                        uid,
+                        stream_url: stream_url.as_deref(),
+                        channel: channel.as_deref(),
+                    };
+                    let result = exec.adopt(&scene, &key, listed).await;
                     if let Err(e) = &result {
                         tracing::error!(scene = %scene.name, name, error = %e, "cannot record adoption");
                     }
                     Done::Slot(key, result.is_ok())
+                });
+            }
+            Action::Update {
+                key,
+                id,
+                name,
+                to,
+                send_stream_url,
+                send_volume,
+            } => {
+                busy.slots.insert(key.clone());
+                tasks.spawn(async move {
+                    let result = exec
+                        .update(&key, &id, &name, &to, send_stream_url, send_volume)
+                        .await;
+                    if let Err(e) = &result {
+                        tracing::warn!(slot = %key, name, error = %e, "update failed; will retry");
+                    }
+                    Done::Update(key, result.is_ok())
                 });
             }
             Action::Delete { id, name, reason } => {

@@ -10,4 +10,6 @@ pub mod observe;
 pub mod onair;
 pub mod plan;
 pub mod publish;
+pub mod rollout;
+pub mod spec;
 pub mod wake;
