@@ -10,6 +10,7 @@ mod ncs;
 mod ncs_failover;
 mod observability;
 mod reload;
+mod rollout;
 mod simulator_ncs;
 mod simulator_rest;
 mod storm;
