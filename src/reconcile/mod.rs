@@ -5,6 +5,7 @@ pub mod controller;
 pub mod evidence;
 pub mod execute;
 pub mod health;
+mod launch;
 pub mod naming;
 pub mod observe;
 pub mod onair;
