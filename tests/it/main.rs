@@ -6,6 +6,7 @@ mod domains;
 mod e2e;
 mod failover;
 mod harness;
+mod loglevel;
 mod ncs;
 mod ncs_failover;
 mod observability;
