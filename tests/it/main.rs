@@ -2,6 +2,7 @@
 
 mod client;
 mod config;
+mod deploy;
 mod domains;
 mod e2e;
 mod failover;
