@@ -101,6 +101,7 @@ impl App {
         ));
 
         for project in &config.settings.projects {
+            metrics.init_project(&project.id);
             let client = build_client(project, &metrics).map_err(|source| AppError::Client {
                 project: project.id.clone(),
                 source,
@@ -309,9 +310,6 @@ pub fn build_client(
             update: limiter(&qps.update),
         },
     })?;
-    // Exposed at 0 from the start, so rate() and the dashboard see the series before the
-    // first switch rather than a gap.
-    metrics.domain_switches.with_label_values(&[&project.id]);
     let m = metrics.clone();
     let w = metrics.clone();
     let d = metrics.clone();

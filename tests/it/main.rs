@@ -2,6 +2,7 @@
 
 mod client;
 mod config;
+mod dashboard;
 mod deploy;
 mod domains;
 mod e2e;

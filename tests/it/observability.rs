@@ -39,7 +39,7 @@ fn labels(text: &str) -> Vec<(String, String, String)> {
     out
 }
 
-fn promtool() -> &'static str {
+pub fn promtool() -> &'static str {
     let found = Command::new("promtool").arg("--version").output();
     assert!(
         found.is_ok_and(|o| o.status.success()),
