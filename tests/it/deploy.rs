@@ -202,3 +202,56 @@ fn to_files(data: &Value) -> Vec<(String, String)> {
         .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
         .collect()
 }
+
+/// GitHub's anchor for a Markdown heading: lower case, spaces to dashes, other punctuation
+/// dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_alert_has_a_runbook_section_in_the_readme() {
+    let readme = read("README.md");
+    let anchors: Vec<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .map(|l| anchor(l.trim_start_matches('#')))
+        .collect();
+    let rules: Value = serde_saphyr::from_str(&read(ALERTS)).unwrap();
+    let mut alerts = 0;
+    for group in rules["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let Some(name) = rule["alert"].as_str() else {
+                continue;
+            };
+            alerts += 1;
+            let labels = &rule["labels"];
+            assert!(labels["severity"].is_string(), "{name}: severity");
+            let notes = &rule["annotations"];
+            assert!(notes["summary"].is_string(), "{name}: summary");
+            assert!(notes["description"].is_string(), "{name}: description");
+            let url = notes["runbook_url"].as_str().unwrap_or_default();
+            let (_, target) = url
+                .split_once("README.md#")
+                .unwrap_or_else(|| panic!("{name}: runbook_url {url:?} is not a README section"));
+            assert!(
+                anchors.iter().any(|a| a == target),
+                "{name}: no README heading has the anchor #{target}"
+            );
+            assert!(
+                readme.contains(&format!("[{name}](#{target})")),
+                "{name} is missing from the README's alert table"
+            );
+        }
+    }
+    assert!(alerts > 0, "no alerts found in {ALERTS}");
+}
