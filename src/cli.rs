@@ -146,7 +146,7 @@ async fn run(
         .iter()
         .map(|p| (p.id.clone(), p.app_id.clone()))
         .collect();
-    let app = App::start_with_log_level(config, store, listener, Some(log_level)).await?;
+    let app = App::start_with_log_level(config, store, listener, Some(log_level.clone())).await?;
     if let Some(sim) = &simulator {
         embedded::deliver_notices_to(sim, app.addr(), &projects);
     }
@@ -158,7 +158,11 @@ async fn run(
                 tracing::info!("shutting down; players keep running");
                 break;
             }
-            _ = hangup() => app.reload_scenes(),
+            _ = unix_signal(Unix::Hangup) => app.reload_scenes(),
+            _ = unix_signal(Unix::User1) => match log_level.toggle_debug() {
+                Ok(directive) => tracing::warn!(directive, "SIGUSR1: log level toggled"),
+                Err(e) => tracing::error!(error = %e, "SIGUSR1: cannot change the log level"),
+            },
             _ = app.stopped() => break,
         }
     }
@@ -185,13 +189,30 @@ async fn simulate(listen: SocketAddr, config: Option<PathBuf>) -> anyhow::Result
     Ok(())
 }
 
-/// The next SIGHUP: reload the scenes file. Never resolves where there is none.
-async fn hangup() {
+/// Signals with a job while running: SIGHUP re-reads the scenes file, SIGUSR1 toggles
+/// debug logs.
+#[derive(Clone, Copy)]
+enum Unix {
+    Hangup,
+    User1,
+}
+
+/// The next `which` signal. Never resolves where there is none.
+async fn unix_signal(which: Unix) {
     #[cfg(unix)]
-    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        hup.recv().await;
-        return;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let kind = match which {
+            Unix::Hangup => SignalKind::hangup(),
+            Unix::User1 => SignalKind::user_defined1(),
+        };
+        if let Ok(mut stream) = signal(kind) {
+            stream.recv().await;
+            return;
+        }
     }
+    #[cfg(not(unix))]
+    let _ = which;
     std::future::pending::<()>().await
 }
 

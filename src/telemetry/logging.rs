@@ -13,6 +13,10 @@ use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
 /// The filter used when `RUST_LOG` is unset or invalid.
 pub const DEFAULT_DIRECTIVE: &str = "info";
 
+/// What SIGUSR1 switches to: pullkeeper's own debug logs, without the HTTP stack's, which
+/// would drown them.
+pub const DEBUG_DIRECTIVE: &str = "pullkeeper=debug,info";
+
 #[derive(Debug, thiserror::Error)]
 pub enum LogLevelError {
     #[error("expected an EnvFilter directive such as `pullkeeper=debug,info`")]
@@ -27,8 +31,14 @@ pub enum LogLevelError {
 #[derive(Clone)]
 pub struct LogLevel {
     handle: reload::Handle<EnvFilter, Registry>,
-    /// The directive as the operator wrote it: `EnvFilter`'s own rendering reorders it.
-    current: Arc<Mutex<String>>,
+    directives: Arc<Mutex<Directives>>,
+}
+
+struct Directives {
+    /// As the operator wrote it: `EnvFilter`'s own rendering reorders it.
+    current: String,
+    /// What was in force before SIGUSR1 turned debug on; `None` while it is off.
+    before_debug: Option<String>,
 }
 
 impl LogLevel {
@@ -41,27 +51,55 @@ impl LogLevel {
         let (layer, handle) = reload::Layer::new(filter);
         let level = LogLevel {
             handle,
-            current: Arc::new(Mutex::new(directive.trim().to_string())),
+            directives: Arc::new(Mutex::new(Directives {
+                current: directive.trim().to_string(),
+                before_debug: None,
+            })),
         };
         Ok((layer, level))
     }
 
-    /// Replaces the filter; an invalid directive changes nothing.
+    /// Replaces the filter; an invalid directive changes nothing. An explicit level ends a
+    /// SIGUSR1 debug toggle.
     pub fn set(&self, directive: &str) -> Result<(), LogLevelError> {
-        let filter = parse(directive)?;
-        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        self.handle.reload(filter)?;
-        *current = directive.trim().to_string();
-        tracing::info!(directive = %current, "log level changed");
+        let mut directives = self.lock();
+        self.apply(&mut directives, directive)?;
+        directives.before_debug = None;
         Ok(())
+    }
+
+    /// Switches to [`DEBUG_DIRECTIVE`], or back to what was in force before; returns the
+    /// directive now in force.
+    pub fn toggle_debug(&self) -> Result<String, LogLevelError> {
+        let mut directives = self.lock();
+        match directives.before_debug.clone() {
+            Some(before) => {
+                self.apply(&mut directives, &before)?;
+                directives.before_debug = None;
+            }
+            None => {
+                let before = directives.current.clone();
+                self.apply(&mut directives, DEBUG_DIRECTIVE)?;
+                directives.before_debug = Some(before);
+            }
+        }
+        Ok(directives.current.clone())
     }
 
     /// The directive in force.
     pub fn current(&self) -> String {
-        self.current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.lock().current.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Directives> {
+        self.directives.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn apply(&self, directives: &mut Directives, directive: &str) -> Result<(), LogLevelError> {
+        self.handle.reload(parse(directive)?)?;
+        directives.current = directive.trim().to_string();
+        tracing::info!(directive = %directives.current, "log level changed");
+        Ok(())
     }
 }
 
@@ -99,4 +137,27 @@ pub fn init_logging(json: bool) -> LogLevel {
             .try_init()
     };
     level
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    #[test]
+    fn debug_toggle_returns_to_the_level_before_and_an_explicit_level_ends_it() {
+        let (layer, level) = LogLevel::reloadable("warn").unwrap();
+        // The handle only works while its layer is part of a live subscriber.
+        let _dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        assert_eq!(level.toggle_debug().unwrap(), DEBUG_DIRECTIVE);
+        assert_eq!(level.toggle_debug().unwrap(), "warn");
+        assert_eq!(level.toggle_debug().unwrap(), DEBUG_DIRECTIVE);
+        level.set("info").unwrap();
+        assert_eq!(level.toggle_debug().unwrap(), DEBUG_DIRECTIVE);
+        assert_eq!(level.toggle_debug().unwrap(), "info");
+        assert!(matches!(level.set("x=loud"), Err(LogLevelError::Parse(_))));
+        assert!(matches!(level.set(" "), Err(LogLevelError::Empty)));
+        assert_eq!(level.current(), "info");
+    }
 }

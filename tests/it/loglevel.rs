@@ -1,5 +1,5 @@
-//! `PUT /v1/log-level` on the real binary: its JSON log lines on stderr show the level
-//! change; bad directives get 400 and requests without the admin token 401.
+//! `PUT /v1/log-level` and SIGUSR1 on the real binary: its JSON log lines on stderr show
+//! the level change; bad directives get 400 and requests without the admin token 401.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -15,6 +15,7 @@ use crate::harness::{
 /// The debug line a notice with a wrong signature produces (src/ncs/receiver.rs).
 const BAD_SIGNATURE_LOG: &str = "NCS notice with a missing or wrong signature";
 const LEVEL_CHANGED_LOG: &str = "log level changed";
+const SIGUSR1_LOG: &str = "SIGUSR1: log level toggled";
 
 /// `pullkeeper run` as a child process whose stderr lines are collected; killed on drop.
 struct Process {
@@ -42,6 +43,16 @@ impl Process {
             }
         });
         Process { child, lines }
+    }
+
+    /// Sends `signal` (as `kill` spells it) to this child, by its process id.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} failed");
     }
 
     fn lines(&self) -> Vec<String> {
@@ -149,6 +160,33 @@ async fn log_level_changes_at_run_time_behind_the_admin_token() {
     assert_eq!(
         process.count(BAD_SIGNATURE_LOG),
         1,
+        "{:#?}",
+        process.lines()
+    );
+
+    // SIGUSR1 turns pullkeeper's debug logs on, and the next one back off.
+    process.signal("-USR1");
+    process.until_count(SIGUSR1_LOG, 1).await;
+    bad_notice().await;
+    process.until_count(BAD_SIGNATURE_LOG, 2).await;
+    process.signal("-USR1");
+    process.until_count(SIGUSR1_LOG, 2).await;
+    let now: serde_json::Value = http
+        .get(&url)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(now["directive"], "info");
+    bad_notice().await;
+    assert_eq!(put("info").await.status(), StatusCode::OK);
+    process.until_count(LEVEL_CHANGED_LOG, 6).await;
+    assert_eq!(
+        process.count(BAD_SIGNATURE_LOG),
+        2,
         "{:#?}",
         process.lines()
     );
