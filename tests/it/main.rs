@@ -2,10 +2,13 @@
 
 mod client;
 mod config;
+mod dashboard;
+mod deploy;
 mod domains;
 mod e2e;
 mod failover;
 mod harness;
+mod loglevel;
 mod ncs;
 mod ncs_failover;
 mod observability;
