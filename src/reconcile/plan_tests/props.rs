@@ -140,7 +140,13 @@ proptest! {
         let mut rounds = 0;
         loop {
             let p = w.plan();
-            if p.actions.is_empty() && !w.strikes.values().any(|&s| s > 0) {
+            // A recorded player the List does not show is not settled: the plan waits
+            // out the List lag, then strikes build up (counted in `apply`) until it is
+            // replaced, so stopping at the first empty plan would stop too early.
+            let unlisted = w.records.values().any(|r| {
+                !w.observed.iter().any(|o| o.name.as_deref() == Some(r.name.as_str()))
+            });
+            if p.actions.is_empty() && !unlisted && !w.strikes.values().any(|&s| s > 0) {
                 break;
             }
             rounds += 1;
