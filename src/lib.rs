@@ -17,6 +17,7 @@
 pub mod agora;
 pub mod app;
 pub mod appwebhook;
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -26,6 +27,7 @@ pub mod ncs;
 pub mod reconcile;
 pub mod reload;
 pub mod reports;
+pub mod serve;
 pub mod server;
 pub mod simulator;
 pub mod status;

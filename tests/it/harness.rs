@@ -138,6 +138,16 @@ projects:
     config::load_with_env(&dir.join("pullkeeper.yaml"), &env()).unwrap()
 }
 
+/// Rewrites the settings file [`write_config`] wrote in `dir`, replacing `from` (which
+/// must occur) by `to`, and loads it again.
+pub fn edit_settings(dir: &Path, from: &str, to: &str) -> Config {
+    let path = dir.join("pullkeeper.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{from:?} not in {text}");
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+    config::load_with_env(&path, &env()).unwrap()
+}
+
 pub async fn start_app(config: Config, store: Store) -> App {
     if std::env::var_os("RUST_LOG").is_some() {
         pullkeeper::telemetry::init_logging(false);

@@ -1,5 +1,6 @@
 //! The single integration-test binary; each module tests one part of pullkeeper.
 
+mod admin;
 mod client;
 mod config;
 mod domains;
