@@ -8,6 +8,7 @@ mod e2e;
 mod failover;
 mod harness;
 mod ncs;
+mod ncs_allowlist;
 mod ncs_failover;
 mod observability;
 mod reload;
