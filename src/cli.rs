@@ -17,6 +17,7 @@ use crate::config;
 use crate::embedded;
 use crate::simulator::{SimConfig, Simulator};
 use crate::store::Store;
+use crate::tls::{RELOAD_EVERY, TlsFiles};
 
 /// Exit code for a configuration that does not validate (sysexits EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
@@ -57,6 +58,13 @@ pub enum Command {
         /// (the demo; nothing leaves the machine).
         #[arg(long)]
         embedded_simulator: bool,
+        /// Serve HTTPS on server.listen with this PEM certificate chain (re-read when it
+        /// changes); for deployments without a TLS-terminating proxy.
+        #[arg(long, env = "PULLKEEPER_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, env = "PULLKEEPER_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Validate the settings and scenes files; print every problem; exit 64 if any.
     Check {
@@ -83,14 +91,23 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Run {
             config,
             embedded_simulator,
+            tls_cert,
+            tls_key,
         } => {
-            let loaded = match config::load(&config) {
+            let mut loaded = match config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("{e}");
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
+            if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+                loaded.settings.server.tls = Some(TlsFiles {
+                    cert,
+                    key,
+                    reload_every: RELOAD_EVERY,
+                });
+            }
             exit(runtime().and_then(|rt| rt.block_on(run(loaded, embedded_simulator))))
         }
         Command::Simulate { listen, config } => {
@@ -135,6 +152,11 @@ async fn run(mut config: config::Config, embedded_simulator: bool) -> anyhow::Re
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let scheme = if config.settings.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let projects: Vec<(String, String)> = config
         .settings
         .projects
@@ -143,7 +165,7 @@ async fn run(mut config: config::Config, embedded_simulator: bool) -> anyhow::Re
         .collect();
     let app = App::start(config, store, listener).await?;
     if let Some(sim) = &simulator {
-        embedded::deliver_notices_to(sim, app.addr(), &projects);
+        embedded::deliver_notices_to(sim, scheme, app.addr(), &projects);
     }
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);

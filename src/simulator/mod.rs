@@ -53,6 +53,7 @@ impl Simulator {
             clock.clone(),
             config.ncs_timeout,
             config.ncs_retry_delays.clone(),
+            &config.ncs_ca_files,
         )?;
         let inner = Arc::new(Inner {
             state: Mutex::new(State::new(&config.projects)),

@@ -16,3 +16,4 @@ mod simulator_ncs;
 mod simulator_rest;
 mod storm;
 mod support;
+mod tls;
