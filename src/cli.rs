@@ -1,4 +1,4 @@
-//! Subcommands: `run`, `check`, `simulate`.
+//! Subcommands: `run`, `check`, `simulate`, `status`.
 //!
 //! This is the edge of the program, so errors here are `anyhow` and exit codes follow
 //! sysexits: 64 (EX_USAGE) for a configuration that does not validate, 1 for anything
@@ -18,6 +18,8 @@ use crate::embedded;
 use crate::simulator::{SimConfig, Simulator};
 use crate::store::Store;
 use crate::tls::{RELOAD_EVERY, TlsFiles};
+
+mod status;
 
 /// Exit code for a configuration that does not validate (sysexits EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
@@ -71,6 +73,8 @@ pub enum Command {
         #[arg(long, env = "PULLKEEPER_CONFIG")]
         config: PathBuf,
     },
+    /// Print the scenes of a running pullkeeper: slot, role, UID, status, strikes, on air.
+    Status(status::StatusArgs),
     /// Run the Agora Media Pull simulator alone.
     Simulate {
         #[arg(long, default_value = "127.0.0.1:9000")]
@@ -110,6 +114,7 @@ pub fn main(cli: Cli) -> ExitCode {
             }
             exit(runtime().and_then(|rt| rt.block_on(run(loaded, embedded_simulator))))
         }
+        Command::Status(args) => exit(runtime().and_then(|rt| rt.block_on(status::run(args)))),
         Command::Simulate { listen, config } => {
             exit(runtime().and_then(|rt| rt.block_on(simulate(listen, config))))
         }

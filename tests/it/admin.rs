@@ -108,3 +108,77 @@ async fn metrics_listen_serves_metrics_there_and_only_there() {
         .expect("shutdown also stops the metrics server");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs the real binary's `status` against `url`, with `env` set and nothing inherited
+/// that could point it elsewhere.
+async fn status_command(args: Vec<String>, env: Vec<(&'static str, String)>) -> (i32, String) {
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pullkeeper"))
+            .arg("status")
+            .args(args)
+            .env_remove("PULLKEEPER_ADMIN_TOKEN")
+            .env_remove("PULLKEEPER_CONFIG")
+            .envs(env)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap_or(-1), text)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_command_prints_every_slot_of_a_running_instance() {
+    let r = Running::start("status-cmd", &one_scene("revertive"), "", FAST)
+        .await
+        .until_both_running()
+        .await;
+    let scene = r.app.board.get("news").unwrap();
+    let uid = |slot: usize| scene.slots[slot].uid.unwrap().to_string();
+    let token_file = r.dir.join("admin-token");
+    std::fs::write(&token_file, format!("{ADMIN_TOKEN}\n")).unwrap();
+    let url = format!("http://{}", r.app.addr());
+    let (code, text) = status_command(
+        vec![
+            "--url".into(),
+            url.clone(),
+            "--token-file".into(),
+            token_file.display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(code, 0, "{text}");
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec![
+                "SCENE", "SLOT", "ROLE", "UID", "STATUS", "STRIKES", "ACTIVE"
+            ],
+            vec!["news", "0", "master", &uid(0), "running", "0", "*"],
+            vec!["news", "1", "backup", &uid(1), "running", "0"],
+        ]
+    );
+    let (code, text) = status_command(
+        vec!["--url".into(), url.clone()],
+        vec![("PULLKEEPER_ADMIN_TOKEN", ADMIN_TOKEN.to_string())],
+    )
+    .await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("news"), "{text}");
+    let (code, text) = status_command(
+        vec!["--url".into(), url],
+        vec![("PULLKEEPER_ADMIN_TOKEN", "wrong".to_string())],
+    )
+    .await;
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("refused the admin token"), "{text}");
+    r.app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&r.dir);
+}
