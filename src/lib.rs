@@ -8,10 +8,13 @@
 //! - [`store`]: sled-backed memory: slot records, create intents, every UID handed out.
 //! - [`reconcile`]: `plan` (pure decision), `execute` (effects), `controller` (the loop).
 //! - [`status`]: per-scene status and the on-air player, as served on `/v1/scenes`.
-//! - [`server`]: health, readiness, metrics and status endpoints.
-//! - [`auth`]: the admin bearer token check; [`loglevel`]: the runtime log level endpoint.
+//! - [`server`]: health, readiness, metrics and status endpoints; [`auth`]: the admin
+//!   bearer token every `/v1/` route sits behind; [`serve`]: plain or HTTPS serving with
+//!   the peer address; [`tls`]: certificates that reload; [`loglevel`]: the runtime
+//!   log level endpoint.
 //! - [`telemetry`]: Prometheus metrics and logging.
-//! - [`ncs`]: Agora's notification (webhook) bodies and signatures.
+//! - [`ncs`]: Agora's notification (webhook) bodies and signatures, and the NCS address
+//!   list (fetched, shown, optionally enforced).
 //! - [`simulator`]: an Agora Media Pull + NCS simulator for the demo and the tests.
 //! - [`app`], [`cli`], [`embedded`]: wiring, subcommands, the demo's in-process simulator.
 
@@ -29,6 +32,7 @@ pub mod ncs;
 pub mod reconcile;
 pub mod reload;
 pub mod reports;
+pub mod serve;
 pub mod server;
 pub mod simulator;
 pub mod status;

@@ -13,11 +13,13 @@
 //! | `POST /_sim/projects/{appId}/players/{id}/fail` | | `{"found":bool}`, 404 when not found |
 //! | `POST /_sim/projects/{appId}/players/{id}/destroy` | `{"reason":".."}` (optional) | same |
 //! | `PUT /_sim/projects/{appId}/ncs-url` | `{"url":".."\|null}` | `{"found":bool}` |
+//! | `PUT /_sim/ncs-ips` | `{"ips":["IP",..]}` | `{}` |
 //! | `GET /_sim/history` | | `[HistoryEntry]` |
 //! | `POST /_sim/faults` | `FaultRule` | `{}` |
 //! | `GET /_sim/requests` | | `[RequestRecord]` |
 //! | `GET /_sim/notices` | | `[DeliveryRecord]` |
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -117,6 +119,10 @@ impl Inner {
         }
     }
 
+    pub(crate) fn set_ncs_ips(&self, ips: Vec<IpAddr>) {
+        *lock(&self.ncs_ips) = ips;
+    }
+
     pub(crate) fn inject(&self, rule: FaultRule) {
         lock(&self.faults).add(rule);
     }
@@ -165,6 +171,11 @@ impl SimHandle {
             .unwrap_or_default()
     }
 
+    /// Replaces what the NCS IP query API answers.
+    pub fn set_ncs_ips(&self, ips: Vec<IpAddr>) {
+        self.inner.set_ncs_ips(ips);
+    }
+
     /// Answers the next `rule.count` matching REST requests with `rule.action`.
     pub fn inject(&self, rule: FaultRule) {
         self.inner.inject(rule);
@@ -195,6 +206,11 @@ struct DestroyBody {
 }
 
 #[derive(Deserialize)]
+struct NcsIpsBody {
+    ips: Vec<IpAddr>,
+}
+
+#[derive(Deserialize)]
 struct NcsUrlBody {
     url: Option<String>,
 }
@@ -221,6 +237,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
             post(destroy),
         )
         .route("/_sim/projects/{app_id}/ncs-url", put(ncs_url))
+        .route("/_sim/ncs-ips", put(ncs_ips))
         .route("/_sim/history", get(history))
         .route("/_sim/faults", post(faults))
         .route("/_sim/requests", get(requests))
@@ -269,6 +286,11 @@ async fn ncs_url(
     Json(body): Json<NcsUrlBody>,
 ) -> Response {
     found(inner.set_ncs_url(&app_id, body.url))
+}
+
+async fn ncs_ips(State(inner): Shared, Json(body): Json<NcsIpsBody>) -> Json<serde_json::Value> {
+    inner.set_ncs_ips(body.ips);
+    Json(json!({}))
 }
 
 async fn history(State(inner): Shared) -> Json<Vec<HistoryEntry>> {

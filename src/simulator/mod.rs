@@ -14,6 +14,7 @@ pub mod control;
 mod error;
 mod faults;
 mod ncs;
+mod ncs_ip;
 mod ops;
 mod rate;
 mod state;
@@ -52,9 +53,11 @@ impl Simulator {
             clock.clone(),
             config.ncs_timeout,
             config.ncs_retry_delays.clone(),
+            &config.ncs_ca_files,
         )?;
         let inner = Arc::new(Inner {
             state: Mutex::new(State::new(&config.projects)),
+            ncs_ips: Mutex::new(config.ncs_ips.clone()),
             config,
             clock,
             faults: Mutex::new(Faults::default()),
@@ -98,6 +101,8 @@ pub(crate) struct Inner {
     config: SimConfig,
     clock: Arc<SimClock>,
     state: Mutex<State>,
+    /// What the NCS IP query API answers; changed by tests through the control API.
+    ncs_ips: Mutex<Vec<std::net::IpAddr>>,
     faults: Mutex<Faults>,
     requests: Mutex<Vec<RequestRecord>>,
     notifier: Notifier,

@@ -62,6 +62,8 @@ pub struct Metrics {
     pub reconcile_duration: Histogram,
     /// Time spent waiting for pullkeeper's own rate limiter, by API.
     pub ratelimit_wait: CounterVec,
+    /// Failed fetches of a project's NCS address list (the last good one stays in use).
+    pub ncs_ip_fetch_failures: IntCounterVec,
 }
 
 impl Metrics {
@@ -243,6 +245,14 @@ impl Metrics {
                 &["api"],
             )
             .expect("valid metric"),
+            ncs_ip_fetch_failures: IntCounterVec::new(
+                Opts::new(
+                    "pullkeeper_ncs_ip_fetch_failures_total",
+                    "Failed fetches of a project's NCS address list; the last good list stays in use.",
+                ),
+                &["project"],
+            )
+            .expect("valid metric"),
             registry,
         };
         let build = Gauge::with_opts(
@@ -274,6 +284,7 @@ impl Metrics {
             Box::new(m.players.clone()),
             Box::new(m.reconcile_duration.clone()),
             Box::new(m.ratelimit_wait.clone()),
+            Box::new(m.ncs_ip_fetch_failures.clone()),
             Box::new(build),
         ] {
             m.registry.register(c).expect("metric names are unique");
@@ -296,6 +307,13 @@ impl Metrics {
         self.domain_switches.with_label_values(&[project]);
         self.replacement_backoffs.with_label_values(&[project]);
         self.reconcile_passes.with_label_values(&[project]);
+    }
+
+    /// Adds a collector whose values are computed at scrape time.
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        self.registry
+            .register(collector)
+            .expect("metric names are unique");
     }
 
     /// The text exposition format Prometheus scrapes.

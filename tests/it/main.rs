@@ -1,5 +1,6 @@
 //! The single integration-test binary; each module tests one part of pullkeeper.
 
+mod admin;
 mod client;
 mod config;
 mod dashboard;
@@ -10,6 +11,7 @@ mod failover;
 mod harness;
 mod loglevel;
 mod ncs;
+mod ncs_allowlist;
 mod ncs_failover;
 mod observability;
 mod reload;
@@ -18,3 +20,4 @@ mod simulator_ncs;
 mod simulator_rest;
 mod storm;
 mod support;
+mod tls;

@@ -27,6 +27,8 @@ pub(crate) struct RawSettings {
     pub(super) app_webhook: Option<RawAppWebhook>,
     #[serde(default)]
     pub(super) reports: RawReports,
+    #[serde(default)]
+    pub(super) ncs_allowlist: RawNcsAllowlist,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -35,7 +37,20 @@ pub(super) struct RawServer {
     #[serde(default)]
     pub(super) listen: Option<Text>,
     #[serde(default)]
+    pub(super) metrics_listen: Option<Text>,
+    #[serde(default)]
     pub(super) admin_token: Option<Spanned<SecretRef>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNcsAllowlist {
+    #[serde(default)]
+    pub(super) enforce: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub(super) refresh_interval: Option<Text>,
+    #[serde(default)]
+    pub(super) trusted_proxies: Option<Vec<Text>>,
 }
 
 /// An app webhook as written, in the settings file or in a scene.

@@ -175,3 +175,72 @@ fn report_rules() {
         )
     );
 }
+
+#[test]
+fn metrics_listen_and_ncs_allowlist_default_to_off() {
+    let s = load("").unwrap();
+    assert_eq!(s.server.metrics_listen, None);
+    assert_eq!(
+        s.ncs_allowlist,
+        NcsAllowlist {
+            enforce: false,
+            refresh_interval: Duration::from_secs(24 * 3600),
+            trusted_proxies: Vec::new(),
+        }
+    );
+}
+
+#[test]
+fn metrics_listen_and_ncs_allowlist_are_read() {
+    let s = load(
+        "server: { listen: '0.0.0.0:8080', metrics_listen: '127.0.0.1:9090' }\n\
+         ncs_allowlist:\n  enforce: true\n  refresh_interval: 6h\n  trusted_proxies: [10.0.0.0/8, 192.0.2.7, 'fd00::/8', 10.1.2.3/8]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        s.server.metrics_listen,
+        Some("127.0.0.1:9090".parse().unwrap())
+    );
+    assert!(s.ncs_allowlist.enforce);
+    assert_eq!(
+        s.ncs_allowlist.refresh_interval,
+        Duration::from_secs(6 * 3600)
+    );
+    let nets: Vec<String> = s
+        .ncs_allowlist
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    // A bare IP is its own /32; host bits of a CIDR are dropped.
+    assert_eq!(
+        nets,
+        ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8", "10.0.0.0/8"]
+    );
+}
+
+#[test]
+fn bad_server_and_allowlist_values_name_line_and_field() {
+    let (line, path, message) = one("server:\n  metrics_listen: localhost\n");
+    assert_eq!((line, path.as_str()), (Some(2), "server.metrics_listen"));
+    assert!(message.contains("expected IP:PORT"), "{message}");
+    let (line, path, message) =
+        one("server:\n  listen: 0.0.0.0:8080\n  metrics_listen: 0.0.0.0:8080\n");
+    assert_eq!((line, path.as_str()), (Some(3), "server.metrics_listen"));
+    assert!(message.contains("is server.listen too"), "{message}");
+    let (line, path, message) = one("ncs_allowlist:\n  refresh_interval: 25h\n");
+    assert_eq!(
+        (line, path.as_str()),
+        (Some(2), "ncs_allowlist.refresh_interval")
+    );
+    assert!(message.contains("at least every 24 hours"), "{message}");
+    let (line, path, message) =
+        one("ncs_allowlist:\n  trusted_proxies:\n    - 10.0.0.0/8\n    - 10.0.0.300\n");
+    assert_eq!(
+        (line, path.as_str()),
+        (Some(4), "ncs_allowlist.trusted_proxies[1]")
+    );
+    assert!(message.contains("expected an IP"), "{message}");
+    let d = load("ncs_allowlist: { enforce: yes-please }\n").unwrap_err();
+    assert_eq!(d[0].line, Some(1), "{d:#?}");
+}

@@ -33,7 +33,9 @@ fn settings() -> Settings {
     Settings {
         server: ServerSettings {
             listen: "127.0.0.1:1".parse().unwrap(),
+            metrics_listen: None,
             admin_token: None,
+            tls: None,
         },
         store: StoreSettings {
             path: PathBuf::from("s"),
@@ -49,6 +51,11 @@ fn settings() -> Settings {
         reports: ReportSettings {
             window: Duration::from_secs(30),
             threshold: 3,
+        },
+        ncs_allowlist: NcsAllowlist {
+            enforce: false,
+            refresh_interval: Duration::from_secs(24 * 3600),
+            trusted_proxies: Vec::new(),
         },
     }
 }
