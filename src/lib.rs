@@ -11,6 +11,8 @@
 //! - [`server`]: health, readiness, metrics and status endpoints.
 //! - [`telemetry`]: Prometheus metrics and logging.
 //! - [`ncs`]: Agora's notification (webhook) bodies and signatures.
+//! - [`probe`]: source probes (RTMP handshake, live-HLS freshness, ranged GET) and their
+//!   schedule: "source down" versus "player down".
 //! - [`simulator`]: an Agora Media Pull + NCS simulator for the demo and the tests.
 //! - [`app`], [`cli`], [`embedded`]: wiring, subcommands, the demo's in-process simulator.
 
@@ -23,6 +25,7 @@ pub mod config;
 pub mod embedded;
 pub mod limits;
 pub mod ncs;
+pub mod probe;
 pub mod reconcile;
 pub mod reload;
 pub mod reports;
