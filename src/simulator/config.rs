@@ -36,6 +36,10 @@ pub struct SimConfig {
     pub ncs_timeout: Duration,
     /// How the last List page marks the end: `""` (RA) or `"0"` (QS), §1.6 [X].
     pub end_token: String,
+    /// Target duration of the simulated HLS sources (whole seconds, at least 1): a live
+    /// playlist adds one segment per target duration.
+    #[serde(with = "duration")]
+    pub hls_target_duration: Duration,
 }
 
 impl Default for SimConfig {
@@ -54,6 +58,7 @@ impl Default for SimConfig {
             ],
             ncs_timeout: Duration::from_secs(10),
             end_token: String::new(),
+            hls_target_duration: Duration::from_secs(2),
         }
     }
 }
@@ -72,6 +77,7 @@ impl fmt::Debug for SimConfig {
             .field("ncs_retry_delays", &self.ncs_retry_delays)
             .field("ncs_timeout", &self.ncs_timeout)
             .field("end_token", &self.end_token)
+            .field("hls_target_duration", &self.hls_target_duration)
             .finish()
     }
 }

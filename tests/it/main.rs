@@ -9,6 +9,7 @@ mod harness;
 mod ncs;
 mod ncs_failover;
 mod observability;
+mod probe;
 mod reload;
 mod simulator_ncs;
 mod simulator_rest;
