@@ -24,9 +24,11 @@ use crate::agora::domains::{Area, Override};
 
 mod api;
 mod raw;
+mod source_probe;
 
 pub(crate) use raw::{RawAppWebhook, RawSettings};
 use raw::{RawProject, Text};
+pub use source_probe::SourceProbeSettings;
 
 /// Process-wide settings.
 #[derive(Debug, Clone)]
@@ -41,6 +43,8 @@ pub struct Settings {
     pub app_webhook: Option<AppWebhook>,
     /// How app reports of stalled players turn into strikes.
     pub reports: ReportSettings,
+    /// Source probes before replacements; `None` (no `source_probe:` block) is off.
+    pub source_probe: Option<SourceProbeSettings>,
 }
 
 /// `Debug` prints `[REDACTED]` for the admin token.
@@ -265,6 +269,10 @@ pub(crate) fn build(
         projects,
         app_webhook,
         reports,
+        source_probe: raw
+            .source_probe
+            .as_ref()
+            .map(|p| source_probe::build(p, diags)),
     }
 }
 

@@ -27,6 +27,19 @@ pub(crate) struct RawSettings {
     pub(super) app_webhook: Option<RawAppWebhook>,
     #[serde(default)]
     pub(super) reports: RawReports,
+    #[serde(default)]
+    pub(super) source_probe: Option<Spanned<RawSourceProbe>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSourceProbe {
+    #[serde(default)]
+    pub(super) interval: Option<Text>,
+    #[serde(default)]
+    pub(super) max_interval: Option<Text>,
+    #[serde(default)]
+    pub(super) timeout: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,6 +8,8 @@ use secrecy::SecretString;
 
 use crate::config::*;
 
+mod sources;
+
 fn project(id: &str) -> Project {
     Project {
         id: id.into(),
@@ -50,6 +52,7 @@ fn settings() -> Settings {
             window: Duration::from_secs(30),
             threshold: 3,
         },
+        source_probe: None,
     }
 }
 
