@@ -22,8 +22,10 @@ use crate::limits::{RateLimiter, WindowSpec};
 use crate::ncs::dedupe::{NoticeLog, TTL_MS};
 use crate::ncs::inbox::Inbox;
 use crate::ncs::receiver::{self, NcsProject, NcsState};
+use crate::probe::Prober;
 use crate::reconcile::controller::ProjectController;
 use crate::reconcile::execute::Executor;
+use crate::reconcile::sources::SourceProbing;
 use crate::reload::Reloader;
 use crate::reports::ReportsState;
 use crate::server::{ServerState, router};
@@ -49,6 +51,8 @@ pub enum AppError {
     Serve(#[from] std::io::Error),
     #[error(transparent)]
     Store(crate::store::StoreError),
+    #[error(transparent)]
+    Probe(#[from] crate::probe::ProbeError),
 }
 
 /// A running pullkeeper.
@@ -88,6 +92,10 @@ impl App {
             metrics.clone(),
         ));
 
+        let prober = match &config.settings.source_probe {
+            Some(p) => Some(Arc::new(Prober::new(p.timeout)?)),
+            None => None,
+        };
         for project in &config.settings.projects {
             let client = build_client(project, &metrics).map_err(|source| AppError::Client {
                 project: project.id.clone(),
@@ -113,6 +121,10 @@ impl App {
                 inbox,
                 reports: config.settings.reports.clone(),
                 switches: Some(switch_tx.clone()),
+                sources: prober
+                    .clone()
+                    .zip(config.settings.source_probe.clone())
+                    .map(|(prober, settings)| SourceProbing { prober, settings }),
             };
             tracker.spawn(controller.run(cancel.child_token()));
         }

@@ -42,15 +42,6 @@ impl Verdict {
             Verdict::Unknown => "unknown",
         }
     }
-
-    /// The value of the `pullkeeper_source_up` gauge.
-    pub fn gauge(self) -> i64 {
-        match self {
-            Verdict::Up => 1,
-            Verdict::Down => 0,
-            Verdict::Unknown => -1,
-        }
-    }
 }
 
 /// A verdict and why, for the log. `detail` never contains the URL.

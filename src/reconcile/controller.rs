@@ -21,11 +21,14 @@ use crate::agora::ErrorClass;
 use crate::agora::model::{ListedPlayer, PlayerStatus};
 use crate::config::{Project, ReconcileSettings, ReportSettings, Scene};
 use crate::ncs::inbox::{Inbox, PlayerEvent};
+use crate::probe::monitor::SourceMonitor;
+use crate::probe::{Outcome, Verdict, redact};
 use crate::reconcile::busy::Busy;
 use crate::reconcile::evidence::Evidence;
 use crate::reconcile::execute::{ExecError, Executor, delete_regions};
 use crate::reconcile::plan::{Action, DesiredScene, PlanInput, plan};
 use crate::reconcile::publish::{Picture, Publisher, Switch};
+use crate::reconcile::sources::{self, SourceProbing};
 use crate::reconcile::wake::{sleep_until_opt, tick_opt};
 use crate::reconcile::{health, naming, observe};
 use crate::status::StatusBoard;
@@ -52,6 +55,8 @@ pub struct ProjectController {
     pub reports: ReportSettings,
     /// Where on-air changes go (the app webhook), if anywhere.
     pub switches: Option<tokio::sync::mpsc::UnboundedSender<Switch>>,
+    /// Source probes before replacements, if configured.
+    pub sources: Option<SourceProbing>,
 }
 
 /// What a finished action frees.
@@ -64,6 +69,11 @@ enum Done {
         key: SlotKey,
         id: String,
         verdict: Option<bool>,
+    },
+    /// A probe of the source `url` ended.
+    Source {
+        url: String,
+        outcome: Outcome,
     },
 }
 
@@ -84,6 +94,10 @@ struct Memory {
     decision_due: Option<Instant>,
     /// The slots over quota at the last pass, to log only changes.
     over_quota: Vec<SlotKey>,
+    /// Source verdicts and the probe schedule, when source probing is on.
+    sources: Option<SourceMonitor>,
+    /// Held slots at the last pass, to log only changes.
+    held: Vec<SlotKey>,
 }
 
 impl ProjectController {
@@ -96,7 +110,13 @@ impl ProjectController {
         let mut poll = tokio::time::interval(self.settings.poll_interval);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut tasks: JoinSet<Done> = JoinSet::new();
-        let mut mem = Memory::default();
+        let mut mem = Memory {
+            sources: self
+                .sources
+                .as_ref()
+                .map(|s| SourceMonitor::new(s.settings.interval, s.settings.max_interval)),
+            ..Memory::default()
+        };
         let mut probe = self.settings.probe_interval.map(|every| {
             let mut i = tokio::time::interval_at(Instant::now() + every, every);
             i.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -104,10 +124,14 @@ impl ProjectController {
         });
 
         loop {
-            let wake_at = match (mem.busy.next_expiry(), mem.decision_due) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let wake_at = [
+                mem.busy.next_expiry(),
+                mem.decision_due,
+                mem.sources.as_ref().and_then(SourceMonitor::next_due),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = poll.tick() => {
@@ -140,6 +164,7 @@ impl ProjectController {
                         mem.busy.player_done(id, ok);
                     }
                     Ok(Done::Probe { key, id, verdict }) => self.judge_probe(&mut mem, key, id, verdict),
+                    Ok(Done::Source { url, outcome }) => self.judge_source(&mut mem, &url, outcome),
                     Err(e) => tracing::error!(project = %project, error = %e, "action task panicked"),
                 },
                 _ = tick_opt(&mut probe) => self.start_probes(&mem, &mut tasks),
@@ -255,6 +280,64 @@ impl ProjectController {
         }
     }
 
+    /// Records a source verdict; every change is logged with the URL redacted.
+    fn judge_source(&self, mem: &mut Memory, url: &str, outcome: Outcome) {
+        let Some(monitor) = &mut mem.sources else {
+            return;
+        };
+        let Some(change) = monitor.record(url, outcome.verdict, Instant::now()) else {
+            return;
+        };
+        let scenes: Vec<String> = self
+            .scenes
+            .borrow()
+            .iter()
+            .filter(|s| s.project == self.project.id)
+            .filter(|s| s.sources().iter().any(|(_, u)| *u == url))
+            .map(|s| s.name.clone())
+            .collect();
+        let source = redact(url);
+        let from = change.from.map_or("unchecked", Verdict::as_str);
+        let to = change.to.as_str();
+        let detail = outcome.detail;
+        if change.to == Verdict::Down {
+            tracing::warn!(project = %self.project.id, ?scenes, %source, from, to, %detail,
+                "source is down; failed players on it wait for it");
+        } else {
+            tracing::info!(project = %self.project.id, ?scenes, %source, from, to, %detail,
+                "source verdict changed");
+        }
+    }
+
+    /// Tracks the sources the plan needs judged and starts the probes that are due.
+    fn probe_sources(
+        &self,
+        mem: &mut Memory,
+        scenes: &[&Scene],
+        held: &[SlotKey],
+        tasks: &mut JoinSet<Done>,
+    ) {
+        let (Some(monitor), Some(probing)) = (&mut mem.sources, &self.sources) else {
+            return;
+        };
+        let now = Instant::now();
+        let wanted = sources::wanted(scenes, held, monitor);
+        monitor.track(&wanted, &sources::configured(scenes), now);
+        for url in monitor.start_due(now) {
+            let prober = probing.prober.clone();
+            tasks.spawn(async move {
+                let outcome = prober.probe(&url).await;
+                Done::Source { url, outcome }
+            });
+        }
+        if held != mem.held {
+            let slots: Vec<String> = held.iter().map(ToString::to_string).collect();
+            tracing::info!(project = %self.project.id, ?slots,
+                "replacements waiting for their source changed");
+            mem.held = held.to_vec();
+        }
+    }
+
     /// Counts an app's stall report (see `evidence`).
     fn judge_report(&self, mem: &mut Memory, id: &str, name: Option<&str>) {
         let scene = name
@@ -319,15 +402,6 @@ impl ProjectController {
             .iter()
             .filter(|s| &s.project == project)
             .collect();
-        let desired: Vec<DesiredScene> = scenes
-            .iter()
-            .map(|s| DesiredScene {
-                name: s.name.clone(),
-                slots: s.backups + 1,
-                priority: s.priority,
-                strike_threshold: s.strike_threshold,
-            })
-            .collect();
         let records = match self.records() {
             Ok(r) => r,
             Err(e) => {
@@ -336,6 +410,27 @@ impl ProjectController {
             }
         };
         let players = mem.players.as_deref().unwrap_or(&[]);
+        let monitor = mem.sources.as_ref();
+        let desired: Vec<DesiredScene> = scenes
+            .iter()
+            .map(|s| DesiredScene {
+                name: s.name.clone(),
+                slots: s.backups + 1,
+                priority: s.priority,
+                strike_threshold: s.strike_threshold,
+                slate: monitor
+                    .is_some_and(|m| sources::slate_wanted(project, s, m, &records, players)),
+            })
+            .collect();
+        let cleared = monitor.map(|m| sources::cleared(project, &scenes, m));
+        let source_status: BTreeMap<String, _> = monitor
+            .map(|m| {
+                scenes
+                    .iter()
+                    .map(|s| (s.name.clone(), sources::scene_sources(s, m)))
+                    .collect()
+            })
+            .unwrap_or_default();
         let now_ms = self.executor.clock.now_ms();
         let (busy_slots, busy_players) = mem.busy.for_plan();
         let plan = plan(&PlanInput {
@@ -350,6 +445,7 @@ impl ProjectController {
             now_ms,
             list_lag_ms: self.settings.list_lag.as_millis() as u64,
             max_players: self.project.limits.max_players,
+            cleared: cleared.as_ref(),
         });
         self.metrics
             .reconcile_passes
@@ -376,6 +472,8 @@ impl ProjectController {
             players,
             strikes: &strikes,
             over_quota: &plan.over_quota,
+            held: &plan.held,
+            sources: &source_status,
             now_ms,
         };
         let published = mem
@@ -390,6 +488,7 @@ impl ProjectController {
                 let _ = tx.send(switch);
             }
         }
+        self.probe_sources(mem, &scenes, &plan.held, tasks);
         let by_name: BTreeMap<&str, &Scene> =
             scenes.iter().map(|s| (s.name.as_str(), *s)).collect();
         for action in plan.actions {

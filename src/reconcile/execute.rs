@@ -63,7 +63,7 @@ impl Executor {
         self.store.flush().await?;
 
         let request = CreatePlayer {
-            stream_url: scene.stream_url.clone(),
+            stream_url: scene.slot_url(key.slot).to_string(),
             channel_name: scene.channel.clone(),
             uid: Some(u64::from(uid)),
             account: None,
@@ -264,5 +264,9 @@ pub fn create_rank(master: bool, priority: i32) -> i64 {
 }
 
 pub fn role(slot: u32) -> &'static str {
-    if slot == 0 { "master" } else { "backup" }
+    match slot {
+        0 => "master",
+        naming::SLATE_SLOT => "slate",
+        _ => "backup",
+    }
 }

@@ -19,13 +19,16 @@
 //! - an older generation is deleted once its successor shows up or it has failed
 //!   (make before break, so a slot never goes dark on purpose);
 //! - owned players of removed scenes or slots are deleted; foreign players are never touched;
-//! - creates never take live players past the quota; masters go first, then priority.
+//! - creates never take live players past the quota; masters go first, then priority;
+//! - with source probing on, a replacement waits until its slot's source is cleared
+//!   (found up or unknown): see `hold`. A wanted slate is one more slot.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::agora::model::{ListedPlayer, PlayerStatus};
-use crate::reconcile::naming;
+use crate::reconcile::hold;
+use crate::reconcile::naming::{self, SLATE_SLOT};
 use crate::store::{Phase, SlotKey, SlotRecord};
 
 /// What the plan needs to know about a scene.
@@ -37,6 +40,19 @@ pub struct DesiredScene {
     pub priority: i32,
     /// Strikes after which a created player missing from List counts as failed.
     pub strike_threshold: u32,
+    /// Every source is down: the slate slot wants a player.
+    pub slate: bool,
+}
+
+impl DesiredScene {
+    /// The slots that want a player: master, backups, and the slate when wanted.
+    pub fn slot_numbers(&self) -> impl Iterator<Item = u32> + use<> {
+        (0..self.slots).chain(self.slate.then_some(SLATE_SLOT))
+    }
+
+    pub fn wants(&self, slot: u32) -> bool {
+        slot < self.slots || (slot == SLATE_SLOT && self.slate)
+    }
 }
 
 /// Everything the plan decides from. Borrowed, so planning allocates only its answer.
@@ -57,6 +73,9 @@ pub struct PlanInput<'a> {
     pub now_ms: u64,
     pub list_lag_ms: u64,
     pub max_players: u32,
+    /// With source probing on, the slots whose source was found up or unknown: only they
+    /// may be replaced. `None`: probing is off and every replacement proceeds.
+    pub cleared: Option<&'a BTreeSet<SlotKey>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +132,8 @@ impl DeleteReason {
 pub struct Plan {
     pub actions: Vec<Action>,
     pub over_quota: Vec<SlotKey>,
+    /// Slots that need a replacement their source does not clear (yet).
+    pub held: Vec<SlotKey>,
 }
 
 /// A status after which a player will never play again.
@@ -166,7 +187,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     };
 
     for scene in input.scenes {
-        for slot in 0..scene.slots {
+        for slot in scene.slot_numbers() {
             let key = SlotKey::new(input.project, &scene.name, slot);
             let owned = by_slot.get(&key).map(Vec::as_slice).unwrap_or(&[]);
             let record = input.records.get(&key);
@@ -259,7 +280,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     for (key, players) in &by_slot {
         let reason = match desired.get(key.scene.as_str()) {
             None => DeleteReason::SceneRemoved,
-            Some(s) if key.slot >= s.slots => DeleteReason::SlotRemoved,
+            Some(s) if !s.wants(key.slot) => DeleteReason::SlotRemoved,
             Some(_) => continue,
         };
         for o in players {
@@ -273,7 +294,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         .filter(|k| {
             desired
                 .get(k.scene.as_str())
-                .is_none_or(|s| k.slot >= s.slots)
+                .is_none_or(|s| !s.wants(k.slot))
         })
         .filter(|k| !input.busy_slots.contains(*k))
         .map(|k| Action::Forget { key: k.clone() });
@@ -282,10 +303,14 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     // so do creates that List cannot show yet. Masters first, then priority, then name.
     let live = input.observed.len() as u32 + pending_live;
     let mut room = input.max_players.saturating_sub(live) as usize;
+    let (mut creates, held) = hold::gate(creates, input.records, input.cleared);
     creates.sort_by(|(pa, ka, _), (pb, kb, _)| {
         (!ka.is_master(), Reverse(pa), ka).cmp(&(!kb.is_master(), Reverse(pb), kb))
     });
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        held,
+        ..Plan::default()
+    };
     plan.actions.extend(deletes);
     plan.actions.extend(adopts);
     for (_, key, action) in creates {
