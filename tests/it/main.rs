@@ -13,5 +13,6 @@ mod probe;
 mod reload;
 mod simulator_ncs;
 mod simulator_rest;
+mod source;
 mod storm;
 mod support;
