@@ -21,8 +21,8 @@ use crate::agora::ErrorClass;
 use crate::agora::model::{ListedPlayer, PlayerStatus};
 use crate::config::{Project, ReconcileSettings, ReportSettings, Scene};
 use crate::ncs::inbox::{Inbox, PlayerEvent};
+use crate::probe::Outcome;
 use crate::probe::monitor::SourceMonitor;
-use crate::probe::{Outcome, Verdict, redact};
 use crate::reconcile::busy::Busy;
 use crate::reconcile::evidence::Evidence;
 use crate::reconcile::execute::{ExecError, Executor, delete_regions};
@@ -34,6 +34,8 @@ use crate::reconcile::{health, naming, observe};
 use crate::status::StatusBoard;
 use crate::store::{SlotKey, SlotRecord};
 use crate::telemetry::Metrics;
+
+mod probing;
 
 /// Longest wait between Lists while List keeps failing.
 const LIST_BACKOFF_CAP: Duration = Duration::from_secs(60);
@@ -277,64 +279,6 @@ impl ProjectController {
         let Some(healthy) = verdict else { return };
         if mem.evidence.probe(&id, healthy, self.threshold(&key.scene)) {
             fail_player(mem, &id);
-        }
-    }
-
-    /// Records a source verdict; every change is logged with the URL redacted.
-    fn judge_source(&self, mem: &mut Memory, url: &str, outcome: Outcome) {
-        let Some(monitor) = &mut mem.sources else {
-            return;
-        };
-        let Some(change) = monitor.record(url, outcome.verdict, Instant::now()) else {
-            return;
-        };
-        let scenes: Vec<String> = self
-            .scenes
-            .borrow()
-            .iter()
-            .filter(|s| s.project == self.project.id)
-            .filter(|s| s.sources().iter().any(|(_, u)| *u == url))
-            .map(|s| s.name.clone())
-            .collect();
-        let source = redact(url);
-        let from = change.from.map_or("unchecked", Verdict::as_str);
-        let to = change.to.as_str();
-        let detail = outcome.detail;
-        if change.to == Verdict::Down {
-            tracing::warn!(project = %self.project.id, ?scenes, %source, from, to, %detail,
-                "source is down; failed players on it wait for it");
-        } else {
-            tracing::info!(project = %self.project.id, ?scenes, %source, from, to, %detail,
-                "source verdict changed");
-        }
-    }
-
-    /// Tracks the sources the plan needs judged and starts the probes that are due.
-    fn probe_sources(
-        &self,
-        mem: &mut Memory,
-        scenes: &[&Scene],
-        held: &[SlotKey],
-        tasks: &mut JoinSet<Done>,
-    ) {
-        let (Some(monitor), Some(probing)) = (&mut mem.sources, &self.sources) else {
-            return;
-        };
-        let now = Instant::now();
-        let wanted = sources::wanted(scenes, held, monitor);
-        monitor.track(&wanted, &sources::configured(scenes), now);
-        for url in monitor.start_due(now) {
-            let prober = probing.prober.clone();
-            tasks.spawn(async move {
-                let outcome = prober.probe(&url).await;
-                Done::Source { url, outcome }
-            });
-        }
-        if held != mem.held {
-            let slots: Vec<String> = held.iter().map(ToString::to_string).collect();
-            tracing::info!(project = %self.project.id, ?slots,
-                "replacements waiting for their source changed");
-            mem.held = held.to_vec();
         }
     }
 
