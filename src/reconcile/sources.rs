@@ -137,6 +137,7 @@ mod tests {
             hold_down: Duration::ZERO,
             strike_threshold: 3,
             app_webhook: None,
+            volume: 100,
         }
     }
 

@@ -2,15 +2,19 @@
 
 mod client;
 mod config;
+mod dashboard;
+mod deploy;
 mod domains;
 mod e2e;
 mod failover;
 mod harness;
+mod loglevel;
 mod ncs;
 mod ncs_failover;
 mod observability;
 mod probe;
 mod reload;
+mod rollout;
 mod simulator_ncs;
 mod simulator_rest;
 mod source;

@@ -13,6 +13,7 @@ fn apply(w: &mut World, plan: &Plan, next_id: &mut u32, next_uid: &mut u32) {
                 generation,
                 name,
                 uid,
+                ..
             } => {
                 let uid = uid.unwrap_or_else(|| {
                     *next_uid += 1;
@@ -32,6 +33,7 @@ fn apply(w: &mut World, plan: &Plan, next_id: &mut u32, next_uid: &mut u32) {
                 name,
                 id,
                 uid,
+                ..
             } => {
                 let mut r = record(
                     name,
@@ -43,10 +45,21 @@ fn apply(w: &mut World, plan: &Plan, next_id: &mut u32, next_uid: &mut u32) {
                 r.created_at_ms = w.now_ms;
                 w.records.insert(key.clone(), r);
             }
+            Action::Update { key, to, .. } => {
+                let spec = w.records.get_mut(key).and_then(|r| r.spec.as_mut());
+                spec.expect("updates go to recorded players").live = to.clone();
+            }
             Action::Delete { id, .. } => w.observed.retain(|p| &p.id != id),
             Action::Forget { key } => {
                 w.records.remove(key);
             }
+        }
+    }
+    // A lag later, players that were connecting play: a live player's successor must run
+    // before it makes way, so a model where nothing ever connects could not converge.
+    for p in &mut w.observed {
+        if p.status == Some(PlayerStatus::Connecting) {
+            p.status = Some(PlayerStatus::Running);
         }
     }
     w.now_ms += LAG;
