@@ -25,8 +25,10 @@ use crate::ncs::dedupe::{NoticeLog, TTL_MS};
 use crate::ncs::inbox::Inbox;
 use crate::ncs::ip_refresh::{IpListCollector, IpRefresher};
 use crate::ncs::receiver::{self, NcsProject, NcsState};
+use crate::probe::Prober;
 use crate::reconcile::controller::ProjectController;
 use crate::reconcile::execute::Executor;
+use crate::reconcile::sources::SourceProbing;
 use crate::reload::Reloader;
 use crate::reports::ReportsState;
 use crate::serve::{Listening, serve};
@@ -56,6 +58,8 @@ pub enum AppError {
     Store(crate::store::StoreError),
     #[error("cannot serve HTTPS: {0}")]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Probe(#[from] crate::probe::ProbeError),
 }
 
 /// A running pullkeeper.
@@ -109,6 +113,10 @@ impl App {
             metrics.clone(),
         ));
 
+        let prober = match &config.settings.source_probe {
+            Some(p) => Some(Arc::new(Prober::new(p.timeout)?)),
+            None => None,
+        };
         for project in &config.settings.projects {
             metrics.init_project(&project.id);
             let client = build_client(project, &metrics).map_err(|source| AppError::Client {
@@ -144,6 +152,10 @@ impl App {
                 inbox,
                 reports: config.settings.reports.clone(),
                 switches: Some(switch_tx.clone()),
+                sources: prober
+                    .clone()
+                    .zip(config.settings.source_probe.clone())
+                    .map(|(prober, settings)| SourceProbing { prober, settings }),
             };
             tracker.spawn(controller.run(cancel.child_token()));
         }

@@ -15,6 +15,8 @@
 //! - [`telemetry`]: Prometheus metrics and logging.
 //! - [`ncs`]: Agora's notification (webhook) bodies and signatures, and the NCS address
 //!   list (fetched, shown, optionally enforced).
+//! - [`probe`]: source probes (RTMP handshake, live-HLS freshness, ranged GET) and their
+//!   schedule: "source down" versus "player down".
 //! - [`simulator`]: an Agora Media Pull + NCS simulator for the demo and the tests.
 //! - [`app`], [`cli`], [`embedded`]: wiring, subcommands, the demo's in-process simulator.
 
@@ -29,6 +31,7 @@ pub mod embedded;
 pub mod limits;
 pub mod loglevel;
 pub mod ncs;
+pub mod probe;
 pub mod reconcile;
 pub mod reload;
 pub mod reports;

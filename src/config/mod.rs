@@ -24,7 +24,7 @@ pub use limits::{Limits, QpsLimits, Rate};
 pub use scenes::{Failback, Scene, UidRange};
 pub use settings::{
     ApiSettings, AppWebhook, NcsAllowlist, PrimaryDomain, Project, ReconcileSettings,
-    ReportSettings, ServerSettings, Settings, StoreSettings,
+    ReportSettings, ServerSettings, Settings, SourceProbeSettings, StoreSettings,
 };
 pub use yaml::MAX_FILE_BYTES;
 

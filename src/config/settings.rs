@@ -25,9 +25,11 @@ use crate::agora::domains::{Area, Override};
 mod api;
 mod raw;
 mod server;
+mod source_probe;
 
 pub(crate) use raw::{RawAppWebhook, RawSettings};
 use raw::{RawProject, Text};
+pub use source_probe::SourceProbeSettings;
 
 /// Process-wide settings.
 #[derive(Debug, Clone)]
@@ -44,6 +46,8 @@ pub struct Settings {
     pub reports: ReportSettings,
     /// Which addresses may deliver NCS notices.
     pub ncs_allowlist: NcsAllowlist,
+    /// Source probes before replacements; `None` (no `source_probe:` block) is off.
+    pub source_probe: Option<SourceProbeSettings>,
 }
 
 /// `Debug` prints `[REDACTED]` for the admin token.
@@ -265,6 +269,10 @@ pub(crate) fn build(
         app_webhook,
         reports,
         ncs_allowlist: server::ncs_allowlist(&raw.ncs_allowlist, diags),
+        source_probe: raw
+            .source_probe
+            .as_ref()
+            .map(|p| source_probe::build(p, diags)),
     }
 }
 

@@ -28,7 +28,9 @@ fn scene(name: &str, backups: u32, priority: i32) -> DesiredScene {
         slots: backups + 1,
         priority,
         strike_threshold: 3,
+        slate: false,
         live: live(),
+        slot_urls: BTreeMap::new(),
         fixed: fixed(),
         uids: UidRange {
             start: 1,
@@ -78,6 +80,7 @@ struct World {
     strikes: BTreeMap<SlotKey, u32>,
     now_ms: u64,
     max_players: u32,
+    cleared: Option<BTreeSet<SlotKey>>,
 }
 
 impl World {
@@ -91,6 +94,7 @@ impl World {
             strikes: BTreeMap::new(),
             now_ms: 100_000,
             max_players: 50,
+            cleared: None,
         }
     }
 
@@ -107,6 +111,7 @@ impl World {
             now_ms: self.now_ms,
             list_lag_ms: LAG,
             max_players: self.max_players,
+            cleared: self.cleared.as_ref(),
         })
     }
 }
@@ -403,5 +408,9 @@ fn quota_counts_foreign_and_pending_players_and_admits_masters_first() {
 
 #[path = "plan_tests/props.rs"]
 mod props;
+
+#[path = "plan_tests/hold.rs"]
+mod hold;
+
 #[path = "plan_tests/rollout.rs"]
 mod rollout;

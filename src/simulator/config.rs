@@ -41,6 +41,10 @@ pub struct SimConfig {
     /// CA certificates (PEM files) trusted for HTTPS deliveries besides the system's,
     /// e.g. a test's self-signed certificate; Agora's NCS trusts public CAs only.
     pub ncs_ca_files: Vec<std::path::PathBuf>,
+    /// Target duration of the simulated HLS sources (whole seconds, at least 1): a live
+    /// playlist adds one segment per target duration.
+    #[serde(with = "duration")]
+    pub hls_target_duration: Duration,
 }
 
 impl Default for SimConfig {
@@ -62,6 +66,7 @@ impl Default for SimConfig {
             // The simulator delivers its notices from loopback, so that is its NCS server.
             ncs_ips: vec![std::net::IpAddr::from([127, 0, 0, 1])],
             ncs_ca_files: Vec::new(),
+            hls_target_duration: Duration::from_secs(2),
         }
     }
 }
@@ -82,6 +87,7 @@ impl fmt::Debug for SimConfig {
             .field("end_token", &self.end_token)
             .field("ncs_ips", &self.ncs_ips)
             .field("ncs_ca_files", &self.ncs_ca_files)
+            .field("hls_target_duration", &self.hls_target_duration)
             .finish()
     }
 }

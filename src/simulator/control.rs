@@ -18,6 +18,8 @@
 //! | `POST /_sim/faults` | `FaultRule` | `{}` |
 //! | `GET /_sim/requests` | | `[RequestRecord]` |
 //! | `GET /_sim/notices` | | `[DeliveryRecord]` |
+//! | `PUT /_sim/sources/{name}` | `{"mode":"up"\|"down"\|"frozen"}` | `{}` |
+//! | `POST /_sim/sources/{name}/rtmp` | | `{"url":"rtmp://.."}` (starts its responder) |
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -33,6 +35,7 @@ use serde_json::json;
 
 use super::faults::FaultRule;
 use super::ncs::DeliveryRecord;
+use super::sources::SourceMode;
 use super::state::{HistoryEntry, SimPlayer};
 use super::{Inner, SimHandle, lock};
 use crate::agora::model::{CreatePlayer, CreateRequest};
@@ -190,6 +193,31 @@ impl SimHandle {
     pub fn notices_sent(&self) -> Vec<DeliveryRecord> {
         self.inner.notifier.records()
     }
+
+    /// Takes source `name` down, freezes it, or brings it back (see `sources`).
+    pub fn set_source(&self, name: &str, mode: SourceMode) {
+        self.inner.set_source(name, mode);
+    }
+
+    /// The live HLS media playlist of source `name`.
+    pub fn hls_url(&self, name: &str) -> String {
+        format!("{}/_src/{name}/index.m3u8", self.base_url())
+    }
+
+    /// A master playlist of source `name` pointing at [`SimHandle::hls_url`].
+    pub fn hls_master_url(&self, name: &str) -> String {
+        format!("{}/_src/{name}/master.m3u8", self.base_url())
+    }
+
+    /// A plain file (FLV, MP4, an image: the bytes are the same) of source `name`.
+    pub fn file_url(&self, name: &str, file: &str) -> String {
+        format!("{}/_src/{name}/{file}", self.base_url())
+    }
+
+    /// The RTMP URL of source `name`, starting its handshake responder.
+    pub async fn rtmp_url(&self, name: &str) -> std::io::Result<String> {
+        self.inner.rtmp_url(name).await
+    }
 }
 
 type Shared = State<Arc<Inner>>;
@@ -208,6 +236,11 @@ struct DestroyBody {
 #[derive(Deserialize)]
 struct NcsIpsBody {
     ips: Vec<IpAddr>,
+}
+
+#[derive(Deserialize)]
+struct SourceBody {
+    mode: SourceMode,
 }
 
 #[derive(Deserialize)]
@@ -242,6 +275,8 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/_sim/faults", post(faults))
         .route("/_sim/requests", get(requests))
         .route("/_sim/notices", get(notices))
+        .route("/_sim/sources/{name}", put(set_source))
+        .route("/_sim/sources/{name}/rtmp", post(rtmp_source))
         .with_state(inner)
 }
 
@@ -308,4 +343,24 @@ async fn requests(State(inner): Shared) -> Json<Vec<RequestRecord>> {
 
 async fn notices(State(inner): Shared) -> Json<Vec<DeliveryRecord>> {
     Json(inner.notifier.records())
+}
+
+async fn set_source(
+    State(inner): Shared,
+    Path(name): Path<String>,
+    Json(body): Json<SourceBody>,
+) -> Json<serde_json::Value> {
+    inner.set_source(&name, body.mode);
+    Json(json!({}))
+}
+
+async fn rtmp_source(State(inner): Shared, Path(name): Path<String>) -> Response {
+    match inner.rtmp_url(&name).await {
+        Ok(url) => Json(json!({ "url": url })).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "message": e.to_string() })),
+        )
+            .into_response(),
+    }
 }

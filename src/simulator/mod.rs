@@ -17,9 +17,11 @@ mod ncs;
 mod ncs_ip;
 mod ops;
 mod rate;
+mod sources;
 mod state;
 mod validate;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -30,6 +32,7 @@ pub use config::{SimConfig, SimProject, SimQps, Window};
 pub use control::RequestRecord;
 pub use faults::{FaultAction, FaultRule};
 pub use ncs::{DeliveryOutcome, DeliveryRecord};
+pub use sources::SourceMode;
 pub use state::{HistoryEntry, SimPlayer};
 
 use clock::SimClock;
@@ -64,8 +67,11 @@ impl Simulator {
             requests: Mutex::new(Vec::new()),
             notifier,
             wake: Notify::new(),
+            rtmp: Mutex::new(HashMap::new()),
         });
-        let app = api::router(inner.clone()).merge(control::router(inner.clone()));
+        let app = api::router(inner.clone())
+            .merge(control::router(inner.clone()))
+            .merge(sources::router(inner.clone()));
         let service = app.into_make_service_with_connect_info::<conn::KillSwitch>();
         tokio::spawn(async move {
             if let Err(e) = axum::serve(conn::KillableListener(listener), service).await {
@@ -108,6 +114,8 @@ pub(crate) struct Inner {
     notifier: Notifier,
     /// Wakes the ticker when the clock jumps or a new transition is scheduled.
     wake: Notify,
+    /// RTMP responders by source name.
+    rtmp: Mutex<HashMap<String, SocketAddr>>,
 }
 
 /// Locks a mutex even if a panicking test thread poisoned it: the data stays usable.

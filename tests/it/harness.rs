@@ -53,6 +53,7 @@ pub async fn start_simulator_with(adjust: impl FnOnce(&mut SimConfig)) -> SimHan
         .push(("e2e-customer".into(), "e2e-secret".into()));
     sim.list_lag = Duration::from_millis(300);
     sim.connect_delay = Duration::from_millis(100);
+    sim.hls_target_duration = Duration::from_secs(1);
     sim.qps.create_with_name = Window {
         per_second: 50,
         per_minute: None,

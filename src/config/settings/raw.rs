@@ -29,6 +29,18 @@ pub(crate) struct RawSettings {
     pub(super) reports: RawReports,
     #[serde(default)]
     pub(super) ncs_allowlist: RawNcsAllowlist,
+    pub(super) source_probe: Option<Spanned<RawSourceProbe>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSourceProbe {
+    #[serde(default)]
+    pub(super) interval: Option<Text>,
+    #[serde(default)]
+    pub(super) max_interval: Option<Text>,
+    #[serde(default)]
+    pub(super) timeout: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -244,3 +244,33 @@ fn bad_server_and_allowlist_values_name_line_and_field() {
     let d = load("ncs_allowlist: { enforce: yes-please }\n").unwrap_err();
     assert_eq!(d[0].line, Some(1), "{d:#?}");
 }
+
+#[test]
+fn source_probe_is_off_unless_configured_and_checks_its_bounds() {
+    assert_eq!(load("").unwrap().source_probe, None);
+    let s = load("source_probe: {}\n").unwrap();
+    assert_eq!(
+        s.source_probe,
+        Some(SourceProbeSettings {
+            interval: Duration::from_secs(5),
+            max_interval: Duration::from_secs(60),
+            timeout: Duration::from_secs(5),
+        })
+    );
+    let s = load("source_probe: { interval: 2m, timeout: 1s }\n").unwrap();
+    let p = s.source_probe.unwrap();
+    assert_eq!(
+        (p.interval, p.max_interval),
+        (Duration::from_secs(120), Duration::from_secs(120))
+    );
+    assert_eq!(
+        one("source_probe:\n  interval: 10s\n  max_interval: 5s\n"),
+        (
+            Some(3),
+            "source_probe.max_interval".to_string(),
+            "max_interval (5000 ms) must not be shorter than interval (10000 ms)".to_string()
+        )
+    );
+    let (line, path, _) = one("source_probe: { timeout: 0s }\n");
+    assert_eq!((line, path.as_str()), (Some(1), "source_probe.timeout"));
+}

@@ -8,6 +8,8 @@ use secrecy::SecretString;
 
 use crate::config::*;
 
+mod sources;
+
 fn project(id: &str) -> Project {
     Project {
         id: id.into(),
@@ -57,6 +59,7 @@ fn settings() -> Settings {
             refresh_interval: Duration::from_secs(24 * 3600),
             trusted_proxies: Vec::new(),
         },
+        source_probe: None,
     }
 }
 
