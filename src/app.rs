@@ -19,17 +19,24 @@ use crate::agora::{ApiLimiters, ClientConfig, MediaPullClient};
 use crate::clock::Clock;
 use crate::config::{Config, Project, Rate, Scene};
 use crate::limits::{RateLimiter, WindowSpec};
+use crate::loglevel::LogLevelState;
+use crate::ncs::allowlist::{self, Guard, NcsAddresses};
 use crate::ncs::dedupe::{NoticeLog, TTL_MS};
 use crate::ncs::inbox::Inbox;
+use crate::ncs::ip_refresh::{IpListCollector, IpRefresher};
 use crate::ncs::receiver::{self, NcsProject, NcsState};
+use crate::probe::Prober;
 use crate::reconcile::controller::ProjectController;
 use crate::reconcile::execute::Executor;
+use crate::reconcile::sources::SourceProbing;
 use crate::reload::Reloader;
 use crate::reports::ReportsState;
-use crate::server::{ServerState, router};
+use crate::serve::{Listening, serve};
+use crate::server::{self, ServerState};
 use crate::status::StatusBoard;
 use crate::store::Store;
-use crate::telemetry::Metrics;
+use crate::telemetry::{LogLevel, Metrics};
+use crate::tls::{ReloadingCert, TlsError, TlsListener};
 
 /// Widens every rate window a little: a request sent one window after another can
 /// arrive slightly sooner than that (see `limits::window`).
@@ -49,11 +56,16 @@ pub enum AppError {
     Serve(#[from] std::io::Error),
     #[error(transparent)]
     Store(crate::store::StoreError),
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Probe(#[from] crate::probe::ProbeError),
 }
 
 /// A running pullkeeper.
 pub struct App {
     addr: std::net::SocketAddr,
+    metrics_addr: Option<std::net::SocketAddr>,
     cancel: CancellationToken,
     tracker: TaskTracker,
     scenes: watch::Sender<Arc<Vec<Scene>>>,
@@ -71,6 +83,17 @@ impl App {
         store: Store,
         listener: TcpListener,
     ) -> Result<App, AppError> {
+        App::start_with_log_level(config, store, listener, None).await
+    }
+
+    /// [`App::start`] that also serves `/v1/log-level` through `log_level`, the handle on
+    /// the process's log filter (there is none where logging was not set up).
+    pub async fn start_with_log_level(
+        config: Config,
+        store: Store,
+        listener: TcpListener,
+        log_level: Option<LogLevel>,
+    ) -> Result<App, AppError> {
         let metrics = Metrics::new();
         let board = StatusBoard::default();
         let clock = Clock::new();
@@ -80,6 +103,8 @@ impl App {
         let mut listed = Vec::new();
         let mut inboxes = HashMap::new();
         let (switch_tx, switch_rx) = tokio::sync::mpsc::unbounded_channel();
+        let addresses = NcsAddresses::default();
+        metrics.register(Box::new(IpListCollector::new(addresses.clone())));
         // Not tracked: shutdown must not wait on a receiver that is down.
         tokio::spawn(crate::appwebhook::dispatch(
             switch_rx,
@@ -88,11 +113,25 @@ impl App {
             metrics.clone(),
         ));
 
+        let prober = match &config.settings.source_probe {
+            Some(p) => Some(Arc::new(Prober::new(p.timeout)?)),
+            None => None,
+        };
         for project in &config.settings.projects {
+            metrics.init_project(&project.id);
             let client = build_client(project, &metrics).map_err(|source| AppError::Client {
                 project: project.id.clone(),
                 source,
             })?;
+            let client = Arc::new(client);
+            let refresher = IpRefresher {
+                project: project.id.clone(),
+                client: client.clone(),
+                addresses: addresses.clone(),
+                every: config.settings.ncs_allowlist.refresh_interval,
+                failures_total: metrics.ncs_ip_fetch_failures.clone(),
+            };
+            tracker.spawn(refresher.run(cancel.child_token()));
             let flag = Arc::new(AtomicBool::new(false));
             let inbox = Arc::new(Inbox::default());
             inboxes.insert(project.id.clone(), inbox.clone());
@@ -101,7 +140,7 @@ impl App {
                 project: project.clone(),
                 executor: Arc::new(Executor {
                     project: project.id.clone(),
-                    client: Arc::new(client),
+                    client,
                     store: store.clone(),
                     clock,
                 }),
@@ -113,6 +152,10 @@ impl App {
                 inbox,
                 reports: config.settings.reports.clone(),
                 switches: Some(switch_tx.clone()),
+                sources: prober
+                    .clone()
+                    .zip(config.settings.source_probe.clone())
+                    .map(|(prober, settings)| SourceProbing { prober, settings }),
             };
             tracker.spawn(controller.run(cancel.child_token()));
         }
@@ -130,15 +173,25 @@ impl App {
                 (p.id.clone(), project)
             })
             .collect();
-        let ncs = receiver::router(NcsState::new(
+        let mut ncs = receiver::router(NcsState::new(
             ncs_projects,
             notices.clone(),
             metrics.clone(),
         ));
+        let allow = &config.settings.ncs_allowlist;
+        if allow.enforce {
+            ncs = allowlist::enforce(
+                ncs,
+                Guard {
+                    addresses: addresses.clone(),
+                    trusted_proxies: Arc::new(allow.trusted_proxies.clone()),
+                    metrics: metrics.clone(),
+                },
+            );
+        }
         tracker.spawn(prune_notices(notices, clock, cancel.child_token()));
 
         let reports = crate::reports::router(ReportsState {
-            token: config.settings.server.admin_token.clone(),
             board: board.clone(),
             inboxes: Arc::new(inboxes),
             clock,
@@ -165,23 +218,47 @@ impl App {
         let accepting = Arc::new(AtomicBool::new(true));
         let state = ServerState {
             board: board.clone(),
-            metrics: metrics.clone(),
             listed,
             accepting: accepting.clone(),
         };
-        let addr = listener.local_addr()?;
-        let server_cancel = cancel.child_token();
-        tracker.spawn(async move {
-            let serve = axum::serve(listener, router(state).merge(ncs).merge(reports))
-                .with_graceful_shutdown(server_cancel.cancelled_owned());
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "HTTP server stopped");
+        let mut admin_routes = server::admin(state.clone())
+            .merge(reports)
+            .merge(allowlist::admin_route(addresses, allow.enforce));
+        if let Some(level) = log_level {
+            admin_routes = admin_routes.merge(crate::loglevel::router(LogLevelState { level }));
+        }
+        let admin =
+            crate::auth::require_admin(admin_routes, config.settings.server.admin_token.clone());
+        let mut routes = server::probes(state).merge(ncs).merge(admin);
+        let server_settings = &config.settings.server;
+        let mut metrics_addr = None;
+        match server_settings.metrics_listen {
+            None => routes = routes.merge(server::metrics_route(metrics.clone())),
+            Some(at) => {
+                let metrics_listener = TcpListener::bind(at).await?;
+                metrics_addr = Some(metrics_listener.local_addr()?);
+                tracker.spawn(serve(
+                    Listening::Plain(metrics_listener),
+                    server::metrics_route(metrics.clone()),
+                    cancel.child_token(),
+                ));
             }
-        });
+        }
+        let addr = listener.local_addr()?;
+        let listening = match &server_settings.tls {
+            None => Listening::Plain(listener),
+            Some(files) => {
+                let cert = ReloadingCert::load(files.clone())?;
+                tracker.spawn(cert.clone().watch(cancel.child_token()));
+                Listening::Tls(TlsListener::new(listener, cert.server_config()))
+            }
+        };
+        tracker.spawn(serve(listening, routes, cancel.child_token()));
         tracker.close();
         tracing::info!(%addr, "pullkeeper listening");
         Ok(App {
             addr,
+            metrics_addr,
             cancel,
             tracker,
             scenes: scenes_tx,
@@ -195,6 +272,11 @@ impl App {
 
     pub fn addr(&self) -> std::net::SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served when `server.metrics_listen` moved it off [`addr`](Self::addr).
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_addr
     }
 
     /// Re-reads the scenes file now (SIGHUP) instead of at the next poll.

@@ -13,6 +13,7 @@
 //! | `POST /_sim/projects/{appId}/players/{id}/fail` | | `{"found":bool}`, 404 when not found |
 //! | `POST /_sim/projects/{appId}/players/{id}/destroy` | `{"reason":".."}` (optional) | same |
 //! | `PUT /_sim/projects/{appId}/ncs-url` | `{"url":".."\|null}` | `{"found":bool}` |
+//! | `PUT /_sim/ncs-ips` | `{"ips":["IP",..]}` | `{}` |
 //! | `GET /_sim/history` | | `[HistoryEntry]` |
 //! | `POST /_sim/faults` | `FaultRule` | `{}` |
 //! | `DELETE /_sim/faults` | | `{}` |
@@ -20,7 +21,10 @@
 //! | `GET /_sim/notices` | | `[DeliveryRecord]` |
 //! | `GET /_sim/violations` | | `{"qps":N,"quota":N}` |
 //! | `PUT /_sim/ncs-chaos` | `NcsChaos` | `{}` |
+//! | `PUT /_sim/sources/{name}` | `{"mode":"up"\|"down"\|"frozen"}` | `{}` |
+//! | `POST /_sim/sources/{name}/rtmp` | | `{"url":"rtmp://.."}` (starts its responder) |
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +38,7 @@ use serde_json::json;
 
 use super::faults::FaultRule;
 use super::ncs::{DeliveryRecord, NcsChaos};
+use super::sources::SourceMode;
 use super::state::{HistoryEntry, SimPlayer, Violations};
 use super::{Inner, SimHandle, lock};
 use crate::agora::model::{CreatePlayer, CreateRequest};
@@ -120,6 +125,10 @@ impl Inner {
         }
     }
 
+    pub(crate) fn set_ncs_ips(&self, ips: Vec<IpAddr>) {
+        *lock(&self.ncs_ips) = ips;
+    }
+
     pub(crate) fn inject(&self, rule: FaultRule) {
         lock(&self.faults).add(rule);
     }
@@ -176,6 +185,11 @@ impl SimHandle {
             .unwrap_or_default()
     }
 
+    /// Replaces what the NCS IP query API answers.
+    pub fn set_ncs_ips(&self, ips: Vec<IpAddr>) {
+        self.inner.set_ncs_ips(ips);
+    }
+
     /// Answers the next `rule.count` matching REST requests with `rule.action`.
     pub fn inject(&self, rule: FaultRule) {
         self.inner.inject(rule);
@@ -205,6 +219,31 @@ impl SimHandle {
     pub fn violations(&self) -> Violations {
         self.inner.violations()
     }
+
+    /// Takes source `name` down, freezes it, or brings it back (see `sources`).
+    pub fn set_source(&self, name: &str, mode: SourceMode) {
+        self.inner.set_source(name, mode);
+    }
+
+    /// The live HLS media playlist of source `name`.
+    pub fn hls_url(&self, name: &str) -> String {
+        format!("{}/_src/{name}/index.m3u8", self.base_url())
+    }
+
+    /// A master playlist of source `name` pointing at [`SimHandle::hls_url`].
+    pub fn hls_master_url(&self, name: &str) -> String {
+        format!("{}/_src/{name}/master.m3u8", self.base_url())
+    }
+
+    /// A plain file (FLV, MP4, an image: the bytes are the same) of source `name`.
+    pub fn file_url(&self, name: &str, file: &str) -> String {
+        format!("{}/_src/{name}/{file}", self.base_url())
+    }
+
+    /// The RTMP URL of source `name`, starting its handshake responder.
+    pub async fn rtmp_url(&self, name: &str) -> std::io::Result<String> {
+        self.inner.rtmp_url(name).await
+    }
 }
 
 type Shared = State<Arc<Inner>>;
@@ -218,6 +257,16 @@ struct AdvanceBody {
 struct DestroyBody {
     #[serde(default)]
     reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NcsIpsBody {
+    ips: Vec<IpAddr>,
+}
+
+#[derive(Deserialize)]
+struct SourceBody {
+    mode: SourceMode,
 }
 
 #[derive(Deserialize)]
@@ -247,12 +296,15 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
             post(destroy),
         )
         .route("/_sim/projects/{app_id}/ncs-url", put(ncs_url))
+        .route("/_sim/ncs-ips", put(ncs_ips))
         .route("/_sim/history", get(history))
         .route("/_sim/faults", post(faults).delete(clear_faults))
         .route("/_sim/requests", get(requests))
         .route("/_sim/notices", get(notices))
         .route("/_sim/violations", get(violations))
         .route("/_sim/ncs-chaos", put(ncs_chaos))
+        .route("/_sim/sources/{name}", put(set_source))
+        .route("/_sim/sources/{name}/rtmp", post(rtmp_source))
         .with_state(inner)
 }
 
@@ -299,6 +351,11 @@ async fn ncs_url(
     found(inner.set_ncs_url(&app_id, body.url))
 }
 
+async fn ncs_ips(State(inner): Shared, Json(body): Json<NcsIpsBody>) -> Json<serde_json::Value> {
+    inner.set_ncs_ips(body.ips);
+    Json(json!({}))
+}
+
 async fn history(State(inner): Shared) -> Json<Vec<HistoryEntry>> {
     Json(inner.history())
 }
@@ -328,4 +385,24 @@ async fn ncs_chaos(State(inner): Shared, Json(chaos): Json<NcsChaos>) -> Json<se
 async fn clear_faults(State(inner): Shared) -> Json<serde_json::Value> {
     inner.clear_faults();
     Json(json!({}))
+}
+
+async fn set_source(
+    State(inner): Shared,
+    Path(name): Path<String>,
+    Json(body): Json<SourceBody>,
+) -> Json<serde_json::Value> {
+    inner.set_source(&name, body.mode);
+    Json(json!({}))
+}
+
+async fn rtmp_source(State(inner): Shared, Path(name): Path<String>) -> Response {
+    match inner.rtmp_url(&name).await {
+        Ok(url) => Json(json!({ "url": url })).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "message": e.to_string() })),
+        )
+            .into_response(),
+    }
 }

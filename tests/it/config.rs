@@ -101,7 +101,16 @@ fn shipped_config_loads_with_its_demo_secrets() {
     assert_eq!(cfg.scenes_path, cfg.settings.scenes_file);
     assert!(cfg.scenes_path.ends_with("config/scenes.yaml"));
     assert_eq!(cfg.settings.reconcile.list_lag.as_secs(), 12);
-    assert!(cfg.settings.server.admin_token.is_none());
+    assert_eq!(
+        cfg.settings
+            .server
+            .admin_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_string())
+            .as_deref(),
+        Some("demo-admin-token")
+    );
+    assert!(!cfg.settings.ncs_allowlist.enforce);
     assert!(cfg.settings.app_webhook.is_none());
     assert_eq!(cfg.settings.reports.window, Duration::from_secs(30));
     assert_eq!(cfg.settings.reports.threshold, 3);
@@ -349,6 +358,11 @@ fn catalogue_of_bad_scenes() {
             "strikes out of range",
             GOOD_SCENE.replace("backups: 2", "backups: 2\n    strikes: 11"),
             "DIR/scenes.yaml:8:14: scenes[0].strikes: strikes must be between 1 and 10, got 11\n",
+        ),
+        (
+            "volume out of range",
+            GOOD_SCENE.replace("backups: 2", "backups: 2\n    volume: 201"),
+            ":8:13: scenes[0].volume: volume must be between 0 and 200, got 201",
         ),
         (
             "hold_down out of range",

@@ -149,6 +149,7 @@ async fn no_output_of_a_full_scenario_contains_a_secret() {
     let news_healthy = || async {
         let r = http
             .get(format!("{base}/v1/scenes/news"))
+            .bearer_auth(ADMIN_TOKEN)
             .send()
             .await
             .ok()?;
@@ -241,14 +242,30 @@ async fn no_output_of_a_full_scenario_contains_a_secret() {
         ));
         assert!(status.is_client_error(), "{}", answers.last().unwrap());
     }
-    for path in [
-        "/v1/scenes",
-        "/v1/scenes/news",
-        "/v1/scenes/nope",
-        "/metrics",
-        "/healthz",
-        "/readyz",
-    ] {
+    for path in ["/v1/scenes", "/v1/scenes/news", "/v1/scenes/nope"] {
+        for token in [ADMIN_TOKEN, "wrong"] {
+            let r = http
+                .get(format!("{base}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            answers.push(format!(
+                "GET {path} -> {status}: {}",
+                r.text().await.unwrap()
+            ));
+            if token != ADMIN_TOKEN {
+                assert_eq!(
+                    status,
+                    StatusCode::UNAUTHORIZED,
+                    "{}",
+                    answers.last().unwrap()
+                );
+            }
+        }
+    }
+    for path in ["/metrics", "/healthz", "/readyz"] {
         let r = http.get(format!("{base}{path}")).send().await.unwrap();
         answers.push(format!(
             "GET {path} -> {}: {}",
