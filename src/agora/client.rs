@@ -27,6 +27,10 @@ mod ncs_ip;
 
 pub use ncs_ip::{NCS_IP_PATHS, NcsIps};
 
+/// Longest pause a `Retry-After` can impose. Agora documents none; a larger value is a
+/// broken answer, and honouring it would stop failovers (or overflow the clock).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
 /// One rate limiter per API, as Agora counts them (§1.10).
 #[derive(Debug)]
 pub struct ApiLimiters {
@@ -441,7 +445,7 @@ async fn refusal(op: Op, response: Response, sent_request_id: &str) -> ApiError 
     let resource_id = header("X-Resource-ID");
     let retry_after = header("Retry-After")
         .and_then(|v| v.parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .map(|secs| Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     let body = response.bytes().await.unwrap_or_default();
     let message = serde_json::from_slice::<ErrorBody>(&body)
         .ok()

@@ -290,8 +290,9 @@ fn catalogue_of_bad_scenes() {
             "unknown key",
             GOOD_SCENE.replace("backups: 2", "backups: 2\n    backup: 2"),
             "DIR/scenes.yaml:8:5: scenes[0].backup: unknown field `backup`, expected one of name, \
-             project, channel, stream_url, region, backups, priority, idle_timeout, token, uids, \
-             failback, hold_down, strikes, app_webhook\n",
+             project, channel, stream_url, backup_stream_urls, slate_url, region, backups, \
+             priority, idle_timeout, token, volume, uids, failback, hold_down, strikes, \
+             app_webhook\n",
         ),
         (
             "duplicate key",
@@ -362,7 +363,7 @@ fn catalogue_of_bad_scenes() {
         (
             "volume out of range",
             GOOD_SCENE.replace("backups: 2", "backups: 2\n    volume: 201"),
-            ":8:13: scenes[0].volume: volume must be between 0 and 200, got 201",
+            "DIR/scenes.yaml:8:13: scenes[0].volume: volume must be between 0 and 200, got 201\n",
         ),
         (
             "hold_down out of range",
