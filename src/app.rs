@@ -54,8 +54,12 @@ pub enum AppError {
 /// A running pullkeeper.
 pub struct App {
     addr: std::net::SocketAddr,
+    /// Stops the work: controllers, API calls not yet sent, reloads, housekeeping.
     cancel: CancellationToken,
     tracker: TaskTracker,
+    /// Stops the HTTP server, last, so `/readyz` answers 503 while the work drains.
+    stop_serving: CancellationToken,
+    server: TaskTracker,
     scenes: watch::Sender<Arc<Vec<Scene>>>,
     accepting: Arc<AtomicBool>,
     reload_now: Arc<Notify>,
@@ -77,6 +81,16 @@ impl App {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let (scenes_tx, scenes_rx) = watch::channel(Arc::new(config.scenes.clone()));
+        if let Some(recovery) = store.recovery() {
+            metrics.store_recoveries.inc();
+            tracing::warn!(aside = %recovery.aside.display(),
+                "started from an empty store; adopting players from List");
+        }
+        // After a lost store, a player created just before the start may not show in
+        // List for the List lag; until then only what List shows is acted on.
+        let unseen_until_ms = store.recovery().map_or(0, |_| {
+            clock.now_ms() + config.settings.reconcile.list_lag.as_millis() as u64
+        });
         let mut listed = Vec::new();
         let mut inboxes = HashMap::new();
         let (switch_tx, switch_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -89,10 +103,12 @@ impl App {
         ));
 
         for project in &config.settings.projects {
-            let client = build_client(project, &metrics).map_err(|source| AppError::Client {
-                project: project.id.clone(),
-                source,
-            })?;
+            let client = build_client(project, &metrics)
+                .map_err(|source| AppError::Client {
+                    project: project.id.clone(),
+                    source,
+                })?
+                .with_stop(cancel.clone());
             let flag = Arc::new(AtomicBool::new(false));
             let inbox = Arc::new(Inbox::default());
             inboxes.insert(project.id.clone(), inbox.clone());
@@ -113,6 +129,7 @@ impl App {
                 inbox,
                 reports: config.settings.reports.clone(),
                 switches: Some(switch_tx.clone()),
+                unseen_until_ms,
             };
             tracker.spawn(controller.run(cancel.child_token()));
         }
@@ -170,8 +187,10 @@ impl App {
             accepting: accepting.clone(),
         };
         let addr = listener.local_addr()?;
-        let server_cancel = cancel.child_token();
-        tracker.spawn(async move {
+        let stop_serving = CancellationToken::new();
+        let server_cancel = stop_serving.clone();
+        let server = TaskTracker::new();
+        server.spawn(async move {
             let serve = axum::serve(listener, router(state).merge(ncs).merge(reports))
                 .with_graceful_shutdown(server_cancel.cancelled_owned());
             if let Err(e) = serve.await {
@@ -179,11 +198,14 @@ impl App {
             }
         });
         tracker.close();
+        server.close();
         tracing::info!(%addr, "pullkeeper listening");
         Ok(App {
             addr,
             cancel,
             tracker,
+            stop_serving,
+            server,
             scenes: scenes_tx,
             accepting,
             reload_now,
@@ -207,16 +229,26 @@ impl App {
         self.scenes.send_replace(Arc::new(scenes));
     }
 
-    /// Stops taking work, lets in-flight calls finish within [`SHUTDOWN_GRACE`], flushes
-    /// the store. Never deletes a player: streams outlive their supervisor.
+    /// Goes unready, starts no new work (calls waiting for the rate limiter are not
+    /// sent), lets calls already sent finish, stops serving HTTP and flushes the store,
+    /// all within [`SHUTDOWN_GRACE`]. Never deletes a player: streams outlive their
+    /// supervisor, and the next start adopts them.
     pub async fn shutdown(self) {
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         self.accepting.store(false, Ordering::Release);
         self.cancel.cancel();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
+        if tokio::time::timeout_at(deadline, self.tracker.wait())
             .await
             .is_err()
         {
             tracing::warn!("in-flight work did not finish within the shutdown grace period");
+        }
+        self.stop_serving.cancel();
+        if tokio::time::timeout_at(deadline, self.server.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("HTTP connections still open at the end of the grace period");
         }
         if let Err(e) = self.store.flush().await {
             tracing::error!(error = %e, "store flush at shutdown failed");

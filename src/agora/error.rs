@@ -52,6 +52,8 @@ pub enum ErrorClass {
     Dns,
     /// A 2xx whose body did not decode.
     Decode,
+    /// Never sent: shutdown began while it waited for its turn.
+    Stopped,
 }
 
 /// What Agora said when it refused a request, with the ids its docs ask us to log (§1.12).
@@ -87,6 +89,8 @@ pub enum ApiError {
         detail: String,
         request_id: String,
     },
+    #[error("{op}: not sent, pullkeeper is shutting down")]
+    Stopped { op: Op },
 }
 
 /// Why a request got no HTTP answer.
@@ -114,7 +118,8 @@ impl ApiError {
         match self {
             ApiError::Status { op, .. }
             | ApiError::Transport { op, .. }
-            | ApiError::Decode { op, .. } => *op,
+            | ApiError::Decode { op, .. }
+            | ApiError::Stopped { op } => *op,
         }
     }
 
@@ -132,6 +137,7 @@ impl ApiError {
                 _ => ErrorClass::Network,
             },
             ApiError::Decode { .. } => ErrorClass::Decode,
+            ApiError::Stopped { .. } => ErrorClass::Stopped,
         }
     }
 
@@ -154,6 +160,7 @@ impl ApiError {
             ErrorClass::Network => "network",
             ErrorClass::Dns => "dns",
             ErrorClass::Decode => "decode",
+            ErrorClass::Stopped => "stopped",
         }
     }
 }

@@ -8,7 +8,9 @@
 //!
 //! Rules, each a test below:
 //! - one player per slot (slot 0 master, 1..=backups), named `{prefix}_{scene}_{slot}_{gen}`;
-//! - a slot with no player gets one; a player List shows under a slot's name is adopted;
+//! - a slot with no player gets one (after a lost store, only once List can show every
+//!   player created before the start); a player List shows under a slot's name is
+//!   adopted, and so is a UID List shows differently from the record;
 //! - a created player absent from List is only missing once the List lag has passed and
 //!   it has collected its scene's strike threshold of consecutive absences;
 //!   a missing intent is retried under the same name and UID (a 409 makes that safe),
@@ -57,6 +59,10 @@ pub struct PlanInput<'a> {
     pub now_ms: u64,
     pub list_lag_ms: u64,
     pub max_players: u32,
+    /// Until this instant a slot with neither a record nor a listed player gets none:
+    /// the store was lost at start, and a player created just before may not show in
+    /// List yet (§1.6). 0 when the store was intact.
+    pub unseen_until_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +200,12 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                         Current::Pending(next)
                     }
                     Some(o) => {
-                        if r.phase != Phase::Created || r.id.as_deref() != Some(&o.player.id) {
+                        // A 409 names the player but not its UID; List tells the UID.
+                        let uid_differs = o.player.uid.is_some_and(|u| u != u64::from(r.uid));
+                        if r.phase != Phase::Created
+                            || r.id.as_deref() != Some(&o.player.id)
+                            || uid_differs
+                        {
                             adopts.push(adopt(&key, o));
                         }
                         Current::Player(r.generation, o)
@@ -228,6 +239,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                         Current::Pending(next)
                     }
                 }
+            } else if input.now_ms < input.unseen_until_ms {
+                Current::Pending(1)
             } else {
                 creates.push((scene.priority, key.clone(), fresh(input, &key, 1)));
                 Current::Pending(1)

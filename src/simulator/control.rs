@@ -15,6 +15,7 @@
 //! | `PUT /_sim/projects/{appId}/ncs-url` | `{"url":".."\|null}` | `{"found":bool}` |
 //! | `GET /_sim/history` | | `[HistoryEntry]` |
 //! | `POST /_sim/faults` | `FaultRule` | `{}` |
+//! | `DELETE /_sim/faults` | | `{}` (every rule forgotten) |
 //! | `GET /_sim/requests` | | `[RequestRecord]` |
 //! | `GET /_sim/notices` | | `[DeliveryRecord]` |
 
@@ -121,6 +122,10 @@ impl Inner {
         lock(&self.faults).add(rule);
     }
 
+    pub(crate) fn clear_faults(&self) {
+        lock(&self.faults).clear();
+    }
+
     pub(crate) fn requests(&self) -> Vec<RequestRecord> {
         lock(&self.requests).clone()
     }
@@ -168,6 +173,11 @@ impl SimHandle {
     /// Answers the next `rule.count` matching REST requests with `rule.action`.
     pub fn inject(&self, rule: FaultRule) {
         self.inner.inject(rule);
+    }
+
+    /// Forgets every injected fault rule, used up or not.
+    pub fn clear_faults(&self) {
+        self.inner.clear_faults();
     }
 
     /// Every REST request so far, in arrival order.
@@ -222,7 +232,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         )
         .route("/_sim/projects/{app_id}/ncs-url", put(ncs_url))
         .route("/_sim/history", get(history))
-        .route("/_sim/faults", post(faults))
+        .route("/_sim/faults", post(faults).delete(clear_faults))
         .route("/_sim/requests", get(requests))
         .route("/_sim/notices", get(notices))
         .with_state(inner)
@@ -277,6 +287,11 @@ async fn history(State(inner): Shared) -> Json<Vec<HistoryEntry>> {
 
 async fn faults(State(inner): Shared, Json(rule): Json<FaultRule>) -> Json<serde_json::Value> {
     inner.inject(rule);
+    Json(json!({}))
+}
+
+async fn clear_faults(State(inner): Shared) -> Json<serde_json::Value> {
+    inner.clear_faults();
     Json(json!({}))
 }
 

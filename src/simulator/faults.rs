@@ -52,6 +52,11 @@ impl Faults {
         }
     }
 
+    /// Forgets every rule, used up or not: the misbehaviour ends now.
+    pub fn clear(&mut self) {
+        self.rules.clear();
+    }
+
     /// The action for this request, using up one match of the first matching rule.
     pub fn take(&mut self, method: &str, path_and_query: &str) -> Option<FaultAction> {
         let pos = self.rules.iter().position(|r| {
@@ -100,6 +105,14 @@ mod tests {
             Some(FaultAction::Status(503))
         );
         assert_eq!(f.take("POST", "/na/players"), None);
+        f.add(FaultRule {
+            method: None,
+            path_contains: "".into(),
+            count: 1000,
+            action: FaultAction::Status(503),
+        });
+        f.clear();
+        assert_eq!(f.take("GET", "/v1/players"), None);
     }
 
     #[test]

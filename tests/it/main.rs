@@ -1,5 +1,6 @@
 //! The single integration-test binary; each module tests one part of pullkeeper.
 
+mod audit;
 mod client;
 mod config;
 mod domains;
@@ -9,6 +10,7 @@ mod harness;
 mod ncs;
 mod ncs_failover;
 mod observability;
+mod recovery;
 mod reload;
 mod simulator_ncs;
 mod simulator_rest;
