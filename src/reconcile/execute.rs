@@ -83,6 +83,9 @@ impl Executor {
         };
         record.phase = Phase::Created;
         record.id = Some(id.clone());
+        // Agora created the player somewhere between request and answer, and a slow
+        // answer can come long after the request: List's lag counts from the answer.
+        record.created_at_ms = self.clock.now_ms();
         self.store.put_slot(key, &record)?;
         self.store.flush().await?;
         tracing::info!(

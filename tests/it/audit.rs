@@ -16,6 +16,9 @@ pub struct Audit {
     pub creates: usize,
     /// Live players beyond one per slot, plus live players sharing a name.
     pub duplicates: usize,
+    /// Players of ours deleted without ever failing: each was, while it lived, a second
+    /// healthy player for its slot (no scene or slot is removed in these tests).
+    pub healthy_deleted: usize,
     /// Live players with pullkeeper's prefix that belong to no desired slot.
     pub orphans: usize,
     /// Creates of a UID that was already created before in the same channel.
@@ -35,8 +38,13 @@ impl fmt::Display for Audit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "creates={} duplicates={} orphans={} uid_reuse={} missing={}",
-            self.creates, self.duplicates, self.orphans, self.uid_reuse, self.missing
+            "creates={} duplicates={} healthy_deleted={} orphans={} uid_reuse={} missing={}",
+            self.creates,
+            self.duplicates,
+            self.healthy_deleted,
+            self.orphans,
+            self.uid_reuse,
+            self.missing
         )
     }
 }
@@ -50,6 +58,10 @@ pub fn audit(sim: &SimHandle, desired: &[(String, u32)]) -> Audit {
             .is_some()
     };
     let creates = history.iter().filter(|h| ours(&h.name)).count();
+    let healthy_deleted = history
+        .iter()
+        .filter(|h| ours(&h.name) && h.deleted_at_ms.is_some() && h.failed_at_ms.is_none())
+        .count();
     let mut by_uid: BTreeMap<(&str, u64), (usize, bool)> = BTreeMap::new();
     for h in &history {
         if let Some(uid) = h.uid {
@@ -101,6 +113,7 @@ pub fn audit(sim: &SimHandle, desired: &[(String, u32)]) -> Audit {
     Audit {
         creates,
         duplicates,
+        healthy_deleted,
         orphans,
         uid_reuse,
         missing,
