@@ -14,6 +14,8 @@
 //!   is O(1) in the common case and never walks back into used space.
 //! - `onair`: `{project}\0{scene}` → the scene's on-air player and its version.
 //! - `update_sequences`: player id → the last Update `sequence` sent to it.
+//! - `meta`: the format marker that tells an intact store from one that lost its
+//!   contents (see `recover`, which also moves an unreadable store aside).
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
