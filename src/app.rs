@@ -19,6 +19,7 @@ use crate::agora::{ApiLimiters, ClientConfig, MediaPullClient};
 use crate::clock::Clock;
 use crate::config::{Config, Project, Rate, Scene};
 use crate::limits::{RateLimiter, WindowSpec};
+use crate::loglevel::LogLevelState;
 use crate::ncs::dedupe::{NoticeLog, TTL_MS};
 use crate::ncs::inbox::Inbox;
 use crate::ncs::receiver::{self, NcsProject, NcsState};
@@ -29,7 +30,7 @@ use crate::reports::ReportsState;
 use crate::server::{ServerState, router};
 use crate::status::StatusBoard;
 use crate::store::Store;
-use crate::telemetry::Metrics;
+use crate::telemetry::{LogLevel, Metrics};
 
 /// Widens every rate window a little: a request sent one window after another can
 /// arrive slightly sooner than that (see `limits::window`).
@@ -75,6 +76,17 @@ impl App {
         store: Store,
         listener: TcpListener,
     ) -> Result<App, AppError> {
+        App::start_with_log_level(config, store, listener, None).await
+    }
+
+    /// [`App::start`] that also serves `/v1/log-level` through `log_level`, the handle on
+    /// the process's log filter (there is none where logging was not set up).
+    pub async fn start_with_log_level(
+        config: Config,
+        store: Store,
+        listener: TcpListener,
+        log_level: Option<LogLevel>,
+    ) -> Result<App, AppError> {
         let metrics = Metrics::new();
         let board = StatusBoard::default();
         let clock = Clock::new();
@@ -103,6 +115,7 @@ impl App {
         ));
 
         for project in &config.settings.projects {
+            metrics.init_project(&project.id);
             let client = build_client(project, &metrics)
                 .map_err(|source| AppError::Client {
                     project: project.id.clone(),
@@ -186,12 +199,19 @@ impl App {
             listed,
             accepting: accepting.clone(),
         };
+        let mut routes = router(state).merge(ncs).merge(reports);
+        if let Some(level) = log_level {
+            routes = routes.merge(crate::loglevel::router(LogLevelState {
+                token: config.settings.server.admin_token.clone(),
+                level,
+            }));
+        }
         let addr = listener.local_addr()?;
         let stop_serving = CancellationToken::new();
         let server_cancel = stop_serving.clone();
         let server = TaskTracker::new();
         server.spawn(async move {
-            let serve = axum::serve(listener, router(state).merge(ncs).merge(reports))
+            let serve = axum::serve(listener, routes)
                 .with_graceful_shutdown(server_cancel.cancelled_owned());
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "HTTP server stopped");

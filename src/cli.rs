@@ -17,6 +17,7 @@ use crate::config;
 use crate::embedded;
 use crate::simulator::{SimConfig, Simulator};
 use crate::store::Store;
+use crate::telemetry::LogLevel;
 
 /// Exit code for a configuration that does not validate (sysexits EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
@@ -74,7 +75,7 @@ pub enum Command {
 }
 
 pub fn main(cli: Cli) -> ExitCode {
-    crate::telemetry::init_logging(matches!(cli.log_format, LogFormat::Json));
+    let log_level = crate::telemetry::init_logging(matches!(cli.log_format, LogFormat::Json));
     match cli.command {
         Command::Check { config } => {
             let mut out = std::io::stdout();
@@ -91,7 +92,7 @@ pub fn main(cli: Cli) -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            exit(runtime().and_then(|rt| rt.block_on(run(loaded, embedded_simulator))))
+            exit(runtime().and_then(|rt| rt.block_on(run(loaded, embedded_simulator, log_level))))
         }
         Command::Simulate { listen, config } => {
             exit(runtime().and_then(|rt| rt.block_on(simulate(listen, config))))
@@ -116,7 +117,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-async fn run(mut config: config::Config, embedded_simulator: bool) -> anyhow::Result<()> {
+async fn run(
+    mut config: config::Config,
+    embedded_simulator: bool,
+    log_level: LogLevel,
+) -> anyhow::Result<()> {
     let simulator = if embedded_simulator {
         let sim = embedded::start(&mut config).await?;
         tracing::info!(url = %sim.base_url(), "embedded Agora simulator running; projects point at it");
@@ -141,7 +146,7 @@ async fn run(mut config: config::Config, embedded_simulator: bool) -> anyhow::Re
         .iter()
         .map(|p| (p.id.clone(), p.app_id.clone()))
         .collect();
-    let app = App::start(config, store, listener).await?;
+    let app = App::start_with_log_level(config, store, listener, Some(log_level.clone())).await?;
     if let Some(sim) = &simulator {
         embedded::deliver_notices_to(sim, app.addr(), &projects);
     }
@@ -153,7 +158,11 @@ async fn run(mut config: config::Config, embedded_simulator: bool) -> anyhow::Re
                 tracing::info!("shutting down; players keep running");
                 break;
             }
-            _ = hangup() => app.reload_scenes(),
+            _ = unix_signal(Unix::Hangup) => app.reload_scenes(),
+            _ = unix_signal(Unix::User1) => match log_level.toggle_debug() {
+                Ok(directive) => tracing::warn!(directive, "SIGUSR1: log level toggled"),
+                Err(e) => tracing::error!(error = %e, "SIGUSR1: cannot change the log level"),
+            },
             _ = app.stopped() => break,
         }
     }
@@ -180,13 +189,30 @@ async fn simulate(listen: SocketAddr, config: Option<PathBuf>) -> anyhow::Result
     Ok(())
 }
 
-/// The next SIGHUP: reload the scenes file. Never resolves where there is none.
-async fn hangup() {
+/// Signals with a job while running: SIGHUP re-reads the scenes file, SIGUSR1 toggles
+/// debug logs.
+#[derive(Clone, Copy)]
+enum Unix {
+    Hangup,
+    User1,
+}
+
+/// The next `which` signal. Never resolves where there is none.
+async fn unix_signal(which: Unix) {
     #[cfg(unix)]
-    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        hup.recv().await;
-        return;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let kind = match which {
+            Unix::Hangup => SignalKind::hangup(),
+            Unix::User1 => SignalKind::user_defined1(),
+        };
+        if let Ok(mut stream) = signal(kind) {
+            stream.recv().await;
+            return;
+        }
     }
+    #[cfg(not(unix))]
+    let _ = which;
     std::future::pending::<()>().await
 }
 

@@ -9,6 +9,7 @@
 //! - [`reconcile`]: `plan` (pure decision), `execute` (effects), `controller` (the loop).
 //! - [`status`]: per-scene status and the on-air player, as served on `/v1/scenes`.
 //! - [`server`]: health, readiness, metrics and status endpoints.
+//! - [`auth`]: the admin bearer token check; [`loglevel`]: the runtime log level endpoint.
 //! - [`telemetry`]: Prometheus metrics and logging.
 //! - [`ncs`]: Agora's notification (webhook) bodies and signatures.
 //! - [`simulator`]: an Agora Media Pull + NCS simulator for the demo and the tests.
@@ -17,11 +18,13 @@
 pub mod agora;
 pub mod app;
 pub mod appwebhook;
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod embedded;
 pub mod limits;
+pub mod loglevel;
 pub mod ncs;
 pub mod reconcile;
 pub mod reload;

@@ -10,12 +10,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::auth::bearer_matches;
 use crate::clock::Clock;
 use crate::ncs::inbox::{Inbox, Observation, PlayerEvent};
 use crate::status::StatusBoard;
@@ -43,7 +44,7 @@ pub fn router(state: ReportsState) -> Router {
         .with_state(state)
 }
 
-fn answer(status: StatusCode, message: &str) -> Response {
+pub(crate) fn answer(status: StatusCode, message: &str) -> Response {
     (
         status,
         axum::Json(serde_json::json!({ "message": message })),
@@ -63,12 +64,7 @@ async fn report(
             "reports are off: set server.admin_token",
         );
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !constant_time_eq(presented.as_bytes(), token.expose_secret().as_bytes()) {
+    if !bearer_matches(&headers, token) {
         return answer(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
     }
     let Ok(report) = serde_json::from_slice::<Report>(&body) else {
@@ -97,26 +93,4 @@ async fn report(
         axum::Json(serde_json::json!({"status": "counted"})),
     )
         .into_response()
-}
-
-/// Equality whose time depends only on the lengths, so a guess learns nothing from how
-/// fast it was refused.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn equality() {
-        assert!(constant_time_eq(b"token", b"token"));
-        assert!(!constant_time_eq(b"token", b"tokeN"));
-        assert!(!constant_time_eq(b"token", b"token2"));
-        assert!(!constant_time_eq(b"", b"x"));
-    }
 }

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use crate::agora::model::Region;
 use crate::reconcile::onair::OnAir;
+use crate::reconcile::spec::Spec;
 
 mod recover;
 pub use recover::Recovery;
@@ -90,6 +91,10 @@ pub struct SlotRecord {
     pub id: Option<String>,
     /// When the last Create for this player was sent (Unix ms): the List lag counts from here.
     pub created_at_ms: u64,
+    /// What the player was asked to run. `None` in records written before pullkeeper
+    /// remembered it; the plan re-adopts such a player to learn it.
+    #[serde(default)]
+    pub spec: Option<Spec>,
 }
 
 impl SlotRecord {
@@ -238,13 +243,15 @@ impl Store {
     }
 
     /// The next Update `sequence` for a player: strictly increasing per player, across
-    /// restarts (§1.7: Agora applies the highest sequence it has seen).
-    pub fn next_sequence(&self, player_id: &str) -> Result<u64, StoreError> {
+    /// restarts, and at least `floor` (§1.7: Agora applies the highest sequence it has
+    /// seen and ignores older ones). With the current Unix second as the floor, a store
+    /// that lost its sequences still sends numbers above those it sent before.
+    pub fn next_sequence(&self, player_id: &str, floor: u64) -> Result<u64, StoreError> {
         let next = self.sequences.update_and_fetch(player_id, |old| {
             let n = old
                 .and_then(|v| <[u8; 8]>::try_from(v).ok())
                 .map_or(0, |b| u64::from_be_bytes(b) + 1);
-            Some(n.to_be_bytes().to_vec())
+            Some(n.max(floor).to_be_bytes().to_vec())
         })?;
         Ok(next
             .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
@@ -374,6 +381,7 @@ mod tests {
             region: Region::Na,
             id: None,
             created_at_ms: 5,
+            spec: None,
         }
     }
 
@@ -440,9 +448,21 @@ mod tests {
     #[test]
     fn update_sequences_increase_per_player() {
         let store = Store::temporary().unwrap();
-        let got: Vec<u64> = (0..3).map(|_| store.next_sequence("a").unwrap()).collect();
+        let got: Vec<u64> = (0..3)
+            .map(|_| store.next_sequence("a", 0).unwrap())
+            .collect();
         assert_eq!(got, vec![0, 1, 2]);
-        assert_eq!(store.next_sequence("b").unwrap(), 0);
+        assert_eq!(store.next_sequence("b", 0).unwrap(), 0);
+        assert_eq!(
+            store.next_sequence("a", 100).unwrap(),
+            100,
+            "the floor lifts it"
+        );
+        assert_eq!(
+            store.next_sequence("a", 50).unwrap(),
+            101,
+            "and it never goes back"
+        );
     }
 
     #[tokio::test]

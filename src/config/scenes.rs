@@ -42,6 +42,9 @@ pub struct Scene {
     pub idle_timeout: u32,
     /// RTC token, when the App Certificate is enabled (§1.4).
     pub token: Option<SecretString>,
+    /// Audio volume, 0..=200 (§1.7); default 100, Agora's own. Create cannot set it, so a
+    /// new player gets it by Update, as does a reload that changes it.
+    pub volume: u32,
     /// UIDs this scene's players use; they must be unique in the channel.
     pub uids: UidRange,
     /// What the apps do once the master is healthy again after a failover.
@@ -107,6 +110,8 @@ pub(crate) struct RawScene {
     pub idle_timeout: Option<Spanned<i64>>,
     #[serde(default)]
     pub token: Option<Spanned<SecretRef>>,
+    #[serde(default)]
+    pub volume: Option<Spanned<i64>>,
     pub uids: Spanned<RawUids>,
     #[serde(default)]
     pub failback: Option<Failback>,

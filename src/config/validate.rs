@@ -17,10 +17,13 @@ use super::scenes::{RawScene, Scene, Text, UidRange};
 use super::secret;
 use super::settings::{Settings, check_slug};
 use crate::agora::model::{Region, limits};
+use crate::reconcile::spec::DEFAULT_VOLUME;
 
 /// At most this many standby players per scene; more only burns the project's quota.
 pub const MAX_BACKUPS: i64 = 10;
 const DEFAULT_IDLE_TIMEOUT: i64 = 300;
+/// Highest audio volume Update accepts (§1.7).
+const MAX_VOLUME: i64 = 200;
 /// Longest `hold_down`; a master that must run longer than this before traffic returns to
 /// it is better served by `failback: non-revertive`.
 pub const MAX_HOLD_DOWN: Duration = Duration::from_secs(600);
@@ -104,6 +107,15 @@ fn scene(
         "idle_timeout (seconds)",
         diags,
     );
+    let volume = ranged(
+        raw.volume.as_ref(),
+        i64::from(DEFAULT_VOLUME),
+        0,
+        MAX_VOLUME,
+        &format!("{path}.volume"),
+        "volume",
+        diags,
+    );
     let strike_threshold = ranged(
         raw.strikes.as_ref(),
         DEFAULT_STRIKES,
@@ -126,6 +138,7 @@ fn scene(
             .token
             .as_ref()
             .map(|t| secret::resolve(t, base_dir, env, &format!("{path}.token"), diags)),
+        volume,
         uids: uids(raw, backups, &format!("{path}.uids"), diags),
         failback: raw.failback.unwrap_or_default(),
         hold_down: hold_down(raw.hold_down.as_ref(), &format!("{path}.hold_down"), diags),

@@ -23,11 +23,12 @@ use crate::config::{Project, ReconcileSettings, ReportSettings, Scene};
 use crate::ncs::inbox::{Inbox, PlayerEvent};
 use crate::reconcile::busy::Busy;
 use crate::reconcile::evidence::Evidence;
-use crate::reconcile::execute::{ExecError, Executor, delete_regions};
-use crate::reconcile::plan::{Action, DesiredScene, PlanInput, plan};
+use crate::reconcile::execute::{ExecError, Executor};
+use crate::reconcile::launch::Done;
+use crate::reconcile::plan::{DesiredScene, PlanInput, plan};
 use crate::reconcile::publish::{Picture, Publisher, Switch};
 use crate::reconcile::wake::{sleep_until_opt, tick_opt};
-use crate::reconcile::{health, naming, observe};
+use crate::reconcile::{health, naming, observe, spec};
 use crate::status::StatusBoard;
 use crate::store::{SlotKey, SlotRecord};
 use crate::telemetry::Metrics;
@@ -54,19 +55,6 @@ pub struct ProjectController {
     pub switches: Option<tokio::sync::mpsc::UnboundedSender<Switch>>,
     /// Unix ms until which slots List does not show get no player (see `PlanInput`).
     pub unseen_until_ms: u64,
-}
-
-/// What a finished action frees.
-enum Done {
-    Slot(SlotKey, bool),
-    Player(String, bool),
-    /// A probe of the player `id` (named `name`, current in slot `key`) ended: `Some(true)`
-    /// healthy, `Some(false)` a strike (404 or 5xx), `None` no evidence either way.
-    Probe {
-        key: SlotKey,
-        id: String,
-        verdict: Option<bool>,
-    },
 }
 
 /// The controller's memory between passes.
@@ -129,6 +117,12 @@ impl ProjectController {
                         }
                         mem.busy.slot_done(key, ok);
                     }
+                    Ok(Done::Update(key, ok)) => {
+                        if !ok {
+                            self.metrics.retries.with_label_values(&["update"]).inc();
+                        }
+                        mem.busy.slot_done(key, ok);
+                    }
                     Ok(Done::Player(id, ok)) => {
                         if ok {
                             if let Some(players) = &mut mem.players {
@@ -141,10 +135,13 @@ impl ProjectController {
                         }
                         mem.busy.player_done(id, ok);
                     }
-                    Ok(Done::Probe { key, id, verdict }) => self.judge_probe(&mut mem, key, id, verdict),
+                    Ok(Done::Probe { key, id, verdict }) => {
+                        mem.busy.slots.remove(&key);
+                        self.judge_probe(&mut mem, key, id, verdict);
+                    }
                     Err(e) => tracing::error!(project = %project, error = %e, "action task panicked"),
                 },
-                _ = tick_opt(&mut probe) => self.start_probes(&mem, &mut tasks),
+                _ = tick_opt(&mut probe) => self.start_probes(&mut mem, &mut tasks),
                 _ = self.inbox.notified() => {}
                 _ = sleep_until_opt(wake_at) => {}
             }
@@ -222,7 +219,10 @@ impl ProjectController {
     }
 
     /// Probes every slot's current player that List shows alive and nobody is busy with.
-    fn start_probes(&self, mem: &Memory, tasks: &mut JoinSet<Done>) {
+    ///
+    /// A probe is an Update too, so its slot is busy meanwhile: a real Update sent at the
+    /// same time could arrive second with the lower sequence and be ignored (§1.7).
+    fn start_probes(&self, mem: &mut Memory, tasks: &mut JoinSet<Done>) {
         let (Some(players), Ok(records)) = (&mem.players, self.records()) else {
             return;
         };
@@ -237,6 +237,7 @@ impl ProjectController {
             if !listed || busy_slots.contains(&key) {
                 continue;
             }
+            mem.busy.slots.insert(key.clone());
             let exec = self.executor.clone();
             tasks.spawn(async move {
                 let verdict = match exec.probe(record.region, &id).await {
@@ -327,11 +328,17 @@ impl ProjectController {
             .collect();
         let desired: Vec<DesiredScene> = scenes
             .iter()
-            .map(|s| DesiredScene {
-                name: s.name.clone(),
-                slots: s.backups + 1,
-                priority: s.priority,
-                strike_threshold: s.strike_threshold,
+            .map(|s| {
+                let (live, fixed) = spec::desired(s);
+                DesiredScene {
+                    name: s.name.clone(),
+                    slots: s.backups + 1,
+                    priority: s.priority,
+                    strike_threshold: s.strike_threshold,
+                    live,
+                    fixed,
+                    uids: s.uids,
+                }
             })
             .collect();
         let records = match self.records() {
@@ -378,6 +385,7 @@ impl ProjectController {
         }
         let picture = Picture {
             project,
+            prefix: &self.project.name_prefix,
             scenes: &scenes,
             records: &records,
             players,
@@ -401,84 +409,6 @@ impl ProjectController {
             scenes.iter().map(|s| (s.name.as_str(), *s)).collect();
         for action in plan.actions {
             self.start(action, &by_name, &records, &mut mem.busy, tasks);
-        }
-    }
-
-    fn start(
-        &self,
-        action: Action,
-        scenes: &BTreeMap<&str, &Scene>,
-        records: &BTreeMap<SlotKey, SlotRecord>,
-        busy: &mut Busy,
-        tasks: &mut JoinSet<Done>,
-    ) {
-        let exec = self.executor.clone();
-        match action {
-            Action::Create {
-                key,
-                generation,
-                name,
-                uid,
-            } => {
-                let Some(scene) = scenes.get(key.scene.as_str()).map(|s| (*s).clone()) else {
-                    return;
-                };
-                let replacing = records.get(&key).is_some_and(|r| r.generation < generation);
-                if replacing && !busy.admit_replacement(&key) {
-                    self.metrics
-                        .replacement_backoffs
-                        .with_label_values(&[&self.project.id])
-                        .inc();
-                    return;
-                }
-                busy.slots.insert(key.clone());
-                tasks.spawn(async move {
-                    let result = exec.create(&scene, &key, generation, &name, uid).await;
-                    if let Err(e) = &result {
-                        tracing::warn!(scene = %scene.name, name, error = %e, "create failed; will retry");
-                    }
-                    Done::Slot(key, result.is_ok())
-                });
-            }
-            Action::Adopt {
-                key,
-                generation,
-                name,
-                id,
-                uid,
-            } => {
-                let Some(scene) = scenes.get(key.scene.as_str()).map(|s| (*s).clone()) else {
-                    return;
-                };
-                busy.slots.insert(key.clone());
-                tasks.spawn(async move {
-                    let result = exec.adopt(&scene, &key, generation, &name, &id, uid).await;
-                    if let Err(e) = &result {
-                        tracing::error!(scene = %scene.name, name, error = %e, "cannot record adoption");
-                    }
-                    Done::Slot(key, result.is_ok())
-                });
-            }
-            Action::Delete { id, name, reason } => {
-                let regions = delete_regions(&self.project, &name, scenes, records);
-                self.metrics
-                    .recreations
-                    .with_label_values(&[reason.as_str()])
-                    .inc();
-                busy.players.insert(id.clone());
-                tasks.spawn(async move {
-                    let result = exec.delete(&regions, &id, &name).await;
-                    if let Err(e) = &result {
-                        tracing::warn!(name, error = %e, "delete failed; will retry");
-                    }
-                    Done::Player(id, result.is_ok())
-                });
-            }
-            Action::Forget { key } => {
-                if let Err(e) = exec.forget(&key) {
-                    tracing::error!(slot = %key, error = %e, "cannot forget slot");
-                }
-            }
         }
     }
 }

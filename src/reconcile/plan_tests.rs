@@ -1,9 +1,26 @@
 //! One test per planning rule, then properties over random worlds.
 
 use super::*;
+use crate::reconcile::spec::Spec;
 use crate::store::RECORD_VERSION;
 
 const LAG: u64 = 12_000;
+
+fn live() -> Live {
+    Live {
+        stream_url: "rtmp://origin/s".into(),
+        volume: 100,
+    }
+}
+
+fn fixed() -> Fixed {
+    Fixed {
+        channel: "ch".into(),
+        region: crate::agora::model::Region::Na,
+        idle_timeout: 300,
+        token_sha256: None,
+    }
+}
 
 fn scene(name: &str, backups: u32, priority: i32) -> DesiredScene {
     DesiredScene {
@@ -11,6 +28,12 @@ fn scene(name: &str, backups: u32, priority: i32) -> DesiredScene {
         slots: backups + 1,
         priority,
         strike_threshold: 3,
+        live: live(),
+        fixed: fixed(),
+        uids: UidRange {
+            start: 1,
+            end: u32::MAX,
+        },
     }
 }
 
@@ -37,6 +60,10 @@ fn record(name: &str, uid: u32, generation: u64, phase: Phase, id: Option<&str>)
         region: crate::agora::model::Region::Na,
         id: id.map(Into::into),
         created_at_ms: 1_000,
+        spec: Some(Spec {
+            live: live(),
+            fixed: fixed(),
+        }),
     }
 }
 
@@ -171,6 +198,8 @@ fn listed_players_without_records_are_adopted_not_created() {
             name: "pk_news_m_4".into(),
             id: "id4".into(),
             uid: Some(7),
+            stream_url: None,
+            channel: Some("ch".into()),
         }]
     );
 }
@@ -409,3 +438,5 @@ fn quota_counts_foreign_and_pending_players_and_admits_masters_first() {
 
 #[path = "plan_tests/props.rs"]
 mod props;
+#[path = "plan_tests/rollout.rs"]
+mod rollout;

@@ -3,10 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::agora::model::{ListedPlayer, PlayerStatus};
+use crate::agora::model::ListedPlayer;
 use crate::config::{Failback, Scene};
 use crate::reconcile::execute::role;
+use crate::reconcile::naming;
 use crate::reconcile::onair::{self, FailbackPolicy, OnAir, SlotView, SwitchReason};
+use crate::reconcile::plan::is_running;
 use crate::status::{SceneStatus, SlotStatus};
 use crate::store::{SlotKey, SlotRecord, Store};
 use crate::telemetry::Metrics;
@@ -14,6 +16,8 @@ use crate::telemetry::Metrics;
 /// What publishing needs to see, borrowed from the controller.
 pub struct Picture<'a> {
     pub project: &'a str,
+    /// The project's player name prefix, to find a slot's older generations.
+    pub prefix: &'a str,
     pub scenes: &'a [&'a Scene],
     pub records: &'a BTreeMap<SlotKey, SlotRecord>,
     pub players: &'a [ListedPlayer],
@@ -95,10 +99,16 @@ impl Publisher {
                 };
                 *players.entry((role(slot), status.clone())).or_insert(0) += 1;
                 let uid = record.map(|r| r.uid).filter(|&u| u != 0);
-                views.push(SlotView {
+                let current = SlotView {
                     slot,
                     uid,
                     running_since_ms: record.and_then(|r| self.running_since.get(&r.name).copied()),
+                };
+                views.push(match record {
+                    Some(r) if current.running_since_ms.is_none() => self
+                        .outgoing(picture, &key, r.generation)
+                        .unwrap_or(current),
+                    _ => current,
                 });
                 slots.push(SlotStatus {
                     slot,
@@ -185,6 +195,37 @@ impl Publisher {
         }
     }
 
+    /// The slot as its older generation still running shows it: while a replacement is
+    /// not running yet (a rollout step), the player it replaces stays on air, so apps
+    /// switch once, from the old UID straight to the new.
+    fn outgoing(&self, picture: &Picture<'_>, key: &SlotKey, generation: u64) -> Option<SlotView> {
+        picture
+            .players
+            .iter()
+            .filter(|p| is_running(p.status))
+            .filter_map(|p| {
+                let name = p.name.as_deref()?;
+                let parsed = naming::parse(picture.prefix, name)?;
+                let older = parsed.scene == key.scene
+                    && parsed.slot == key.slot
+                    && parsed.generation < generation;
+                let uid = u32::try_from(p.uid?).ok().filter(|&u| u != 0)?;
+                older.then(|| {
+                    (
+                        parsed.generation,
+                        uid,
+                        self.running_since.get(name).copied(),
+                    )
+                })
+            })
+            .max_by_key(|(g, _, _)| *g)
+            .map(|(_, uid, since)| SlotView {
+                slot: key.slot,
+                uid: Some(uid),
+                running_since_ms: since,
+            })
+    }
+
     fn decide(
         &mut self,
         picture: &Picture<'_>,
@@ -243,13 +284,10 @@ pub const PLAYER_STATES: [&str; 9] = [
     "missing",
 ];
 
-fn is_running(status: Option<PlayerStatus>) -> bool {
-    matches!(status, Some(PlayerStatus::Running | PlayerStatus::Success))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agora::model::PlayerStatus;
 
     #[test]
     fn player_states_cover_every_agora_status() {

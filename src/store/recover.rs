@@ -163,6 +163,7 @@ mod tests {
             region: Region::Na,
             id: Some("x".into()),
             created_at_ms: 1,
+            spec: None,
         };
         store.put_slot(&SlotKey::new("p", "s", 0), &record).unwrap();
         store.db.flush().unwrap();

@@ -8,6 +8,23 @@ use prometheus::{
     IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+/// Label values known up front. They are exposed at 0 from the start: a counter series
+/// that appears only at its first increment hides that increment from `increase()` (the
+/// alerts) and leaves dashboard panels blank until something goes wrong.
+const RECREATION_REASONS: [&str; 4] = ["failed", "superseded", "scene_removed", "slot_removed"];
+const RETRY_ACTIONS: [&str; 2] = ["create", "delete"];
+const NCS_OUTCOMES: [&str; 8] = [
+    "accepted",
+    "duplicate",
+    "stale",
+    "ignored",
+    "bad_signature",
+    "malformed",
+    "unknown_project",
+    "too_large",
+];
+const APP_WEBHOOK_OUTCOMES: [&str; 4] = ["delivered", "refused", "unreachable", "dropped"];
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
@@ -269,7 +286,24 @@ impl Metrics {
         ] {
             m.registry.register(c).expect("metric names are unique");
         }
+        for (counter, values) in [
+            (&m.recreations, &RECREATION_REASONS[..]),
+            (&m.retries, &RETRY_ACTIONS[..]),
+            (&m.webhook_notices, &NCS_OUTCOMES[..]),
+            (&m.app_webhook, &APP_WEBHOOK_OUTCOMES[..]),
+        ] {
+            for value in values {
+                counter.with_label_values(&[value]);
+            }
+        }
         m
+    }
+
+    /// Exposes a project's counters at 0 from the start (see [`RECREATION_REASONS`]).
+    pub fn init_project(&self, project: &str) {
+        self.domain_switches.with_label_values(&[project]);
+        self.replacement_backoffs.with_label_values(&[project]);
+        self.reconcile_passes.with_label_values(&[project]);
     }
 
     /// The text exposition format Prometheus scrapes.

@@ -294,6 +294,11 @@ fn catalogue_of_bad_scenes() {
             ":8:14: scenes[0].strikes: strikes must be between 1 and 10, got 11",
         ),
         (
+            "volume out of range",
+            GOOD_SCENE.replace("backups: 2", "backups: 2\n    volume: 201"),
+            ":8:13: scenes[0].volume: volume must be between 0 and 200, got 201",
+        ),
+        (
             "hold_down out of range",
             GOOD_SCENE.replace("backups: 2", "backups: 2\n    hold_down: 11m"),
             ":8:16: scenes[0].hold_down: hold_down must be between 0s and 10m, got 11m",

@@ -222,3 +222,51 @@ scenes:
 "#
     )
 }
+
+/// A Kubernetes ConfigMap volume holding `scenes.yaml`, laid out as the kubelet's atomic
+/// writer does: `scenes.yaml` → `..data/scenes.yaml` and `..data` → `..{timestamp}/`. An
+/// update writes a new timestamped directory, points `..data_tmp` at it, renames that
+/// over `..data` (the one atomic step) and removes the old directory.
+pub struct ConfigMap {
+    dir: PathBuf,
+    current: PathBuf,
+    version: u32,
+}
+
+impl ConfigMap {
+    /// Replaces `dir/scenes.yaml` (as [`write_config`] leaves it) with the mounted layout.
+    pub fn mount(dir: &Path, scenes: &str) -> ConfigMap {
+        let mut map = ConfigMap {
+            dir: dir.to_path_buf(),
+            current: PathBuf::new(),
+            version: 0,
+        };
+        map.current = map.write(scenes);
+        std::os::unix::fs::symlink(map.current.file_name().unwrap(), dir.join("..data")).unwrap();
+        std::fs::remove_file(dir.join("scenes.yaml")).unwrap();
+        std::os::unix::fs::symlink("..data/scenes.yaml", dir.join("scenes.yaml")).unwrap();
+        map
+    }
+
+    /// Publishes new content the way the kubelet does.
+    pub fn update(&mut self, scenes: &str) {
+        let next = self.write(scenes);
+        let tmp = self.dir.join("..data_tmp");
+        std::os::unix::fs::symlink(next.file_name().unwrap(), &tmp).unwrap();
+        std::fs::rename(&tmp, self.dir.join("..data")).unwrap();
+        std::fs::remove_dir_all(&self.current).unwrap();
+        self.current = next;
+    }
+
+    fn write(&mut self, scenes: &str) -> PathBuf {
+        self.version += 1;
+        let stamped = self.dir.join(format!(
+            "..2026_11_23_10_40_{:02}.{}",
+            self.version,
+            81_000 + self.version
+        ));
+        std::fs::create_dir(&stamped).unwrap();
+        std::fs::write(stamped.join("scenes.yaml"), scenes).unwrap();
+        stamped
+    }
+}
