@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::io::Write;
 
 use pullkeeper::agora::model::PlayerStatus;
 use pullkeeper::reconcile::naming;
@@ -118,4 +119,10 @@ pub fn audit(sim: &SimHandle, desired: &[(String, u32)]) -> Audit {
         uid_reuse,
         missing,
     }
+}
+
+/// Writes a line of figures to stderr past libtest's capture (which only takes the
+/// print macros), so CI logs show them for passing tests too.
+pub fn report(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

@@ -11,7 +11,7 @@ use pullkeeper::simulator::{FaultAction, FaultRule, SimHandle};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use crate::audit::{Audit, audit};
+use crate::audit::{Audit, audit, report};
 use crate::binary::Proc;
 use crate::harness::{
     APP_ID, FAST, eventually, start_simulator_with_lag, temp_dir, write_config_full,
@@ -99,7 +99,9 @@ async fn start(dir: &std::path::Path, sim: &SimHandle) -> Proc {
 async fn sigkill_during_a_failure_storm_leaves_no_duplicate_orphan_or_reused_uid() {
     let kills = env_number("PULLKEEPER_KILL_SOAK").map_or(KILLS, |n| n as usize);
     let seed = env_number("PULLKEEPER_KILL_SEED").unwrap_or_else(rand::random);
-    eprintln!("kill -9 test: {kills} kills, seed {seed} (PULLKEEPER_KILL_SEED={seed} repeats it)");
+    report(&format!(
+        "kill -9 test: {kills} kills, seed {seed} (PULLKEEPER_KILL_SEED={seed} repeats it)"
+    ));
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = temp_dir("kill9");
     // List hides new players a little longer than pullkeeper's 1 s `list_lag` assumes (Agora
@@ -131,14 +133,10 @@ async fn sigkill_during_a_failure_storm_leaves_no_duplicate_orphan_or_reused_uid
     })
     .await;
     let figures = audit(&sim, &desired());
-    println!(
+    report(&format!(
         "kill -9 figures: kills={kills} seed={seed} storm={:.1}s {figures}",
         storm.as_secs_f64()
-    );
-    eprintln!(
-        "kill -9 figures: kills={kills} seed={seed} storm={:.1}s {figures}",
-        storm.as_secs_f64()
-    );
+    ));
     assert!(
         converged.is_ok(),
         "no convergence within 90 s: {last}; log:\n{}",

@@ -9,7 +9,7 @@ use pullkeeper::simulator::{FaultAction, FaultRule, SimHandle};
 use pullkeeper::store::{Phase, SlotKey, Store};
 use tokio::time::Instant;
 
-use crate::audit::audit;
+use crate::audit::{audit, report};
 use crate::binary::Proc;
 use crate::harness::{
     ADMIN_TOKEN, APP_ID, SCENES, eventually, one_scene, start_app, start_simulator, temp_dir,
@@ -169,7 +169,7 @@ async fn sigterm_during_a_storm_exits_0_in_time_and_the_restart_duplicates_nothi
     }
     let (exit, _) = proc.exit_within(Duration::from_secs(30)).await;
     let took = signalled.elapsed();
-    eprintln!("SIGTERM during a storm: exit {exit} after {took:?}");
+    report(&format!("SIGTERM during a storm: {exit} after {took:?}"));
     assert!(exit.success(), "exit status {exit}");
     assert!(unready_seen, "/readyz never said 503 while draining");
     assert!(
@@ -204,7 +204,9 @@ async fn sigterm_during_a_storm_exits_0_in_time_and_the_restart_duplicates_nothi
         .map(|n| (n.scene, n.slot))
         .collect();
     let figures = audit(&sim, &desired());
-    eprintln!("after restart: needing {needing:?}, created {created_after:?}, {figures}");
+    report(&format!(
+        "after SIGTERM and restart: needing {needing:?}, created {created_after:?}, {figures}"
+    ));
     assert_eq!(
         created_after.iter().cloned().collect::<BTreeSet<_>>(),
         needing,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use pullkeeper::store::{Phase, Store};
 
-use crate::audit::audit;
+use crate::audit::{audit, report};
 use crate::harness::{
     APP_ID, SCENES, eventually, start_app, start_simulator, temp_dir, write_config,
 };
@@ -117,7 +117,7 @@ async fn a_corrupt_store_is_moved_aside_and_every_live_player_adopted_without_a_
     })
     .await;
     let after = audit(&sim, &desired());
-    eprintln!("corrupt store: before {before}; after {after}");
+    report(&format!("corrupt store: before {before}; after {after}"));
     assert_eq!((after.uid_reuse, after.healthy_deleted), (0, 0));
     for name in ["pk_news_m_3", "pk_lobby_b2_2"] {
         id_of(&sim, name);
