@@ -20,17 +20,23 @@ use crate::clock::Clock;
 use crate::config::{Config, Project, Rate, Scene};
 use crate::limits::{RateLimiter, WindowSpec};
 use crate::loglevel::LogLevelState;
+use crate::ncs::allowlist::{self, Guard, NcsAddresses};
 use crate::ncs::dedupe::{NoticeLog, TTL_MS};
 use crate::ncs::inbox::Inbox;
+use crate::ncs::ip_refresh::{IpListCollector, IpRefresher};
 use crate::ncs::receiver::{self, NcsProject, NcsState};
+use crate::probe::Prober;
 use crate::reconcile::controller::ProjectController;
 use crate::reconcile::execute::Executor;
+use crate::reconcile::sources::SourceProbing;
 use crate::reload::Reloader;
 use crate::reports::ReportsState;
-use crate::server::{ServerState, router};
+use crate::serve::{Listening, serve};
+use crate::server::{self, ServerState};
 use crate::status::StatusBoard;
 use crate::store::Store;
 use crate::telemetry::{LogLevel, Metrics};
+use crate::tls::{ReloadingCert, TlsError, TlsListener};
 
 /// Widens every rate window a little: a request sent one window after another can
 /// arrive slightly sooner than that (see `limits::window`).
@@ -50,15 +56,20 @@ pub enum AppError {
     Serve(#[from] std::io::Error),
     #[error(transparent)]
     Store(crate::store::StoreError),
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Probe(#[from] crate::probe::ProbeError),
 }
 
 /// A running pullkeeper.
 pub struct App {
     addr: std::net::SocketAddr,
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Stops the work: controllers, API calls not yet sent, reloads, housekeeping.
     cancel: CancellationToken,
     tracker: TaskTracker,
-    /// Stops the HTTP server, last, so `/readyz` answers 503 while the work drains.
+    /// Stops the HTTP servers, last, so `/readyz` answers 503 while the work drains.
     stop_serving: CancellationToken,
     server: TaskTracker,
     scenes: watch::Sender<Arc<Vec<Scene>>>,
@@ -106,6 +117,8 @@ impl App {
         let mut listed = Vec::new();
         let mut inboxes = HashMap::new();
         let (switch_tx, switch_rx) = tokio::sync::mpsc::unbounded_channel();
+        let addresses = NcsAddresses::default();
+        metrics.register(Box::new(IpListCollector::new(addresses.clone())));
         // Not tracked: shutdown must not wait on a receiver that is down.
         tokio::spawn(crate::appwebhook::dispatch(
             switch_rx,
@@ -114,6 +127,10 @@ impl App {
             metrics.clone(),
         ));
 
+        let prober = match &config.settings.source_probe {
+            Some(p) => Some(Arc::new(Prober::new(p.timeout)?)),
+            None => None,
+        };
         for project in &config.settings.projects {
             metrics.init_project(&project.id);
             let client = build_client(project, &metrics)
@@ -122,6 +139,15 @@ impl App {
                     source,
                 })?
                 .with_stop(cancel.clone());
+            let client = Arc::new(client);
+            let refresher = IpRefresher {
+                project: project.id.clone(),
+                client: client.clone(),
+                addresses: addresses.clone(),
+                every: config.settings.ncs_allowlist.refresh_interval,
+                failures_total: metrics.ncs_ip_fetch_failures.clone(),
+            };
+            tracker.spawn(refresher.run(cancel.child_token()));
             let flag = Arc::new(AtomicBool::new(false));
             let inbox = Arc::new(Inbox::default());
             inboxes.insert(project.id.clone(), inbox.clone());
@@ -130,7 +156,7 @@ impl App {
                 project: project.clone(),
                 executor: Arc::new(Executor {
                     project: project.id.clone(),
-                    client: Arc::new(client),
+                    client,
                     store: store.clone(),
                     clock,
                 }),
@@ -143,6 +169,10 @@ impl App {
                 reports: config.settings.reports.clone(),
                 switches: Some(switch_tx.clone()),
                 unseen_until_ms,
+                sources: prober
+                    .clone()
+                    .zip(config.settings.source_probe.clone())
+                    .map(|(prober, settings)| SourceProbing { prober, settings }),
             };
             tracker.spawn(controller.run(cancel.child_token()));
         }
@@ -160,15 +190,25 @@ impl App {
                 (p.id.clone(), project)
             })
             .collect();
-        let ncs = receiver::router(NcsState::new(
+        let mut ncs = receiver::router(NcsState::new(
             ncs_projects,
             notices.clone(),
             metrics.clone(),
         ));
+        let allow = &config.settings.ncs_allowlist;
+        if allow.enforce {
+            ncs = allowlist::enforce(
+                ncs,
+                Guard {
+                    addresses: addresses.clone(),
+                    trusted_proxies: Arc::new(allow.trusted_proxies.clone()),
+                    metrics: metrics.clone(),
+                },
+            );
+        }
         tracker.spawn(prune_notices(notices, clock, cancel.child_token()));
 
         let reports = crate::reports::router(ReportsState {
-            token: config.settings.server.admin_token.clone(),
             board: board.clone(),
             inboxes: Arc::new(inboxes),
             clock,
@@ -195,33 +235,52 @@ impl App {
         let accepting = Arc::new(AtomicBool::new(true));
         let state = ServerState {
             board: board.clone(),
-            metrics: metrics.clone(),
             listed,
             accepting: accepting.clone(),
         };
-        let mut routes = router(state).merge(ncs).merge(reports);
+        let mut admin_routes = server::admin(state.clone())
+            .merge(reports)
+            .merge(allowlist::admin_route(addresses, allow.enforce));
         if let Some(level) = log_level {
-            routes = routes.merge(crate::loglevel::router(LogLevelState {
-                token: config.settings.server.admin_token.clone(),
-                level,
-            }));
+            admin_routes = admin_routes.merge(crate::loglevel::router(LogLevelState { level }));
+        }
+        let admin =
+            crate::auth::require_admin(admin_routes, config.settings.server.admin_token.clone());
+        let mut routes = server::probes(state).merge(ncs).merge(admin);
+        let server_settings = &config.settings.server;
+        // HTTP stops last, so `/readyz` answers 503 and `/metrics` is scraped while the
+        // work drains.
+        let stop_serving = CancellationToken::new();
+        let server = TaskTracker::new();
+        let mut metrics_addr = None;
+        match server_settings.metrics_listen {
+            None => routes = routes.merge(server::metrics_route(metrics.clone())),
+            Some(at) => {
+                let metrics_listener = TcpListener::bind(at).await?;
+                metrics_addr = Some(metrics_listener.local_addr()?);
+                server.spawn(serve(
+                    Listening::Plain(metrics_listener),
+                    server::metrics_route(metrics.clone()),
+                    stop_serving.clone(),
+                ));
+            }
         }
         let addr = listener.local_addr()?;
-        let stop_serving = CancellationToken::new();
-        let server_cancel = stop_serving.clone();
-        let server = TaskTracker::new();
-        server.spawn(async move {
-            let serve = axum::serve(listener, routes)
-                .with_graceful_shutdown(server_cancel.cancelled_owned());
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "HTTP server stopped");
+        let listening = match &server_settings.tls {
+            None => Listening::Plain(listener),
+            Some(files) => {
+                let cert = ReloadingCert::load(files.clone())?;
+                tracker.spawn(cert.clone().watch(cancel.child_token()));
+                Listening::Tls(TlsListener::new(listener, cert.server_config()))
             }
-        });
+        };
+        server.spawn(serve(listening, routes, stop_serving.clone()));
         tracker.close();
         server.close();
         tracing::info!(%addr, "pullkeeper listening");
         Ok(App {
             addr,
+            metrics_addr,
             cancel,
             tracker,
             stop_serving,
@@ -237,6 +296,11 @@ impl App {
 
     pub fn addr(&self) -> std::net::SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served when `server.metrics_listen` moved it off [`addr`](Self::addr).
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_addr
     }
 
     /// Re-reads the scenes file now (SIGHUP) instead of at the next poll.

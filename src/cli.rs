@@ -1,4 +1,4 @@
-//! Subcommands: `run`, `check`, `simulate`.
+//! Subcommands: `run`, `check`, `simulate`, `status`.
 //!
 //! This is the edge of the program, so errors here are `anyhow` and exit codes follow
 //! sysexits: 64 (EX_USAGE) for a configuration that does not validate, 1 for anything
@@ -18,6 +18,9 @@ use crate::embedded;
 use crate::simulator::{SimConfig, Simulator};
 use crate::store::Store;
 use crate::telemetry::LogLevel;
+use crate::tls::{RELOAD_EVERY, TlsFiles};
+
+mod status;
 
 /// Exit code for a configuration that does not validate (sysexits EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
@@ -58,12 +61,21 @@ pub enum Command {
         /// (the demo; nothing leaves the machine).
         #[arg(long)]
         embedded_simulator: bool,
+        /// Serve HTTPS on server.listen with this PEM certificate chain (re-read when it
+        /// changes); for deployments without a TLS-terminating proxy.
+        #[arg(long, env = "PULLKEEPER_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, env = "PULLKEEPER_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Validate the settings and scenes files; print every problem; exit 64 if any.
     Check {
         #[arg(long, env = "PULLKEEPER_CONFIG")]
         config: PathBuf,
     },
+    /// Print the scenes of a running pullkeeper: slot, role, UID, status, strikes, on air.
+    Status(status::StatusArgs),
     /// Run the Agora Media Pull simulator alone.
     Simulate {
         #[arg(long, default_value = "127.0.0.1:9000")]
@@ -84,16 +96,26 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Run {
             config,
             embedded_simulator,
+            tls_cert,
+            tls_key,
         } => {
-            let loaded = match config::load(&config) {
+            let mut loaded = match config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("{e}");
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
+            if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+                loaded.settings.server.tls = Some(TlsFiles {
+                    cert,
+                    key,
+                    reload_every: RELOAD_EVERY,
+                });
+            }
             exit(runtime().and_then(|rt| rt.block_on(run(loaded, embedded_simulator, log_level))))
         }
+        Command::Status(args) => exit(runtime().and_then(|rt| rt.block_on(status::run(args)))),
         Command::Simulate { listen, config } => {
             exit(runtime().and_then(|rt| rt.block_on(simulate(listen, config))))
         }
@@ -140,6 +162,11 @@ async fn run(
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let scheme = if config.settings.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let projects: Vec<(String, String)> = config
         .settings
         .projects
@@ -148,7 +175,7 @@ async fn run(
         .collect();
     let app = App::start_with_log_level(config, store, listener, Some(log_level.clone())).await?;
     if let Some(sim) = &simulator {
-        embedded::deliver_notices_to(sim, app.addr(), &projects);
+        embedded::deliver_notices_to(sim, scheme, app.addr(), &projects);
     }
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);

@@ -1,16 +1,14 @@
 //! `GET`/`PUT /v1/log-level`: read or change the log filter of the running process.
 //!
-//! Behind the admin bearer token: debug logs are far larger, so whoever may raise the
+//! Behind the admin bearer token ([`crate::auth::require_admin`]): debug logs are far larger, so whoever may raise the
 //! level may fill the disk of the log pipeline.
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use secrecy::SecretString;
 
-use crate::auth::bearer_matches;
 use crate::reports::answer;
 use crate::telemetry::{LogLevel, LogLevelError};
 
@@ -19,8 +17,6 @@ const MAX_DIRECTIVE_BYTES: usize = 4096;
 
 #[derive(Clone)]
 pub struct LogLevelState {
-    /// Without a token the endpoint is off, like every admin endpoint.
-    pub token: Option<SecretString>,
     pub level: LogLevel,
 }
 
@@ -30,42 +26,15 @@ pub fn router(state: LogLevelState) -> Router {
         .with_state(state)
 }
 
-fn denied(state: &LogLevelState, headers: &HeaderMap) -> Option<Response> {
-    let Some(token) = &state.token else {
-        return Some(answer(
-            StatusCode::NOT_FOUND,
-            "the admin API is off: set server.admin_token",
-        ));
-    };
-    if bearer_matches(headers, token) {
-        None
-    } else {
-        Some(answer(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token",
-        ))
-    }
-}
-
 fn in_force(level: &LogLevel) -> Response {
     axum::Json(serde_json::json!({ "directive": level.current() })).into_response()
 }
 
-async fn current(State(state): State<LogLevelState>, headers: HeaderMap) -> Response {
-    if let Some(refused) = denied(&state, &headers) {
-        return refused;
-    }
+async fn current(State(state): State<LogLevelState>) -> Response {
     in_force(&state.level)
 }
 
-async fn change(
-    State(state): State<LogLevelState>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    if let Some(refused) = denied(&state, &headers) {
-        return refused;
-    }
+async fn change(State(state): State<LogLevelState>, body: axum::body::Bytes) -> Response {
     let Some(directive) = std::str::from_utf8(&body)
         .ok()
         .filter(|_| body.len() <= MAX_DIRECTIVE_BYTES)

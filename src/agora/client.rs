@@ -22,7 +22,11 @@ use super::model::{
     CreatePlayer, CreateRequest, CreateResponse, CreatedPlayer, ErrorBody, ListResponse,
     ListedPlayer, Region, UpdatePlayer, UpdateRequest,
 };
-use crate::limits::RateLimiter;
+use crate::limits::{RateLimiter, WindowSpec};
+
+mod ncs_ip;
+
+pub use ncs_ip::{NCS_IP_PATHS, NcsIps};
 
 /// One rate limiter per API, as Agora counts them (§1.10).
 #[derive(Debug)]
@@ -86,6 +90,9 @@ pub struct MediaPullClient {
     /// The `Authorization` value, marked sensitive so it never shows in debug output.
     auth: HeaderValue,
     limiters: ApiLimiters,
+    /// Agora documents no limit for the NCS IP query (called about once a day); one
+    /// per second keeps a retry loop from ever hammering it.
+    ncs_ip_limiter: RateLimiter,
     observer: Option<Box<CallObserver>>,
     on_switch: Option<Box<SwitchObserver>>,
     on_wait: Option<Box<WaitObserver>>,
@@ -133,6 +140,10 @@ impl MediaPullClient {
             app_id: config.app_id,
             auth,
             limiters: config.limiters,
+            ncs_ip_limiter: RateLimiter::new([WindowSpec {
+                limit: 1,
+                length: Duration::from_secs(1),
+            }]),
             observer: None,
             on_switch: None,
             on_wait: None,

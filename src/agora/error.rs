@@ -14,6 +14,8 @@ pub enum Op {
     Delete,
     List,
     Update,
+    /// The NCS IP query (§2.6).
+    NcsIp,
 }
 
 impl Op {
@@ -23,6 +25,7 @@ impl Op {
             Op::Delete => "delete",
             Op::List => "list",
             Op::Update => "update",
+            Op::NcsIp => "ncs_ip",
         }
     }
 }

@@ -23,8 +23,8 @@ pub use env::{Env, ProcessEnv};
 pub use limits::{Limits, QpsLimits, Rate};
 pub use scenes::{Failback, Scene, UidRange};
 pub use settings::{
-    ApiSettings, AppWebhook, PrimaryDomain, Project, ReconcileSettings, ReportSettings,
-    ServerSettings, Settings, StoreSettings,
+    ApiSettings, AppWebhook, NcsAllowlist, PrimaryDomain, Project, ReconcileSettings,
+    ReportSettings, ServerSettings, Settings, SourceProbeSettings, StoreSettings,
 };
 pub use yaml::MAX_FILE_BYTES;
 

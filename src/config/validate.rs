@@ -98,6 +98,17 @@ fn scene(
         "backups",
         diags,
     );
+    let backup_stream_urls = backup_urls(raw, backups, path, diags);
+    if let Some(slate) = &raw.slate_url {
+        stream_url(slate, &format!("{path}.slate_url"), diags);
+        if !(slate.value.starts_with("http://") || slate.value.starts_with("https://")) {
+            diags.push(
+                slate.referenced,
+                format!("{path}.slate_url"),
+                "slate_url must be an http:// or https:// image or file (JPEG, PNG, MP4, …)",
+            );
+        }
+    }
     let idle_timeout = ranged(
         raw.idle_timeout.as_ref(),
         DEFAULT_IDLE_TIMEOUT,
@@ -130,6 +141,8 @@ fn scene(
         project: raw.project.value.clone(),
         channel: raw.channel.value.clone(),
         stream_url: raw.stream_url.value.clone(),
+        backup_stream_urls,
+        slate_url: raw.slate_url.as_ref().map(|t| t.value.clone()),
         region: region(&raw.region, &format!("{path}.region"), diags),
         backups,
         priority: raw.priority.as_ref().map_or(0, |p| p.value),
@@ -148,6 +161,27 @@ fn scene(
             .as_ref()
             .map(|w| w.build(&format!("{path}.app_webhook"), base_dir, env, diags)),
     }
+}
+
+/// Each backup URL is a stream URL; there may be no more of them than backups to pull them.
+fn backup_urls(raw: &RawScene, backups: u32, path: &str, diags: &mut Diags<'_>) -> Vec<String> {
+    let Some(list) = &raw.backup_stream_urls else {
+        return Vec::new();
+    };
+    for (j, url) in list.value.iter().enumerate() {
+        stream_url(url, &format!("{path}.backup_stream_urls[{j}]"), diags);
+    }
+    if list.value.len() > backups as usize {
+        diags.push(
+            list.referenced,
+            format!("{path}.backup_stream_urls"),
+            format!(
+                "backup_stream_urls lists {} URLs but the scene has {backups} backups; each backup pulls one URL, in order",
+                list.value.len()
+            ),
+        );
+    }
+    list.value.iter().map(|t| t.value.clone()).collect()
 }
 
 /// 0s..=10m; zero is allowed and means "return to the master at once".

@@ -21,17 +21,22 @@ use crate::agora::ErrorClass;
 use crate::agora::model::{ListedPlayer, PlayerStatus};
 use crate::config::{Project, ReconcileSettings, ReportSettings, Scene};
 use crate::ncs::inbox::{Inbox, PlayerEvent};
+use crate::probe::monitor::SourceMonitor;
 use crate::reconcile::busy::Busy;
 use crate::reconcile::evidence::Evidence;
 use crate::reconcile::execute::{ExecError, Executor};
 use crate::reconcile::launch::Done;
+use crate::reconcile::naming::SLATE_SLOT;
 use crate::reconcile::plan::{DesiredScene, PlanInput, plan};
 use crate::reconcile::publish::{Picture, Publisher, Switch};
+use crate::reconcile::sources::{self, SourceProbing};
 use crate::reconcile::wake::{sleep_until_opt, tick_opt};
 use crate::reconcile::{health, naming, observe, spec};
 use crate::status::StatusBoard;
 use crate::store::{SlotKey, SlotRecord};
 use crate::telemetry::Metrics;
+
+mod probing;
 
 /// Longest wait between Lists while List keeps failing.
 const LIST_BACKOFF_CAP: Duration = Duration::from_secs(60);
@@ -55,6 +60,8 @@ pub struct ProjectController {
     pub switches: Option<tokio::sync::mpsc::UnboundedSender<Switch>>,
     /// Unix ms until which slots List does not show get no player (see `PlanInput`).
     pub unseen_until_ms: u64,
+    /// Source probes before replacements, if configured.
+    pub sources: Option<SourceProbing>,
 }
 
 /// The controller's memory between passes.
@@ -74,6 +81,10 @@ struct Memory {
     decision_due: Option<Instant>,
     /// The slots over quota at the last pass, to log only changes.
     over_quota: Vec<SlotKey>,
+    /// Source verdicts and the probe schedule, when source probing is on.
+    sources: Option<SourceMonitor>,
+    /// Held slots at the last pass, to log only changes.
+    held: Vec<SlotKey>,
 }
 
 impl ProjectController {
@@ -86,7 +97,13 @@ impl ProjectController {
         let mut poll = tokio::time::interval(self.settings.poll_interval);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut tasks: JoinSet<Done> = JoinSet::new();
-        let mut mem = Memory::default();
+        let mut mem = Memory {
+            sources: self
+                .sources
+                .as_ref()
+                .map(|s| SourceMonitor::new(s.settings.interval, s.settings.max_interval)),
+            ..Memory::default()
+        };
         let mut probe = self.settings.probe_interval.map(|every| {
             let mut i = tokio::time::interval_at(Instant::now() + every, every);
             i.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -94,10 +111,14 @@ impl ProjectController {
         });
 
         loop {
-            let wake_at = match (mem.busy.next_expiry(), mem.decision_due) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let wake_at = [
+                mem.busy.next_expiry(),
+                mem.decision_due,
+                mem.sources.as_ref().and_then(SourceMonitor::next_due),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = poll.tick() => {
@@ -139,6 +160,7 @@ impl ProjectController {
                         mem.busy.slots.remove(&key);
                         self.judge_probe(&mut mem, key, id, verdict);
                     }
+                    Ok(Done::Source { url, outcome }) => self.judge_source(&mut mem, &url, outcome),
                     Err(e) => tracing::error!(project = %project, error = %e, "action task panicked"),
                 },
                 _ = tick_opt(&mut probe) => self.start_probes(&mut mem, &mut tasks),
@@ -326,21 +348,6 @@ impl ProjectController {
             .iter()
             .filter(|s| &s.project == project)
             .collect();
-        let desired: Vec<DesiredScene> = scenes
-            .iter()
-            .map(|s| {
-                let (live, fixed) = spec::desired(s);
-                DesiredScene {
-                    name: s.name.clone(),
-                    slots: s.backups + 1,
-                    priority: s.priority,
-                    strike_threshold: s.strike_threshold,
-                    live,
-                    fixed,
-                    uids: s.uids,
-                }
-            })
-            .collect();
         let records = match self.records() {
             Ok(r) => r,
             Err(e) => {
@@ -349,6 +356,40 @@ impl ProjectController {
             }
         };
         let players = mem.players.as_deref().unwrap_or(&[]);
+        let monitor = mem.sources.as_ref();
+        let desired: Vec<DesiredScene> = scenes
+            .iter()
+            .map(|s| {
+                let (live, fixed) = spec::desired(s, 0);
+                let slot_urls = (1..=s.backups)
+                    .chain([SLATE_SLOT])
+                    .map(|slot| (slot, s.slot_url(slot)))
+                    .filter(|(_, url)| *url != live.stream_url)
+                    .map(|(slot, url)| (slot, url.to_string()))
+                    .collect();
+                DesiredScene {
+                    name: s.name.clone(),
+                    slots: s.backups + 1,
+                    priority: s.priority,
+                    strike_threshold: s.strike_threshold,
+                    live,
+                    slot_urls,
+                    fixed,
+                    uids: s.uids,
+                    slate: monitor
+                        .is_some_and(|m| sources::slate_wanted(project, s, m, &records, players)),
+                }
+            })
+            .collect();
+        let cleared = monitor.map(|m| sources::cleared(project, &scenes, m));
+        let source_status: BTreeMap<String, _> = monitor
+            .map(|m| {
+                scenes
+                    .iter()
+                    .map(|s| (s.name.clone(), sources::scene_sources(s, m)))
+                    .collect()
+            })
+            .unwrap_or_default();
         let now_ms = self.executor.clock.now_ms();
         let (busy_slots, busy_players) = mem.busy.for_plan();
         let plan = plan(&PlanInput {
@@ -364,6 +405,7 @@ impl ProjectController {
             list_lag_ms: self.settings.list_lag.as_millis() as u64,
             max_players: self.project.limits.max_players,
             unseen_until_ms: self.unseen_until_ms,
+            cleared: cleared.as_ref(),
         });
         self.metrics
             .reconcile_passes
@@ -391,6 +433,8 @@ impl ProjectController {
             players,
             strikes: &strikes,
             over_quota: &plan.over_quota,
+            held: &plan.held,
+            sources: &source_status,
             now_ms,
         };
         let published = mem
@@ -405,6 +449,7 @@ impl ProjectController {
                 let _ = tx.send(switch);
             }
         }
+        self.probe_sources(mem, &scenes, &plan.held, tasks);
         let by_name: BTreeMap<&str, &Scene> =
             scenes.iter().map(|s| (s.name.as_str(), *s)).collect();
         for action in plan.actions {

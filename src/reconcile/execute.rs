@@ -59,13 +59,13 @@ impl Executor {
             region: scene.region,
             id: None,
             created_at_ms: self.clock.now_ms(),
-            spec: Some(spec::created(scene)),
+            spec: Some(spec::created(scene, key.slot)),
         };
         self.store.put_slot(key, &record)?;
         self.store.flush().await?;
 
         let request = CreatePlayer {
-            stream_url: scene.stream_url.clone(),
+            stream_url: scene.slot_url(key.slot).to_string(),
             channel_name: scene.channel.clone(),
             uid: Some(u64::from(uid)),
             account: None,
@@ -179,7 +179,7 @@ impl Executor {
             .filter(|r| r.name == name)
             .and_then(|r| r.spec.clone())
             .unwrap_or_else(|| {
-                let (mut live, mut fixed) = spec::desired(scene);
+                let (mut live, mut fixed) = spec::desired(scene, key.slot);
                 if let Some(url) = stream_url {
                     live.stream_url = url.to_string();
                 }
@@ -382,5 +382,9 @@ pub fn create_rank(master: bool, priority: i32) -> i64 {
 }
 
 pub fn role(slot: u32) -> &'static str {
-    if slot == 0 { "master" } else { "backup" }
+    match slot {
+        0 => "master",
+        naming::SLATE_SLOT => "slate",
+        _ => "backup",
+    }
 }

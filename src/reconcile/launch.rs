@@ -27,6 +27,11 @@ pub(super) enum Done {
         id: String,
         verdict: Option<bool>,
     },
+    /// A probe of the source `url` ended.
+    Source {
+        url: String,
+        outcome: crate::probe::Outcome,
+    },
 }
 
 impl ProjectController {

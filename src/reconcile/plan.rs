@@ -22,6 +22,8 @@
 //!   (make before break, so a slot never goes dark on purpose);
 //! - owned players of removed scenes or slots are deleted; foreign players are never touched;
 //! - creates never take live players past the quota; masters go first, then priority;
+//! - with source probing on, a replacement waits until its slot's source is cleared
+//!   (found up or unknown): see `hold`. A wanted slate is one more slot;
 //! - a player whose stream URL or volume is no longer the scene's gets an Update; one
 //!   whose create-only settings changed is replaced, one slot of a scene at a time,
 //!   backups first, the old player deleted only once its successor runs (see `rollout`).
@@ -31,8 +33,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::agora::model::{ListedPlayer, PlayerStatus};
 use crate::config::UidRange;
+use crate::reconcile::naming::{self, SLATE_SLOT};
 use crate::reconcile::spec::{Fixed, Live};
-use crate::reconcile::{naming, rollout};
+use crate::reconcile::{hold, rollout};
 use crate::store::{Phase, SlotKey, SlotRecord};
 
 /// What the plan needs to know about a scene.
@@ -45,9 +48,36 @@ pub struct DesiredScene {
     /// Strikes after which a created player missing from List counts as failed.
     pub strike_threshold: u32,
     /// What its players should run: what Update can change, and what only a Create can.
+    /// `live` is what the master pulls; `slot_urls` the other slots that pull something
+    /// else (backup sources, the slate).
     pub live: Live,
+    pub slot_urls: BTreeMap<u32, String>,
     pub fixed: Fixed,
     pub uids: UidRange,
+    /// Every source is down: the slate slot wants a player.
+    pub slate: bool,
+}
+
+impl DesiredScene {
+    /// The slots that want a player: master, backups, and the slate when wanted.
+    pub fn slot_numbers(&self) -> impl Iterator<Item = u32> + use<> {
+        (0..self.slots).chain(self.slate.then_some(SLATE_SLOT))
+    }
+
+    pub fn wants(&self, slot: u32) -> bool {
+        slot < self.slots || (slot == SLATE_SLOT && self.slate)
+    }
+
+    /// What the player of `slot` should run.
+    pub fn live_at(&self, slot: u32) -> Live {
+        match self.slot_urls.get(&slot) {
+            Some(url) => Live {
+                stream_url: url.clone(),
+                ..self.live.clone()
+            },
+            None => self.live.clone(),
+        }
+    }
 }
 
 /// Everything the plan decides from. Borrowed, so planning allocates only its answer.
@@ -72,6 +102,9 @@ pub struct PlanInput<'a> {
     /// the store was lost at start, and a player created just before may not show in
     /// List yet (§1.6). 0 when the store was intact.
     pub unseen_until_ms: u64,
+    /// With source probing on, the slots whose source was found up or unknown: only they
+    /// may be replaced. `None`: probing is off and every replacement proceeds.
+    pub cleared: Option<&'a BTreeSet<SlotKey>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +183,8 @@ impl DeleteReason {
 pub struct Plan {
     pub actions: Vec<Action>,
     pub over_quota: Vec<SlotKey>,
+    /// Slots that need a replacement their source does not clear (yet).
+    pub held: Vec<SlotKey>,
 }
 
 /// A status after which a player will never play again.
@@ -214,7 +249,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         // anything between two players; a rollout step waits for the latter.
         let mut unfit: Vec<(u32, u64, Rollout)> = Vec::new();
         let mut settled = true;
-        for slot in 0..scene.slots {
+        for slot in scene.slot_numbers() {
             let key = SlotKey::new(input.project, &scene.name, slot);
             let owned = by_slot.get(&key).map(Vec::as_slice).unwrap_or(&[]);
             let record = input.records.get(&key);
@@ -256,7 +291,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                                     o.name,
                                     o.player,
                                     spec,
-                                    &scene.live,
+                                    &scene.live_at(slot),
                                 ));
                                 let changed = rollout::unfit(r, spec, &scene.fixed, scene.uids);
                                 if !changed.is_empty() {
@@ -350,7 +385,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     for (key, players) in &by_slot {
         let reason = match desired.get(key.scene.as_str()) {
             None => DeleteReason::SceneRemoved,
-            Some(s) if key.slot >= s.slots => DeleteReason::SlotRemoved,
+            Some(s) if !s.wants(key.slot) => DeleteReason::SlotRemoved,
             Some(_) => continue,
         };
         for o in players {
@@ -364,7 +399,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         .filter(|k| {
             desired
                 .get(k.scene.as_str())
-                .is_none_or(|s| k.slot >= s.slots)
+                .is_none_or(|s| !s.wants(k.slot))
         })
         .filter(|k| !input.busy_slots.contains(*k))
         .map(|k| Action::Forget { key: k.clone() });
@@ -374,11 +409,15 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     // rollout steps after every slot that has no player at all.
     let live = input.observed.len() as u32 + pending_live;
     let mut room = input.max_players.saturating_sub(live) as usize;
+    let (mut creates, held) = hold::gate(creates, input.records, input.cleared);
     creates.sort_by(|(pa, ka, _), (pb, kb, _)| {
         (!ka.is_master(), Reverse(pa), ka).cmp(&(!kb.is_master(), Reverse(pb), kb))
     });
     rollouts.sort_by(|(pa, ka, _), (pb, kb, _)| (Reverse(pa), ka).cmp(&(Reverse(pb), kb)));
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        held,
+        ..Plan::default()
+    };
     plan.actions.extend(deletes);
     plan.actions.extend(adopts);
     plan.actions.extend(updates);

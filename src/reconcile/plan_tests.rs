@@ -28,7 +28,9 @@ fn scene(name: &str, backups: u32, priority: i32) -> DesiredScene {
         slots: backups + 1,
         priority,
         strike_threshold: 3,
+        slate: false,
         live: live(),
+        slot_urls: BTreeMap::new(),
         fixed: fixed(),
         uids: UidRange {
             start: 1,
@@ -79,6 +81,7 @@ struct World {
     now_ms: u64,
     max_players: u32,
     unseen_until_ms: u64,
+    cleared: Option<BTreeSet<SlotKey>>,
 }
 
 impl World {
@@ -93,6 +96,7 @@ impl World {
             now_ms: 100_000,
             max_players: 50,
             unseen_until_ms: 0,
+            cleared: None,
         }
     }
 
@@ -110,6 +114,7 @@ impl World {
             list_lag_ms: LAG,
             max_players: self.max_players,
             unseen_until_ms: self.unseen_until_ms,
+            cleared: self.cleared.as_ref(),
         })
     }
 }
@@ -438,5 +443,9 @@ fn quota_counts_foreign_and_pending_players_and_admits_masters_first() {
 
 #[path = "plan_tests/props.rs"]
 mod props;
+
+#[path = "plan_tests/hold.rs"]
+mod hold;
+
 #[path = "plan_tests/rollout.rs"]
 mod rollout;

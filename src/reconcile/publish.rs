@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use crate::agora::model::ListedPlayer;
 use crate::config::{Failback, Scene};
 use crate::reconcile::execute::role;
-use crate::reconcile::naming;
+use crate::reconcile::naming::{self, SLATE_SLOT};
 use crate::reconcile::onair::{self, FailbackPolicy, OnAir, SlotView, SwitchReason};
 use crate::reconcile::plan::is_running;
-use crate::status::{SceneStatus, SlotStatus};
+use crate::status::{SceneStatus, SlotStatus, SourceStatus};
 use crate::store::{SlotKey, SlotRecord, Store};
 use crate::telemetry::Metrics;
 
@@ -23,6 +23,11 @@ pub struct Picture<'a> {
     pub players: &'a [ListedPlayer],
     pub strikes: &'a BTreeMap<SlotKey, u32>,
     pub over_quota: &'a [SlotKey],
+    /// Slots whose replacement waits for their source.
+    pub held: &'a [SlotKey],
+    /// Per scene: whether a source is down, and each source's last verdict; empty while
+    /// source probing is off.
+    pub sources: &'a BTreeMap<String, (bool, Vec<SourceStatus>)>,
     pub now_ms: u64,
 }
 
@@ -88,7 +93,11 @@ impl Publisher {
         for scene in picture.scenes {
             let mut slots = Vec::new();
             let mut views = Vec::new();
-            for slot in 0..=scene.backups {
+            // The slate, while it has a player, is a slot like the others: on air when
+            // nothing else runs.
+            let slate = SlotKey::new(picture.project, &scene.name, SLATE_SLOT);
+            let slate = picture.records.contains_key(&slate).then_some(SLATE_SLOT);
+            for slot in (0..=scene.backups).chain(slate) {
                 let key = SlotKey::new(picture.project, &scene.name, slot);
                 let record = picture.records.get(&key);
                 let listed = record.and_then(|r| by_name.get(r.name.as_str()));
@@ -119,6 +128,8 @@ impl Publisher {
                     generation: record.map(|r| r.generation),
                     strikes: picture.strikes.get(&key).copied().unwrap_or(0),
                     status,
+                    source: scene.source_label(slot),
+                    held: picture.held.contains(&key),
                 });
             }
             let healthy = views
@@ -147,6 +158,28 @@ impl Publisher {
                 .scene_onair_version
                 .with_label_values(&[&scene.name])
                 .set(onair.version as i64);
+            let (source_down, sources) = picture
+                .sources
+                .get(&scene.name)
+                .cloned()
+                .unwrap_or_default();
+            if picture.sources.contains_key(&scene.name) {
+                metrics
+                    .scene_source_down
+                    .with_label_values(&[&scene.name])
+                    .set(i64::from(source_down));
+                for s in &sources {
+                    let gauge = match s.state {
+                        "up" => 1,
+                        "down" => 0,
+                        _ => -1,
+                    };
+                    metrics
+                        .source_up
+                        .with_label_values(&[&scene.name, &s.source])
+                        .set(gauge);
+                }
+            }
             statuses.push(SceneStatus {
                 name: scene.name.clone(),
                 project: picture.project.to_string(),
@@ -163,12 +196,14 @@ impl Publisher {
                     .filter(|k| k.scene == scene.name)
                     .map(|k| k.slot)
                     .collect(),
+                source_down,
+                sources,
                 slots,
             });
         }
         // Every (role, state) of this project is set, zeros included, so a state that
         // empties drops to 0 instead of keeping its last count.
-        for role in ["master", "backup"] {
+        for role in ["master", "backup", "slate"] {
             for state in PLAYER_STATES {
                 let n = players
                     .get(&(role, state.to_string()))

@@ -45,10 +45,10 @@ pub struct Spec {
     pub fixed: Fixed,
 }
 
-/// What a scene asks of its players now.
-pub fn desired(scene: &Scene) -> (Live, Fixed) {
+/// What a scene asks of the player of `slot` now (slots differ only in their source).
+pub fn desired(scene: &Scene, slot: u32) -> (Live, Fixed) {
     let live = Live {
-        stream_url: scene.stream_url.clone(),
+        stream_url: scene.slot_url(slot).to_string(),
         volume: scene.volume,
     };
     let fixed = Fixed {
@@ -63,10 +63,10 @@ pub fn desired(scene: &Scene) -> (Live, Fixed) {
     (live, fixed)
 }
 
-/// What a player created now for `scene` runs with: the scene's spec, at Agora's default
-/// volume (a different configured volume follows as an Update).
-pub fn created(scene: &Scene) -> Spec {
-    let (live, fixed) = desired(scene);
+/// What a player created now for `slot` of `scene` runs with: the scene's spec, at
+/// Agora's default volume (a different configured volume follows as an Update).
+pub fn created(scene: &Scene, slot: u32) -> Spec {
+    let (live, fixed) = desired(scene, slot);
     Spec {
         live: Live {
             volume: DEFAULT_VOLUME,

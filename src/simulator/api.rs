@@ -93,6 +93,13 @@ async fn handle(
     let fault = lock(&inner.faults).take(method.as_str(), path_and_query);
     let routed = route(&method, uri.path());
     let is_update = matches!(routed, Some((_, Op::Update { .. })));
+    let answer = || {
+        if super::ncs_ip::is_ncs_ip(&method, uri.path()) {
+            super::ncs_ip::serve(&inner, &headers)
+        } else {
+            serve(&inner, routed, &headers, uri.query(), &body, &request_id)
+        }
+    };
 
     let result = match fault {
         Some(FaultAction::Drop) => {
@@ -103,9 +110,9 @@ async fn handle(
         Some(FaultAction::Status(code)) => Err(ApiError::Injected(code)),
         Some(FaultAction::Delay(d)) => {
             tokio::time::sleep(d).await;
-            serve(&inner, routed, &headers, uri.query(), &body, &request_id)
+            answer()
         }
-        None => serve(&inner, routed, &headers, uri.query(), &body, &request_id),
+        None => answer(),
     };
 
     let response = match result {
@@ -222,7 +229,7 @@ fn serve(
 }
 
 /// `Authorization: Basic base64(customerId:customerSecret)` (§3).
-fn authenticate(inner: &Inner, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn authenticate(inner: &Inner, headers: &HeaderMap) -> Result<(), ApiError> {
     let decoded = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

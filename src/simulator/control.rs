@@ -13,12 +13,16 @@
 //! | `POST /_sim/projects/{appId}/players/{id}/fail` | | `{"found":bool}`, 404 when not found |
 //! | `POST /_sim/projects/{appId}/players/{id}/destroy` | `{"reason":".."}` (optional) | same |
 //! | `PUT /_sim/projects/{appId}/ncs-url` | `{"url":".."\|null}` | `{"found":bool}` |
+//! | `PUT /_sim/ncs-ips` | `{"ips":["IP",..]}` | `{}` |
 //! | `GET /_sim/history` | | `[HistoryEntry]` |
 //! | `POST /_sim/faults` | `FaultRule` | `{}` |
 //! | `DELETE /_sim/faults` | | `{}` (every rule forgotten) |
 //! | `GET /_sim/requests` | | `[RequestRecord]` |
 //! | `GET /_sim/notices` | | `[DeliveryRecord]` |
+//! | `PUT /_sim/sources/{name}` | `{"mode":"up"\|"down"\|"frozen"}` | `{}` |
+//! | `POST /_sim/sources/{name}/rtmp` | | `{"url":"rtmp://.."}` (starts its responder) |
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +36,7 @@ use serde_json::json;
 
 use super::faults::FaultRule;
 use super::ncs::DeliveryRecord;
+use super::sources::SourceMode;
 use super::state::{HistoryEntry, SimPlayer};
 use super::{Inner, SimHandle, lock};
 use crate::agora::model::{CreatePlayer, CreateRequest};
@@ -118,6 +123,10 @@ impl Inner {
         }
     }
 
+    pub(crate) fn set_ncs_ips(&self, ips: Vec<IpAddr>) {
+        *lock(&self.ncs_ips) = ips;
+    }
+
     pub(crate) fn inject(&self, rule: FaultRule) {
         lock(&self.faults).add(rule);
     }
@@ -170,6 +179,11 @@ impl SimHandle {
             .unwrap_or_default()
     }
 
+    /// Replaces what the NCS IP query API answers.
+    pub fn set_ncs_ips(&self, ips: Vec<IpAddr>) {
+        self.inner.set_ncs_ips(ips);
+    }
+
     /// Answers the next `rule.count` matching REST requests with `rule.action`.
     pub fn inject(&self, rule: FaultRule) {
         self.inner.inject(rule);
@@ -189,6 +203,31 @@ impl SimHandle {
     pub fn notices_sent(&self) -> Vec<DeliveryRecord> {
         self.inner.notifier.records()
     }
+
+    /// Takes source `name` down, freezes it, or brings it back (see `sources`).
+    pub fn set_source(&self, name: &str, mode: SourceMode) {
+        self.inner.set_source(name, mode);
+    }
+
+    /// The live HLS media playlist of source `name`.
+    pub fn hls_url(&self, name: &str) -> String {
+        format!("{}/_src/{name}/index.m3u8", self.base_url())
+    }
+
+    /// A master playlist of source `name` pointing at [`SimHandle::hls_url`].
+    pub fn hls_master_url(&self, name: &str) -> String {
+        format!("{}/_src/{name}/master.m3u8", self.base_url())
+    }
+
+    /// A plain file (FLV, MP4, an image: the bytes are the same) of source `name`.
+    pub fn file_url(&self, name: &str, file: &str) -> String {
+        format!("{}/_src/{name}/{file}", self.base_url())
+    }
+
+    /// The RTMP URL of source `name`, starting its handshake responder.
+    pub async fn rtmp_url(&self, name: &str) -> std::io::Result<String> {
+        self.inner.rtmp_url(name).await
+    }
 }
 
 type Shared = State<Arc<Inner>>;
@@ -202,6 +241,16 @@ struct AdvanceBody {
 struct DestroyBody {
     #[serde(default)]
     reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NcsIpsBody {
+    ips: Vec<IpAddr>,
+}
+
+#[derive(Deserialize)]
+struct SourceBody {
+    mode: SourceMode,
 }
 
 #[derive(Deserialize)]
@@ -231,10 +280,13 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
             post(destroy),
         )
         .route("/_sim/projects/{app_id}/ncs-url", put(ncs_url))
+        .route("/_sim/ncs-ips", put(ncs_ips))
         .route("/_sim/history", get(history))
         .route("/_sim/faults", post(faults).delete(clear_faults))
         .route("/_sim/requests", get(requests))
         .route("/_sim/notices", get(notices))
+        .route("/_sim/sources/{name}", put(set_source))
+        .route("/_sim/sources/{name}/rtmp", post(rtmp_source))
         .with_state(inner)
 }
 
@@ -281,6 +333,11 @@ async fn ncs_url(
     found(inner.set_ncs_url(&app_id, body.url))
 }
 
+async fn ncs_ips(State(inner): Shared, Json(body): Json<NcsIpsBody>) -> Json<serde_json::Value> {
+    inner.set_ncs_ips(body.ips);
+    Json(json!({}))
+}
+
 async fn history(State(inner): Shared) -> Json<Vec<HistoryEntry>> {
     Json(inner.history())
 }
@@ -301,4 +358,24 @@ async fn requests(State(inner): Shared) -> Json<Vec<RequestRecord>> {
 
 async fn notices(State(inner): Shared) -> Json<Vec<DeliveryRecord>> {
     Json(inner.notifier.records())
+}
+
+async fn set_source(
+    State(inner): Shared,
+    Path(name): Path<String>,
+    Json(body): Json<SourceBody>,
+) -> Json<serde_json::Value> {
+    inner.set_source(&name, body.mode);
+    Json(json!({}))
+}
+
+async fn rtmp_source(State(inner): Shared, Path(name): Path<String>) -> Response {
+    match inner.rtmp_url(&name).await {
+        Ok(url) => Json(json!({ "url": url })).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "message": e.to_string() })),
+        )
+            .into_response(),
+    }
 }

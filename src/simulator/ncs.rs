@@ -69,10 +69,19 @@ impl Notifier {
         clock: Arc<SimClock>,
         timeout: Duration,
         retry_delays: Vec<Duration>,
+        ca_files: &[std::path::PathBuf],
     ) -> std::io::Result<Notifier> {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut roots = Vec::new();
+        for path in ca_files {
+            let pem = std::fs::read(path).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
+            })?;
+            roots.push(reqwest::Certificate::from_pem(&pem).map_err(std::io::Error::other)?);
+        }
         let client = reqwest::Client::builder()
             .timeout(timeout)
+            .tls_certs_merge(roots)
             .build()
             .map_err(std::io::Error::other)?;
         Ok(Notifier {

@@ -13,6 +13,7 @@ use super::clock::SimClock;
 use super::config::SimProject;
 use super::ncs::Event;
 use super::rate::RateWindow;
+use super::sources::{SourceMode, SourceState, source_name};
 use crate::agora::model::{CreatePlayer, PlayerStatus, Region};
 use crate::ncs::notice::{
     EVENT_PLAYER_CREATED, EVENT_PLAYER_DESTROYED, EVENT_PLAYER_STATUS, MediaPullPayload,
@@ -99,6 +100,8 @@ pub(crate) struct Project {
 pub(crate) struct State {
     pub projects: HashMap<String, Project>,
     pub history: Vec<HistoryEntry>,
+    /// Sources not listed here are up.
+    pub sources: HashMap<String, SourceState>,
     next_seq: u64,
 }
 
@@ -119,12 +122,20 @@ impl State {
         State {
             projects,
             history: Vec::new(),
+            sources: HashMap::new(),
             next_seq: 0,
         }
     }
 
-    /// Applies every `connecting -> running` transition due at `now`; returns the events
-    /// and the earliest transition still pending.
+    /// Whether a player pulling `stream_url` can play: simulator sources must be up.
+    fn plays(sources: &HashMap<String, SourceState>, stream_url: &str) -> bool {
+        source_name(stream_url)
+            .and_then(|name| sources.get(name))
+            .is_none_or(|s| s.mode == SourceMode::Up)
+    }
+
+    /// Applies every `connecting -> running` transition due at `now` (`failed` when the
+    /// source does not play); returns the events and the earliest transition still pending.
     pub fn settle(&mut self, clock: &SimClock, now: Instant) -> (Vec<Event>, Option<Instant>) {
         let mut events = Vec::new();
         let mut next: Option<Instant> = None;
@@ -133,7 +144,12 @@ impl State {
                 match live.connect_due {
                     Some(due) if due <= now => {
                         live.connect_due = None;
-                        live.player.status = PlayerStatus::Running;
+                        live.player.status = if State::plays(&self.sources, &live.player.stream_url)
+                        {
+                            PlayerStatus::Running
+                        } else {
+                            PlayerStatus::Failed
+                        };
                         // `lts` is when the transition happened, not when it was noticed.
                         events.push(status_event(app_id, &live.player, clock.wall_ms(due)));
                     }
@@ -255,6 +271,36 @@ impl State {
             h.failed_at_ms.get_or_insert(clock.elapsed_ms(now));
         }
         Some(event)
+    }
+
+    /// Sets a source's mode; a source that stops playing fails every live player on it.
+    pub fn set_source(
+        &mut self,
+        clock: &SimClock,
+        name: &str,
+        state: SourceState,
+        now: Instant,
+    ) -> Vec<Event> {
+        self.sources.insert(name.to_string(), state);
+        let mut events = Vec::new();
+        if state.mode == SourceMode::Up {
+            return events;
+        }
+        for (app_id, project) in &mut self.projects {
+            for live in &mut project.players {
+                let on_it = source_name(&live.player.stream_url) == Some(name);
+                let alive = !matches!(
+                    live.player.status,
+                    PlayerStatus::Failed | PlayerStatus::Stopped
+                );
+                if on_it && alive {
+                    live.connect_due = None;
+                    live.player.status = PlayerStatus::Failed;
+                    events.push(status_event(app_id, &live.player, clock.wall_ms(now)));
+                }
+            }
+        }
+        events
     }
 
     pub fn live_mut(&mut self, app_id: &str, id: &str) -> Option<&mut Live> {

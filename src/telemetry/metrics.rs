@@ -64,6 +64,13 @@ pub struct Metrics {
     pub reconcile_duration: Histogram,
     /// Time spent waiting for pullkeeper's own rate limiter, by API.
     pub ratelimit_wait: CounterVec,
+    /// Failed fetches of a project's NCS address list (the last good one stays in use).
+    pub ncs_ip_fetch_failures: IntCounterVec,
+    /// Last probe verdict per scene and source (primary, backup1, …): 1 up, 0 down,
+    /// -1 unknown or not probed yet.
+    pub source_up: IntGaugeVec,
+    /// 1 while some source of the scene is down and its failed players are held.
+    pub scene_source_down: IntGaugeVec,
 }
 
 impl Metrics {
@@ -250,6 +257,30 @@ impl Metrics {
                 &["api"],
             )
             .expect("valid metric"),
+            ncs_ip_fetch_failures: IntCounterVec::new(
+                Opts::new(
+                    "pullkeeper_ncs_ip_fetch_failures_total",
+                    "Failed fetches of a project's NCS address list; the last good list stays in use.",
+                ),
+                &["project"],
+            )
+            .expect("valid metric"),
+            source_up: IntGaugeVec::new(
+                Opts::new(
+                    "pullkeeper_source_up",
+                    "Last probe verdict of a scene's source: 1 up, 0 down, -1 unknown or not probed.",
+                ),
+                &["scene", "source"],
+            )
+            .expect("valid metric"),
+            scene_source_down: IntGaugeVec::new(
+                Opts::new(
+                    "pullkeeper_scene_source_down",
+                    "1 while a source of the scene is down; its failed players are not replaced meanwhile.",
+                ),
+                &["scene"],
+            )
+            .expect("valid metric"),
             registry,
         };
         let build = Gauge::with_opts(
@@ -282,6 +313,9 @@ impl Metrics {
             Box::new(m.players.clone()),
             Box::new(m.reconcile_duration.clone()),
             Box::new(m.ratelimit_wait.clone()),
+            Box::new(m.ncs_ip_fetch_failures.clone()),
+            Box::new(m.source_up.clone()),
+            Box::new(m.scene_source_down.clone()),
             Box::new(build),
         ] {
             m.registry.register(c).expect("metric names are unique");
@@ -304,6 +338,13 @@ impl Metrics {
         self.domain_switches.with_label_values(&[project]);
         self.replacement_backoffs.with_label_values(&[project]);
         self.reconcile_passes.with_label_values(&[project]);
+    }
+
+    /// Adds a collector whose values are computed at scrape time.
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        self.registry
+            .register(collector)
+            .expect("metric names are unique");
     }
 
     /// The text exposition format Prometheus scrapes.

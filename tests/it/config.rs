@@ -109,7 +109,16 @@ fn shipped_config_loads_with_its_demo_secrets() {
     assert_eq!(cfg.scenes_path, cfg.settings.scenes_file);
     assert!(cfg.scenes_path.ends_with("config/scenes.yaml"));
     assert_eq!(cfg.settings.reconcile.list_lag.as_secs(), 12);
-    assert!(cfg.settings.server.admin_token.is_none());
+    assert_eq!(
+        cfg.settings
+            .server
+            .admin_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_string())
+            .as_deref(),
+        Some("demo-admin-token")
+    );
+    assert!(!cfg.settings.ncs_allowlist.enforce);
     assert!(cfg.settings.app_webhook.is_none());
     assert_eq!(cfg.settings.reports.window, Duration::from_secs(30));
     assert_eq!(cfg.settings.reports.threshold, 3);

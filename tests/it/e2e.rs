@@ -8,7 +8,7 @@ use pullkeeper::simulator::SimHandle;
 use pullkeeper::store::Store;
 
 use crate::harness::{
-    APP_ID, SCENES, eventually, start_app, start_simulator, temp_dir, write_config,
+    ADMIN_TOKEN, APP_ID, SCENES, eventually, start_app, start_simulator, temp_dir, write_config,
 };
 
 fn owned_names(sim: &SimHandle) -> BTreeSet<String> {
@@ -137,6 +137,7 @@ async fn scene_status_and_metrics_are_served() {
     assert_eq!(ready.status(), 200);
     let scene: serde_json::Value = http
         .get(format!("{base}/v1/scenes/news"))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap()
@@ -147,6 +148,7 @@ async fn scene_status_and_metrics_are_served() {
     assert_eq!(scene["slots"].as_array().unwrap().len(), 3);
     let missing = http
         .get(format!("{base}/v1/scenes/nope"))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();

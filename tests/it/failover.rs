@@ -354,12 +354,7 @@ async fn a_lost_create_answer_makes_no_duplicate() {
     let scenes = one_scene("revertive").replace("backups: 1", "backups: 0");
     write_config_full(&dir, &sim, &scenes, "", FAST);
     // The client gives up after 1 s, long before the simulator answers.
-    let path = dir.join("pullkeeper.yaml");
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("timeout: 5s", "timeout: 1s");
-    std::fs::write(&path, text).unwrap();
-    let config = pullkeeper::config::load_with_env(&path, &crate::harness::env()).unwrap();
+    let config = crate::harness::edit_settings(&dir, "timeout: 5s", "timeout: 1s");
     let app = start_app(config, Store::temporary().unwrap()).await;
     eventually(Duration::from_secs(20), "master running", || {
         app.board

@@ -1,5 +1,6 @@
 //! The single integration-test binary; each module tests one part of pullkeeper.
 
+mod admin;
 mod audit;
 mod binary;
 mod client;
@@ -14,12 +15,16 @@ mod harness;
 mod lifecycle;
 mod loglevel;
 mod ncs;
+mod ncs_allowlist;
 mod ncs_failover;
 mod observability;
+mod probe;
 mod recovery;
 mod reload;
 mod rollout;
 mod simulator_ncs;
 mod simulator_rest;
+mod source;
 mod storm;
 mod support;
+mod tls;
