@@ -10,7 +10,8 @@ use pullkeeper::simulator::{SimHandle, SourceMode};
 use pullkeeper::store::Store;
 
 use crate::harness::{
-    APP_ID, FAST, connect_ncs, eventually, start_app, start_simulator, temp_dir, write_config_full,
+    ADMIN_TOKEN, APP_ID, FAST, connect_ncs, eventually, start_app, start_simulator, temp_dir,
+    write_config_full,
 };
 
 /// Probes every 200 ms, backing off to 1 s while a source is down.
@@ -87,7 +88,10 @@ async fn a_dead_source_holds_replacements_and_its_return_brings_them_back() {
         before,
         "no create while the source is down"
     );
-    let status: serde_json::Value = reqwest::get(format!("http://{}/v1/scenes/news", app.addr()))
+    let status: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://{}/v1/scenes/news", app.addr()))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
         .await
         .unwrap()
         .json()
