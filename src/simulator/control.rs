@@ -73,10 +73,15 @@ impl Inner {
         self.with_state(|st, _| (st.history.clone(), Vec::new()))
     }
 
-    pub(crate) fn fail_player(&self, app_id: &str, id: &str) -> bool {
-        self.with_state(|st, now| match st.fail(&self.clock, app_id, id, now) {
-            Some(e) => (true, vec![e]),
-            None => (false, Vec::new()),
+    /// Fails every player in `ids` at one instant: no List can see some failed and
+    /// others not. Returns how many existed.
+    pub(crate) fn fail_players(&self, app_id: &str, ids: &[String]) -> usize {
+        self.with_state(|st, now| {
+            let events: Vec<_> = ids
+                .iter()
+                .filter_map(|id| st.fail(&self.clock, app_id, id, now))
+                .collect();
+            (events.len(), events)
         })
     }
 
@@ -163,7 +168,12 @@ impl SimHandle {
 
     /// Status -> `failed`, with NCS event 4. False when the player does not exist.
     pub fn fail_player(&self, app_id: &str, id: &str) -> bool {
-        self.inner.fail_player(app_id, id)
+        self.inner.fail_players(app_id, &[id.to_string()]) == 1
+    }
+
+    /// Fails all of `ids` at once, as a storm does; returns how many existed.
+    pub fn fail_players(&self, app_id: &str, ids: &[String]) -> usize {
+        self.inner.fail_players(app_id, ids)
     }
 
     /// Removes the player as Agora would on its own, with NCS event 3 and `reason`.
@@ -311,7 +321,7 @@ async fn add_foreign(
 }
 
 async fn fail(State(inner): Shared, Path((app_id, id)): Path<(String, String)>) -> Response {
-    found(inner.fail_player(&app_id, &id))
+    found(inner.fail_players(&app_id, &[id]) == 1)
 }
 
 async fn destroy(
