@@ -12,8 +12,8 @@ use tokio::time::Instant;
 use crate::audit::{audit, report};
 use crate::binary::Proc;
 use crate::harness::{
-    ADMIN_TOKEN, APP_ID, SCENES, eventually, one_scene, start_app, start_simulator, temp_dir,
-    write_config,
+    ADMIN_TOKEN, APP_ID, SCENES, admin_json, eventually, one_scene, start_app, start_simulator,
+    temp_dir, write_config,
 };
 
 /// The status of `GET url`, or `None` when nothing answers.
@@ -127,15 +127,7 @@ async fn sigterm_during_a_storm_exits_0_in_time_and_the_restart_duplicates_nothi
     let scenes_url = format!("http://{}/v1/scenes", proc.addr);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let scenes: serde_json::Value = reqwest::Client::new()
-            .get(&scenes_url)
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let scenes: serde_json::Value = admin_json(&scenes_url).await;
         let intents = scenes
             .as_array()
             .unwrap()

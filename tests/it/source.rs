@@ -10,7 +10,7 @@ use pullkeeper::simulator::{SimHandle, SourceMode};
 use pullkeeper::store::Store;
 
 use crate::harness::{
-    ADMIN_TOKEN, APP_ID, FAST, connect_ncs, eventually, start_app, start_simulator, temp_dir,
+    APP_ID, FAST, admin_json, connect_ncs, eventually, start_app, start_simulator, temp_dir,
     write_config_full,
 };
 
@@ -88,15 +88,8 @@ async fn a_dead_source_holds_replacements_and_its_return_brings_them_back() {
         before,
         "no create while the source is down"
     );
-    let status: serde_json::Value = reqwest::Client::new()
-        .get(format!("http://{}/v1/scenes/news", app.addr()))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: serde_json::Value =
+        admin_json(format!("http://{}/v1/scenes/news", app.addr())).await;
     assert_eq!(status["source_down"], true, "{status}");
     assert_eq!(status["sources"][0]["state"], "down", "{status}");
     assert!(
