@@ -66,8 +66,12 @@ pub enum AppError {
 pub struct App {
     addr: std::net::SocketAddr,
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Stops the work: controllers, API calls not yet sent, reloads, housekeeping.
     cancel: CancellationToken,
     tracker: TaskTracker,
+    /// Stops the HTTP servers, last, so `/readyz` answers 503 while the work drains.
+    stop_serving: CancellationToken,
+    server: TaskTracker,
     scenes: watch::Sender<Arc<Vec<Scene>>>,
     accepting: Arc<AtomicBool>,
     reload_now: Arc<Notify>,
@@ -100,6 +104,16 @@ impl App {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let (scenes_tx, scenes_rx) = watch::channel(Arc::new(config.scenes.clone()));
+        if let Some(recovery) = store.recovery() {
+            metrics.store_recoveries.inc();
+            tracing::warn!(aside = %recovery.aside.display(),
+                "started from an empty store; adopting players from List");
+        }
+        // After a lost store, a player created just before the start may not show in
+        // List for the List lag; until then only what List shows is acted on.
+        let unseen_until_ms = store.recovery().map_or(0, |_| {
+            clock.now_ms() + config.settings.reconcile.list_lag.as_millis() as u64
+        });
         let mut listed = Vec::new();
         let mut inboxes = HashMap::new();
         let (switch_tx, switch_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -119,10 +133,12 @@ impl App {
         };
         for project in &config.settings.projects {
             metrics.init_project(&project.id);
-            let client = build_client(project, &metrics).map_err(|source| AppError::Client {
-                project: project.id.clone(),
-                source,
-            })?;
+            let client = build_client(project, &metrics)
+                .map_err(|source| AppError::Client {
+                    project: project.id.clone(),
+                    source,
+                })?
+                .with_stop(cancel.clone());
             let client = Arc::new(client);
             let refresher = IpRefresher {
                 project: project.id.clone(),
@@ -152,6 +168,7 @@ impl App {
                 inbox,
                 reports: config.settings.reports.clone(),
                 switches: Some(switch_tx.clone()),
+                unseen_until_ms,
                 sources: prober
                     .clone()
                     .zip(config.settings.source_probe.clone())
@@ -231,16 +248,20 @@ impl App {
             crate::auth::require_admin(admin_routes, config.settings.server.admin_token.clone());
         let mut routes = server::probes(state).merge(ncs).merge(admin);
         let server_settings = &config.settings.server;
+        // HTTP stops last, so `/readyz` answers 503 and `/metrics` is scraped while the
+        // work drains.
+        let stop_serving = CancellationToken::new();
+        let server = TaskTracker::new();
         let mut metrics_addr = None;
         match server_settings.metrics_listen {
             None => routes = routes.merge(server::metrics_route(metrics.clone())),
             Some(at) => {
                 let metrics_listener = TcpListener::bind(at).await?;
                 metrics_addr = Some(metrics_listener.local_addr()?);
-                tracker.spawn(serve(
+                server.spawn(serve(
                     Listening::Plain(metrics_listener),
                     server::metrics_route(metrics.clone()),
-                    cancel.child_token(),
+                    stop_serving.clone(),
                 ));
             }
         }
@@ -253,14 +274,17 @@ impl App {
                 Listening::Tls(TlsListener::new(listener, cert.server_config()))
             }
         };
-        tracker.spawn(serve(listening, routes, cancel.child_token()));
+        server.spawn(serve(listening, routes, stop_serving.clone()));
         tracker.close();
+        server.close();
         tracing::info!(%addr, "pullkeeper listening");
         Ok(App {
             addr,
             metrics_addr,
             cancel,
             tracker,
+            stop_serving,
+            server,
             scenes: scenes_tx,
             accepting,
             reload_now,
@@ -289,16 +313,26 @@ impl App {
         self.scenes.send_replace(Arc::new(scenes));
     }
 
-    /// Stops taking work, lets in-flight calls finish within [`SHUTDOWN_GRACE`], flushes
-    /// the store. Never deletes a player: streams outlive their supervisor.
+    /// Goes unready, starts no new work (calls waiting for the rate limiter are not
+    /// sent), lets calls already sent finish, stops serving HTTP and flushes the store,
+    /// all within [`SHUTDOWN_GRACE`]. Never deletes a player: streams outlive their
+    /// supervisor, and the next start adopts them.
     pub async fn shutdown(self) {
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         self.accepting.store(false, Ordering::Release);
         self.cancel.cancel();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
+        if tokio::time::timeout_at(deadline, self.tracker.wait())
             .await
             .is_err()
         {
             tracing::warn!("in-flight work did not finish within the shutdown grace period");
+        }
+        self.stop_serving.cancel();
+        if tokio::time::timeout_at(deadline, self.server.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("HTTP connections still open at the end of the grace period");
         }
         if let Err(e) = self.store.flush().await {
             tracing::error!(error = %e, "store flush at shutdown failed");

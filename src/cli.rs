@@ -156,7 +156,7 @@ async fn run(
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create the store directory {}", parent.display()))?;
     }
-    let store = Store::open(store_path)
+    let store = Store::open_or_recover(store_path, crate::clock::Clock::new().now_ms())
         .with_context(|| format!("cannot open the store at {}", store_path.display()))?;
     let listen = config.settings.server.listen;
     let listener = TcpListener::bind(listen)

@@ -14,13 +14,19 @@
 //!   is O(1) in the common case and never walks back into used space.
 //! - `onair`: `{project}\0{scene}` → the scene's on-air player and its version.
 //! - `update_sequences`: player id → the last Update `sequence` sent to it.
+//! - `meta`: the format marker that tells an intact store from one that lost its
+//!   contents (see `recover`, which also moves an unreadable store aside).
 
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::agora::model::Region;
 use crate::reconcile::onair::OnAir;
 use crate::reconcile::spec::Spec;
+
+mod recover;
+pub use recover::Recovery;
 
 /// Identifies one slot: slot 0 is the master, 1..=backups the backups.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -107,6 +113,12 @@ pub enum StoreError {
     Flush(String),
     #[error("store: corrupt value under {tree}: {detail}")]
     Corrupt { tree: &'static str, detail: String },
+    #[error("store: cannot move the unreadable store {path} aside to {aside}: {detail}")]
+    MoveAside {
+        path: PathBuf,
+        aside: PathBuf,
+        detail: String,
+    },
     #[error("no free UID left in {start}..={end} for scene {scene} in channel {channel}")]
     UidsExhausted {
         scene: String,
@@ -125,7 +137,9 @@ pub struct Store {
     uid_hwm: sled::Tree,
     onair: sled::Tree,
     sequences: sled::Tree,
-    flushing: std::sync::Arc<tokio::sync::Mutex<()>>,
+    flushing: Arc<tokio::sync::Mutex<()>>,
+    /// Set when the store was found unreadable at start and replaced by an empty one.
+    recovery: Option<Arc<Recovery>>,
 }
 
 /// Schema version written into every [`SlotRecord`].
@@ -151,6 +165,7 @@ impl Store {
             onair: db.open_tree("onair")?,
             sequences: db.open_tree("update_sequences")?,
             flushing: Default::default(),
+            recovery: None,
             db,
         })
     }
@@ -270,7 +285,7 @@ impl Store {
                     self.uids
                         .compare_and_swap(&k, None::<&[u8]>, Some(name.as_bytes()))?;
                 if claimed.is_ok() {
-                    self.uid_hwm.insert(&hwm_key, &uid.to_be_bytes())?;
+                    self.raise_uid_hwm(project, scene, uid)?;
                     return Ok(uid);
                 }
             }
@@ -281,6 +296,20 @@ impl Store {
             start,
             end,
         })
+    }
+
+    /// Raises a scene's high-water mark to `uid` (never lowers it): a UID of the scene's
+    /// own player that List shows was handed out, and so was every UID below it, even
+    /// when the store that remembered them was lost.
+    pub fn raise_uid_hwm(&self, project: &str, scene: &str, uid: u32) -> Result<(), StoreError> {
+        self.uid_hwm
+            .fetch_and_update(key(&[project, scene]), |old| {
+                let hwm = old
+                    .and_then(|v| <[u8; 4]>::try_from(v).ok())
+                    .map_or(0, u32::from_be_bytes);
+                Some(hwm.max(uid).to_be_bytes().to_vec())
+            })?;
+        Ok(())
     }
 
     /// Records a UID seen in a channel (a foreign player, an adopted one) so it is never
@@ -400,6 +429,19 @@ mod tests {
                 .allocate_uid("p", "other", "ch2", 100, 104, "x")
                 .unwrap(),
             100
+        );
+    }
+
+    #[test]
+    fn a_raised_high_water_mark_is_never_allocated_below_nor_lowered() {
+        let store = Store::temporary().unwrap();
+        store.raise_uid_hwm("p", "news", 150).unwrap();
+        store.raise_uid_hwm("p", "news", 120).unwrap();
+        assert_eq!(
+            store
+                .allocate_uid("p", "news", "ch", 100, 199, "a")
+                .unwrap(),
+            151
         );
     }
 

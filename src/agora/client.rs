@@ -13,6 +13,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::domains::{DomainPool, Overrides, WAITS};
 use super::error::{ApiError, Op, Refusal, TransportKind};
@@ -99,6 +100,8 @@ pub struct MediaPullClient {
     observer: Option<Box<CallObserver>>,
     on_switch: Option<Box<SwitchObserver>>,
     on_wait: Option<Box<WaitObserver>>,
+    /// Once cancelled, calls still waiting for their turn are not sent (shutdown).
+    stop: CancellationToken,
 }
 
 impl std::fmt::Debug for MediaPullClient {
@@ -148,7 +151,16 @@ impl MediaPullClient {
             observer: None,
             on_switch: None,
             on_wait: None,
+            stop: CancellationToken::new(),
         })
+    }
+
+    /// Stops sending once `stop` is cancelled: a call waiting for the rate limiter or
+    /// for a fallback domain ends with [`ApiError::Stopped`]; a call already sent runs
+    /// to its answer or timeout.
+    pub fn with_stop(mut self, stop: CancellationToken) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// Reports every switch of API domain to `observer` (metrics).
@@ -338,7 +350,10 @@ impl MediaPullClient {
                 tracing::warn!(api = op.as_str(), error = %e, next = %domain, wait_ms = wait.as_millis() as u64,
                     "no answer from the API domain; retrying");
             }
-            tokio::time::sleep(*wait).await;
+            tokio::select! {
+                _ = self.stop.cancelled() => return Err(ApiError::Stopped { op }),
+                _ = tokio::time::sleep(*wait) => {}
+            }
             result = self
                 .attempt(op, limiter, make(&format!("{scheme}://{domain}")))
                 .await;
@@ -370,7 +385,11 @@ impl MediaPullClient {
         (limiter, rank): (&RateLimiter, i64),
         req: RequestBuilder,
     ) -> Result<(Response, String), ApiError> {
-        let waited = limiter.acquire_ranked(rank).await;
+        let waited = tokio::select! {
+            biased;
+            _ = self.stop.cancelled() => return Err(ApiError::Stopped { op }),
+            waited = limiter.acquire_ranked(rank) => waited,
+        };
         if let Some(observe) = &self.on_wait {
             observe(op, waited);
         }

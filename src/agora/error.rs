@@ -55,6 +55,8 @@ pub enum ErrorClass {
     Dns,
     /// A 2xx whose body did not decode.
     Decode,
+    /// Never sent: shutdown began while it waited for its turn.
+    Stopped,
 }
 
 /// What Agora said when it refused a request, with the ids its docs ask us to log (§1.12).
@@ -90,6 +92,8 @@ pub enum ApiError {
         detail: String,
         request_id: String,
     },
+    #[error("{op}: not sent, pullkeeper is shutting down")]
+    Stopped { op: Op },
 }
 
 /// Why a request got no HTTP answer.
@@ -117,7 +121,8 @@ impl ApiError {
         match self {
             ApiError::Status { op, .. }
             | ApiError::Transport { op, .. }
-            | ApiError::Decode { op, .. } => *op,
+            | ApiError::Decode { op, .. }
+            | ApiError::Stopped { op } => *op,
         }
     }
 
@@ -135,6 +140,7 @@ impl ApiError {
                 _ => ErrorClass::Network,
             },
             ApiError::Decode { .. } => ErrorClass::Decode,
+            ApiError::Stopped { .. } => ErrorClass::Stopped,
         }
     }
 
@@ -157,6 +163,7 @@ impl ApiError {
             ErrorClass::Network => "network",
             ErrorClass::Dns => "dns",
             ErrorClass::Decode => "decode",
+            ErrorClass::Stopped => "stopped",
         }
     }
 }

@@ -58,6 +58,8 @@ pub struct ProjectController {
     pub reports: ReportSettings,
     /// Where on-air changes go (the app webhook), if anywhere.
     pub switches: Option<tokio::sync::mpsc::UnboundedSender<Switch>>,
+    /// Unix ms until which slots List does not show get no player (see `PlanInput`).
+    pub unseen_until_ms: u64,
     /// Source probes before replacements, if configured.
     pub sources: Option<SourceProbing>,
 }
@@ -184,7 +186,9 @@ impl ProjectController {
                 let lag = self.settings.list_lag;
                 mem.recently_deleted.retain(|_, at| at.elapsed() < lag);
                 players.retain(|p| !mem.recently_deleted.contains_key(&p.id));
-                self.executor.note_uids(&players);
+                let scenes = self.scenes.borrow().clone();
+                self.executor
+                    .note_uids(&players, &self.project.name_prefix, &scenes);
                 let now_ms = self.executor.clock.now_ms();
                 if let Ok(records) = self.records() {
                     if let Some(previous) = &mem.players {
@@ -217,6 +221,8 @@ impl ProjectController {
                 mem.players = Some(players);
                 None
             }
+            // Shutting down: not an outage, and the loop ends next.
+            Err(e) if e.class() == ErrorClass::Stopped => None,
             Err(e) => {
                 self.metrics.api_outage.with_label_values(&[project]).set(1);
                 // Doubling from the poll interval: a 5 s poll retries at 10, 20, 40, 60 s,
@@ -398,6 +404,7 @@ impl ProjectController {
             now_ms,
             list_lag_ms: self.settings.list_lag.as_millis() as u64,
             max_players: self.project.limits.max_players,
+            unseen_until_ms: self.unseen_until_ms,
             cleared: cleared.as_ref(),
         });
         self.metrics

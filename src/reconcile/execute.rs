@@ -85,6 +85,9 @@ impl Executor {
         };
         record.phase = Phase::Created;
         record.id = Some(id.clone());
+        // Agora created the player somewhere between request and answer, and a slow
+        // answer can come long after the request: List's lag counts from the answer.
+        record.created_at_ms = self.clock.now_ms();
         self.store.put_slot(key, &record)?;
         self.store.flush().await?;
         tracing::info!(
@@ -298,8 +301,10 @@ impl Executor {
         Ok(sequence)
     }
 
-    /// Remembers every UID a List shows, so none is ever handed out again.
-    pub fn note_uids(&self, players: &[ListedPlayer]) {
+    /// Remembers every UID a List shows, so none is ever handed out again, and raises
+    /// each scene's high-water mark to the UIDs of its own listed players: after a lost
+    /// store, that is what tells which part of the range the scene already used.
+    pub fn note_uids(&self, players: &[ListedPlayer], prefix: &str, scenes: &[Scene]) {
         for p in players {
             let (Some(channel), Some(uid)) = (p.channel_name.as_deref(), p.uid) else {
                 continue;
@@ -310,6 +315,18 @@ impl Executor {
             let name = p.name.as_deref().unwrap_or("");
             if let Err(e) = self.store.note_uid(&self.project, channel, uid, name) {
                 tracing::error!(error = %e, "cannot record a seen UID");
+            }
+            let Some(parsed) = naming::parse(prefix, name) else {
+                continue;
+            };
+            let own_scene = scenes.iter().find(|s| {
+                s.project == self.project && s.name == parsed.scene && s.channel == channel
+            });
+            if let Some(scene) = own_scene
+                && (scene.uids.start..=scene.uids.end).contains(&uid)
+                && let Err(e) = self.store.raise_uid_hwm(&self.project, &scene.name, uid)
+            {
+                tracing::error!(error = %e, "cannot raise a UID high-water mark");
             }
         }
     }

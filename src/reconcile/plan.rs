@@ -8,7 +8,9 @@
 //!
 //! Rules, each a test below:
 //! - one player per slot (slot 0 master, 1..=backups), named `{prefix}_{scene}_{slot}_{gen}`;
-//! - a slot with no player gets one; a player List shows under a slot's name is adopted;
+//! - a slot with no player gets one (after a lost store, only once List can show every
+//!   player created before the start); a player List shows under a slot's name is
+//!   adopted, and so is a UID List shows differently from the record;
 //! - a created player absent from List is only missing once the List lag has passed and
 //!   it has collected its scene's strike threshold of consecutive absences;
 //!   a missing intent is retried under the same name and UID (a 409 makes that safe),
@@ -96,6 +98,10 @@ pub struct PlanInput<'a> {
     pub now_ms: u64,
     pub list_lag_ms: u64,
     pub max_players: u32,
+    /// Until this instant a slot with neither a record nor a listed player gets none:
+    /// the store was lost at start, and a player created just before may not show in
+    /// List yet (§1.6). 0 when the store was intact.
+    pub unseen_until_ms: u64,
     /// With source probing on, the slots whose source was found up or unknown: only they
     /// may be replaced. `None`: probing is off and every replacement proceeds.
     pub cleared: Option<&'a BTreeSet<SlotKey>>,
@@ -273,8 +279,11 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                         Current::Pending(next)
                     }
                     Some(o) => {
-                        let known =
-                            r.phase == Phase::Created && r.id.as_deref() == Some(&o.player.id);
+                        // A 409 names the player but not its UID; List tells the UID.
+                        let uid_differs = o.player.uid.is_some_and(|u| u != u64::from(r.uid));
+                        let known = r.phase == Phase::Created
+                            && r.id.as_deref() == Some(&o.player.id)
+                            && !uid_differs;
                         match &r.spec {
                             Some(spec) if known => {
                                 updates.extend(rollout::update(
@@ -330,6 +339,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                         Current::Pending(next)
                     }
                 }
+            } else if input.now_ms < input.unseen_until_ms {
+                Current::Pending(1)
             } else {
                 creates.push((scene.priority, key.clone(), fresh(input, &key, 1, None)));
                 Current::Pending(1)

@@ -80,6 +80,7 @@ struct World {
     strikes: BTreeMap<SlotKey, u32>,
     now_ms: u64,
     max_players: u32,
+    unseen_until_ms: u64,
     cleared: Option<BTreeSet<SlotKey>>,
 }
 
@@ -94,6 +95,7 @@ impl World {
             strikes: BTreeMap::new(),
             now_ms: 100_000,
             max_players: 50,
+            unseen_until_ms: 0,
             cleared: None,
         }
     }
@@ -111,6 +113,7 @@ impl World {
             now_ms: self.now_ms,
             list_lag_ms: LAG,
             max_players: self.max_players,
+            unseen_until_ms: self.unseen_until_ms,
             cleared: self.cleared.as_ref(),
         })
     }
@@ -138,6 +141,38 @@ fn deletes(plan: &Plan) -> Vec<(String, DeleteReason)> {
             _ => None,
         })
         .collect()
+}
+
+#[test]
+fn after_a_lost_store_slots_list_does_not_show_wait_for_the_list_lag() {
+    let mut w = World::new(vec![scene("news", 1, 0)]);
+    w.observed = vec![listed("pk_news_m_3", "a", 1005, PlayerStatus::Running)];
+    w.unseen_until_ms = w.now_ms + 1;
+    let p = w.plan();
+    assert!(creates(&p).is_empty(), "{p:?}");
+    assert!(p.actions.iter().any(|a| matches!(a,
+        Action::Adopt { name, generation: 3, uid: Some(1005), .. } if name == "pk_news_m_3")));
+    w.now_ms = w.unseen_until_ms;
+    assert_eq!(creates(&w.plan()), vec![("pk_news_b1_1".into(), None)]);
+}
+
+#[test]
+fn a_uid_list_shows_differently_from_the_record_is_adopted() {
+    let mut w = World::new(vec![scene("news", 0, 0)]);
+    w.records.insert(
+        key("news", 0),
+        record("pk_news_m_1", 5, 1, Phase::Created, Some("a")),
+    );
+    w.observed = vec![listed("pk_news_m_1", "a", 9, PlayerStatus::Running)];
+    let p = w.plan();
+    assert!(
+        p.actions
+            .iter()
+            .any(|a| matches!(a, Action::Adopt { uid: Some(9), .. })),
+        "{p:?}"
+    );
+    w.records.get_mut(&key("news", 0)).unwrap().uid = 9;
+    assert!(w.plan().actions.is_empty());
 }
 
 #[test]

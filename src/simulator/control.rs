@@ -16,7 +16,7 @@
 //! | `PUT /_sim/ncs-ips` | `{"ips":["IP",..]}` | `{}` |
 //! | `GET /_sim/history` | | `[HistoryEntry]` |
 //! | `POST /_sim/faults` | `FaultRule` | `{}` |
-//! | `DELETE /_sim/faults` | | `{}` |
+//! | `DELETE /_sim/faults` | | `{}` (every rule forgotten) |
 //! | `GET /_sim/requests` | | `[RequestRecord]` |
 //! | `GET /_sim/notices` | | `[DeliveryRecord]` |
 //! | `GET /_sim/violations` | | `{"qps":N,"quota":N}` |
@@ -75,10 +75,15 @@ impl Inner {
         self.with_state(|st, _| (st.history.clone(), Vec::new()))
     }
 
-    pub(crate) fn fail_player(&self, app_id: &str, id: &str) -> bool {
-        self.with_state(|st, now| match st.fail(&self.clock, app_id, id, now) {
-            Some(e) => (true, vec![e]),
-            None => (false, Vec::new()),
+    /// Fails every player in `ids` at one instant: no List can see some failed and
+    /// others not. Returns how many existed.
+    pub(crate) fn fail_players(&self, app_id: &str, ids: &[String]) -> usize {
+        self.with_state(|st, now| {
+            let events: Vec<_> = ids
+                .iter()
+                .filter_map(|id| st.fail(&self.clock, app_id, id, now))
+                .collect();
+            (events.len(), events)
         })
     }
 
@@ -169,7 +174,12 @@ impl SimHandle {
 
     /// Status -> `failed`, with NCS event 4. False when the player does not exist.
     pub fn fail_player(&self, app_id: &str, id: &str) -> bool {
-        self.inner.fail_player(app_id, id)
+        self.inner.fail_players(app_id, &[id.to_string()]) == 1
+    }
+
+    /// Fails all of `ids` at once, as a storm does; returns how many existed.
+    pub fn fail_players(&self, app_id: &str, ids: &[String]) -> usize {
+        self.inner.fail_players(app_id, ids)
     }
 
     /// Removes the player as Agora would on its own, with NCS event 3 and `reason`.
@@ -195,7 +205,7 @@ impl SimHandle {
         self.inner.inject(rule);
     }
 
-    /// Drops every injected fault not used up yet: Agora's bad day is over.
+    /// Forgets every injected fault rule, used up or not.
     pub fn clear_faults(&self) {
         self.inner.clear_faults();
     }
@@ -329,7 +339,7 @@ async fn add_foreign(
 }
 
 async fn fail(State(inner): Shared, Path((app_id, id)): Path<(String, String)>) -> Response {
-    found(inner.fail_player(&app_id, &id))
+    found(inner.fail_players(&app_id, &[id]) == 1)
 }
 
 async fn destroy(
@@ -365,6 +375,11 @@ async fn faults(State(inner): Shared, Json(rule): Json<FaultRule>) -> Json<serde
     Json(json!({}))
 }
 
+async fn clear_faults(State(inner): Shared) -> Json<serde_json::Value> {
+    inner.clear_faults();
+    Json(json!({}))
+}
+
 async fn requests(State(inner): Shared) -> Json<Vec<RequestRecord>> {
     Json(inner.requests())
 }
@@ -379,11 +394,6 @@ async fn violations(State(inner): Shared) -> Json<Violations> {
 
 async fn ncs_chaos(State(inner): Shared, Json(chaos): Json<NcsChaos>) -> Json<serde_json::Value> {
     inner.notifier.set_chaos(chaos);
-    Json(json!({}))
-}
-
-async fn clear_faults(State(inner): Shared) -> Json<serde_json::Value> {
-    inner.clear_faults();
     Json(json!({}))
 }
 

@@ -55,7 +55,7 @@ impl Faults {
         }
     }
 
-    /// Forgets every rule, used up or not.
+    /// Forgets every rule, used up or not: the misbehaviour ends now.
     pub fn clear(&mut self) {
         self.rules.clear();
     }
@@ -111,11 +111,11 @@ mod tests {
         f.add(FaultRule {
             method: None,
             path_contains: "".into(),
-            count: 5,
-            action: FaultAction::Cut,
+            count: 1000,
+            action: FaultAction::Status(503),
         });
         f.clear();
-        assert_eq!(f.take("GET", "/v1/x"), None);
+        assert_eq!(f.take("GET", "/v1/players"), None);
     }
 
     #[test]

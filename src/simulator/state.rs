@@ -57,6 +57,8 @@ pub struct HistoryEntry {
     pub create_ts: i64,
     /// Simulator time of creation, ms since start.
     pub created_at_ms: u64,
+    /// Simulator time the player first turned `failed` (tests' `fail`), if it did.
+    pub failed_at_ms: Option<u64>,
     pub deleted_at_ms: Option<u64>,
     pub destroy_reason: Option<String>,
     pub foreign: bool,
@@ -214,6 +216,7 @@ impl State {
             account: player.account.clone(),
             create_ts: player.create_ts,
             created_at_ms: clock.elapsed_ms(now),
+            failed_at_ms: None,
             deleted_at_ms: None,
             destroy_reason: None,
             foreign,
@@ -275,7 +278,11 @@ impl State {
         let live = self.live_mut(app_id, id)?;
         live.connect_due = None;
         live.player.status = PlayerStatus::Failed;
-        Some(status_event(app_id, &live.player, clock.wall_ms(now)))
+        let event = status_event(app_id, &live.player, clock.wall_ms(now));
+        if let Some(h) = self.history.iter_mut().rev().find(|h| h.id == id) {
+            h.failed_at_ms.get_or_insert(clock.elapsed_ms(now));
+        }
+        Some(event)
     }
 
     /// Sets a source's mode; a source that stops playing fails every live player on it.

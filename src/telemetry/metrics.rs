@@ -39,6 +39,8 @@ pub struct Metrics {
     pub slots_over_quota: IntGaugeVec,
     pub reconcile_passes: IntCounterVec,
     pub recreations: IntCounterVec,
+    /// Stores found unreadable at start, moved aside and replaced by an empty one.
+    pub store_recoveries: IntCounter,
     /// Scenes-file reloads that failed (the last good configuration kept running).
     pub config_reload_failures: IntCounter,
     /// Unix time of the last successful (re)load of the scenes file.
@@ -165,6 +167,11 @@ impl Metrics {
                 ),
                 &["reason"],
             )
+            .expect("valid metric"),
+            store_recoveries: IntCounter::with_opts(Opts::new(
+                "pullkeeper_store_recoveries_total",
+                "Stores found unreadable at start, moved aside and rebuilt from List.",
+            ))
             .expect("valid metric"),
             config_reload_failures: IntCounter::with_opts(Opts::new(
                 "pullkeeper_config_reload_failures_total",
@@ -297,6 +304,7 @@ impl Metrics {
             Box::new(m.replacement_backoffs.clone()),
             Box::new(m.retries.clone()),
             Box::new(m.domain_switches.clone()),
+            Box::new(m.store_recoveries.clone()),
             Box::new(m.config_reload_failures.clone()),
             Box::new(m.config_last_reload_success.clone()),
             Box::new(m.last_list_success.clone()),

@@ -287,3 +287,16 @@ impl ConfigMap {
         stamped
     }
 }
+
+/// GETs an admin (`/v1/`) URL with the test token and decodes its JSON answer.
+pub async fn admin_json(url: impl reqwest::IntoUrl) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::harness::{
-    ADMIN_TOKEN, env, eventually, one_scene, start_simulator, temp_dir, write_config,
+    ADMIN_TOKEN, admin_json, env, eventually, one_scene, start_simulator, temp_dir, write_config,
 };
 
 /// The debug line a notice with a wrong signature produces (src/ncs/receiver.rs).
@@ -109,15 +109,7 @@ async fn log_level_changes_at_run_time_behind_the_admin_token() {
     assert_eq!(no_token.status(), StatusCode::UNAUTHORIZED);
     let wrong = http.get(&url).bearer_auth("wrong").send().await.unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    let now: serde_json::Value = http
-        .get(&url)
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let now: serde_json::Value = admin_json(&url).await;
     assert_eq!(now["directive"], "info");
 
     // At info the bad notice leaves no debug line.
@@ -171,15 +163,7 @@ async fn log_level_changes_at_run_time_behind_the_admin_token() {
     process.until_count(BAD_SIGNATURE_LOG, 2).await;
     process.signal("-USR1");
     process.until_count(SIGUSR1_LOG, 2).await;
-    let now: serde_json::Value = http
-        .get(&url)
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let now: serde_json::Value = admin_json(&url).await;
     assert_eq!(now["directive"], "info");
     bad_notice().await;
     assert_eq!(put("info").await.status(), StatusCode::OK);

@@ -12,7 +12,7 @@ use pullkeeper::store::Store;
 use serde_json::{Value, json};
 
 use crate::harness::{
-    ADMIN_TOKEN, APP_ID, FAST, connect_ncs, eventually, one_scene, start_app, start_simulator,
+    APP_ID, FAST, admin_json, connect_ncs, eventually, one_scene, start_app, start_simulator,
     temp_dir, write_config_full,
 };
 
@@ -21,15 +21,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 async fn ncs_ips(app: &App) -> Value {
-    reqwest::Client::new()
-        .get(format!("http://{}/v1/ncs/ips", app.addr()))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    admin_json(format!("http://{}/v1/ncs/ips", app.addr())).await
 }
 
 /// Polls `/v1/ncs/ips` until `cond` holds for project `e2e`'s entry; returns it.

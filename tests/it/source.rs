@@ -10,7 +10,8 @@ use pullkeeper::simulator::{SimHandle, SourceMode};
 use pullkeeper::store::Store;
 
 use crate::harness::{
-    APP_ID, FAST, connect_ncs, eventually, start_app, start_simulator, temp_dir, write_config_full,
+    APP_ID, FAST, admin_json, connect_ncs, eventually, start_app, start_simulator, temp_dir,
+    write_config_full,
 };
 
 /// Probes every 200 ms, backing off to 1 s while a source is down.
@@ -87,12 +88,8 @@ async fn a_dead_source_holds_replacements_and_its_return_brings_them_back() {
         before,
         "no create while the source is down"
     );
-    let status: serde_json::Value = reqwest::get(format!("http://{}/v1/scenes/news", app.addr()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: serde_json::Value =
+        admin_json(format!("http://{}/v1/scenes/news", app.addr())).await;
     assert_eq!(status["source_down"], true, "{status}");
     assert_eq!(status["sources"][0]["state"], "down", "{status}");
     assert!(
