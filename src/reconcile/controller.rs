@@ -23,7 +23,7 @@ use crate::config::{Project, ReconcileSettings, ReportSettings, Scene};
 use crate::ncs::inbox::{Inbox, PlayerEvent};
 use crate::probe::monitor::SourceMonitor;
 use crate::reconcile::busy::Busy;
-use crate::reconcile::evidence::Evidence;
+use crate::reconcile::evidence::{Evidence, ProbeAnswer};
 use crate::reconcile::execute::{ExecError, Executor};
 use crate::reconcile::launch::Done;
 use crate::reconcile::naming::SLATE_SLOT;
@@ -249,23 +249,28 @@ impl ProjectController {
             return;
         };
         let (busy_slots, _) = mem.busy.for_plan();
-        for (key, record) in records {
-            let Some(id) = record.id.clone() else {
-                continue;
-            };
-            let listed = players
-                .iter()
-                .any(|p| p.id == id && !crate::reconcile::plan::is_dead(p.status));
-            if !listed || busy_slots.contains(&key) {
-                continue;
-            }
+        let due: Vec<_> = records
+            .into_iter()
+            .filter_map(|(key, record)| Some((record.id.clone()?, key, record)))
+            .filter(|(id, key, _)| {
+                let listed = players
+                    .iter()
+                    .any(|p| &p.id == id && !crate::reconcile::plan::is_dead(p.status));
+                listed && !busy_slots.contains(key)
+            })
+            .collect();
+        if !mem.evidence.start_round(due.len()) {
+            return;
+        }
+        for (id, key, record) in due {
             mem.busy.slots.insert(key.clone());
             let exec = self.executor.clone();
             tasks.spawn(async move {
                 let verdict = match exec.probe(record.region, &id).await {
-                    Ok(()) => Some(true),
+                    Ok(()) => Some(ProbeAnswer::Healthy),
                     Err(ExecError::Api(e)) => match e.class() {
-                        ErrorClass::NotFound | ErrorClass::Server => Some(false),
+                        ErrorClass::NotFound => Some(ProbeAnswer::Gone),
+                        ErrorClass::Server => Some(ProbeAnswer::ServerError),
                         _ => None,
                     },
                     Err(ExecError::Store(_)) => None,
@@ -275,12 +280,18 @@ impl ProjectController {
         }
     }
 
-    /// Counts a probe's answer; the scene's threshold of consecutive strikes fails the
-    /// player exactly as a `failed` notice would.
-    fn judge_probe(&self, mem: &mut Memory, key: SlotKey, id: String, verdict: Option<bool>) {
-        let Some(healthy) = verdict else { return };
-        if mem.evidence.probe(&id, healthy, self.threshold(&key.scene)) {
-            fail_player(mem, &id);
+    /// Counts a probe's answer (see `evidence`); the scene's threshold of consecutive
+    /// strikes fails the player exactly as a `failed` notice would.
+    fn judge_probe(
+        &self,
+        mem: &mut Memory,
+        key: SlotKey,
+        id: String,
+        verdict: Option<ProbeAnswer>,
+    ) {
+        let threshold = self.threshold(&key.scene);
+        for failed in mem.evidence.probe_answered(&id, verdict, threshold) {
+            fail_player(mem, &failed);
         }
     }
 

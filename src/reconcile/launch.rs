@@ -20,12 +20,12 @@ pub(super) enum Done {
     /// An Update of the slot's player ended (counted apart from creates in the metrics).
     Update(SlotKey, bool),
     Player(String, bool),
-    /// A probe of the player `id` (named `name`, current in slot `key`) ended: `Some(true)`
-    /// healthy, `Some(false)` a strike (404 or 5xx), `None` no evidence either way.
+    /// A probe of the player `id` (current in slot `key`) ended; `None`: no evidence
+    /// either way (a timeout, a 429).
     Probe {
         key: SlotKey,
         id: String,
-        verdict: Option<bool>,
+        verdict: Option<crate::reconcile::evidence::ProbeAnswer>,
     },
     /// A probe of the source `url` ended.
     Source {
