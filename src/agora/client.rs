@@ -282,15 +282,24 @@ impl MediaPullClient {
     ) -> Result<Vec<ListedPlayer>, ApiError> {
         let mut players = Vec::new();
         let mut token: Option<String> = None;
+        let mut seen = std::collections::HashSet::new();
         loop {
             let page = self.list_page(channel, token.as_deref(), page_size).await?;
-            let next = page.next_token().map(str::to_string);
+            let Some(next) = page.next_token().map(str::to_string) else {
+                players.extend(page.players);
+                return Ok(players);
+            };
             players.extend(page.players);
-            match next {
-                // A server that hands back the token it was given would loop forever.
-                Some(t) if token.as_deref() != Some(t.as_str()) => token = Some(t),
-                _ => return Ok(players),
+            // A token seen before would loop forever, and what was read so far may be
+            // incomplete: a failed List, never a complete one missing players.
+            if !seen.insert(next.clone()) {
+                return Err(ApiError::Decode {
+                    op: Op::List,
+                    detail: "the page tokens repeat".into(),
+                    request_id: "-".into(),
+                });
             }
+            token = Some(next);
         }
     }
 

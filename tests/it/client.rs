@@ -205,3 +205,29 @@ async fn an_absurd_retry_after_is_capped_not_a_panic() {
     };
     assert_eq!(refusal.retry_after, Some(MAX_RETRY_AFTER));
 }
+
+/// Found by the fuzz review: a server whose page tokens cycle (A, B, A, …) kept the List
+/// loop going forever. A repeated token now fails the List, so it counts as an outage and
+/// never as a complete List that lacks players.
+#[tokio::test]
+async fn page_tokens_that_cycle_fail_the_list_instead_of_looping() {
+    let app = axum::Router::new().fallback(
+        |axum::extract::RawQuery(query): axum::extract::RawQuery| async move {
+            let next = if query.unwrap_or_default().contains("pageToken=A") {
+                "B"
+            } else {
+                "A"
+            };
+            axum::Json(serde_json::json!({ "totalSize": 3, "players": [], "nextPageToken": next }))
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = client_at(base, CUSTOMER_SECRET, 50);
+    let listed = tokio::time::timeout(Duration::from_secs(10), client.list_all(None))
+        .await
+        .expect("the List loop ends");
+    let e = listed.unwrap_err();
+    assert!(e.to_string().contains("page tokens repeat"), "{e}");
+}
