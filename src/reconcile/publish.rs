@@ -163,11 +163,12 @@ impl Publisher {
                 .get(&scene.name)
                 .cloned()
                 .unwrap_or_default();
+            // 0 also without source probes: nothing holds the scene's replacements.
+            metrics
+                .scene_source_down
+                .with_label_values(&[&scene.name])
+                .set(i64::from(source_down));
             if picture.sources.contains_key(&scene.name) {
-                metrics
-                    .scene_source_down
-                    .with_label_values(&[&scene.name])
-                    .set(i64::from(source_down));
                 for s in &sources {
                     let gauge = match s.state {
                         "up" => 1,
