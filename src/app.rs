@@ -19,17 +19,24 @@ use crate::agora::{ApiLimiters, ClientConfig, MediaPullClient};
 use crate::clock::Clock;
 use crate::config::{Config, Project, Rate, Scene};
 use crate::limits::{RateLimiter, WindowSpec};
+use crate::loglevel::LogLevelState;
+use crate::ncs::allowlist::{self, Guard, NcsAddresses};
 use crate::ncs::dedupe::{NoticeLog, TTL_MS};
 use crate::ncs::inbox::Inbox;
+use crate::ncs::ip_refresh::{IpListCollector, IpRefresher};
 use crate::ncs::receiver::{self, NcsProject, NcsState};
+use crate::probe::Prober;
 use crate::reconcile::controller::ProjectController;
 use crate::reconcile::execute::Executor;
+use crate::reconcile::sources::SourceProbing;
 use crate::reload::Reloader;
 use crate::reports::ReportsState;
-use crate::server::{ServerState, router};
+use crate::serve::{Listening, serve};
+use crate::server::{self, ServerState};
 use crate::status::StatusBoard;
 use crate::store::Store;
-use crate::telemetry::Metrics;
+use crate::telemetry::{LogLevel, Metrics};
+use crate::tls::{ReloadingCert, TlsError, TlsListener};
 
 /// Widens every rate window a little: a request sent one window after another can
 /// arrive slightly sooner than that (see `limits::window`).
@@ -49,13 +56,22 @@ pub enum AppError {
     Serve(#[from] std::io::Error),
     #[error(transparent)]
     Store(crate::store::StoreError),
+    #[error("cannot serve HTTPS: {0}")]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Probe(#[from] crate::probe::ProbeError),
 }
 
 /// A running pullkeeper.
 pub struct App {
     addr: std::net::SocketAddr,
+    metrics_addr: Option<std::net::SocketAddr>,
+    /// Stops the work: controllers, API calls not yet sent, reloads, housekeeping.
     cancel: CancellationToken,
     tracker: TaskTracker,
+    /// Stops the HTTP servers, last, so `/readyz` answers 503 while the work drains.
+    stop_serving: CancellationToken,
+    server: TaskTracker,
     scenes: watch::Sender<Arc<Vec<Scene>>>,
     accepting: Arc<AtomicBool>,
     reload_now: Arc<Notify>,
@@ -71,15 +87,38 @@ impl App {
         store: Store,
         listener: TcpListener,
     ) -> Result<App, AppError> {
+        App::start_with_log_level(config, store, listener, None).await
+    }
+
+    /// [`App::start`] that also serves `/v1/log-level` through `log_level`, the handle on
+    /// the process's log filter (there is none where logging was not set up).
+    pub async fn start_with_log_level(
+        config: Config,
+        store: Store,
+        listener: TcpListener,
+        log_level: Option<LogLevel>,
+    ) -> Result<App, AppError> {
         let metrics = Metrics::new();
         let board = StatusBoard::default();
         let clock = Clock::new();
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let (scenes_tx, scenes_rx) = watch::channel(Arc::new(config.scenes.clone()));
+        if let Some(recovery) = store.recovery() {
+            metrics.store_recoveries.inc();
+            tracing::warn!(aside = %recovery.aside.display(),
+                "started from an empty store; adopting players from List");
+        }
+        // After a lost store, a player created just before the start may not show in
+        // List for the List lag; until then only what List shows is acted on.
+        let unseen_until_ms = store.recovery().map_or(0, |_| {
+            clock.now_ms() + config.settings.reconcile.list_lag.as_millis() as u64
+        });
         let mut listed = Vec::new();
         let mut inboxes = HashMap::new();
         let (switch_tx, switch_rx) = tokio::sync::mpsc::unbounded_channel();
+        let addresses = NcsAddresses::default();
+        metrics.register(Box::new(IpListCollector::new(addresses.clone())));
         // Not tracked: shutdown must not wait on a receiver that is down.
         tokio::spawn(crate::appwebhook::dispatch(
             switch_rx,
@@ -88,11 +127,27 @@ impl App {
             metrics.clone(),
         ));
 
+        let prober = match &config.settings.source_probe {
+            Some(p) => Some(Arc::new(Prober::new(p.timeout)?)),
+            None => None,
+        };
         for project in &config.settings.projects {
-            let client = build_client(project, &metrics).map_err(|source| AppError::Client {
+            metrics.init_project(&project.id);
+            let client = build_client(project, &metrics)
+                .map_err(|source| AppError::Client {
+                    project: project.id.clone(),
+                    source,
+                })?
+                .with_stop(cancel.clone());
+            let client = Arc::new(client);
+            let refresher = IpRefresher {
                 project: project.id.clone(),
-                source,
-            })?;
+                client: client.clone(),
+                addresses: addresses.clone(),
+                every: config.settings.ncs_allowlist.refresh_interval,
+                failures_total: metrics.ncs_ip_fetch_failures.clone(),
+            };
+            tracker.spawn(refresher.run(cancel.child_token()));
             let flag = Arc::new(AtomicBool::new(false));
             let inbox = Arc::new(Inbox::default());
             inboxes.insert(project.id.clone(), inbox.clone());
@@ -101,7 +156,7 @@ impl App {
                 project: project.clone(),
                 executor: Arc::new(Executor {
                     project: project.id.clone(),
-                    client: Arc::new(client),
+                    client,
                     store: store.clone(),
                     clock,
                 }),
@@ -113,6 +168,11 @@ impl App {
                 inbox,
                 reports: config.settings.reports.clone(),
                 switches: Some(switch_tx.clone()),
+                unseen_until_ms,
+                sources: prober
+                    .clone()
+                    .zip(config.settings.source_probe.clone())
+                    .map(|(prober, settings)| SourceProbing { prober, settings }),
             };
             tracker.spawn(controller.run(cancel.child_token()));
         }
@@ -130,15 +190,25 @@ impl App {
                 (p.id.clone(), project)
             })
             .collect();
-        let ncs = receiver::router(NcsState::new(
+        let mut ncs = receiver::router(NcsState::new(
             ncs_projects,
             notices.clone(),
             metrics.clone(),
         ));
+        let allow = &config.settings.ncs_allowlist;
+        if allow.enforce {
+            ncs = allowlist::enforce(
+                ncs,
+                Guard {
+                    addresses: addresses.clone(),
+                    trusted_proxies: Arc::new(allow.trusted_proxies.clone()),
+                    metrics: metrics.clone(),
+                },
+            );
+        }
         tracker.spawn(prune_notices(notices, clock, cancel.child_token()));
 
         let reports = crate::reports::router(ReportsState {
-            token: config.settings.server.admin_token.clone(),
             board: board.clone(),
             inboxes: Arc::new(inboxes),
             clock,
@@ -165,25 +235,56 @@ impl App {
         let accepting = Arc::new(AtomicBool::new(true));
         let state = ServerState {
             board: board.clone(),
-            metrics: metrics.clone(),
             listed,
             accepting: accepting.clone(),
         };
-        let addr = listener.local_addr()?;
-        let server_cancel = cancel.child_token();
-        tracker.spawn(async move {
-            let serve = axum::serve(listener, router(state).merge(ncs).merge(reports))
-                .with_graceful_shutdown(server_cancel.cancelled_owned());
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "HTTP server stopped");
+        let mut admin_routes = server::admin(state.clone())
+            .merge(reports)
+            .merge(allowlist::admin_route(addresses, allow.enforce));
+        if let Some(level) = log_level {
+            admin_routes = admin_routes.merge(crate::loglevel::router(LogLevelState { level }));
+        }
+        let admin =
+            crate::auth::require_admin(admin_routes, config.settings.server.admin_token.clone());
+        let mut routes = server::probes(state).merge(ncs).merge(admin);
+        let server_settings = &config.settings.server;
+        // HTTP stops last, so `/readyz` answers 503 and `/metrics` is scraped while the
+        // work drains.
+        let stop_serving = CancellationToken::new();
+        let server = TaskTracker::new();
+        let mut metrics_addr = None;
+        match server_settings.metrics_listen {
+            None => routes = routes.merge(server::metrics_route(metrics.clone())),
+            Some(at) => {
+                let metrics_listener = TcpListener::bind(at).await?;
+                metrics_addr = Some(metrics_listener.local_addr()?);
+                server.spawn(serve(
+                    Listening::Plain(metrics_listener),
+                    server::metrics_route(metrics.clone()),
+                    stop_serving.clone(),
+                ));
             }
-        });
+        }
+        let addr = listener.local_addr()?;
+        let listening = match &server_settings.tls {
+            None => Listening::Plain(listener),
+            Some(files) => {
+                let cert = ReloadingCert::load(files.clone())?;
+                tracker.spawn(cert.clone().watch(cancel.child_token()));
+                Listening::Tls(TlsListener::new(listener, cert.server_config()))
+            }
+        };
+        server.spawn(serve(listening, routes, stop_serving.clone()));
         tracker.close();
+        server.close();
         tracing::info!(%addr, "pullkeeper listening");
         Ok(App {
             addr,
+            metrics_addr,
             cancel,
             tracker,
+            stop_serving,
+            server,
             scenes: scenes_tx,
             accepting,
             reload_now,
@@ -197,6 +298,11 @@ impl App {
         self.addr
     }
 
+    /// Where `/metrics` is served when `server.metrics_listen` moved it off [`addr`](Self::addr).
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_addr
+    }
+
     /// Re-reads the scenes file now (SIGHUP) instead of at the next poll.
     pub fn reload_scenes(&self) {
         self.reload_now.notify_one();
@@ -207,16 +313,26 @@ impl App {
         self.scenes.send_replace(Arc::new(scenes));
     }
 
-    /// Stops taking work, lets in-flight calls finish within [`SHUTDOWN_GRACE`], flushes
-    /// the store. Never deletes a player: streams outlive their supervisor.
+    /// Goes unready, starts no new work (calls waiting for the rate limiter are not
+    /// sent), lets calls already sent finish, stops serving HTTP and flushes the store,
+    /// all within [`SHUTDOWN_GRACE`]. Never deletes a player: streams outlive their
+    /// supervisor, and the next start adopts them.
     pub async fn shutdown(self) {
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         self.accepting.store(false, Ordering::Release);
         self.cancel.cancel();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
+        if tokio::time::timeout_at(deadline, self.tracker.wait())
             .await
             .is_err()
         {
             tracing::warn!("in-flight work did not finish within the shutdown grace period");
+        }
+        self.stop_serving.cancel();
+        if tokio::time::timeout_at(deadline, self.server.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("HTTP connections still open at the end of the grace period");
         }
         if let Err(e) = self.store.flush().await {
             tracing::error!(error = %e, "store flush at shutdown failed");

@@ -1,4 +1,4 @@
-//! Subcommands: `run`, `check`, `simulate`, `bench`.
+//! Subcommands: `run`, `check`, `simulate`, `status`, `bench`.
 //!
 //! This is the edge of the program, so errors here are `anyhow` and exit codes follow
 //! sysexits: 64 (EX_USAGE) for a configuration that does not validate, 1 for anything
@@ -17,6 +17,10 @@ use crate::config;
 use crate::embedded;
 use crate::simulator::{SimConfig, Simulator};
 use crate::store::Store;
+use crate::telemetry::LogLevel;
+use crate::tls::{RELOAD_EVERY, TlsFiles};
+
+mod status;
 
 /// Exit code for a configuration that does not validate (sysexits EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
@@ -57,12 +61,21 @@ pub enum Command {
         /// (the demo; nothing leaves the machine).
         #[arg(long)]
         embedded_simulator: bool,
+        /// Serve HTTPS on server.listen with this PEM certificate chain (re-read when it
+        /// changes); for deployments without a TLS-terminating proxy.
+        #[arg(long, env = "PULLKEEPER_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, env = "PULLKEEPER_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Validate the settings and scenes files; print every problem; exit 64 if any.
     Check {
         #[arg(long, env = "PULLKEEPER_CONFIG")]
         config: PathBuf,
     },
+    /// Print the scenes of a running pullkeeper: slot, role, UID, status, strikes, on air.
+    Status(status::StatusArgs),
     /// Run the Agora Media Pull simulator alone.
     Simulate {
         #[arg(long, default_value = "127.0.0.1:9000")]
@@ -83,13 +96,11 @@ pub enum Command {
 }
 
 pub fn main(cli: Cli) -> ExitCode {
-    let json = matches!(cli.log_format, LogFormat::Json);
+    let log_level = crate::telemetry::init_logging(matches!(cli.log_format, LogFormat::Json));
     // A benchmark creates tens of thousands of players; logging each would be measured too.
-    let default_level = match cli.command {
-        Command::Bench { .. } => "warn",
-        _ => "info",
-    };
-    crate::telemetry::init_logging_at(json, default_level);
+    if matches!(cli.command, Command::Bench { .. }) && std::env::var_os("RUST_LOG").is_none() {
+        let _ = log_level.set("warn");
+    }
     match cli.command {
         Command::Check { config } => {
             let mut out = std::io::stdout();
@@ -98,16 +109,26 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Run {
             config,
             embedded_simulator,
+            tls_cert,
+            tls_key,
         } => {
-            let loaded = match config::load(&config) {
+            let mut loaded = match config::load(&config) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("{e}");
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            exit(runtime().and_then(|rt| rt.block_on(run(loaded, embedded_simulator))))
+            if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+                loaded.settings.server.tls = Some(TlsFiles {
+                    cert,
+                    key,
+                    reload_every: RELOAD_EVERY,
+                });
+            }
+            exit(runtime().and_then(|rt| rt.block_on(run(loaded, embedded_simulator, log_level))))
         }
+        Command::Status(args) => exit(runtime().and_then(|rt| rt.block_on(status::run(args)))),
         Command::Simulate { listen, config } => {
             exit(runtime().and_then(|rt| rt.block_on(simulate(listen, config))))
         }
@@ -136,7 +157,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-async fn run(mut config: config::Config, embedded_simulator: bool) -> anyhow::Result<()> {
+async fn run(
+    mut config: config::Config,
+    embedded_simulator: bool,
+    log_level: LogLevel,
+) -> anyhow::Result<()> {
     let simulator = if embedded_simulator {
         let sim = embedded::start(&mut config).await?;
         tracing::info!(url = %sim.base_url(), "embedded Agora simulator running; projects point at it");
@@ -149,21 +174,26 @@ async fn run(mut config: config::Config, embedded_simulator: bool) -> anyhow::Re
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create the store directory {}", parent.display()))?;
     }
-    let store = Store::open(store_path)
+    let store = Store::open_or_recover(store_path, crate::clock::Clock::new().now_ms())
         .with_context(|| format!("cannot open the store at {}", store_path.display()))?;
     let listen = config.settings.server.listen;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let scheme = if config.settings.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let projects: Vec<(String, String)> = config
         .settings
         .projects
         .iter()
         .map(|p| (p.id.clone(), p.app_id.clone()))
         .collect();
-    let app = App::start(config, store, listener).await?;
+    let app = App::start_with_log_level(config, store, listener, Some(log_level.clone())).await?;
     if let Some(sim) = &simulator {
-        embedded::deliver_notices_to(sim, app.addr(), &projects);
+        embedded::deliver_notices_to(sim, scheme, app.addr(), &projects);
     }
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -173,7 +203,11 @@ async fn run(mut config: config::Config, embedded_simulator: bool) -> anyhow::Re
                 tracing::info!("shutting down; players keep running");
                 break;
             }
-            _ = hangup() => app.reload_scenes(),
+            _ = unix_signal(Unix::Hangup) => app.reload_scenes(),
+            _ = unix_signal(Unix::User1) => match log_level.toggle_debug() {
+                Ok(directive) => tracing::warn!(directive, "SIGUSR1: log level toggled"),
+                Err(e) => tracing::error!(error = %e, "SIGUSR1: cannot change the log level"),
+            },
             _ = app.stopped() => break,
         }
     }
@@ -200,13 +234,30 @@ async fn simulate(listen: SocketAddr, config: Option<PathBuf>) -> anyhow::Result
     Ok(())
 }
 
-/// The next SIGHUP: reload the scenes file. Never resolves where there is none.
-async fn hangup() {
+/// Signals with a job while running: SIGHUP re-reads the scenes file, SIGUSR1 toggles
+/// debug logs.
+#[derive(Clone, Copy)]
+enum Unix {
+    Hangup,
+    User1,
+}
+
+/// The next `which` signal. Never resolves where there is none.
+async fn unix_signal(which: Unix) {
     #[cfg(unix)]
-    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        hup.recv().await;
-        return;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let kind = match which {
+            Unix::Hangup => SignalKind::hangup(),
+            Unix::User1 => SignalKind::user_defined1(),
+        };
+        if let Ok(mut stream) = signal(kind) {
+            stream.recv().await;
+            return;
+        }
     }
+    #[cfg(not(unix))]
+    let _ = which;
     std::future::pending::<()>().await
 }
 

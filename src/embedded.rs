@@ -25,6 +25,10 @@ pub async fn start(config: &mut Config) -> anyhow::Result<SimHandle> {
         ));
         sim.max_players = sim.max_players.max(p.limits.max_players as usize);
     }
+    // A demo certificate is self-signed: the simulator's NCS must trust it to deliver.
+    if let Some(tls) = &config.settings.server.tls {
+        sim.ncs_ca_files.push(tls.cert.clone());
+    }
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .context("cannot bind the embedded simulator")?;
@@ -37,10 +41,11 @@ pub async fn start(config: &mut Config) -> anyhow::Result<SimHandle> {
     Ok(handle)
 }
 
-/// Points the simulator's NCS deliveries at pullkeeper's webhook, once it listens.
-/// `projects` pairs each project id with its app id.
+/// Points the simulator's NCS deliveries at pullkeeper's webhook, once it listens
+/// (`https` when pullkeeper serves TLS). `projects` pairs each project id with its app id.
 pub fn deliver_notices_to(
     sim: &SimHandle,
+    scheme: &str,
     addr: std::net::SocketAddr,
     projects: &[(String, String)],
 ) {
@@ -50,6 +55,6 @@ pub fn deliver_notices_to(
         addr
     };
     for (id, app_id) in projects {
-        sim.set_ncs_url(app_id, Some(format!("http://{host}/ncs/{id}")));
+        sim.set_ncs_url(app_id, Some(format!("{scheme}://{host}/ncs/{id}")));
     }
 }

@@ -8,9 +8,15 @@
 //! - [`store`]: sled-backed memory: slot records, create intents, every UID handed out.
 //! - [`reconcile`]: `plan` (pure decision), `execute` (effects), `controller` (the loop).
 //! - [`status`]: per-scene status and the on-air player, as served on `/v1/scenes`.
-//! - [`server`]: health, readiness, metrics and status endpoints.
+//! - [`server`]: health, readiness, metrics and status endpoints; [`auth`]: the admin
+//!   bearer token every `/v1/` route sits behind; [`serve`]: plain or HTTPS serving with
+//!   the peer address; [`tls`]: certificates that reload; [`loglevel`]: the runtime
+//!   log level endpoint.
 //! - [`telemetry`]: Prometheus metrics and logging.
-//! - [`ncs`]: Agora's notification (webhook) bodies and signatures.
+//! - [`ncs`]: Agora's notification (webhook) bodies and signatures, and the NCS address
+//!   list (fetched, shown, optionally enforced).
+//! - [`probe`]: source probes (RTMP handshake, live-HLS freshness, ranged GET) and their
+//!   schedule: "source down" versus "player down".
 //! - [`simulator`]: an Agora Media Pull + NCS simulator for the demo and the tests.
 //! - [`app`], [`cli`], [`embedded`]: wiring, subcommands, the demo's in-process simulator.
 //! - [`bench`]: `pullkeeper bench`, scenario benchmarks against the promised limits.
@@ -18,19 +24,26 @@
 pub mod agora;
 pub mod app;
 pub mod appwebhook;
+pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod embedded;
 pub mod limits;
+pub mod loglevel;
 pub mod ncs;
+pub mod probe;
 pub mod reconcile;
 pub mod reload;
 pub mod reports;
+pub mod serve;
 pub mod server;
 pub mod simulator;
 pub mod status;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+
+#[cfg(test)]
+mod fuzzing;

@@ -6,6 +6,19 @@
 //! one small read a second, and needs no platform watcher; SIGHUP reloads at once. A
 //! file that does not parse or validate changes nothing: the last good scenes keep
 //! running, the full error is logged once per bad content, and a metric counts it.
+//!
+//! Why a poll and no directory watcher (`notify` on the parent, as rust-stack.md
+//! sketches): opening the path resolves `scenes.yaml` → `..data` → `..{timestamp}` anew
+//! every time, so the poll sees each swap by construction, whatever events the platform
+//! would or would not have sent for it. The kubelet's swap is one atomic rename, so a
+//! read sees the old file or the new one, never half of each. A plain file written in
+//! place can be read half-written, and half a scenes file may well be valid (it lists
+//! fewer scenes), so new content is applied only once two polls read the same bytes:
+//! that is the debounce. SIGHUP applies at once: the operator says the file is done.
+//! A watcher would only shave a second off a change that takes the kubelet up to a
+//! minute to deliver, for a new dependency and its platform back ends. What a reload
+//! then changes is the plan's business: an Update in place or a rollout
+//! (`reconcile::rollout`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,9 +47,19 @@ pub struct Reloader {
 /// The outcome of looking at the file once.
 #[derive(Debug)]
 pub enum Look {
+    /// The same as in force, unreadable, or new and not yet read twice alike.
     Unchanged,
     Loaded(Vec<Scene>),
     Rejected(String),
+}
+
+/// What the reloader has read so far.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// The content last acted on (loaded, or rejected and reported).
+    pub last: Vec<u8>,
+    /// New content read once, waiting to be read again unchanged.
+    pub settling: Option<Vec<u8>>,
 }
 
 impl Reloader {
@@ -47,18 +70,24 @@ impl Reloader {
         apply: impl Fn(Vec<Scene>) + Send,
         cancel: CancellationToken,
     ) {
-        let mut last = initial;
+        let mut seen = Seen {
+            last: initial,
+            settling: None,
+        };
         self.metrics
             .config_last_reload_success
             .set(self.clock.now_ms() as f64 / 1000.0);
         let mut tick = tokio::time::interval(POLL);
         loop {
-            tokio::select! {
+            let now = tokio::select! {
                 _ = cancel.cancelled() => return,
-                _ = tick.tick() => {}
-                _ = self.now.notified() => tracing::info!(path = %self.path.display(), "SIGHUP: reloading scenes"),
-            }
-            match self.look(&mut last) {
+                _ = tick.tick() => false,
+                _ = self.now.notified() => {
+                    tracing::info!(path = %self.path.display(), "SIGHUP: reloading scenes");
+                    true
+                }
+            };
+            match self.look(&mut seen, now) {
                 Look::Unchanged => {}
                 Look::Loaded(scenes) => {
                     tracing::info!(path = %self.path.display(), scenes = scenes.len(), "scenes reloaded");
@@ -76,17 +105,25 @@ impl Reloader {
         }
     }
 
-    /// Reads the file; parses it if its content differs from `last`, which it then
-    /// becomes (so a bad file is reported once, not every second). An unreadable file
-    /// (mid-swap, say) is looked at again next time.
-    pub fn look(&self, last: &mut Vec<u8>) -> Look {
+    /// Reads the file; parses it if its content differs from the last acted on and was
+    /// read the same the time before (or `now`), and then acts on it (so a bad file is
+    /// reported once, not every second). An unreadable file (mid-swap, say) is looked
+    /// at again next time.
+    pub fn look(&self, seen: &mut Seen, now: bool) -> Look {
         let Ok(bytes) = std::fs::read(&self.path) else {
             return Look::Unchanged;
         };
-        if bytes == *last {
+        if bytes == seen.last {
+            seen.settling = None;
             return Look::Unchanged;
         }
-        *last = bytes;
+        if !now && seen.settling.as_ref() != Some(&bytes) {
+            seen.settling = Some(bytes);
+            return Look::Unchanged;
+        }
+        seen.settling = None;
+        seen.last = bytes;
+        let last = &seen.last;
         if last.len() > config::MAX_FILE_BYTES {
             return Look::Rejected(format!(
                 "{}: file is {} bytes; at most {} are accepted",
@@ -102,5 +139,59 @@ impl Reloader {
             Ok(scenes) => Look::Loaded(scenes),
             Err(e) => Look::Rejected(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCENE: &str = "scenes:\n  - name: news\n    project: demo\n    channel: c\n    stream_url: rtmp://o/s\n    region: na\n    uids: { start: 1, end: 9 }\n";
+
+    fn reloader(path: PathBuf) -> Reloader {
+        let shipped =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/pullkeeper.yaml");
+        Reloader {
+            path,
+            settings: config::load(&shipped)
+                .expect("the shipped config loads")
+                .settings,
+            metrics: Metrics::new(),
+            clock: Clock::new(),
+            now: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn new_content_applies_once_two_polls_read_it_alike_or_at_once_on_sighup() {
+        let path = std::env::temp_dir().join(format!("pk-reload-{}.yaml", uuid::Uuid::new_v4()));
+        let r = reloader(path.clone());
+        let mut seen = Seen::default();
+        std::fs::write(&path, SCENE).unwrap();
+        assert!(
+            matches!(r.look(&mut seen, false), Look::Unchanged),
+            "read once"
+        );
+        assert!(matches!(r.look(&mut seen, false), Look::Loaded(s) if s.len() == 1));
+        assert!(
+            matches!(r.look(&mut seen, false), Look::Unchanged),
+            "acted on"
+        );
+
+        // Half a write, then the whole: only the whole is ever acted on.
+        std::fs::write(&path, &SCENE[..40]).unwrap();
+        assert!(matches!(r.look(&mut seen, false), Look::Unchanged));
+        let two = format!(
+            "{SCENE}  - name: more\n    project: demo\n    channel: c\n    stream_url: rtmp://o/t\n    region: na\n    uids: {{ start: 10, end: 19 }}\n"
+        );
+        std::fs::write(&path, &two).unwrap();
+        assert!(matches!(r.look(&mut seen, false), Look::Unchanged));
+        assert!(matches!(r.look(&mut seen, false), Look::Loaded(s) if s.len() == 2));
+
+        // SIGHUP: at once; a broken file is rejected once, not on every poll.
+        std::fs::write(&path, "scenes: [").unwrap();
+        assert!(matches!(r.look(&mut seen, true), Look::Rejected(_)));
+        assert!(matches!(r.look(&mut seen, false), Look::Unchanged));
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -1,6 +1,9 @@
-//! The one HTTP server: health, readiness, metrics and the scene status API.
+//! The HTTP routes: health, readiness, metrics and the scene status API.
 //!
-//! Everything here reads shared state; nothing writes back through it (DESIGN).
+//! Everything here reads shared state; nothing writes back through it (DESIGN). The
+//! routes come in three groups because they are exposed differently: probes are always
+//! open, `/metrics` may move to its own address (`server.metrics_listen`), and the admin
+//! routes sit behind the bearer token ([`crate::auth`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +21,6 @@ use crate::telemetry::Metrics;
 #[derive(Clone)]
 pub struct ServerState {
     pub board: StatusBoard,
-    pub metrics: Metrics,
     /// One flag per project: its first complete List succeeded.
     pub listed: Vec<Arc<AtomicBool>>,
     /// Cleared when shutdown begins, so Kubernetes stops routing to us first.
@@ -32,11 +34,24 @@ impl ServerState {
     }
 }
 
-pub fn router(state: ServerState) -> Router {
+/// `/healthz` and `/readyz`: open, for Kubernetes' probes.
+pub fn probes(state: ServerState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// `/metrics`: open, for Prometheus.
+pub fn metrics_route(metrics: Metrics) -> Router {
+    Router::new()
+        .route("/metrics", get(render_metrics))
+        .with_state(metrics)
+}
+
+/// The read-only admin routes; the caller puts them behind [`crate::auth::require_admin`].
+pub fn admin(state: ServerState) -> Router {
+    Router::new()
         .route("/v1/scenes", get(scenes))
         .route("/v1/scenes/{name}", get(scene))
         .with_state(state)
@@ -50,13 +65,13 @@ async fn readyz(State(state): State<ServerState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<ServerState>) -> Response {
+async fn render_metrics(State(metrics): State<Metrics>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        metrics.render(),
     )
         .into_response()
 }

@@ -22,6 +22,20 @@ pub struct SlotStatus {
     /// Agora's status from the last List, `pending` while List cannot show it yet, or
     /// `missing` when the slot has no player.
     pub status: String,
+    /// Which source the slot pulls: `primary`, `backup1`, …, or `slate`.
+    pub source: String,
+    /// Its replacement waits for the source to come back.
+    pub held: bool,
+}
+
+/// The last probe verdict of one of a scene's sources (never its URL, which may hold a
+/// token or stream key).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SourceStatus {
+    /// `primary`, `backup1`, …
+    pub source: String,
+    /// `up`, `down`, `unknown`, or `unchecked` before the first probe.
+    pub state: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -41,6 +55,11 @@ pub struct SceneStatus {
     pub healthy_players: u32,
     /// Slots that cannot have a player because the project is at its quota.
     pub over_quota_slots: Vec<u32>,
+    /// Some source of the scene was found down: failed players on it are not replaced
+    /// until it returns.
+    pub source_down: bool,
+    /// Empty while source probing is off.
+    pub sources: Vec<SourceStatus>,
     pub slots: Vec<SlotStatus>,
 }
 
@@ -91,6 +110,8 @@ mod tests {
             healthy_players: 0,
             over_quota_slots: vec![],
             slots: vec![],
+            source_down: false,
+            sources: vec![],
         }
     }
 

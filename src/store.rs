@@ -14,12 +14,19 @@
 //!   is O(1) in the common case and never walks back into used space.
 //! - `onair`: `{project}\0{scene}` → the scene's on-air player and its version.
 //! - `update_sequences`: player id → the last Update `sequence` sent to it.
+//! - `meta`: the format marker that tells an intact store from one that lost its
+//!   contents (see `recover`, which also moves an unreadable store aside).
 
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::agora::model::Region;
 use crate::reconcile::onair::OnAir;
+use crate::reconcile::spec::Spec;
+
+mod recover;
+pub use recover::Recovery;
 
 /// Identifies one slot: slot 0 is the master, 1..=backups the backups.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -84,6 +91,10 @@ pub struct SlotRecord {
     pub id: Option<String>,
     /// When the last Create for this player was sent (Unix ms): the List lag counts from here.
     pub created_at_ms: u64,
+    /// What the player was asked to run. `None` in records written before pullkeeper
+    /// remembered it; the plan re-adopts such a player to learn it.
+    #[serde(default)]
+    pub spec: Option<Spec>,
 }
 
 impl SlotRecord {
@@ -102,6 +113,12 @@ pub enum StoreError {
     Flush(String),
     #[error("store: corrupt value under {tree}: {detail}")]
     Corrupt { tree: &'static str, detail: String },
+    #[error("store: cannot move the unreadable store {path} aside to {aside}: {detail}")]
+    MoveAside {
+        path: PathBuf,
+        aside: PathBuf,
+        detail: String,
+    },
     #[error("no free UID left in {start}..={end} for scene {scene} in channel {channel}")]
     UidsExhausted {
         scene: String,
@@ -120,8 +137,10 @@ pub struct Store {
     uid_hwm: sled::Tree,
     onair: sled::Tree,
     sequences: sled::Tree,
-    flushing: std::sync::Arc<tokio::sync::Mutex<()>>,
-    flushes: std::sync::Arc<FlushEpochs>,
+    flushing: Arc<tokio::sync::Mutex<()>>,
+    flushes: Arc<FlushEpochs>,
+    /// Set when the store was found unreadable at start and replaced by an empty one.
+    recovery: Option<Arc<Recovery>>,
 }
 
 /// Group commit: a flush covers every write made before it started, so a caller whose
@@ -160,6 +179,7 @@ impl Store {
             sequences: db.open_tree("update_sequences")?,
             flushing: Default::default(),
             flushes: Default::default(),
+            recovery: None,
             db,
         })
     }
@@ -247,13 +267,15 @@ impl Store {
     }
 
     /// The next Update `sequence` for a player: strictly increasing per player, across
-    /// restarts (§1.7: Agora applies the highest sequence it has seen).
-    pub fn next_sequence(&self, player_id: &str) -> Result<u64, StoreError> {
+    /// restarts, and at least `floor` (§1.7: Agora applies the highest sequence it has
+    /// seen and ignores older ones). With the current Unix second as the floor, a store
+    /// that lost its sequences still sends numbers above those it sent before.
+    pub fn next_sequence(&self, player_id: &str, floor: u64) -> Result<u64, StoreError> {
         let next = self.sequences.update_and_fetch(player_id, |old| {
             let n = old
                 .and_then(|v| <[u8; 8]>::try_from(v).ok())
                 .map_or(0, |b| u64::from_be_bytes(b) + 1);
-            Some(n.to_be_bytes().to_vec())
+            Some(n.max(floor).to_be_bytes().to_vec())
         })?;
         Ok(next
             .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
@@ -287,7 +309,7 @@ impl Store {
                     self.uids
                         .compare_and_swap(&k, None::<&[u8]>, Some(name.as_bytes()))?;
                 if claimed.is_ok() {
-                    self.uid_hwm.insert(&hwm_key, &uid.to_be_bytes())?;
+                    self.raise_uid_hwm(project, scene, uid)?;
                     return Ok(uid);
                 }
             }
@@ -298,6 +320,20 @@ impl Store {
             start,
             end,
         })
+    }
+
+    /// Raises a scene's high-water mark to `uid` (never lowers it): a UID of the scene's
+    /// own player that List shows was handed out, and so was every UID below it, even
+    /// when the store that remembered them was lost.
+    pub fn raise_uid_hwm(&self, project: &str, scene: &str, uid: u32) -> Result<(), StoreError> {
+        self.uid_hwm
+            .fetch_and_update(key(&[project, scene]), |old| {
+                let hwm = old
+                    .and_then(|v| <[u8; 4]>::try_from(v).ok())
+                    .map_or(0, u32::from_be_bytes);
+                Some(hwm.max(uid).to_be_bytes().to_vec())
+            })?;
+        Ok(())
     }
 
     /// Records a UID seen in a channel (a foreign player, an adopted one) so it is never
@@ -369,6 +405,7 @@ mod tests {
             region: Region::Na,
             id: None,
             created_at_ms: 5,
+            spec: None,
         }
     }
 
@@ -420,11 +457,36 @@ mod tests {
     }
 
     #[test]
+    fn a_raised_high_water_mark_is_never_allocated_below_nor_lowered() {
+        let store = Store::temporary().unwrap();
+        store.raise_uid_hwm("p", "news", 150).unwrap();
+        store.raise_uid_hwm("p", "news", 120).unwrap();
+        assert_eq!(
+            store
+                .allocate_uid("p", "news", "ch", 100, 199, "a")
+                .unwrap(),
+            151
+        );
+    }
+
+    #[test]
     fn update_sequences_increase_per_player() {
         let store = Store::temporary().unwrap();
-        let got: Vec<u64> = (0..3).map(|_| store.next_sequence("a").unwrap()).collect();
+        let got: Vec<u64> = (0..3)
+            .map(|_| store.next_sequence("a", 0).unwrap())
+            .collect();
         assert_eq!(got, vec![0, 1, 2]);
-        assert_eq!(store.next_sequence("b").unwrap(), 0);
+        assert_eq!(store.next_sequence("b", 0).unwrap(), 0);
+        assert_eq!(
+            store.next_sequence("a", 100).unwrap(),
+            100,
+            "the floor lifts it"
+        );
+        assert_eq!(
+            store.next_sequence("a", 50).unwrap(),
+            101,
+            "and it never goes back"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

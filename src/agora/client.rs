@@ -13,6 +13,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::domains::{DomainPool, Overrides, WAITS};
 use super::error::{ApiError, Op, Refusal, TransportKind};
@@ -21,7 +22,15 @@ use super::model::{
     CreatePlayer, CreateRequest, CreateResponse, CreatedPlayer, ErrorBody, ListResponse,
     ListedPlayer, Region, UpdatePlayer, UpdateRequest,
 };
-use crate::limits::RateLimiter;
+use crate::limits::{RateLimiter, WindowSpec};
+
+mod ncs_ip;
+
+pub use ncs_ip::{NCS_IP_PATHS, NcsIps};
+
+/// Longest pause a `Retry-After` can impose. Agora documents none; a larger value is a
+/// broken answer, and honouring it would stop failovers (or overflow the clock).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
 /// One rate limiter per API, as Agora counts them (§1.10).
 #[derive(Debug)]
@@ -85,9 +94,14 @@ pub struct MediaPullClient {
     /// The `Authorization` value, marked sensitive so it never shows in debug output.
     auth: HeaderValue,
     limiters: ApiLimiters,
+    /// Agora documents no limit for the NCS IP query (called about once a day); one
+    /// per second keeps a retry loop from ever hammering it.
+    ncs_ip_limiter: RateLimiter,
     observer: Option<Box<CallObserver>>,
     on_switch: Option<Box<SwitchObserver>>,
     on_wait: Option<Box<WaitObserver>>,
+    /// Once cancelled, calls still waiting for their turn are not sent (shutdown).
+    stop: CancellationToken,
 }
 
 impl std::fmt::Debug for MediaPullClient {
@@ -130,10 +144,23 @@ impl MediaPullClient {
             app_id: config.app_id,
             auth,
             limiters: config.limiters,
+            ncs_ip_limiter: RateLimiter::new([WindowSpec {
+                limit: 1,
+                length: Duration::from_secs(1),
+            }]),
             observer: None,
             on_switch: None,
             on_wait: None,
+            stop: CancellationToken::new(),
         })
+    }
+
+    /// Stops sending once `stop` is cancelled: a call waiting for the rate limiter or
+    /// for a fallback domain ends with [`ApiError::Stopped`]; a call already sent runs
+    /// to its answer or timeout.
+    pub fn with_stop(mut self, stop: CancellationToken) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// Reports every switch of API domain to `observer` (metrics).
@@ -255,15 +282,24 @@ impl MediaPullClient {
     ) -> Result<Vec<ListedPlayer>, ApiError> {
         let mut players = Vec::new();
         let mut token: Option<String> = None;
+        let mut seen = std::collections::HashSet::new();
         loop {
             let page = self.list_page(channel, token.as_deref(), page_size).await?;
-            let next = page.next_token().map(str::to_string);
+            let Some(next) = page.next_token().map(str::to_string) else {
+                players.extend(page.players);
+                return Ok(players);
+            };
             players.extend(page.players);
-            match next {
-                // A server that hands back the token it was given would loop forever.
-                Some(t) if token.as_deref() != Some(t.as_str()) => token = Some(t),
-                _ => return Ok(players),
+            // A token seen before would loop forever, and what was read so far may be
+            // incomplete: a failed List, never a complete one missing players.
+            if !seen.insert(next.clone()) {
+                return Err(ApiError::Decode {
+                    op: Op::List,
+                    detail: "the page tokens repeat".into(),
+                    request_id: "-".into(),
+                });
             }
+            token = Some(next);
         }
     }
 
@@ -323,7 +359,10 @@ impl MediaPullClient {
                 tracing::warn!(api = op.as_str(), error = %e, next = %domain, wait_ms = wait.as_millis() as u64,
                     "no answer from the API domain; retrying");
             }
-            tokio::time::sleep(*wait).await;
+            tokio::select! {
+                _ = self.stop.cancelled() => return Err(ApiError::Stopped { op }),
+                _ = tokio::time::sleep(*wait) => {}
+            }
             result = self
                 .attempt(op, limiter, make(&format!("{scheme}://{domain}")))
                 .await;
@@ -355,7 +394,11 @@ impl MediaPullClient {
         (limiter, rank): (&RateLimiter, i64),
         req: RequestBuilder,
     ) -> Result<(Response, String), ApiError> {
-        let waited = limiter.acquire_ranked(rank).await;
+        let waited = tokio::select! {
+            biased;
+            _ = self.stop.cancelled() => return Err(ApiError::Stopped { op }),
+            waited = limiter.acquire_ranked(rank) => waited,
+        };
         if let Some(observe) = &self.on_wait {
             observe(op, waited);
         }
@@ -430,7 +473,7 @@ async fn refusal(op: Op, response: Response, sent_request_id: &str) -> ApiError 
     let resource_id = header("X-Resource-ID");
     let retry_after = header("Retry-After")
         .and_then(|v| v.parse::<u64>().ok())
-        .map(Duration::from_secs);
+        .map(|secs| Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     let body = response.bytes().await.unwrap_or_default();
     let message = serde_json::from_slice::<ErrorBody>(&body)
         .ok()

@@ -14,6 +14,8 @@ pub enum Op {
     Delete,
     List,
     Update,
+    /// The NCS IP query (§2.6).
+    NcsIp,
 }
 
 impl Op {
@@ -23,6 +25,7 @@ impl Op {
             Op::Delete => "delete",
             Op::List => "list",
             Op::Update => "update",
+            Op::NcsIp => "ncs_ip",
         }
     }
 }
@@ -52,6 +55,8 @@ pub enum ErrorClass {
     Dns,
     /// A 2xx whose body did not decode.
     Decode,
+    /// Never sent: shutdown began while it waited for its turn.
+    Stopped,
 }
 
 /// What Agora said when it refused a request, with the ids its docs ask us to log (§1.12).
@@ -87,6 +92,8 @@ pub enum ApiError {
         detail: String,
         request_id: String,
     },
+    #[error("{op}: not sent, pullkeeper is shutting down")]
+    Stopped { op: Op },
 }
 
 /// Why a request got no HTTP answer.
@@ -114,7 +121,8 @@ impl ApiError {
         match self {
             ApiError::Status { op, .. }
             | ApiError::Transport { op, .. }
-            | ApiError::Decode { op, .. } => *op,
+            | ApiError::Decode { op, .. }
+            | ApiError::Stopped { op } => *op,
         }
     }
 
@@ -132,6 +140,7 @@ impl ApiError {
                 _ => ErrorClass::Network,
             },
             ApiError::Decode { .. } => ErrorClass::Decode,
+            ApiError::Stopped { .. } => ErrorClass::Stopped,
         }
     }
 
@@ -154,6 +163,7 @@ impl ApiError {
             ErrorClass::Network => "network",
             ErrorClass::Dns => "dns",
             ErrorClass::Decode => "decode",
+            ErrorClass::Stopped => "stopped",
         }
     }
 }

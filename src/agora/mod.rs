@@ -7,3 +7,6 @@ pub mod model;
 
 pub use client::{ApiLimiters, ClientConfig, CreateOutcome, MediaPullClient};
 pub use error::{ApiError, ErrorClass, Op};
+
+#[cfg(test)]
+mod fuzz_tests;

@@ -186,7 +186,7 @@ pub fn connect_ncs(sim: &SimHandle, app: &App, layout: Layout) {
     let projects: Vec<(String, String)> = (0..layout.projects)
         .map(|p| (Layout::project_id(p), Layout::app_id(p)))
         .collect();
-    crate::embedded::deliver_notices_to(sim, app.addr(), &projects);
+    crate::embedded::deliver_notices_to(sim, "http", app.addr(), &projects);
 }
 
 /// Polls `cond` every `every` until it holds; fails after `limit`. Returns the time taken.

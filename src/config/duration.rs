@@ -10,6 +10,10 @@ use std::time::Duration;
 pub const ACCEPTED_FORMS: &str =
     "expected a whole number followed by a unit: ms, s, m or h (e.g. 500ms, 5s, 2m, 1h)";
 
+/// The longest duration any setting takes. Nothing pullkeeper times is longer than a
+/// week, and a bound keeps `now + duration` from overflowing the clock at start-up.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Parses `<digits><unit>`; the error says which forms are accepted.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
@@ -29,7 +33,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     };
     n.checked_mul(millis_per_unit)
         .map(Duration::from_millis)
-        .ok_or_else(|| format!("duration {text:?} is too large"))
+        .filter(|d| *d <= MAX_DURATION)
+        .ok_or_else(|| format!("duration {text:?} is too large: at most 168h (a week)"))
 }
 
 #[cfg(test)]
@@ -52,6 +57,8 @@ mod tests {
             assert!(e.contains("500ms, 5s, 2m, 1h"), "{bad}: {e}");
         }
         assert!(parse_duration("99999999999999999999h").is_err());
+        assert_eq!(parse_duration("168h"), Ok(MAX_DURATION));
+        assert!(parse_duration("169h").unwrap_err().contains("at most 168h"));
         assert!(
             parse_duration("18446744073709551615h")
                 .unwrap_err()

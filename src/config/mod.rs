@@ -8,6 +8,8 @@
 mod diagnostic;
 mod duration;
 mod env;
+#[cfg(test)]
+mod fuzz_tests;
 mod limits;
 mod scenes;
 mod secret;
@@ -23,8 +25,8 @@ pub use env::{Env, ProcessEnv};
 pub use limits::{Limits, QpsLimits, Rate};
 pub use scenes::{Failback, Scene, UidRange};
 pub use settings::{
-    ApiSettings, AppWebhook, PrimaryDomain, Project, ReconcileSettings, ReportSettings,
-    ServerSettings, Settings, StoreSettings,
+    ApiSettings, AppWebhook, NcsAllowlist, PrimaryDomain, Project, ReconcileSettings,
+    ReportSettings, ServerSettings, Settings, SourceProbeSettings, StoreSettings,
 };
 pub use yaml::MAX_FILE_BYTES;
 

@@ -22,6 +22,7 @@ use super::settings::{AppWebhook, RawAppWebhook, Settings, base_dir};
 use super::validate;
 use super::yaml;
 use crate::agora::model::Region;
+use crate::reconcile::naming::SLATE_SLOT;
 
 /// One stream pullkeeper keeps alive: a main player plus `backups` standby players.
 #[derive(Debug, Clone)]
@@ -31,7 +32,13 @@ pub struct Scene {
     pub name: String,
     pub project: String,
     pub channel: String,
+    /// What the master pulls: the primary source.
     pub stream_url: String,
+    /// What backups 1, 2, … pull, in order; backups beyond the list pull the primary.
+    pub backup_stream_urls: Vec<String>,
+    /// An image or looping file a slot plays while every source is down (§1.4 accepts
+    /// JPEG/PNG URLs), so viewers see a holding card instead of a dead channel.
+    pub slate_url: Option<String>,
     pub region: Region,
     /// Standby players in addition to the main one, 0..=10.
     pub backups: u32,
@@ -42,6 +49,9 @@ pub struct Scene {
     pub idle_timeout: u32,
     /// RTC token, when the App Certificate is enabled (§1.4).
     pub token: Option<SecretString>,
+    /// Audio volume, 0..=200 (§1.7); default 100, Agora's own. Create cannot set it, so a
+    /// new player gets it by Update, as does a reload that changes it.
+    pub volume: u32,
     /// UIDs this scene's players use; they must be unique in the channel.
     pub uids: UidRange,
     /// What the apps do once the master is healthy again after a failover.
@@ -57,6 +67,40 @@ pub struct Scene {
 }
 
 impl Scene {
+    /// The URL the player of `slot` pulls.
+    pub fn slot_url(&self, slot: u32) -> &str {
+        if slot == SLATE_SLOT {
+            return self.slate_url.as_deref().unwrap_or(&self.stream_url);
+        }
+        slot.checked_sub(1)
+            .and_then(|i| self.backup_stream_urls.get(i as usize))
+            .unwrap_or(&self.stream_url)
+    }
+
+    /// The bounded name of a slot's source in metrics and status: `primary`, `backup1`…
+    /// (by position in `backup_stream_urls`), or `slate`.
+    pub fn source_label(&self, slot: u32) -> String {
+        if slot == SLATE_SLOT {
+            return "slate".to_string();
+        }
+        match slot.checked_sub(1) {
+            Some(i) if (i as usize) < self.backup_stream_urls.len() => format!("backup{}", i + 1),
+            _ => "primary".to_string(),
+        }
+    }
+
+    /// Every stream source (not the slate), labelled, primary first.
+    pub fn sources(&self) -> Vec<(String, &str)> {
+        std::iter::once(("primary".to_string(), self.stream_url.as_str()))
+            .chain(
+                self.backup_stream_urls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, u)| (format!("backup{}", i + 1), u.as_str())),
+            )
+            .collect()
+    }
+
     /// The webhook on-air changes of this scene go to: its own, else the global one.
     pub fn effective_app_webhook<'a>(&'a self, settings: &'a Settings) -> Option<&'a AppWebhook> {
         self.app_webhook.as_ref().or(settings.app_webhook.as_ref())
@@ -98,6 +142,10 @@ pub(crate) struct RawScene {
     pub project: Text,
     pub channel: Text,
     pub stream_url: Text,
+    #[serde(default)]
+    pub backup_stream_urls: Option<Spanned<Vec<Text>>>,
+    #[serde(default)]
+    pub slate_url: Option<Text>,
     pub region: Text,
     #[serde(default)]
     pub backups: Option<Spanned<i64>>,
@@ -107,6 +155,8 @@ pub(crate) struct RawScene {
     pub idle_timeout: Option<Spanned<i64>>,
     #[serde(default)]
     pub token: Option<Spanned<SecretRef>>,
+    #[serde(default)]
+    pub volume: Option<Spanned<i64>>,
     pub uids: Spanned<RawUids>,
     #[serde(default)]
     pub failback: Option<Failback>,

@@ -24,9 +24,12 @@ use crate::agora::domains::{Area, Override};
 
 mod api;
 mod raw;
+mod server;
+mod source_probe;
 
 pub(crate) use raw::{RawAppWebhook, RawSettings};
 use raw::{RawProject, Text};
+pub use source_probe::SourceProbeSettings;
 
 /// Process-wide settings.
 #[derive(Debug, Clone)]
@@ -41,14 +44,36 @@ pub struct Settings {
     pub app_webhook: Option<AppWebhook>,
     /// How app reports of stalled players turn into strikes.
     pub reports: ReportSettings,
+    /// Which addresses may deliver NCS notices.
+    pub ncs_allowlist: NcsAllowlist,
+    /// Source probes before replacements; `None` (no `source_probe:` block) is off.
+    pub source_probe: Option<SourceProbeSettings>,
 }
 
 /// `Debug` prints `[REDACTED]` for the admin token.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
-    /// Bearer token required by the admin and report endpoints; `None` leaves them open.
+    /// Serves `/metrics` here instead of on `listen`, e.g. on an address only Prometheus
+    /// reaches.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Bearer token of every `/v1/` route; `None` closes the admin API.
     pub admin_token: Option<SecretString>,
+    /// Serve HTTPS on `listen` (`run --tls-cert/--tls-key`); not read from the file,
+    /// because TLS normally ends at the Ingress.
+    pub tls: Option<crate::tls::TlsFiles>,
+}
+
+/// The NCS address list (§2.6): always fetched and shown; enforced on the webhook only
+/// when asked, because behind a proxy that hides client addresses it would refuse all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NcsAllowlist {
+    /// Refuse (403) notices from addresses not in the fetched list.
+    pub enforce: bool,
+    /// At most 24 h.
+    pub refresh_interval: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Where pullkeeper POSTs on-air changes for the apps. `Debug` prints `[REDACTED]` for the
@@ -162,20 +187,6 @@ pub(crate) fn build(
     diags: &mut Diags<'_>,
 ) -> Settings {
     let base = base_dir(settings_path);
-    let listen = match &raw.server.listen {
-        None => default_listen(),
-        Some(t) => t.value.parse().unwrap_or_else(|_| {
-            diags.push(
-                t.referenced,
-                "server.listen",
-                format!(
-                    "invalid address {:?}: expected IP:PORT such as 0.0.0.0:8080",
-                    t.value
-                ),
-            );
-            default_listen()
-        }),
-    };
     let store = raw.store.path.as_ref().map_or(DEFAULT_STORE, |t| &t.value);
     let scenes = raw
         .scenes_file
@@ -203,11 +214,6 @@ pub(crate) fn build(
             )
         }),
     };
-    let admin_token = raw
-        .server
-        .admin_token
-        .as_ref()
-        .map(|s| secret::resolve(s, &base, env, "server.admin_token", diags));
     let app_webhook = raw
         .app_webhook
         .as_ref()
@@ -253,10 +259,7 @@ pub(crate) fn build(
         })
         .collect();
     Settings {
-        server: ServerSettings {
-            listen,
-            admin_token,
-        },
+        server: server::server(&raw.server, &base, env, diags),
         store: StoreSettings {
             path: base.join(store),
         },
@@ -265,6 +268,11 @@ pub(crate) fn build(
         projects,
         app_webhook,
         reports,
+        ncs_allowlist: server::ncs_allowlist(&raw.ncs_allowlist, diags),
+        source_probe: raw
+            .source_probe
+            .as_ref()
+            .map(|p| source_probe::build(p, diags)),
     }
 }
 
@@ -298,10 +306,6 @@ pub(crate) fn base_dir(settings_path: &Path) -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()
-}
-
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 8080))
 }
 
 /// A duration that must be positive: a zero poll interval or timeout would spin or fail

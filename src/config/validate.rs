@@ -17,10 +17,13 @@ use super::scenes::{RawScene, Scene, Text, UidRange};
 use super::secret;
 use super::settings::{Settings, check_slug};
 use crate::agora::model::{Region, limits};
+use crate::reconcile::spec::DEFAULT_VOLUME;
 
 /// At most this many standby players per scene; more only burns the project's quota.
 pub const MAX_BACKUPS: i64 = 10;
 const DEFAULT_IDLE_TIMEOUT: i64 = 300;
+/// Highest audio volume Update accepts (§1.7).
+const MAX_VOLUME: i64 = 200;
 /// Longest `hold_down`; a master that must run longer than this before traffic returns to
 /// it is better served by `failback: non-revertive`.
 pub const MAX_HOLD_DOWN: Duration = Duration::from_secs(600);
@@ -95,6 +98,17 @@ fn scene(
         "backups",
         diags,
     );
+    let backup_stream_urls = backup_urls(raw, backups, path, diags);
+    if let Some(slate) = &raw.slate_url {
+        stream_url(slate, &format!("{path}.slate_url"), diags);
+        if !(slate.value.starts_with("http://") || slate.value.starts_with("https://")) {
+            diags.push(
+                slate.referenced,
+                format!("{path}.slate_url"),
+                "slate_url must be an http:// or https:// image or file (JPEG, PNG, MP4, …)",
+            );
+        }
+    }
     let idle_timeout = ranged(
         raw.idle_timeout.as_ref(),
         DEFAULT_IDLE_TIMEOUT,
@@ -102,6 +116,15 @@ fn scene(
         limits::IDLE_TIMEOUT_MAX,
         &format!("{path}.idle_timeout"),
         "idle_timeout (seconds)",
+        diags,
+    );
+    let volume = ranged(
+        raw.volume.as_ref(),
+        i64::from(DEFAULT_VOLUME),
+        0,
+        MAX_VOLUME,
+        &format!("{path}.volume"),
+        "volume",
         diags,
     );
     let strike_threshold = ranged(
@@ -118,6 +141,8 @@ fn scene(
         project: raw.project.value.clone(),
         channel: raw.channel.value.clone(),
         stream_url: raw.stream_url.value.clone(),
+        backup_stream_urls,
+        slate_url: raw.slate_url.as_ref().map(|t| t.value.clone()),
         region: region(&raw.region, &format!("{path}.region"), diags),
         backups,
         priority: raw.priority.as_ref().map_or(0, |p| p.value),
@@ -126,6 +151,7 @@ fn scene(
             .token
             .as_ref()
             .map(|t| secret::resolve(t, base_dir, env, &format!("{path}.token"), diags)),
+        volume,
         uids: uids(raw, backups, &format!("{path}.uids"), diags),
         failback: raw.failback.unwrap_or_default(),
         hold_down: hold_down(raw.hold_down.as_ref(), &format!("{path}.hold_down"), diags),
@@ -135,6 +161,27 @@ fn scene(
             .as_ref()
             .map(|w| w.build(&format!("{path}.app_webhook"), base_dir, env, diags)),
     }
+}
+
+/// Each backup URL is a stream URL; there may be no more of them than backups to pull them.
+fn backup_urls(raw: &RawScene, backups: u32, path: &str, diags: &mut Diags<'_>) -> Vec<String> {
+    let Some(list) = &raw.backup_stream_urls else {
+        return Vec::new();
+    };
+    for (j, url) in list.value.iter().enumerate() {
+        stream_url(url, &format!("{path}.backup_stream_urls[{j}]"), diags);
+    }
+    if list.value.len() > backups as usize {
+        diags.push(
+            list.referenced,
+            format!("{path}.backup_stream_urls"),
+            format!(
+                "backup_stream_urls lists {} URLs but the scene has {backups} backups; each backup pulls one URL, in order",
+                list.value.len()
+            ),
+        );
+    }
+    list.value.iter().map(|t| t.value.clone()).collect()
 }
 
 /// 0s..=10m; zero is allowed and means "return to the master at once".
@@ -282,17 +329,20 @@ fn uids(raw: &RawScene, backups: u32, path: &str, diags: &mut Diags<'_>) -> UidR
         );
         ok = false;
     }
-    let needed = i64::from(backups) + 1;
-    let held = end.value - start.value + 1;
-    if ok && held < needed {
-        diags.push(
-            raw.uids.referenced,
-            path,
-            format!(
-                "uid range {}..={} holds {held} uids but the scene needs at least {needed} (1 + backups)",
-                start.value, end.value
-            ),
-        );
+    if ok {
+        // Both ends lie within 1..=u32::MAX here, so the difference cannot overflow.
+        let needed = i64::from(backups) + 1;
+        let held = end.value - start.value + 1;
+        if held < needed {
+            diags.push(
+                raw.uids.referenced,
+                path,
+                format!(
+                    "uid range {}..={} holds {held} uids but the scene needs at least {needed} (1 + backups)",
+                    start.value, end.value
+                ),
+            );
+        }
     }
     let clamp = |n: i64| u32::try_from(n.clamp(0, max)).unwrap_or_default();
     UidRange {

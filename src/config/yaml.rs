@@ -99,30 +99,106 @@ pub(crate) fn parse<T: DeserializeOwned>(
     })
     .map_err(|e| {
         let location = e.location().unwrap_or(serde_saphyr::Location::UNKNOWN);
-        Diagnostic::at(file, location, join_path(prefix, &path), bare_message(&e))
+        // Where inside an expansion a limit ran out means nothing to the reader.
+        if expansion_limit(&e) {
+            path.clear();
+        }
+        let message = bare_message(&e, text, location);
+        Diagnostic::at(file, location, join_path(prefix, &path), message)
     })
 }
 
+/// The error under its alias and snippet wrappers.
+fn original(mut e: &serde_saphyr::Error) -> &serde_saphyr::Error {
+    use serde_saphyr::Error;
+    while let Error::AliasError { error, .. } | Error::WithSnippet { error, .. } = e {
+        e = error;
+    }
+    e
+}
+
+/// Whether the parser stopped because aliases expanded the document too far.
+fn expansion_limit(e: &serde_saphyr::Error) -> bool {
+    use serde_saphyr::Error;
+    matches!(
+        original(e),
+        Error::Budget { .. }
+            | Error::AliasReplayLimitExceeded { .. }
+            | Error::AliasExpansionLimitExceeded { .. }
+            | Error::AliasReplayStackDepthExceeded { .. }
+    )
+}
+
+/// What the parser's own wording means for someone editing the file.
+const PLAIN_WORDS: [(&str, &str); 3] = [
+    (
+        "expected string scalar",
+        "expected a single value here, not a list or a mapping",
+    ),
+    (
+        "expected mapping start",
+        "expected a mapping here (`key: value` lines or `{ key: value }`)",
+    ),
+    (
+        "expected sequence start",
+        "expected a list here (`- item` lines or `[a, b]`)",
+    ),
+];
+
 /// serde-saphyr appends " at line L, column C" to its messages; the diagnostic carries the
 /// location separately, so the suffix is dropped, as is the duplicate-key hint aimed at
-/// programmers ("set DuplicateKeyPolicy in Options").
-fn bare_message(e: &serde_saphyr::Error) -> String {
-    let text = e.without_snippet().to_string();
+/// programmers ("set DuplicateKeyPolicy in Options"). Parser terms ("invalid u32",
+/// "mapping start", "use Option<String>", budget internals) become what to write instead.
+fn bare_message(e: &serde_saphyr::Error, text: &str, location: serde_saphyr::Location) -> String {
+    use serde_saphyr::Error;
+    if expansion_limit(e) {
+        return "the document is too large to load: its aliases expand beyond the parser's \
+                limits (a \"billion laughs\" document?); write the values out instead"
+            .to_string();
+    }
+    match original(e) {
+        Error::NullIntoString { .. } => return "expected a value here, found nothing".to_string(),
+        Error::InvalidScalar { ty, .. } if is_integer_type(ty) => {
+            return match scalar_at(text, location) {
+                Some(t)
+                    if t.strip_prefix('-')
+                        .unwrap_or(t)
+                        .bytes()
+                        .all(|b| b.is_ascii_digit()) =>
+                {
+                    format!("the number {t} is too large")
+                }
+                Some(t) => format!("expected a whole number, got {t}"),
+                None => "expected a whole number".to_string(),
+            };
+        }
+        _ => {}
+    }
+    let rendered = e.without_snippet().to_string();
     let end = [" at line ", ", set DuplicateKeyPolicy"]
         .iter()
-        .filter_map(|cut| text.find(cut))
+        .filter_map(|cut| rendered.find(cut))
         .min()
-        .unwrap_or(text.len());
-    let message = &text[..end];
-    // "invalid u32" names a Rust type, not what to write.
-    let integer = message
-        .strip_prefix("invalid ")
-        .is_some_and(|t| t.len() > 1 && t[1..].bytes().all(|b| b.is_ascii_digit()));
-    if integer {
-        format!("{message}: expected a whole number")
-    } else {
-        message.to_string()
+        .unwrap_or(rendered.len());
+    let message = &rendered[..end];
+    match PLAIN_WORDS.iter().find(|(raw, _)| *raw == message) {
+        Some((_, plain)) => (*plain).to_string(),
+        None => message.to_string(),
     }
+}
+
+/// `u8`, `i64`, ...: the names serde-saphyr uses for integers it could not read.
+fn is_integer_type(ty: &str) -> bool {
+    ty.strip_prefix(['u', 'i'])
+        .is_some_and(|bits| !bits.is_empty() && bits.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The plain scalar written at `location`, as far as the end of its flow or line.
+fn scalar_at(text: &str, location: serde_saphyr::Location) -> Option<&str> {
+    let start = usize::try_from(location.span().byte_offset()?).ok()?;
+    let rest = text.get(start..)?;
+    let end = rest.find([',', '}', ']', '#', '\n']).unwrap_or(rest.len());
+    Some(rest[..end].trim()).filter(|t| !t.is_empty())
 }
 
 /// Cleans a serde_path_to_error path: `Spanned<T>` adds a `.value` step, the root is `.`, and
@@ -165,7 +241,7 @@ mod tests {
         let d = parse::<Doc>(Path::new("f.yaml"), "\nport: nope\n", "").unwrap_err();
         assert_eq!((d.line, d.column), (Some(2), Some(7)));
         assert_eq!(d.path, "port");
-        assert_eq!(d.message, "invalid u16: expected a whole number");
+        assert_eq!(d.message, "expected a whole number, got nope");
         assert!(!d.message.contains("at line"), "{}", d.message);
     }
 

@@ -4,6 +4,7 @@
 //!
 //! | step | failure | status | outcome label |
 //! |---|---|---|---|
+//! | sender in the NCS address list, when enforced ([`super::allowlist`]) | not | 403 | `forbidden` |
 //! | raw body ≤ [`MAX_BODY_BYTES`] | larger | 413 | `too_large` |
 //! | project configured | unknown | 404 | `unknown_project` |
 //! | `Agora-Signature-V2` (SHA256), else `Agora-Signature` (SHA1) | missing/wrong | 401 | `bad_signature` |
@@ -104,6 +105,8 @@ pub enum Outcome {
     Malformed,
     UnknownProject,
     TooLarge,
+    /// Refused by the address allowlist before anything else was looked at.
+    Forbidden,
 }
 
 impl Outcome {
@@ -117,6 +120,7 @@ impl Outcome {
             Outcome::Malformed => "malformed",
             Outcome::UnknownProject => "unknown_project",
             Outcome::TooLarge => "too_large",
+            Outcome::Forbidden => "forbidden",
         }
     }
 
@@ -129,6 +133,7 @@ impl Outcome {
             Outcome::Malformed => StatusCode::BAD_REQUEST,
             Outcome::UnknownProject => StatusCode::NOT_FOUND,
             Outcome::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Outcome::Forbidden => StatusCode::FORBIDDEN,
         }
     }
 
@@ -141,6 +146,7 @@ impl Outcome {
             Outcome::Malformed => serde_json::json!({ "error": "malformed notice" }),
             Outcome::UnknownProject => serde_json::json!({ "error": "unknown project" }),
             Outcome::TooLarge => serde_json::json!({ "error": "body too large" }),
+            Outcome::Forbidden => serde_json::json!({ "error": "address not allowed" }),
         }
     }
 }

@@ -21,17 +21,23 @@ use crate::agora::ErrorClass;
 use crate::agora::model::{ListedPlayer, PlayerStatus};
 use crate::config::{Project, ReconcileSettings, ReportSettings, Scene};
 use crate::ncs::inbox::{Inbox, PlayerEvent};
+use crate::probe::monitor::SourceMonitor;
 use crate::reconcile::busy::Busy;
-use crate::reconcile::evidence::Evidence;
-use crate::reconcile::execute::{ExecError, Executor, delete_regions};
+use crate::reconcile::evidence::{Evidence, ProbeAnswer};
+use crate::reconcile::execute::{ExecError, Executor};
+use crate::reconcile::launch::Done;
+use crate::reconcile::naming::SLATE_SLOT;
 use crate::reconcile::onair::SwitchReason;
-use crate::reconcile::plan::{Action, DesiredScene, PlanInput, plan};
+use crate::reconcile::plan::{DesiredScene, PlanInput, plan};
 use crate::reconcile::publish::{Picture, Publisher, Switch};
+use crate::reconcile::sources::{self, SourceProbing};
 use crate::reconcile::wake::{sleep_until_opt, tick_opt};
-use crate::reconcile::{health, naming, observe};
+use crate::reconcile::{health, naming, observe, spec};
 use crate::status::StatusBoard;
 use crate::store::{SlotKey, SlotRecord};
 use crate::telemetry::Metrics;
+
+mod probing;
 
 /// Longest wait between Lists while List keeps failing.
 const LIST_BACKOFF_CAP: Duration = Duration::from_secs(60);
@@ -53,19 +59,10 @@ pub struct ProjectController {
     pub reports: ReportSettings,
     /// Where on-air changes go (the app webhook), if anywhere.
     pub switches: Option<tokio::sync::mpsc::UnboundedSender<Switch>>,
-}
-
-/// What a finished action frees.
-enum Done {
-    Slot(SlotKey, bool),
-    Player(String, bool),
-    /// A probe of the player `id` (named `name`, current in slot `key`) ended: `Some(true)`
-    /// healthy, `Some(false)` a strike (404 or 5xx), `None` no evidence either way.
-    Probe {
-        key: SlotKey,
-        id: String,
-        verdict: Option<bool>,
-    },
+    /// Unix ms until which slots List does not show get no player (see `PlanInput`).
+    pub unseen_until_ms: u64,
+    /// Source probes before replacements, if configured.
+    pub sources: Option<SourceProbing>,
 }
 
 /// The controller's memory between passes.
@@ -88,6 +85,10 @@ struct Memory {
     /// When the oldest notice not yet planned on arrived: a failover this pass publishes
     /// was decided that long after the notice that caused it.
     notices_since: Option<Instant>,
+    /// Source verdicts and the probe schedule, when source probing is on.
+    sources: Option<SourceMonitor>,
+    /// Held slots at the last pass, to log only changes.
+    held: Vec<SlotKey>,
 }
 
 impl ProjectController {
@@ -100,7 +101,13 @@ impl ProjectController {
         let mut poll = tokio::time::interval(self.settings.poll_interval);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut tasks: JoinSet<Done> = JoinSet::new();
-        let mut mem = Memory::default();
+        let mut mem = Memory {
+            sources: self
+                .sources
+                .as_ref()
+                .map(|s| SourceMonitor::new(s.settings.interval, s.settings.max_interval)),
+            ..Memory::default()
+        };
         let mut probe = self.settings.probe_interval.map(|every| {
             let mut i = tokio::time::interval_at(Instant::now() + every, every);
             i.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -108,12 +115,16 @@ impl ProjectController {
         });
 
         loop {
-            let wake_at = match (mem.busy.next_expiry(), mem.decision_due) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let wake_at = [
+                mem.busy.next_expiry(),
+                mem.decision_due,
+                mem.sources.as_ref().and_then(SourceMonitor::next_due),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             // Everything but a notice may change what the plan sees outside the picture
-            // (store, busy work, time, scenes); a notice only through the picture.
+            // (store, busy work, time, scenes, sources); a notice only through the picture.
             let mut replan = true;
             tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -134,6 +145,12 @@ impl ProjectController {
                         }
                         mem.busy.slot_done(key, ok);
                     }
+                    Ok(Done::Update(key, ok)) => {
+                        if !ok {
+                            self.metrics.retries.with_label_values(&["update"]).inc();
+                        }
+                        mem.busy.slot_done(key, ok);
+                    }
                     Ok(Done::Player(id, ok)) => {
                         if ok {
                             if let Some(players) = &mut mem.players {
@@ -146,10 +163,14 @@ impl ProjectController {
                         }
                         mem.busy.player_done(id, ok);
                     }
-                    Ok(Done::Probe { key, id, verdict }) => self.judge_probe(&mut mem, key, id, verdict),
+                    Ok(Done::Probe { key, id, verdict }) => {
+                        mem.busy.slots.remove(&key);
+                        self.judge_probe(&mut mem, key, id, verdict);
+                    }
+                    Ok(Done::Source { url, outcome }) => self.judge_source(&mut mem, &url, outcome),
                     Err(e) => tracing::error!(project = %project, error = %e, "action task panicked"),
                 },
-                _ = tick_opt(&mut probe) => self.start_probes(&mem, &mut tasks),
+                _ = tick_opt(&mut probe) => self.start_probes(&mut mem, &mut tasks),
                 _ = self.inbox.notified() => replan = false,
                 _ = sleep_until_opt(wake_at) => {}
             }
@@ -175,7 +196,9 @@ impl ProjectController {
                 let lag = self.settings.list_lag;
                 mem.recently_deleted.retain(|_, at| at.elapsed() < lag);
                 players.retain(|p| !mem.recently_deleted.contains_key(&p.id));
-                self.executor.note_uids(&players);
+                let scenes = self.scenes.borrow().clone();
+                self.executor
+                    .note_uids(&players, &self.project.name_prefix, &scenes);
                 let now_ms = self.executor.clock.now_ms();
                 if let Ok(records) = self.records() {
                     if let Some(previous) = &mem.players {
@@ -208,6 +231,8 @@ impl ProjectController {
                 mem.players = Some(players);
                 None
             }
+            // Shutting down: not an outage, and the loop ends next.
+            Err(e) if e.class() == ErrorClass::Stopped => None,
             Err(e) => {
                 self.metrics.api_outage.with_label_values(&[project]).set(1);
                 // Doubling from the poll interval: a 5 s poll retries at 10, 20, 40, 60 s,
@@ -226,27 +251,36 @@ impl ProjectController {
     }
 
     /// Probes every slot's current player that List shows alive and nobody is busy with.
-    fn start_probes(&self, mem: &Memory, tasks: &mut JoinSet<Done>) {
+    ///
+    /// A probe is an Update too, so its slot is busy meanwhile: a real Update sent at the
+    /// same time could arrive second with the lower sequence and be ignored (§1.7).
+    fn start_probes(&self, mem: &mut Memory, tasks: &mut JoinSet<Done>) {
         let (Some(players), Ok(records)) = (&mem.players, self.records()) else {
             return;
         };
         let (busy_slots, _) = mem.busy.for_plan();
-        for (key, record) in records {
-            let Some(id) = record.id.clone() else {
-                continue;
-            };
-            let listed = players
-                .iter()
-                .any(|p| p.id == id && !crate::reconcile::plan::is_dead(p.status));
-            if !listed || busy_slots.contains(&key) {
-                continue;
-            }
+        let due: Vec<_> = records
+            .into_iter()
+            .filter_map(|(key, record)| Some((record.id.clone()?, key, record)))
+            .filter(|(id, key, _)| {
+                let listed = players
+                    .iter()
+                    .any(|p| &p.id == id && !crate::reconcile::plan::is_dead(p.status));
+                listed && !busy_slots.contains(key)
+            })
+            .collect();
+        if !mem.evidence.start_round(due.len()) {
+            return;
+        }
+        for (id, key, record) in due {
+            mem.busy.slots.insert(key.clone());
             let exec = self.executor.clone();
             tasks.spawn(async move {
                 let verdict = match exec.probe(record.region, &id).await {
-                    Ok(()) => Some(true),
+                    Ok(()) => Some(ProbeAnswer::Healthy),
                     Err(ExecError::Api(e)) => match e.class() {
-                        ErrorClass::NotFound | ErrorClass::Server => Some(false),
+                        ErrorClass::NotFound => Some(ProbeAnswer::Gone),
+                        ErrorClass::Server => Some(ProbeAnswer::ServerError),
                         _ => None,
                     },
                     Err(ExecError::Store(_)) => None,
@@ -256,12 +290,18 @@ impl ProjectController {
         }
     }
 
-    /// Counts a probe's answer; the scene's threshold of consecutive strikes fails the
-    /// player exactly as a `failed` notice would.
-    fn judge_probe(&self, mem: &mut Memory, key: SlotKey, id: String, verdict: Option<bool>) {
-        let Some(healthy) = verdict else { return };
-        if mem.evidence.probe(&id, healthy, self.threshold(&key.scene)) {
-            fail_player(mem, &id);
+    /// Counts a probe's answer (see `evidence`); the scene's threshold of consecutive
+    /// strikes fails the player exactly as a `failed` notice would.
+    fn judge_probe(
+        &self,
+        mem: &mut Memory,
+        key: SlotKey,
+        id: String,
+        verdict: Option<ProbeAnswer>,
+    ) {
+        let threshold = self.threshold(&key.scene);
+        for failed in mem.evidence.probe_answered(&id, verdict, threshold) {
+            fail_player(mem, &failed);
         }
     }
 
@@ -337,15 +377,6 @@ impl ProjectController {
             .iter()
             .filter(|s| &s.project == project)
             .collect();
-        let desired: Vec<DesiredScene> = scenes
-            .iter()
-            .map(|s| DesiredScene {
-                name: s.name.clone(),
-                slots: s.backups + 1,
-                priority: s.priority,
-                strike_threshold: s.strike_threshold,
-            })
-            .collect();
         let records = match self.records() {
             Ok(r) => r,
             Err(e) => {
@@ -354,6 +385,40 @@ impl ProjectController {
             }
         };
         let players = mem.players.as_deref().unwrap_or(&[]);
+        let monitor = mem.sources.as_ref();
+        let desired: Vec<DesiredScene> = scenes
+            .iter()
+            .map(|s| {
+                let (live, fixed) = spec::desired(s, 0);
+                let slot_urls = (1..=s.backups)
+                    .chain([SLATE_SLOT])
+                    .map(|slot| (slot, s.slot_url(slot)))
+                    .filter(|(_, url)| *url != live.stream_url)
+                    .map(|(slot, url)| (slot, url.to_string()))
+                    .collect();
+                DesiredScene {
+                    name: s.name.clone(),
+                    slots: s.backups + 1,
+                    priority: s.priority,
+                    strike_threshold: s.strike_threshold,
+                    live,
+                    slot_urls,
+                    fixed,
+                    uids: s.uids,
+                    slate: monitor
+                        .is_some_and(|m| sources::slate_wanted(project, s, m, &records, players)),
+                }
+            })
+            .collect();
+        let cleared = monitor.map(|m| sources::cleared(project, &scenes, m));
+        let source_status: BTreeMap<String, _> = monitor
+            .map(|m| {
+                scenes
+                    .iter()
+                    .map(|s| (s.name.clone(), sources::scene_sources(s, m)))
+                    .collect()
+            })
+            .unwrap_or_default();
         let now_ms = self.executor.clock.now_ms();
         let (busy_slots, busy_players) = mem.busy.for_plan();
         let deleted: BTreeSet<String> = mem.recently_deleted.keys().cloned().collect();
@@ -370,6 +435,8 @@ impl ProjectController {
             now_ms,
             list_lag_ms: self.settings.list_lag.as_millis() as u64,
             max_players: self.project.limits.max_players,
+            unseen_until_ms: self.unseen_until_ms,
+            cleared: cleared.as_ref(),
         });
         self.metrics
             .reconcile_passes
@@ -391,11 +458,14 @@ impl ProjectController {
         }
         let picture = Picture {
             project,
+            prefix: &self.project.name_prefix,
             scenes: &scenes,
             records: &records,
             players,
             strikes: &strikes,
             over_quota: &plan.over_quota,
+            held: &plan.held,
+            sources: &source_status,
             now_ms,
         };
         let published = mem
@@ -421,88 +491,11 @@ impl ProjectController {
                 let _ = tx.send(switch);
             }
         }
+        self.probe_sources(mem, &scenes, &plan.held, tasks);
         let by_name: BTreeMap<&str, &Scene> =
             scenes.iter().map(|s| (s.name.as_str(), *s)).collect();
         for action in plan.actions {
             self.start(action, &by_name, &records, &mut mem.busy, tasks);
-        }
-    }
-
-    fn start(
-        &self,
-        action: Action,
-        scenes: &BTreeMap<&str, &Scene>,
-        records: &BTreeMap<SlotKey, SlotRecord>,
-        busy: &mut Busy,
-        tasks: &mut JoinSet<Done>,
-    ) {
-        let exec = self.executor.clone();
-        match action {
-            Action::Create {
-                key,
-                generation,
-                name,
-                uid,
-            } => {
-                let Some(scene) = scenes.get(key.scene.as_str()).map(|s| (*s).clone()) else {
-                    return;
-                };
-                let replacing = records.get(&key).is_some_and(|r| r.generation < generation);
-                if replacing && !busy.admit_replacement(&key) {
-                    self.metrics
-                        .replacement_backoffs
-                        .with_label_values(&[&self.project.id])
-                        .inc();
-                    return;
-                }
-                busy.slots.insert(key.clone());
-                tasks.spawn(async move {
-                    let result = exec.create(&scene, &key, generation, &name, uid).await;
-                    if let Err(e) = &result {
-                        tracing::warn!(scene = %scene.name, name, error = %e, "create failed; will retry");
-                    }
-                    Done::Slot(key, result.is_ok())
-                });
-            }
-            Action::Adopt {
-                key,
-                generation,
-                name,
-                id,
-                uid,
-            } => {
-                let Some(scene) = scenes.get(key.scene.as_str()).map(|s| (*s).clone()) else {
-                    return;
-                };
-                busy.slots.insert(key.clone());
-                tasks.spawn(async move {
-                    let result = exec.adopt(&scene, &key, generation, &name, &id, uid).await;
-                    if let Err(e) = &result {
-                        tracing::error!(scene = %scene.name, name, error = %e, "cannot record adoption");
-                    }
-                    Done::Slot(key, result.is_ok())
-                });
-            }
-            Action::Delete { id, name, reason } => {
-                let regions = delete_regions(&self.project, &name, scenes, records);
-                self.metrics
-                    .recreations
-                    .with_label_values(&[reason.as_str()])
-                    .inc();
-                busy.players.insert(id.clone());
-                tasks.spawn(async move {
-                    let result = exec.delete(&regions, &id, &name).await;
-                    if let Err(e) = &result {
-                        tracing::warn!(name, error = %e, "delete failed; will retry");
-                    }
-                    Done::Player(id, result.is_ok())
-                });
-            }
-            Action::Forget { key } => {
-                if let Err(e) = exec.forget(&key) {
-                    tracing::error!(slot = %key, error = %e, "cannot forget slot");
-                }
-            }
         }
     }
 }

@@ -2,7 +2,12 @@
 //!
 //! Both end the same way as a `failed` notice once a player collects its scene's strike
 //! threshold, but they count differently. A probe strike is a 404 or 5xx answer and any
-//! healthy answer clears them (Agora's "three consecutive" rule, §1.9). A report strike
+//! healthy answer clears them (Agora's "three consecutive" rule, §1.9). Probes go out in
+//! rounds, one per live player, and are judged when the round is complete: a 5xx is a
+//! strike only if the API answered some other probe of the round healthily. When every
+//! probe gets a 5xx the API is failing, not the players, and a healthy player must never
+//! be replaced because of an API fault; such a round neither adds nor clears strikes.
+//! A 404 is about the player itself and always counts. A report strike
 //! is `needed` app reports of stalled media within `window`; a window without reports
 //! clears them, and a healthy API answer does not (the API can be fine while the media
 //! is not).
@@ -18,15 +23,84 @@ struct Reports {
     strikes: u32,
 }
 
+/// What a probe of one player learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeAnswer {
+    Healthy,
+    /// 404: Agora does not know the player.
+    Gone,
+    /// 5xx: the player, or the API, is in trouble.
+    ServerError,
+}
+
+/// The probes of one round still out, and the answers already in.
+struct Round {
+    pending: usize,
+    answers: Vec<(String, ProbeAnswer, u32)>,
+}
+
 #[derive(Default)]
 pub struct Evidence {
     probe_strikes: HashMap<String, u32>,
     reports: HashMap<String, Reports>,
+    round: Option<Round>,
 }
 
 impl Evidence {
-    /// Counts a probe answer (`healthy` or a strike). True when the player is now failed.
-    pub fn probe(&mut self, id: &str, healthy: bool, threshold: u32) -> bool {
+    /// Opens a round of `probes` probes. False while the last round is still out.
+    pub fn start_round(&mut self, probes: usize) -> bool {
+        if self.round.is_some() {
+            return false;
+        }
+        if probes > 0 {
+            self.round = Some(Round {
+                pending: probes,
+                answers: Vec::new(),
+            });
+        }
+        true
+    }
+
+    /// Takes one probe's answer (`None`: it learned nothing, e.g. a timeout). Once the
+    /// round is complete, judges it and returns the players now failed.
+    pub fn probe_answered(
+        &mut self,
+        id: &str,
+        answer: Option<ProbeAnswer>,
+        threshold: u32,
+    ) -> Vec<String> {
+        let Some(round) = self.round.as_mut() else {
+            return Vec::new();
+        };
+        if let Some(answer) = answer {
+            round.answers.push((id.to_string(), answer, threshold));
+        }
+        round.pending = round.pending.saturating_sub(1);
+        if round.pending > 0 {
+            return Vec::new();
+        }
+        let answers = self.round.take().map(|r| r.answers).unwrap_or_default();
+        let api_answers = answers.iter().any(|(_, a, _)| *a == ProbeAnswer::Healthy);
+        let mut failed = Vec::new();
+        for (id, answer, threshold) in answers {
+            let verdict = match answer {
+                ProbeAnswer::Healthy => Some(true),
+                ProbeAnswer::Gone => Some(false),
+                ProbeAnswer::ServerError if api_answers => Some(false),
+                ProbeAnswer::ServerError => None,
+            };
+            if let Some(healthy) = verdict
+                && self.probe(&id, healthy, threshold)
+            {
+                failed.push(id);
+            }
+        }
+        failed
+    }
+
+    /// Counts a judged probe answer (`healthy` or a strike). True when the player is now
+    /// failed.
+    fn probe(&mut self, id: &str, healthy: bool, threshold: u32) -> bool {
         if healthy {
             self.probe_strikes.remove(id);
             return false;
@@ -106,6 +180,55 @@ mod tests {
         assert!(!e.probe("a", false, 3));
         assert!(!e.probe("a", false, 3));
         assert!(e.probe("a", false, 3));
+    }
+
+    /// Runs one round of answers and returns who failed.
+    fn round(e: &mut Evidence, answers: &[(&str, Option<ProbeAnswer>)]) -> Vec<String> {
+        assert!(e.start_round(answers.len()));
+        let mut failed = Vec::new();
+        for (id, answer) in answers {
+            failed.extend(e.probe_answered(id, *answer, 3));
+        }
+        failed
+    }
+
+    #[test]
+    fn server_errors_count_only_when_the_api_answers_other_probes() {
+        use ProbeAnswer::*;
+        let mut e = Evidence::default();
+        for _ in 0..5 {
+            let failed = round(
+                &mut e,
+                &[("a", Some(ServerError)), ("b", Some(ServerError))],
+            );
+            assert!(failed.is_empty(), "an API-wide 5xx is no evidence");
+        }
+        assert_eq!(e.strikes("a"), 0);
+        assert!(round(&mut e, &[("a", Some(ServerError)), ("b", Some(Healthy))]).is_empty());
+        assert!(round(&mut e, &[("a", Some(ServerError)), ("b", None)]).is_empty());
+        assert_eq!(
+            e.strikes("a"),
+            1,
+            "an API-wide round neither adds nor clears"
+        );
+        assert!(round(&mut e, &[("a", Some(ServerError)), ("b", Some(Healthy))]).is_empty());
+        assert_eq!(
+            round(&mut e, &[("b", Some(Healthy)), ("a", Some(ServerError))]),
+            ["a"]
+        );
+    }
+
+    #[test]
+    fn a_404_counts_alone_and_rounds_do_not_overlap() {
+        let mut e = Evidence::default();
+        for _ in 0..2 {
+            assert!(round(&mut e, &[("a", Some(ProbeAnswer::Gone))]).is_empty());
+        }
+        assert!(e.start_round(1));
+        assert!(!e.start_round(1), "the last round is still out");
+        assert_eq!(e.probe_answered("a", Some(ProbeAnswer::Gone), 3), ["a"]);
+        assert!(e.start_round(0), "an empty round closes at once");
+        assert!(e.start_round(1));
     }
 
     #[tokio::test(start_paused = true)]

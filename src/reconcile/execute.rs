@@ -11,11 +11,12 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
-use crate::agora::model::{CreatePlayer, ListedPlayer, Region, UpdatePlayer};
+use crate::agora::model::{AudioOptions, CreatePlayer, ListedPlayer, Region, UpdatePlayer};
 use crate::agora::{ApiError, CreateOutcome, ErrorClass, MediaPullClient};
 use crate::clock::Clock;
 use crate::config::{Project, Scene};
 use crate::reconcile::naming;
+use crate::reconcile::spec::{self, Live, Spec};
 use crate::store::{Phase, RECORD_VERSION, SlotKey, SlotRecord, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -58,12 +59,13 @@ impl Executor {
             region: scene.region,
             id: None,
             created_at_ms: self.clock.now_ms(),
+            spec: Some(spec::created(scene, key.slot)),
         };
         self.store.put_slot(key, &record)?;
         self.store.flush().await?;
 
         let request = CreatePlayer {
-            stream_url: scene.stream_url.clone(),
+            stream_url: scene.slot_url(key.slot).to_string(),
             channel_name: scene.channel.clone(),
             uid: Some(u64::from(uid)),
             account: None,
@@ -83,8 +85,8 @@ impl Executor {
         };
         record.phase = Phase::Created;
         record.id = Some(id.clone());
-        // The List lag runs from the Create, which may have waited long for the create
-        // rate (25 s in a 50-player storm) after the intent was written.
+        // Agora created the player somewhere between request and answer, and a slow
+        // answer can come long after the request: List's lag counts from the answer.
         record.created_at_ms = self.clock.now_ms();
         self.store.put_slot(key, &record)?;
         self.store.flush().await?;
@@ -140,15 +142,24 @@ impl Executor {
     }
 
     /// Records a listed player as the current one of `key`, and its UID as used.
+    ///
+    /// Its spec is the one its intent recorded; without one (a lost store, a record
+    /// written before specs were kept) it is what List shows of it (stream URL, channel)
+    /// and the scene's for the rest, which List does not show.
     pub async fn adopt(
         &self,
         scene: &Scene,
         key: &SlotKey,
-        generation: u64,
-        name: &str,
-        id: &str,
-        uid: Option<u32>,
+        listed: Listed<'_>,
     ) -> Result<(), ExecError> {
+        let Listed {
+            generation,
+            name,
+            id,
+            uid,
+            stream_url,
+            channel,
+        } = listed;
         let previous = self.store.slot(key)?;
         // List entries may omit the uid (§1.5); an intent for the same name knows it.
         let uid = uid
@@ -163,6 +174,20 @@ impl Executor {
             .filter(|r| r.name == name)
             .map(|r| r.created_at_ms)
             .unwrap_or_else(|| self.clock.now_ms());
+        let spec = previous
+            .as_ref()
+            .filter(|r| r.name == name)
+            .and_then(|r| r.spec.clone())
+            .unwrap_or_else(|| {
+                let (mut live, mut fixed) = spec::desired(scene, key.slot);
+                if let Some(url) = stream_url {
+                    live.stream_url = url.to_string();
+                }
+                if let Some(channel) = channel {
+                    fixed.channel = channel.to_string();
+                }
+                Spec { live, fixed }
+            });
         let record = SlotRecord {
             v: RECORD_VERSION,
             name: name.to_string(),
@@ -172,6 +197,7 @@ impl Executor {
             region: scene.region,
             id: Some(id.to_string()),
             created_at_ms,
+            spec: Some(spec),
         };
         self.store.put_slot(key, &record)?;
         self.store.flush().await?;
@@ -202,11 +228,62 @@ impl Executor {
         Ok(())
     }
 
+    /// Brings the live player `id` of `key` to `to` with an Update (§1.7), sending only
+    /// the fields marked, and records what it now runs. Same player, same UID.
+    pub async fn update(
+        &self,
+        key: &SlotKey,
+        id: &str,
+        name: &str,
+        to: &Live,
+        send_stream_url: bool,
+        send_volume: bool,
+    ) -> Result<(), ExecError> {
+        let Some(mut record) = self
+            .store
+            .slot(key)?
+            .filter(|r| r.id.as_deref() == Some(id))
+        else {
+            // The slot moved on to another player since the plan; nothing to do.
+            return Ok(());
+        };
+        if send_stream_url || send_volume {
+            let change = UpdatePlayer {
+                stream_url: send_stream_url.then(|| to.stream_url.clone()),
+                audio_options: send_volume.then_some(AudioOptions {
+                    volume: Some(to.volume),
+                    profile: None,
+                }),
+                ..UpdatePlayer::default()
+            };
+            let sequence = self.sequence(id).await?;
+            self.client
+                .update(record.region, id, sequence, change)
+                .await?;
+        }
+        if let Some(spec) = &mut record.spec {
+            spec.live = to.clone();
+        }
+        self.store.put_slot(key, &record)?;
+        self.store.flush().await?;
+        tracing::info!(
+            scene = %key.scene,
+            role = role(key.slot),
+            name,
+            id,
+            uid = record.uid,
+            stream_url_changed = send_stream_url,
+            volume = to.volume,
+            "player updated in place"
+        );
+        Ok(())
+    }
+
     /// Asks Agora about one player with an Update that changes nothing (`isPause: false`
     /// on a player pullkeeper never pauses). Its answer is the only per-player signal
     /// the API offers besides List.
     pub async fn probe(&self, region: Region, id: &str) -> Result<(), ExecError> {
-        let sequence = self.store.next_sequence(id)?;
+        let sequence = self.sequence(id).await?;
         let unchanged = UpdatePlayer {
             is_pause: Some(false),
             ..UpdatePlayer::default()
@@ -215,8 +292,19 @@ impl Executor {
         Ok(())
     }
 
-    /// Remembers every UID a List shows, so none is ever handed out again.
-    pub fn note_uids(&self, players: &[ListedPlayer]) {
+    /// The next Update sequence of a player, durable before it is sent: Agora silently
+    /// ignores a sequence it has seen a higher one of (§1.7), so one must never repeat,
+    /// not even after a crash. The Unix second is its floor for a store that lost them.
+    async fn sequence(&self, id: &str) -> Result<u64, ExecError> {
+        let sequence = self.store.next_sequence(id, self.clock.now_ms() / 1000)?;
+        self.store.flush().await?;
+        Ok(sequence)
+    }
+
+    /// Remembers every UID a List shows, so none is ever handed out again, and raises
+    /// each scene's high-water mark to the UIDs of its own listed players: after a lost
+    /// store, that is what tells which part of the range the scene already used.
+    pub fn note_uids(&self, players: &[ListedPlayer], prefix: &str, scenes: &[Scene]) {
         for p in players {
             let (Some(channel), Some(uid)) = (p.channel_name.as_deref(), p.uid) else {
                 continue;
@@ -228,6 +316,18 @@ impl Executor {
             if let Err(e) = self.store.note_uid(&self.project, channel, uid, name) {
                 tracing::error!(error = %e, "cannot record a seen UID");
             }
+            let Some(parsed) = naming::parse(prefix, name) else {
+                continue;
+            };
+            let own_scene = scenes.iter().find(|s| {
+                s.project == self.project && s.name == parsed.scene && s.channel == channel
+            });
+            if let Some(scene) = own_scene
+                && (scene.uids.start..=scene.uids.end).contains(&uid)
+                && let Err(e) = self.store.raise_uid_hwm(&self.project, &scene.name, uid)
+            {
+                tracing::error!(error = %e, "cannot raise a UID high-water mark");
+            }
         }
     }
 
@@ -237,8 +337,10 @@ impl Executor {
     }
 }
 
-/// Where to send a Delete: the region the slot's record remembers, else the scene's,
-/// else every region in turn (a player adopted from List after its scene was removed).
+/// Where to send a Delete: the region the slot's record remembers for this very player,
+/// else the scene's, then every other region in turn. An older generation of a slot may
+/// have been created in another region (a rollout after the scene's region changed), and
+/// a player adopted after its scene was removed has no region anyone remembers.
 pub fn delete_regions(
     project: &Project,
     name: &str,
@@ -246,18 +348,31 @@ pub fn delete_regions(
     records: &BTreeMap<SlotKey, SlotRecord>,
 ) -> Vec<Region> {
     let parsed = naming::parse(&project.name_prefix, name);
-    let from_record = parsed.as_ref().and_then(|p| {
-        records
-            .get(&SlotKey::new(&project.id, &p.scene, p.slot))
-            .map(|r| r.region)
-    });
-    let from_scene = parsed
+    let record = parsed
         .as_ref()
-        .and_then(|p| scenes.get(p.scene.as_str()).map(|s| s.region));
-    match from_record.or(from_scene) {
-        Some(r) => vec![r],
-        None => Region::ALL.to_vec(),
+        .and_then(|p| records.get(&SlotKey::new(&project.id, &p.scene, p.slot)));
+    if let Some(r) = record.filter(|r| r.name == name) {
+        return vec![r.region];
     }
+    let likely = record.map(|r| r.region).or_else(|| {
+        parsed
+            .as_ref()
+            .and_then(|p| scenes.get(p.scene.as_str()).map(|s| s.region))
+    });
+    let mut regions: Vec<Region> = likely.into_iter().collect();
+    regions.extend(Region::ALL.into_iter().filter(|r| Some(*r) != likely));
+    regions
+}
+
+/// A player List shows, to be adopted as a slot's current one.
+#[derive(Debug, Clone, Copy)]
+pub struct Listed<'a> {
+    pub generation: u64,
+    pub name: &'a str,
+    pub id: &'a str,
+    pub uid: Option<u32>,
+    pub stream_url: Option<&'a str>,
+    pub channel: Option<&'a str>,
 }
 
 /// The order of creates waiting for the create rate: masters before backups, then by
@@ -267,5 +382,9 @@ pub fn create_rank(master: bool, priority: i32) -> i64 {
 }
 
 pub fn role(slot: u32) -> &'static str {
-    if slot == 0 { "master" } else { "backup" }
+    match slot {
+        0 => "master",
+        naming::SLATE_SLOT => "slate",
+        _ => "backup",
+    }
 }

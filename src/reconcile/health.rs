@@ -48,6 +48,7 @@ mod tests {
             region: Region::Na,
             id: Some("x".into()),
             created_at_ms,
+            spec: None,
         }
     }
 

@@ -3,10 +3,14 @@
 //! The name is how pullkeeper recognises its own players in a List even with an empty
 //! store, and how Agora's 409 on a duplicate name turns a retried Create into an adoption
 //! instead of a second player (DESIGN "Agora is the source of truth"). The slot reads `m`
-//! for the master and `b1`, `b2`, … for backups, so the Agora console stays legible.
+//! for the master, `b1`, `b2`, … for backups and `s` for the slate, so the Agora console
+//! stays legible.
 //! Scene names exclude `_` (config validation), so the four parts split unambiguously.
 
 use crate::agora::model::limits::PLAYER_NAME_MAX_BYTES;
+
+/// The slot of a scene's slate player (named `s`), apart from master and backups.
+pub const SLATE_SLOT: u32 = u32::MAX;
 
 /// A parsed pullkeeper player name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +24,8 @@ pub struct PlayerName {
 pub fn format(prefix: &str, scene: &str, slot: u32, generation: u64) -> String {
     let name = if slot == 0 {
         format!("{prefix}_{scene}_m_{generation}")
+    } else if slot == SLATE_SLOT {
+        format!("{prefix}_{scene}_s_{generation}")
     } else {
         format!("{prefix}_{scene}_b{slot}_{generation}")
     };
@@ -40,10 +46,11 @@ pub fn parse(prefix: &str, name: &str) -> Option<PlayerName> {
     }
     let slot = match slot {
         "m" => 0,
+        "s" => SLATE_SLOT,
         b => {
             let n: u32 = b.strip_prefix('b')?.parse().ok()?;
             // "b0" or "b01" would alias another slot's name; only canonical forms are ours.
-            if n == 0 || format!("b{n}") != b {
+            if n == 0 || n == SLATE_SLOT || format!("b{n}") != b {
                 return None;
             }
             n
@@ -66,7 +73,7 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        for (slot, generation) in [(0, 1), (1, 7), (12, 18446744073709551615)] {
+        for (slot, generation) in [(0, 1), (1, 7), (12, 18446744073709551615), (SLATE_SLOT, 2)] {
             let n = format("pk", "news-1", slot, generation);
             assert_eq!(
                 parse("pk", &n),
@@ -79,6 +86,8 @@ mod tests {
         }
         assert_eq!(format("pk", "news", 0, 3), "pk_news_m_3");
         assert_eq!(format("pk", "news", 2, 3), "pk_news_b2_3");
+        assert_eq!(format("pk", "news", SLATE_SLOT, 1), "pk_news_s_1");
+        assert_eq!(parse("pk", &format!("pk_news_b{SLATE_SLOT}_1")), None);
     }
 
     #[test]

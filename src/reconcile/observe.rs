@@ -211,6 +211,7 @@ mod tests {
             region: Region::Na,
             id: None,
             created_at_ms,
+            spec: None,
         };
         let records = BTreeMap::from([
             (SlotKey::new("p", "s", 0), record("pk_s_m_young", 95_000)),

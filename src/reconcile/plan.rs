@@ -8,7 +8,9 @@
 //!
 //! Rules, each a test below:
 //! - one player per slot (slot 0 master, 1..=backups), named `{prefix}_{scene}_{slot}_{gen}`;
-//! - a slot with no player gets one; a player List shows under a slot's name is adopted;
+//! - a slot with no player gets one (after a lost store, only once List can show every
+//!   player created before the start); a player List shows under a slot's name is
+//!   adopted, and so is a UID List shows differently from the record;
 //! - a created player absent from List is only missing once the List lag has passed and
 //!   it has collected its scene's strike threshold of consecutive absences;
 //!   a missing intent is retried under the same name and UID (a 409 makes that safe),
@@ -19,13 +21,21 @@
 //! - an older generation is deleted once its successor shows up or it has failed
 //!   (make before break, so a slot never goes dark on purpose);
 //! - owned players of removed scenes or slots are deleted; foreign players are never touched;
-//! - creates never take live players past the quota; masters go first, then priority.
+//! - creates never take live players past the quota; masters go first, then priority;
+//! - with source probing on, a replacement waits until its slot's source is cleared
+//!   (found up or unknown): see `hold`. A wanted slate is one more slot;
+//! - a player whose stream URL or volume is no longer the scene's gets an Update; one
+//!   whose create-only settings changed is replaced, one slot of a scene at a time,
+//!   backups first, the old player deleted only once its successor runs (see `rollout`).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::agora::model::{ListedPlayer, PlayerStatus};
-use crate::reconcile::naming;
+use crate::config::UidRange;
+use crate::reconcile::naming::{self, SLATE_SLOT};
+use crate::reconcile::spec::{Fixed, Live};
+use crate::reconcile::{hold, rollout};
 use crate::store::{Phase, SlotKey, SlotRecord};
 
 /// What the plan needs to know about a scene.
@@ -37,6 +47,37 @@ pub struct DesiredScene {
     pub priority: i32,
     /// Strikes after which a created player missing from List counts as failed.
     pub strike_threshold: u32,
+    /// What its players should run: what Update can change, and what only a Create can.
+    /// `live` is what the master pulls; `slot_urls` the other slots that pull something
+    /// else (backup sources, the slate).
+    pub live: Live,
+    pub slot_urls: BTreeMap<u32, String>,
+    pub fixed: Fixed,
+    pub uids: UidRange,
+    /// Every source is down: the slate slot wants a player.
+    pub slate: bool,
+}
+
+impl DesiredScene {
+    /// The slots that want a player: master, backups, and the slate when wanted.
+    pub fn slot_numbers(&self) -> impl Iterator<Item = u32> + use<> {
+        (0..self.slots).chain(self.slate.then_some(SLATE_SLOT))
+    }
+
+    pub fn wants(&self, slot: u32) -> bool {
+        slot < self.slots || (slot == SLATE_SLOT && self.slate)
+    }
+
+    /// What the player of `slot` should run.
+    pub fn live_at(&self, slot: u32) -> Live {
+        match self.slot_urls.get(&slot) {
+            Some(url) => Live {
+                stream_url: url.clone(),
+                ..self.live.clone()
+            },
+            None => self.live.clone(),
+        }
+    }
 }
 
 /// Everything the plan decides from. Borrowed, so planning allocates only its answer.
@@ -59,6 +100,13 @@ pub struct PlanInput<'a> {
     pub now_ms: u64,
     pub list_lag_ms: u64,
     pub max_players: u32,
+    /// Until this instant a slot with neither a record nor a listed player gets none:
+    /// the store was lost at start, and a player created just before may not show in
+    /// List yet (§1.6). 0 when the store was intact.
+    pub unseen_until_ms: u64,
+    /// With source probing on, the slots whose source was found up or unknown: only they
+    /// may be replaced. `None`: probing is off and every replacement proceeds.
+    pub cleared: Option<&'a BTreeSet<SlotKey>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +118,8 @@ pub enum Action {
         generation: u64,
         name: String,
         uid: Option<u32>,
+        /// Set when the new player replaces one that still runs, as a rollout step.
+        rollout: Option<Rollout>,
     },
     /// Record a player that List shows as the slot's current one.
     Adopt {
@@ -78,6 +128,19 @@ pub enum Action {
         name: String,
         id: String,
         uid: Option<u32>,
+        /// What List shows it playing, where it shows it.
+        stream_url: Option<String>,
+        channel: Option<String>,
+    },
+    /// Bring the slot's live player `id` to `to` in place (§1.7). Only the fields marked
+    /// are sent; with none marked, Agora already runs `to` and only the record learns it.
+    Update {
+        key: SlotKey,
+        id: String,
+        name: String,
+        to: Live,
+        send_stream_url: bool,
+        send_volume: bool,
     },
     Delete {
         id: String,
@@ -86,6 +149,13 @@ pub enum Action {
     },
     /// Drop the record of a slot that is no longer wanted and has no player left.
     Forget { key: SlotKey },
+}
+
+/// A rollout step: the running player it replaces and the settings that made it unfit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rollout {
+    pub replaces: String,
+    pub changed: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,11 +185,18 @@ impl DeleteReason {
 pub struct Plan {
     pub actions: Vec<Action>,
     pub over_quota: Vec<SlotKey>,
+    /// Slots that need a replacement their source does not clear (yet).
+    pub held: Vec<SlotKey>,
 }
 
 /// A status after which a player will never play again.
 pub fn is_dead(status: Option<PlayerStatus>) -> bool {
     matches!(status, Some(PlayerStatus::Failed | PlayerStatus::Stopped))
+}
+
+/// A status of a player that plays: `running`, or NCS's `success` (§1.8).
+pub fn is_running(status: Option<PlayerStatus>) -> bool {
+    matches!(status, Some(PlayerStatus::Running | PlayerStatus::Success))
 }
 
 /// An owned player from the List, with its parsed name.
@@ -154,7 +231,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
 
     let mut deletes = Vec::new();
     let mut adopts = Vec::new();
+    let mut updates = Vec::new();
     let mut creates: Vec<(i32, SlotKey, Action)> = Vec::new();
+    let mut rollouts: Vec<(i32, SlotKey, Action)> = Vec::new();
     let mut pending_live = 0u32;
     let mut dead_waiting: Vec<(SlotKey, &Owned<'_>)> = Vec::new();
     let mut delete = |o: &Owned<'_>, reason| {
@@ -168,12 +247,17 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     };
 
     for scene in input.scenes {
-        for slot in 0..scene.slots {
+        // Slots whose running players no longer fit the scene, and whether the scene has
+        // anything between two players; a rollout step waits for the latter.
+        let mut unfit: Vec<(u32, u64, Rollout)> = Vec::new();
+        let mut settled = true;
+        for slot in scene.slot_numbers() {
             let key = SlotKey::new(input.project, &scene.name, slot);
             let owned = by_slot.get(&key).map(Vec::as_slice).unwrap_or(&[]);
             let record = input.records.get(&key);
             let observed_current = record.and_then(|r| owned.iter().find(|o| o.name == r.name));
             if input.busy_slots.contains(&key) {
+                settled = false;
                 if observed_current.is_none() {
                     pending_live += 1;
                 }
@@ -185,6 +269,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 .filter(|n| record.is_none_or(|r| r.generation < n.generation));
             let decision = if let Some(n) = ahead {
                 adopts.push(adopt(&key, n));
+                settled = false;
                 Current::Player(n.generation, n)
             } else if let Some(r) = record {
                 match observed_current {
@@ -192,12 +277,37 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     // generation sweep below deletes it.
                     Some(o) if is_dead(o.player.status) => {
                         let next = r.generation + 1;
-                        creates.push((scene.priority, key.clone(), fresh(input, &key, next)));
+                        creates.push((scene.priority, key.clone(), fresh(input, &key, next, None)));
                         Current::Pending(next)
                     }
                     Some(o) => {
-                        if r.phase != Phase::Created || r.id.as_deref() != Some(&o.player.id) {
-                            adopts.push(adopt(&key, o));
+                        // A 409 names the player but not its UID; List tells the UID.
+                        let uid_differs = o.player.uid.is_some_and(|u| u != u64::from(r.uid));
+                        let known = r.phase == Phase::Created
+                            && r.id.as_deref() == Some(&o.player.id)
+                            && !uid_differs;
+                        match &r.spec {
+                            Some(spec) if known => {
+                                updates.extend(rollout::update(
+                                    &key,
+                                    o.name,
+                                    o.player,
+                                    spec,
+                                    &scene.live_at(slot),
+                                ));
+                                let changed = rollout::unfit(r, spec, &scene.fixed, scene.uids);
+                                if !changed.is_empty() {
+                                    let why = Rollout {
+                                        replaces: o.name.to_string(),
+                                        changed,
+                                    };
+                                    unfit.push((slot, r.generation, why));
+                                }
+                            }
+                            _ => {
+                                adopts.push(adopt(&key, o));
+                                settled = false;
+                            }
                         }
                         Current::Player(r.generation, o)
                     }
@@ -206,7 +316,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     // of after the List lag and the strikes of a player gone missing.
                     None if r.id.as_ref().is_some_and(|id| input.deleted.contains(id)) => {
                         let next = r.generation + 1;
-                        creates.push((scene.priority, key.clone(), fresh(input, &key, next)));
+                        creates.push((scene.priority, key.clone(), fresh(input, &key, next, None)));
                         Current::Pending(next)
                     }
                     None if r.phase != Phase::Refused
@@ -228,40 +338,56 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                             generation: r.generation,
                             name: r.name.clone(),
                             uid: Some(r.uid),
+                            rollout: None,
                         };
                         creates.push((scene.priority, key.clone(), retry));
                         Current::Pending(r.generation)
                     }
                     None => {
                         let next = r.generation + 1;
-                        creates.push((scene.priority, key.clone(), fresh(input, &key, next)));
+                        creates.push((scene.priority, key.clone(), fresh(input, &key, next, None)));
                         Current::Pending(next)
                     }
                 }
+            } else if input.now_ms < input.unseen_until_ms {
+                Current::Pending(1)
             } else {
-                creates.push((scene.priority, key.clone(), fresh(input, &key, 1)));
+                creates.push((scene.priority, key.clone(), fresh(input, &key, 1, None)));
                 Current::Pending(1)
             };
-            // Older generations go once the current player is up, or when they are dead.
-            let (current_generation, successor_up) = match decision {
-                Current::Player(g, o) => (g, !is_dead(o.player.status)),
-                Current::Pending(g) => (g, false),
+            // Older generations go when they are dead and their successor is up, or
+            // when their successor runs: a live player makes way only for a running one.
+            let (current_generation, successor) = match decision {
+                Current::Player(g, o) => (g, Some(o.player.status)),
+                Current::Pending(g) => {
+                    settled = false;
+                    (g, None)
+                }
             };
+            let successor_up = successor.is_some_and(|s| !is_dead(s));
+            let successor_runs = successor.is_some_and(is_running);
             for old in owned.iter().filter(|o| o.generation < current_generation) {
-                let dead = is_dead(old.player.status);
-                if successor_up {
-                    let reason = if dead {
-                        DeleteReason::Failed
-                    } else {
-                        DeleteReason::Superseded
-                    };
-                    delete(old, reason);
-                } else if dead {
+                if !is_dead(old.player.status) {
+                    settled = false;
+                    if successor_runs {
+                        delete(old, DeleteReason::Superseded);
+                    }
+                } else if successor_up {
+                    delete(old, DeleteReason::Failed);
+                } else {
                     // Create, then delete; unless the quota has no room for the
                     // successor while the dead player holds a place (decided below).
                     dead_waiting.push((key.clone(), old));
                 }
             }
+        }
+        let slots: Vec<u32> = unfit.iter().map(|(slot, _, _)| *slot).collect();
+        if let Some(slot) = rollout::next_slot(&slots, settled)
+            && let Some((_, generation, why)) = unfit.into_iter().find(|(s, _, _)| *s == slot)
+        {
+            let key = SlotKey::new(input.project, &scene.name, slot);
+            let step = fresh(input, &key, generation + 1, Some(why));
+            rollouts.push((scene.priority, key, step));
         }
     }
 
@@ -269,7 +395,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     for (key, players) in &by_slot {
         let reason = match desired.get(key.scene.as_str()) {
             None => DeleteReason::SceneRemoved,
-            Some(s) if key.slot >= s.slots => DeleteReason::SlotRemoved,
+            Some(s) if !s.wants(key.slot) => DeleteReason::SlotRemoved,
             Some(_) => continue,
         };
         for o in players {
@@ -283,22 +409,29 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         .filter(|k| {
             desired
                 .get(k.scene.as_str())
-                .is_none_or(|s| k.slot >= s.slots)
+                .is_none_or(|s| !s.wants(k.slot))
         })
         .filter(|k| !input.busy_slots.contains(*k))
         .map(|k| Action::Forget { key: k.clone() });
 
     // Quota: every listed player counts, ours or not, until its delete has finished;
-    // so do creates that List cannot show yet. Masters first, then priority, then name.
+    // so do creates that List cannot show yet. Masters first, then priority, then name;
+    // rollout steps after every slot that has no player at all.
     let live = input.observed.len() as u32 + pending_live;
     let mut room = input.max_players.saturating_sub(live) as usize;
+    let (mut creates, held) = hold::gate(creates, input.records, input.cleared);
     creates.sort_by(|(pa, ka, _), (pb, kb, _)| {
         (!ka.is_master(), Reverse(pa), ka).cmp(&(!kb.is_master(), Reverse(pb), kb))
     });
-    let mut plan = Plan::default();
+    rollouts.sort_by(|(pa, ka, _), (pb, kb, _)| (Reverse(pa), ka).cmp(&(Reverse(pb), kb)));
+    let mut plan = Plan {
+        held,
+        ..Plan::default()
+    };
     plan.actions.extend(deletes);
     plan.actions.extend(adopts);
-    for (_, key, action) in creates {
+    plan.actions.extend(updates);
+    for (_, key, action) in creates.into_iter().chain(rollouts) {
         if room > 0 {
             room -= 1;
             plan.actions.push(action);
@@ -327,12 +460,18 @@ enum Current<'a, 'b> {
     Pending(u64),
 }
 
-fn fresh(input: &PlanInput<'_>, key: &SlotKey, generation: u64) -> Action {
+fn fresh(
+    input: &PlanInput<'_>,
+    key: &SlotKey,
+    generation: u64,
+    rollout: Option<Rollout>,
+) -> Action {
     Action::Create {
         key: key.clone(),
         generation,
         name: naming::format(input.prefix, &key.scene, key.slot, generation),
         uid: None,
+        rollout,
     }
 }
 
@@ -343,6 +482,8 @@ fn adopt(key: &SlotKey, o: &Owned<'_>) -> Action {
         name: o.name.to_string(),
         id: o.player.id.clone(),
         uid: o.player.uid.and_then(|u| u32::try_from(u).ok()),
+        stream_url: o.player.stream_url.clone(),
+        channel: o.player.channel_name.clone(),
     }
 }
 

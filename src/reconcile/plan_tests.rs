@@ -1,9 +1,26 @@
 //! One test per planning rule, then properties over random worlds.
 
 use super::*;
+use crate::reconcile::spec::Spec;
 use crate::store::RECORD_VERSION;
 
 const LAG: u64 = 12_000;
+
+fn live() -> Live {
+    Live {
+        stream_url: "rtmp://origin/s".into(),
+        volume: 100,
+    }
+}
+
+fn fixed() -> Fixed {
+    Fixed {
+        channel: "ch".into(),
+        region: crate::agora::model::Region::Na,
+        idle_timeout: 300,
+        token_sha256: None,
+    }
+}
 
 fn scene(name: &str, backups: u32, priority: i32) -> DesiredScene {
     DesiredScene {
@@ -11,6 +28,14 @@ fn scene(name: &str, backups: u32, priority: i32) -> DesiredScene {
         slots: backups + 1,
         priority,
         strike_threshold: 3,
+        slate: false,
+        live: live(),
+        slot_urls: BTreeMap::new(),
+        fixed: fixed(),
+        uids: UidRange {
+            start: 1,
+            end: u32::MAX,
+        },
     }
 }
 
@@ -37,6 +62,10 @@ fn record(name: &str, uid: u32, generation: u64, phase: Phase, id: Option<&str>)
         region: crate::agora::model::Region::Na,
         id: id.map(Into::into),
         created_at_ms: 1_000,
+        spec: Some(Spec {
+            live: live(),
+            fixed: fixed(),
+        }),
     }
 }
 
@@ -52,6 +81,8 @@ struct World {
     strikes: BTreeMap<SlotKey, u32>,
     now_ms: u64,
     max_players: u32,
+    unseen_until_ms: u64,
+    cleared: Option<BTreeSet<SlotKey>>,
 }
 
 impl World {
@@ -66,6 +97,8 @@ impl World {
             strikes: BTreeMap::new(),
             now_ms: 100_000,
             max_players: 50,
+            unseen_until_ms: 0,
+            cleared: None,
         }
     }
 
@@ -83,6 +116,8 @@ impl World {
             now_ms: self.now_ms,
             list_lag_ms: LAG,
             max_players: self.max_players,
+            unseen_until_ms: self.unseen_until_ms,
+            cleared: self.cleared.as_ref(),
         })
     }
 }
@@ -109,6 +144,38 @@ fn deletes(plan: &Plan) -> Vec<(String, DeleteReason)> {
             _ => None,
         })
         .collect()
+}
+
+#[test]
+fn after_a_lost_store_slots_list_does_not_show_wait_for_the_list_lag() {
+    let mut w = World::new(vec![scene("news", 1, 0)]);
+    w.observed = vec![listed("pk_news_m_3", "a", 1005, PlayerStatus::Running)];
+    w.unseen_until_ms = w.now_ms + 1;
+    let p = w.plan();
+    assert!(creates(&p).is_empty(), "{p:?}");
+    assert!(p.actions.iter().any(|a| matches!(a,
+        Action::Adopt { name, generation: 3, uid: Some(1005), .. } if name == "pk_news_m_3")));
+    w.now_ms = w.unseen_until_ms;
+    assert_eq!(creates(&w.plan()), vec![("pk_news_b1_1".into(), None)]);
+}
+
+#[test]
+fn a_uid_list_shows_differently_from_the_record_is_adopted() {
+    let mut w = World::new(vec![scene("news", 0, 0)]);
+    w.records.insert(
+        key("news", 0),
+        record("pk_news_m_1", 5, 1, Phase::Created, Some("a")),
+    );
+    w.observed = vec![listed("pk_news_m_1", "a", 9, PlayerStatus::Running)];
+    let p = w.plan();
+    assert!(
+        p.actions
+            .iter()
+            .any(|a| matches!(a, Action::Adopt { uid: Some(9), .. })),
+        "{p:?}"
+    );
+    w.records.get_mut(&key("news", 0)).unwrap().uid = 9;
+    assert!(w.plan().actions.is_empty());
 }
 
 #[test]
@@ -139,6 +206,8 @@ fn listed_players_without_records_are_adopted_not_created() {
             name: "pk_news_m_4".into(),
             id: "id4".into(),
             uid: Some(7),
+            stream_url: None,
+            channel: Some("ch".into()),
         }]
     );
 }
@@ -382,3 +451,9 @@ fn quota_counts_foreign_and_pending_players_and_admits_masters_first() {
 
 #[path = "plan_tests/props.rs"]
 mod props;
+
+#[path = "plan_tests/hold.rs"]
+mod hold;
+
+#[path = "plan_tests/rollout.rs"]
+mod rollout;

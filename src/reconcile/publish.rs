@@ -3,22 +3,31 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::agora::model::{ListedPlayer, PlayerStatus};
+use crate::agora::model::ListedPlayer;
 use crate::config::{Failback, Scene};
 use crate::reconcile::execute::role;
+use crate::reconcile::naming::{self, SLATE_SLOT};
 use crate::reconcile::onair::{self, FailbackPolicy, OnAir, SlotView, SwitchReason};
-use crate::status::{SceneStatus, SlotStatus};
+use crate::reconcile::plan::is_running;
+use crate::status::{SceneStatus, SlotStatus, SourceStatus};
 use crate::store::{SlotKey, SlotRecord, Store};
 use crate::telemetry::Metrics;
 
 /// What publishing needs to see, borrowed from the controller.
 pub struct Picture<'a> {
     pub project: &'a str,
+    /// The project's player name prefix, to find a slot's older generations.
+    pub prefix: &'a str,
     pub scenes: &'a [&'a Scene],
     pub records: &'a BTreeMap<SlotKey, SlotRecord>,
     pub players: &'a [ListedPlayer],
     pub strikes: &'a BTreeMap<SlotKey, u32>,
     pub over_quota: &'a [SlotKey],
+    /// Slots whose replacement waits for their source.
+    pub held: &'a [SlotKey],
+    /// Per scene: whether a source is down, and each source's last verdict; empty while
+    /// source probing is off.
+    pub sources: &'a BTreeMap<String, (bool, Vec<SourceStatus>)>,
     pub now_ms: u64,
 }
 
@@ -84,7 +93,11 @@ impl Publisher {
         for scene in picture.scenes {
             let mut slots = Vec::new();
             let mut views = Vec::new();
-            for slot in 0..=scene.backups {
+            // The slate, while it has a player, is a slot like the others: on air when
+            // nothing else runs.
+            let slate = SlotKey::new(picture.project, &scene.name, SLATE_SLOT);
+            let slate = picture.records.contains_key(&slate).then_some(SLATE_SLOT);
+            for slot in (0..=scene.backups).chain(slate) {
                 let key = SlotKey::new(picture.project, &scene.name, slot);
                 let record = picture.records.get(&key);
                 let listed = record.and_then(|r| by_name.get(r.name.as_str()));
@@ -95,10 +108,16 @@ impl Publisher {
                 };
                 *players.entry((role(slot), status.clone())).or_insert(0) += 1;
                 let uid = record.map(|r| r.uid).filter(|&u| u != 0);
-                views.push(SlotView {
+                let current = SlotView {
                     slot,
                     uid,
                     running_since_ms: record.and_then(|r| self.running_since.get(&r.name).copied()),
+                };
+                views.push(match record {
+                    Some(r) if current.running_since_ms.is_none() => self
+                        .outgoing(picture, &key, r.generation)
+                        .unwrap_or(current),
+                    _ => current,
                 });
                 slots.push(SlotStatus {
                     slot,
@@ -109,6 +128,8 @@ impl Publisher {
                     generation: record.map(|r| r.generation),
                     strikes: picture.strikes.get(&key).copied().unwrap_or(0),
                     status,
+                    source: scene.source_label(slot),
+                    held: picture.held.contains(&key),
                 });
             }
             let healthy = views
@@ -137,6 +158,29 @@ impl Publisher {
                 .scene_onair_version
                 .with_label_values(&[&scene.name])
                 .set(onair.version as i64);
+            let (source_down, sources) = picture
+                .sources
+                .get(&scene.name)
+                .cloned()
+                .unwrap_or_default();
+            // 0 also without source probes: nothing holds the scene's replacements.
+            metrics
+                .scene_source_down
+                .with_label_values(&[&scene.name])
+                .set(i64::from(source_down));
+            if picture.sources.contains_key(&scene.name) {
+                for s in &sources {
+                    let gauge = match s.state {
+                        "up" => 1,
+                        "down" => 0,
+                        _ => -1,
+                    };
+                    metrics
+                        .source_up
+                        .with_label_values(&[&scene.name, &s.source])
+                        .set(gauge);
+                }
+            }
             statuses.push(SceneStatus {
                 name: scene.name.clone(),
                 project: picture.project.to_string(),
@@ -153,12 +197,14 @@ impl Publisher {
                     .filter(|k| k.scene == scene.name)
                     .map(|k| k.slot)
                     .collect(),
+                source_down,
+                sources,
                 slots,
             });
         }
         // Every (role, state) of this project is set, zeros included, so a state that
         // empties drops to 0 instead of keeping its last count.
-        for role in ["master", "backup"] {
+        for role in ["master", "backup", "slate"] {
             for state in PLAYER_STATES {
                 let n = players
                     .get(&(role, state.to_string()))
@@ -183,6 +229,37 @@ impl Publisher {
             switches,
             wake_at_ms,
         }
+    }
+
+    /// The slot as its older generation still running shows it: while a replacement is
+    /// not running yet (a rollout step), the player it replaces stays on air, so apps
+    /// switch once, from the old UID straight to the new.
+    fn outgoing(&self, picture: &Picture<'_>, key: &SlotKey, generation: u64) -> Option<SlotView> {
+        picture
+            .players
+            .iter()
+            .filter(|p| is_running(p.status))
+            .filter_map(|p| {
+                let name = p.name.as_deref()?;
+                let parsed = naming::parse(picture.prefix, name)?;
+                let older = parsed.scene == key.scene
+                    && parsed.slot == key.slot
+                    && parsed.generation < generation;
+                let uid = u32::try_from(p.uid?).ok().filter(|&u| u != 0)?;
+                older.then(|| {
+                    (
+                        parsed.generation,
+                        uid,
+                        self.running_since.get(name).copied(),
+                    )
+                })
+            })
+            .max_by_key(|(g, _, _)| *g)
+            .map(|(_, uid, since)| SlotView {
+                slot: key.slot,
+                uid: Some(uid),
+                running_since_ms: since,
+            })
     }
 
     fn decide(
@@ -243,13 +320,10 @@ pub const PLAYER_STATES: [&str; 9] = [
     "missing",
 ];
 
-fn is_running(status: Option<PlayerStatus>) -> bool {
-    matches!(status, Some(PlayerStatus::Running | PlayerStatus::Success))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agora::model::PlayerStatus;
 
     #[test]
     fn player_states_cover_every_agora_status() {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::json;
@@ -93,6 +93,13 @@ async fn handle(
     let fault = lock(&inner.faults).take(method.as_str(), path_and_query);
     let routed = route(&method, uri.path());
     let is_update = matches!(routed, Some((_, Op::Update { .. })));
+    let answer = || {
+        if super::ncs_ip::is_ncs_ip(&method, uri.path()) {
+            super::ncs_ip::serve(&inner, &headers)
+        } else {
+            serve(&inner, routed, &headers, uri.query(), &body, &request_id)
+        }
+    };
 
     let result = match fault {
         Some(FaultAction::Drop) => {
@@ -103,9 +110,9 @@ async fn handle(
         Some(FaultAction::Status(code)) => Err(ApiError::Injected(code)),
         Some(FaultAction::Delay(d)) => {
             tokio::time::sleep(d).await;
-            serve(&inner, routed, &headers, uri.query(), &body, &request_id)
+            answer()
         }
-        None => serve(&inner, routed, &headers, uri.query(), &body, &request_id),
+        Some(FaultAction::Cut) | None => answer(),
     };
 
     let response = match result {
@@ -136,6 +143,10 @@ async fn handle(
             resp
         }
     };
+    if fault == Some(FaultAction::Cut) {
+        log(&inner, &method, &uri, None, &request_id);
+        return cut(response, &kill).await;
+    }
     log(
         &inner,
         &method,
@@ -144,6 +155,33 @@ async fn handle(
         &request_id,
     );
     response
+}
+
+/// Lets `response` leave only up to the middle of its body (the middle of its head when
+/// the body is empty), then kills the connection. hyper adds `date` (always 29
+/// characters) to what is counted here; `content-length` is set explicitly so the
+/// client knows the answer is incomplete.
+async fn cut(response: Response, kill: &KillSwitch) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    let status_line = format!("HTTP/1.1 {}\r\n", parts.status).len();
+    let headers: usize = parts
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + 2 + v.len() + 2)
+        .sum();
+    let head = status_line + headers + "date: \r\n".len() + 29 + 2;
+    kill.cut_after(if bytes.is_empty() {
+        head / 2
+    } else {
+        head + bytes.len() / 2
+    });
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 fn set_header(headers: &mut HeaderMap, name: &'static str, value: Option<&str>) {
@@ -222,7 +260,7 @@ fn serve(
 }
 
 /// `Authorization: Basic base64(customerId:customerSecret)` (§3).
-fn authenticate(inner: &Inner, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn authenticate(inner: &Inner, headers: &HeaderMap) -> Result<(), ApiError> {
     let decoded = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

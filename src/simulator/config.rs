@@ -36,6 +36,15 @@ pub struct SimConfig {
     pub ncs_timeout: Duration,
     /// How the last List page marks the end: `""` (RA) or `"0"` (QS), §1.6 [X].
     pub end_token: String,
+    /// The NCS servers' addresses, as the NCS IP query API answers them (§2.6).
+    pub ncs_ips: Vec<std::net::IpAddr>,
+    /// CA certificates (PEM files) trusted for HTTPS deliveries besides the system's,
+    /// e.g. a test's self-signed certificate; Agora's NCS trusts public CAs only.
+    pub ncs_ca_files: Vec<std::path::PathBuf>,
+    /// Target duration of the simulated HLS sources (whole seconds, at least 1): a live
+    /// playlist adds one segment per target duration.
+    #[serde(with = "duration")]
+    pub hls_target_duration: Duration,
 }
 
 impl Default for SimConfig {
@@ -54,6 +63,10 @@ impl Default for SimConfig {
             ],
             ncs_timeout: Duration::from_secs(10),
             end_token: String::new(),
+            // The simulator delivers its notices from loopback, so that is its NCS server.
+            ncs_ips: vec![std::net::IpAddr::from([127, 0, 0, 1])],
+            ncs_ca_files: Vec::new(),
+            hls_target_duration: Duration::from_secs(2),
         }
     }
 }
@@ -72,6 +85,9 @@ impl fmt::Debug for SimConfig {
             .field("ncs_retry_delays", &self.ncs_retry_delays)
             .field("ncs_timeout", &self.ncs_timeout)
             .field("end_token", &self.end_token)
+            .field("ncs_ips", &self.ncs_ips)
+            .field("ncs_ca_files", &self.ncs_ca_files)
+            .field("hls_target_duration", &self.hls_target_duration)
             .finish()
     }
 }

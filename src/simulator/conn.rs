@@ -4,12 +4,13 @@
 //! a client has to see "connection closed before message completed". Each accepted
 //! stream carries a kill switch that handlers reach through `ConnectInfo`; once it is
 //! set, every write fails, so hyper closes the socket before any response byte leaves.
+//! `FaultAction::Cut` sets a byte budget instead: the answer starts and then dies.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use axum::extract::connect_info::Connected;
@@ -47,17 +48,29 @@ impl Listener for KillableListener {
     }
 }
 
-/// Set it and the connection dies on its next write.
-#[derive(Debug, Clone, Default)]
-pub struct KillSwitch(Arc<AtomicBool>);
+/// How many more bytes the connection may write; once they are used up it dies.
+#[derive(Debug, Clone)]
+pub struct KillSwitch(Arc<AtomicUsize>);
+
+impl Default for KillSwitch {
+    fn default() -> Self {
+        KillSwitch(Arc::new(AtomicUsize::new(usize::MAX)))
+    }
+}
 
 impl KillSwitch {
+    /// The connection dies on its next write.
     pub fn kill(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.store(0, Ordering::SeqCst);
+    }
+
+    /// The connection writes `bytes` more bytes, then dies.
+    pub fn cut_after(&self, bytes: usize) {
+        self.0.store(bytes, Ordering::SeqCst);
     }
 
     fn is_killed(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.load(Ordering::SeqCst) == 0
     }
 }
 
@@ -98,10 +111,19 @@ impl AsyncWrite for KillableStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if self.kill.is_killed() {
+        // One writer per connection, so a plain load and store keep the budget exact.
+        let left = self.kill.0.load(Ordering::SeqCst);
+        if left == 0 {
             return Poll::Ready(Err(killed()));
         }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let allowed = buf.len().min(left);
+        let result = Pin::new(&mut self.inner).poll_write(cx, &buf[..allowed]);
+        if let Poll::Ready(Ok(written)) = &result
+            && left != usize::MAX
+        {
+            self.kill.0.store(left - written, Ordering::SeqCst);
+        }
+        result
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -13,11 +13,18 @@
 //! | `POST /_sim/projects/{appId}/players/{id}/fail` | | `{"found":bool}`, 404 when not found |
 //! | `POST /_sim/projects/{appId}/players/{id}/destroy` | `{"reason":".."}` (optional) | same |
 //! | `PUT /_sim/projects/{appId}/ncs-url` | `{"url":".."\|null}` | `{"found":bool}` |
+//! | `PUT /_sim/ncs-ips` | `{"ips":["IP",..]}` | `{}` |
 //! | `GET /_sim/history` | | `[HistoryEntry]` |
 //! | `POST /_sim/faults` | `FaultRule` | `{}` |
+//! | `DELETE /_sim/faults` | | `{}` (every rule forgotten) |
 //! | `GET /_sim/requests` | | `[RequestRecord]` |
 //! | `GET /_sim/notices` | | `[DeliveryRecord]` |
+//! | `GET /_sim/violations` | | `{"qps":N,"quota":N}` |
+//! | `PUT /_sim/ncs-chaos` | `NcsChaos` | `{}` |
+//! | `PUT /_sim/sources/{name}` | `{"mode":"up"\|"down"\|"frozen"}` | `{}` |
+//! | `POST /_sim/sources/{name}/rtmp` | | `{"url":"rtmp://.."}` (starts its responder) |
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,8 +37,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::faults::FaultRule;
-use super::ncs::DeliveryRecord;
-use super::state::{HistoryEntry, SimPlayer};
+use super::ncs::{DeliveryRecord, NcsChaos};
+use super::sources::SourceMode;
+use super::state::{HistoryEntry, SimPlayer, Violations};
 use super::{Inner, SimHandle, lock};
 use crate::agora::model::{CreatePlayer, CreateRequest};
 use crate::ncs::notice::destroy_reason;
@@ -67,10 +75,15 @@ impl Inner {
         self.with_state(|st, _| (st.history.clone(), Vec::new()))
     }
 
-    pub(crate) fn fail_player(&self, app_id: &str, id: &str) -> bool {
-        self.with_state(|st, now| match st.fail(&self.clock, app_id, id, now) {
-            Some(e) => (true, vec![e]),
-            None => (false, Vec::new()),
+    /// Fails every player in `ids` at one instant: no List can see some failed and
+    /// others not. Returns how many existed.
+    pub(crate) fn fail_players(&self, app_id: &str, ids: &[String]) -> usize {
+        self.with_state(|st, now| {
+            let events: Vec<_> = ids
+                .iter()
+                .filter_map(|id| st.fail(&self.clock, app_id, id, now))
+                .collect();
+            (events.len(), events)
         })
     }
 
@@ -117,12 +130,24 @@ impl Inner {
         }
     }
 
+    pub(crate) fn set_ncs_ips(&self, ips: Vec<IpAddr>) {
+        *lock(&self.ncs_ips) = ips;
+    }
+
     pub(crate) fn inject(&self, rule: FaultRule) {
         lock(&self.faults).add(rule);
     }
 
+    pub(crate) fn clear_faults(&self) {
+        lock(&self.faults).clear();
+    }
+
     pub(crate) fn requests(&self) -> Vec<RequestRecord> {
         lock(&self.requests).clone()
+    }
+
+    pub(crate) fn violations(&self) -> Violations {
+        lock(&self.state).violations
     }
 }
 
@@ -154,7 +179,12 @@ impl SimHandle {
 
     /// Status -> `failed`, with NCS event 4. False when the player does not exist.
     pub fn fail_player(&self, app_id: &str, id: &str) -> bool {
-        self.inner.fail_player(app_id, id)
+        self.inner.fail_players(app_id, &[id.to_string()]) == 1
+    }
+
+    /// Fails all of `ids` at once, as a storm does; returns how many existed.
+    pub fn fail_players(&self, app_id: &str, ids: &[String]) -> usize {
+        self.inner.fail_players(app_id, ids)
     }
 
     /// Removes the player as Agora would on its own, with NCS event 3 and `reason`.
@@ -170,9 +200,19 @@ impl SimHandle {
             .unwrap_or_default()
     }
 
+    /// Replaces what the NCS IP query API answers.
+    pub fn set_ncs_ips(&self, ips: Vec<IpAddr>) {
+        self.inner.set_ncs_ips(ips);
+    }
+
     /// Answers the next `rule.count` matching REST requests with `rule.action`.
     pub fn inject(&self, rule: FaultRule) {
         self.inner.inject(rule);
+    }
+
+    /// Forgets every injected fault rule, used up or not.
+    pub fn clear_faults(&self) {
+        self.inner.clear_faults();
     }
 
     /// Every REST request so far, in arrival order.
@@ -183,6 +223,41 @@ impl SimHandle {
     /// Every NCS delivery attempt so far.
     pub fn notices_sent(&self) -> Vec<DeliveryRecord> {
         self.inner.notifier.records()
+    }
+
+    /// Duplicate and reorder NCS notices from now on (or stop, with the default).
+    pub fn set_ncs_chaos(&self, chaos: NcsChaos) {
+        self.inner.notifier.set_chaos(chaos);
+    }
+
+    /// Requests Agora would have refused for QPS or quota, so far.
+    pub fn violations(&self) -> Violations {
+        self.inner.violations()
+    }
+
+    /// Takes source `name` down, freezes it, or brings it back (see `sources`).
+    pub fn set_source(&self, name: &str, mode: SourceMode) {
+        self.inner.set_source(name, mode);
+    }
+
+    /// The live HLS media playlist of source `name`.
+    pub fn hls_url(&self, name: &str) -> String {
+        format!("{}/_src/{name}/index.m3u8", self.base_url())
+    }
+
+    /// A master playlist of source `name` pointing at [`SimHandle::hls_url`].
+    pub fn hls_master_url(&self, name: &str) -> String {
+        format!("{}/_src/{name}/master.m3u8", self.base_url())
+    }
+
+    /// A plain file (FLV, MP4, an image: the bytes are the same) of source `name`.
+    pub fn file_url(&self, name: &str, file: &str) -> String {
+        format!("{}/_src/{name}/{file}", self.base_url())
+    }
+
+    /// The RTMP URL of source `name`, starting its handshake responder.
+    pub async fn rtmp_url(&self, name: &str) -> std::io::Result<String> {
+        self.inner.rtmp_url(name).await
     }
 }
 
@@ -197,6 +272,16 @@ struct AdvanceBody {
 struct DestroyBody {
     #[serde(default)]
     reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NcsIpsBody {
+    ips: Vec<IpAddr>,
+}
+
+#[derive(Deserialize)]
+struct SourceBody {
+    mode: SourceMode,
 }
 
 #[derive(Deserialize)]
@@ -226,10 +311,15 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
             post(destroy),
         )
         .route("/_sim/projects/{app_id}/ncs-url", put(ncs_url))
+        .route("/_sim/ncs-ips", put(ncs_ips))
         .route("/_sim/history", get(history))
-        .route("/_sim/faults", post(faults))
+        .route("/_sim/faults", post(faults).delete(clear_faults))
         .route("/_sim/requests", get(requests))
         .route("/_sim/notices", get(notices))
+        .route("/_sim/violations", get(violations))
+        .route("/_sim/ncs-chaos", put(ncs_chaos))
+        .route("/_sim/sources/{name}", put(set_source))
+        .route("/_sim/sources/{name}/rtmp", post(rtmp_source))
         .with_state(inner)
 }
 
@@ -254,7 +344,7 @@ async fn add_foreign(
 }
 
 async fn fail(State(inner): Shared, Path((app_id, id)): Path<(String, String)>) -> Response {
-    found(inner.fail_player(&app_id, &id))
+    found(inner.fail_players(&app_id, &[id]) == 1)
 }
 
 async fn destroy(
@@ -276,6 +366,11 @@ async fn ncs_url(
     found(inner.set_ncs_url(&app_id, body.url))
 }
 
+async fn ncs_ips(State(inner): Shared, Json(body): Json<NcsIpsBody>) -> Json<serde_json::Value> {
+    inner.set_ncs_ips(body.ips);
+    Json(json!({}))
+}
+
 async fn history(State(inner): Shared) -> Json<Vec<HistoryEntry>> {
     Json(inner.history())
 }
@@ -285,10 +380,44 @@ async fn faults(State(inner): Shared, Json(rule): Json<FaultRule>) -> Json<serde
     Json(json!({}))
 }
 
+async fn clear_faults(State(inner): Shared) -> Json<serde_json::Value> {
+    inner.clear_faults();
+    Json(json!({}))
+}
+
 async fn requests(State(inner): Shared) -> Json<Vec<RequestRecord>> {
     Json(inner.requests())
 }
 
 async fn notices(State(inner): Shared) -> Json<Vec<DeliveryRecord>> {
     Json(inner.notifier.records())
+}
+
+async fn violations(State(inner): Shared) -> Json<Violations> {
+    Json(inner.violations())
+}
+
+async fn ncs_chaos(State(inner): Shared, Json(chaos): Json<NcsChaos>) -> Json<serde_json::Value> {
+    inner.notifier.set_chaos(chaos);
+    Json(json!({}))
+}
+
+async fn set_source(
+    State(inner): Shared,
+    Path(name): Path<String>,
+    Json(body): Json<SourceBody>,
+) -> Json<serde_json::Value> {
+    inner.set_source(&name, body.mode);
+    Json(json!({}))
+}
+
+async fn rtmp_source(State(inner): Shared, Path(name): Path<String>) -> Response {
+    match inner.rtmp_url(&name).await {
+        Ok(url) => Json(json!({ "url": url })).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "message": e.to_string() })),
+        )
+            .into_response(),
+    }
 }

@@ -14,7 +14,7 @@ use super::config::duration;
 /// Answer the next `count` requests matching `method` and `path_contains` with `action`.
 ///
 /// JSON: `{"method":"POST","path_contains":"/players","count":1,"action":{"status":503}}`;
-/// other actions are `{"delay":1500}` (ms) and `"drop"`.
+/// other actions are `{"delay":1500}` (ms), `"drop"` and `"cut"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRule {
@@ -37,6 +37,9 @@ pub enum FaultAction {
     Delay(#[serde(with = "duration")] Duration),
     /// Close the connection without sending any response.
     Drop,
+    /// Handle the request normally, then close the connection halfway through the answer:
+    /// the operation happened, but the client never reads the whole response.
+    Cut,
 }
 
 /// The active rules.
@@ -50,6 +53,11 @@ impl Faults {
         if rule.count > 0 {
             self.rules.push(rule);
         }
+    }
+
+    /// Forgets every rule, used up or not: the misbehaviour ends now.
+    pub fn clear(&mut self) {
+        self.rules.clear();
     }
 
     /// The action for this request, using up one match of the first matching rule.
@@ -100,6 +108,14 @@ mod tests {
             Some(FaultAction::Status(503))
         );
         assert_eq!(f.take("POST", "/na/players"), None);
+        f.add(FaultRule {
+            method: None,
+            path_contains: "".into(),
+            count: 1000,
+            action: FaultAction::Status(503),
+        });
+        f.clear();
+        assert_eq!(f.take("GET", "/v1/players"), None);
     }
 
     #[test]
@@ -113,5 +129,7 @@ mod tests {
             serde_json::from_str(r#"{"path_contains":"x","count":1,"action":"drop"}"#)
                 .expect("valid");
         assert_eq!(r.action, FaultAction::Drop);
+        let r: FaultRule = serde_json::from_str(r#"{"count":1,"action":"cut"}"#).expect("valid");
+        assert_eq!(r.action, FaultAction::Cut);
     }
 }

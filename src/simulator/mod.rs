@@ -14,11 +14,14 @@ pub mod control;
 mod error;
 mod faults;
 mod ncs;
+mod ncs_ip;
 mod ops;
 mod rate;
+mod sources;
 mod state;
 mod validate;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -28,8 +31,9 @@ use tokio::time::Instant;
 pub use config::{SimConfig, SimProject, SimQps, Window};
 pub use control::RequestRecord;
 pub use faults::{FaultAction, FaultRule};
-pub use ncs::{DeliveryOutcome, DeliveryRecord};
-pub use state::{HistoryEntry, SimPlayer};
+pub use ncs::{DeliveryOutcome, DeliveryRecord, NcsChaos};
+pub use sources::SourceMode;
+pub use state::{HistoryEntry, SimPlayer, Violations};
 
 use clock::SimClock;
 use faults::Faults;
@@ -52,17 +56,22 @@ impl Simulator {
             clock.clone(),
             config.ncs_timeout,
             config.ncs_retry_delays.clone(),
+            &config.ncs_ca_files,
         )?;
         let inner = Arc::new(Inner {
             state: Mutex::new(State::new(&config.projects)),
+            ncs_ips: Mutex::new(config.ncs_ips.clone()),
             config,
             clock,
             faults: Mutex::new(Faults::default()),
             requests: Mutex::new(Vec::new()),
             notifier,
             wake: Notify::new(),
+            rtmp: Mutex::new(HashMap::new()),
         });
-        let app = api::router(inner.clone()).merge(control::router(inner.clone()));
+        let app = api::router(inner.clone())
+            .merge(control::router(inner.clone()))
+            .merge(sources::router(inner.clone()));
         let service = app.into_make_service_with_connect_info::<conn::KillSwitch>();
         tokio::spawn(async move {
             if let Err(e) = axum::serve(conn::KillableListener(listener), service).await {
@@ -98,11 +107,15 @@ pub(crate) struct Inner {
     config: SimConfig,
     clock: Arc<SimClock>,
     state: Mutex<State>,
+    /// What the NCS IP query API answers; changed by tests through the control API.
+    ncs_ips: Mutex<Vec<std::net::IpAddr>>,
     faults: Mutex<Faults>,
     requests: Mutex<Vec<RequestRecord>>,
     notifier: Notifier,
     /// Wakes the ticker when the clock jumps or a new transition is scheduled.
     wake: Notify,
+    /// RTMP responders by source name.
+    rtmp: Mutex<HashMap<String, SocketAddr>>,
 }
 
 /// Locks a mutex even if a panicking test thread poisoned it: the data stays usable.

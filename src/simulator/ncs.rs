@@ -4,14 +4,16 @@
 //! so a slow or broken receiver never delays a REST answer. A notice counts as delivered
 //! only on HTTP 200 within the timeout; otherwise it is resent after each configured
 //! delay ("stops after three retries"). `noticeId` stays the same across resends while
-//! `notifyMs` is refreshed, so each resend is signed again.
+//! `notifyMs` is refreshed, so each resend is signed again. "Order is not guaranteed.
+//! Duplicates are possible" (§2.1): [`NcsChaos`] makes both happen on demand.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::clock::SimClock;
+use super::config::duration;
 use crate::ncs::notice::{MediaPullPayload, Notice, PRODUCT_MEDIA_PULL};
 use crate::ncs::signature::{HEADER_SHA1, HEADER_SHA256, sign_sha1, sign_sha256};
 
@@ -56,12 +58,28 @@ pub struct DeliveryRecord {
     pub at_ms: u64,
 }
 
+/// What §2.1 allows NCS to do to a receiver; off by default.
+///
+/// JSON (`PUT /_sim/ncs-chaos`): `{"duplicate":true,"max_delay":800}` (ms).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NcsChaos {
+    /// Every delivered notice is sent once more, with the same `noticeId`.
+    #[serde(default)]
+    pub duplicate: bool,
+    /// Each notice waits a random time up to this before its first send, so later
+    /// notices can overtake earlier ones.
+    #[serde(default, with = "duration")]
+    pub max_delay: Duration,
+}
+
 /// Sends notices and records every attempt.
 pub struct Notifier {
     client: reqwest::Client,
     clock: Arc<SimClock>,
     retry_delays: Vec<Duration>,
     records: Arc<Mutex<Vec<DeliveryRecord>>>,
+    chaos: Mutex<NcsChaos>,
 }
 
 impl Notifier {
@@ -69,10 +87,19 @@ impl Notifier {
         clock: Arc<SimClock>,
         timeout: Duration,
         retry_delays: Vec<Duration>,
+        ca_files: &[std::path::PathBuf],
     ) -> std::io::Result<Notifier> {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut roots = Vec::new();
+        for path in ca_files {
+            let pem = std::fs::read(path).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
+            })?;
+            roots.push(reqwest::Certificate::from_pem(&pem).map_err(std::io::Error::other)?);
+        }
         let client = reqwest::Client::builder()
             .timeout(timeout)
+            .tls_certs_merge(roots)
             .build()
             .map_err(std::io::Error::other)?;
         Ok(Notifier {
@@ -80,7 +107,12 @@ impl Notifier {
             clock,
             retry_delays,
             records: Arc::new(Mutex::new(Vec::new())),
+            chaos: Mutex::new(NcsChaos::default()),
         })
+    }
+
+    pub fn set_chaos(&self, chaos: NcsChaos) {
+        *self.chaos.lock().unwrap_or_else(|e| e.into_inner()) = chaos;
     }
 
     pub fn records(&self) -> Vec<DeliveryRecord> {
@@ -98,6 +130,7 @@ impl Notifier {
             retry_delays: self.retry_delays.clone(),
             records: self.records.clone(),
             notice_id: uuid::Uuid::new_v4().to_string(),
+            chaos: *self.chaos.lock().unwrap_or_else(|e| e.into_inner()),
         };
         tokio::spawn(job.run(event, target));
     }
@@ -109,6 +142,7 @@ struct Delivery {
     retry_delays: Vec<Duration>,
     records: Arc<Mutex<Vec<DeliveryRecord>>>,
     notice_id: String,
+    chaos: NcsChaos,
 }
 
 impl Delivery {
@@ -119,6 +153,11 @@ impl Delivery {
         };
         let mut delays = self.retry_delays.iter();
         let mut attempt = 1;
+        let mut duplicate = self.chaos.duplicate;
+        if !self.chaos.max_delay.is_zero() {
+            let ms = u64::try_from(self.chaos.max_delay.as_millis()).unwrap_or(u64::MAX);
+            tokio::time::sleep(Duration::from_millis(rand::random_range(0..=ms))).await;
+        }
         loop {
             let now = self.clock.now();
             let notice = Notice {
@@ -141,6 +180,11 @@ impl Delivery {
                     outcome,
                     at_ms: self.clock.elapsed_ms(now),
                 });
+            if delivered && duplicate {
+                duplicate = false;
+                attempt += 1;
+                continue;
+            }
             if delivered {
                 return;
             }

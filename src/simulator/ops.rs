@@ -35,6 +35,7 @@ pub fn admit(inner: &Inner, app_id: &str, api: Api) -> Result<(), ApiError> {
         let result = if admitted {
             Ok(())
         } else {
+            st.violations.qps += 1;
             Err(ApiError::RateLimited)
         };
         (result, Vec::new())
@@ -70,6 +71,7 @@ pub fn create(
             return (Err(ApiError::Conflict { existing_id }), Vec::new());
         }
         if project.players.len() >= inner.config.max_players {
+            st.violations.quota += 1;
             return (Err(ApiError::Quota), Vec::new());
         }
         let due = now + inner.config.connect_delay;

@@ -14,6 +14,7 @@ use super::clock::SimClock;
 use super::config::SimProject;
 use super::ncs::Event;
 use super::rate::RateWindow;
+use super::sources::{SourceMode, SourceState, source_name};
 use crate::agora::model::{CreatePlayer, PlayerStatus, Region};
 use crate::ncs::notice::{
     EVENT_PLAYER_CREATED, EVENT_PLAYER_DESTROYED, EVENT_PLAYER_STATUS, MediaPullPayload,
@@ -60,9 +61,21 @@ pub struct HistoryEntry {
     /// The same in µs, on the clock of [`SimHandle::elapsed_us`](super::SimHandle::elapsed_us):
     /// when the Create request was served, for latency benchmarks.
     pub created_at_us: u64,
+    /// Simulator time the player first turned `failed` (tests' `fail`), if it did.
+    pub failed_at_ms: Option<u64>,
     pub deleted_at_ms: Option<u64>,
     pub destroy_reason: Option<String>,
     pub foreign: bool,
+}
+
+/// Requests a well-behaved client never causes: each one Agora would have refused with
+/// 429 (`GET /_sim/violations`). Injected faults are not counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Violations {
+    /// Requests over a QPS window of their API (§1.10).
+    pub qps: u64,
+    /// Creates over the project's player quota.
+    pub quota: u64,
 }
 
 /// Which QPS window a request falls in (§1.10).
@@ -101,6 +114,9 @@ pub(crate) struct Project {
 pub(crate) struct State {
     pub projects: HashMap<String, Project>,
     pub history: Vec<HistoryEntry>,
+    pub violations: Violations,
+    /// Sources not listed here are up.
+    pub sources: HashMap<String, SourceState>,
     next_seq: u64,
     /// Pending `connecting -> running` transitions, earliest first: `(due, app_id, seq)`.
     /// Every request settles due transitions, so scanning all players instead would make
@@ -125,13 +141,22 @@ impl State {
         State {
             projects,
             history: Vec::new(),
+            violations: Violations::default(),
+            sources: HashMap::new(),
             next_seq: 0,
             transitions: BinaryHeap::new(),
         }
     }
 
-    /// Applies every `connecting -> running` transition due at `now`; returns the events
-    /// and the earliest transition still pending.
+    /// Whether a player pulling `stream_url` can play: simulator sources must be up.
+    fn plays(sources: &HashMap<String, SourceState>, stream_url: &str) -> bool {
+        source_name(stream_url)
+            .and_then(|name| sources.get(name))
+            .is_none_or(|s| s.mode == SourceMode::Up)
+    }
+
+    /// Applies every `connecting -> running` transition due at `now` (`failed` when the
+    /// source does not play); returns the events and the earliest transition still pending.
     pub fn settle(&mut self, clock: &SimClock, now: Instant) -> (Vec<Event>, Option<Instant>) {
         let mut events = Vec::new();
         while let Some(Reverse((due, _, _))) = self.transitions.peek() {
@@ -152,7 +177,11 @@ impl State {
                 continue;
             }
             live.connect_due = None;
-            live.player.status = PlayerStatus::Running;
+            live.player.status = if State::plays(&self.sources, &live.player.stream_url) {
+                PlayerStatus::Running
+            } else {
+                PlayerStatus::Failed
+            };
             // `lts` is when the transition happened, not when it was noticed.
             events.push(status_event(&app_id, &live.player, clock.wall_ms(due)));
         }
@@ -204,6 +233,7 @@ impl State {
             create_ts: player.create_ts,
             created_at_ms: clock.elapsed_ms(now),
             created_at_us: clock.elapsed_us(now),
+            failed_at_ms: None,
             deleted_at_ms: None,
             destroy_reason: None,
             foreign,
@@ -267,7 +297,41 @@ impl State {
         let live = self.live_mut(app_id, id)?;
         live.connect_due = None;
         live.player.status = PlayerStatus::Failed;
-        Some(status_event(app_id, &live.player, clock.wall_ms(now)))
+        let event = status_event(app_id, &live.player, clock.wall_ms(now));
+        if let Some(h) = self.history.iter_mut().rev().find(|h| h.id == id) {
+            h.failed_at_ms.get_or_insert(clock.elapsed_ms(now));
+        }
+        Some(event)
+    }
+
+    /// Sets a source's mode; a source that stops playing fails every live player on it.
+    pub fn set_source(
+        &mut self,
+        clock: &SimClock,
+        name: &str,
+        state: SourceState,
+        now: Instant,
+    ) -> Vec<Event> {
+        self.sources.insert(name.to_string(), state);
+        let mut events = Vec::new();
+        if state.mode == SourceMode::Up {
+            return events;
+        }
+        for (app_id, project) in &mut self.projects {
+            for live in &mut project.players {
+                let on_it = source_name(&live.player.stream_url) == Some(name);
+                let alive = !matches!(
+                    live.player.status,
+                    PlayerStatus::Failed | PlayerStatus::Stopped
+                );
+                if on_it && alive {
+                    live.connect_due = None;
+                    live.player.status = PlayerStatus::Failed;
+                    events.push(status_event(app_id, &live.player, clock.wall_ms(now)));
+                }
+            }
+        }
+        events
     }
 
     pub fn live_mut(&mut self, app_id: &str, id: &str) -> Option<&mut Live> {

@@ -8,6 +8,23 @@ use prometheus::{
     IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+/// Label values known up front. They are exposed at 0 from the start: a counter series
+/// that appears only at its first increment hides that increment from `increase()` (the
+/// alerts) and leaves dashboard panels blank until something goes wrong.
+const RECREATION_REASONS: [&str; 4] = ["failed", "superseded", "scene_removed", "slot_removed"];
+const RETRY_ACTIONS: [&str; 2] = ["create", "delete"];
+const NCS_OUTCOMES: [&str; 8] = [
+    "accepted",
+    "duplicate",
+    "stale",
+    "ignored",
+    "bad_signature",
+    "malformed",
+    "unknown_project",
+    "too_large",
+];
+const APP_WEBHOOK_OUTCOMES: [&str; 4] = ["delivered", "refused", "unreachable", "dropped"];
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
@@ -22,6 +39,8 @@ pub struct Metrics {
     pub slots_over_quota: IntGaugeVec,
     pub reconcile_passes: IntCounterVec,
     pub recreations: IntCounterVec,
+    /// Stores found unreadable at start, moved aside and replaced by an empty one.
+    pub store_recoveries: IntCounter,
     /// Scenes-file reloads that failed (the last good configuration kept running).
     pub config_reload_failures: IntCounter,
     /// Unix time of the last successful (re)load of the scenes file.
@@ -48,6 +67,13 @@ pub struct Metrics {
     pub failover_decision: Histogram,
     /// Time spent waiting for pullkeeper's own rate limiter, by API.
     pub ratelimit_wait: CounterVec,
+    /// Failed fetches of a project's NCS address list (the last good one stays in use).
+    pub ncs_ip_fetch_failures: IntCounterVec,
+    /// Last probe verdict per scene and source (primary, backup1, …): 1 up, 0 down,
+    /// -1 unknown or not probed yet.
+    pub source_up: IntGaugeVec,
+    /// 1 while some source of the scene is down and its failed players are held.
+    pub scene_source_down: IntGaugeVec,
 }
 
 impl Metrics {
@@ -145,6 +171,11 @@ impl Metrics {
                 &["reason"],
             )
             .expect("valid metric"),
+            store_recoveries: IntCounter::with_opts(Opts::new(
+                "pullkeeper_store_recoveries_total",
+                "Stores found unreadable at start, moved aside and rebuilt from List.",
+            ))
+            .expect("valid metric"),
             config_reload_failures: IntCounter::with_opts(Opts::new(
                 "pullkeeper_config_reload_failures_total",
                 "Scenes-file reloads rejected; the last good configuration stays in force.",
@@ -239,6 +270,30 @@ impl Metrics {
                 &["api"],
             )
             .expect("valid metric"),
+            ncs_ip_fetch_failures: IntCounterVec::new(
+                Opts::new(
+                    "pullkeeper_ncs_ip_fetch_failures_total",
+                    "Failed fetches of a project's NCS address list; the last good list stays in use.",
+                ),
+                &["project"],
+            )
+            .expect("valid metric"),
+            source_up: IntGaugeVec::new(
+                Opts::new(
+                    "pullkeeper_source_up",
+                    "Last probe verdict of a scene's source: 1 up, 0 down, -1 unknown or not probed.",
+                ),
+                &["scene", "source"],
+            )
+            .expect("valid metric"),
+            scene_source_down: IntGaugeVec::new(
+                Opts::new(
+                    "pullkeeper_scene_source_down",
+                    "1 while a source of the scene is down; its failed players are not replaced meanwhile.",
+                ),
+                &["scene"],
+            )
+            .expect("valid metric"),
             registry,
         };
         let build = Gauge::with_opts(
@@ -262,6 +317,7 @@ impl Metrics {
             Box::new(m.replacement_backoffs.clone()),
             Box::new(m.retries.clone()),
             Box::new(m.domain_switches.clone()),
+            Box::new(m.store_recoveries.clone()),
             Box::new(m.config_reload_failures.clone()),
             Box::new(m.config_last_reload_success.clone()),
             Box::new(m.last_list_success.clone()),
@@ -271,11 +327,38 @@ impl Metrics {
             Box::new(m.reconcile_duration.clone()),
             Box::new(m.failover_decision.clone()),
             Box::new(m.ratelimit_wait.clone()),
+            Box::new(m.ncs_ip_fetch_failures.clone()),
+            Box::new(m.source_up.clone()),
+            Box::new(m.scene_source_down.clone()),
             Box::new(build),
         ] {
             m.registry.register(c).expect("metric names are unique");
         }
+        for (counter, values) in [
+            (&m.recreations, &RECREATION_REASONS[..]),
+            (&m.retries, &RETRY_ACTIONS[..]),
+            (&m.webhook_notices, &NCS_OUTCOMES[..]),
+            (&m.app_webhook, &APP_WEBHOOK_OUTCOMES[..]),
+        ] {
+            for value in values {
+                counter.with_label_values(&[value]);
+            }
+        }
         m
+    }
+
+    /// Exposes a project's counters at 0 from the start (see [`RECREATION_REASONS`]).
+    pub fn init_project(&self, project: &str) {
+        self.domain_switches.with_label_values(&[project]);
+        self.replacement_backoffs.with_label_values(&[project]);
+        self.reconcile_passes.with_label_values(&[project]);
+    }
+
+    /// Adds a collector whose values are computed at scrape time.
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        self.registry
+            .register(collector)
+            .expect("metric names are unique");
     }
 
     /// The text exposition format Prometheus scrapes.

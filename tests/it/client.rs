@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use pullkeeper::agora::client::Endpoint;
+use pullkeeper::agora::client::{Endpoint, MAX_RETRY_AFTER};
 use pullkeeper::agora::model::{CreatePlayer, Region};
 use pullkeeper::agora::{
     ApiError, ApiLimiters, ClientConfig, CreateOutcome, ErrorClass, MediaPullClient,
@@ -21,8 +21,12 @@ fn per_second(n: u32) -> RateLimiter {
 }
 
 fn client_for(sim: &SimHandle, secret: &str, create_per_second: u32) -> MediaPullClient {
+    client_at(sim.base_url(), secret, create_per_second)
+}
+
+fn client_at(base_url: String, secret: &str, create_per_second: u32) -> MediaPullClient {
     MediaPullClient::new(ClientConfig {
-        endpoint: Endpoint::Fixed(sim.base_url()),
+        endpoint: Endpoint::Fixed(base_url),
         app_id: APP.into(),
         customer_id: CUSTOMER_ID.to_string().into(),
         customer_secret: secret.to_string().into(),
@@ -178,4 +182,52 @@ async fn a_429_pauses_the_api_before_the_next_call() {
     );
     let statuses: Vec<_> = sim.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, vec![Some(429), Some(200)]);
+}
+
+/// Found by review of what the network can send: a `Retry-After` of 2^64-1 seconds made
+/// `Instant::now() + pause` overflow, a panic in the client. It is capped now.
+#[tokio::test]
+async fn an_absurd_retry_after_is_capped_not_a_panic() {
+    let app = axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "18446744073709551615")],
+            "{}",
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = client_at(base, CUSTOMER_SECRET, 50);
+    let e = client.list_all(None).await.unwrap_err();
+    let ApiError::Status { refusal, .. } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(refusal.retry_after, Some(MAX_RETRY_AFTER));
+}
+
+/// Found by the fuzz review: a server whose page tokens cycle (A, B, A, …) kept the List
+/// loop going forever. A repeated token now fails the List, so it counts as an outage and
+/// never as a complete List that lacks players.
+#[tokio::test]
+async fn page_tokens_that_cycle_fail_the_list_instead_of_looping() {
+    let app = axum::Router::new().fallback(
+        |axum::extract::RawQuery(query): axum::extract::RawQuery| async move {
+            let next = if query.unwrap_or_default().contains("pageToken=A") {
+                "B"
+            } else {
+                "A"
+            };
+            axum::Json(serde_json::json!({ "totalSize": 3, "players": [], "nextPageToken": next }))
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = client_at(base, CUSTOMER_SECRET, 50);
+    let listed = tokio::time::timeout(Duration::from_secs(10), client.list_all(None))
+        .await
+        .expect("the List loop ends");
+    let e = listed.unwrap_err();
+    assert!(e.to_string().contains("page tokens repeat"), "{e}");
 }

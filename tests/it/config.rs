@@ -60,14 +60,6 @@ fn check_files(settings: &str, scenes: &[u8]) -> (i32, String, PathBuf) {
     (code, String::from_utf8(out).unwrap(), dir)
 }
 
-/// Runs `check` on a broken scenes file and returns its output, which must report failure.
-fn broken_scenes(scenes: &str) -> String {
-    let (code, out, dir) = check_files(SETTINGS, scenes.as_bytes());
-    assert_eq!(code, EXIT_INVALID, "{out}");
-    std::fs::remove_dir_all(dir).unwrap();
-    out
-}
-
 fn broken_settings(settings: &str) -> String {
     let (code, out, dir) = check_files(settings, GOOD_SCENE.as_bytes());
     assert_eq!(code, EXIT_INVALID, "{out}");
@@ -109,7 +101,16 @@ fn shipped_config_loads_with_its_demo_secrets() {
     assert_eq!(cfg.scenes_path, cfg.settings.scenes_file);
     assert!(cfg.scenes_path.ends_with("config/scenes.yaml"));
     assert_eq!(cfg.settings.reconcile.list_lag.as_secs(), 12);
-    assert!(cfg.settings.server.admin_token.is_none());
+    assert_eq!(
+        cfg.settings
+            .server
+            .admin_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_string())
+            .as_deref(),
+        Some("demo-admin-token")
+    );
+    assert!(!cfg.settings.ncs_allowlist.enforce);
     assert!(cfg.settings.app_webhook.is_none());
     assert_eq!(cfg.settings.reports.window, Duration::from_secs(30));
     assert_eq!(cfg.settings.reports.threshold, 3);
@@ -230,93 +231,164 @@ fn settings_and_scenes_problems_are_reported_together() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Runs `check` on a broken scenes file and returns its whole output, with the temporary
+/// directory written as `DIR`, so the catalogue can state exactly what a user sees.
+fn exact(scenes: &[u8]) -> String {
+    let (code, out, dir) = check_files(SETTINGS, scenes);
+    assert_eq!(code, EXIT_INVALID, "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    out.replace(&dir.display().to_string(), "DIR")
+}
+
+/// Every kind of bad scenes file, with the exact text `pullkeeper check` prints for it.
 #[test]
 fn catalogue_of_bad_scenes() {
-    let cases: &[(&str, String, &str)] = &[
+    let other_scene = "  - name: replay\n    project: demo\n    channel: news-live\n    \
+                       stream_url: rtmp://h/x\n    region: na\n    uids: { start: 1999, end: 2100 }\n";
+    let cases: Vec<(&str, String, &str)> = vec![
         (
-            "wrong type",
+            "list where a number goes",
             GOOD_SCENE.replace("backups: 2", "backups: [2]"),
-            ":7:14: scenes[0].backups: ",
+            "DIR/scenes.yaml:7:14: scenes[0].backups: expected a single value here, not a list or a mapping\n",
+        ),
+        (
+            "word where a number goes",
+            GOOD_SCENE.replace("backups: 2", "backups: two"),
+            "DIR/scenes.yaml:7:14: scenes[0].backups: expected a whole number, got two\n",
+        ),
+        (
+            "fraction where a whole number goes",
+            GOOD_SCENE.replace("backups: 2", "backups: 2.5"),
+            "DIR/scenes.yaml:7:14: scenes[0].backups: expected a whole number, got 2.5\n",
+        ),
+        (
+            "number too large for any field",
+            GOOD_SCENE.replace("backups: 2", "backups: 99999999999999999999"),
+            "DIR/scenes.yaml:7:14: scenes[0].backups: the number 99999999999999999999 is too large\n",
+        ),
+        (
+            "scalar where a mapping goes",
+            GOOD_SCENE.replace("uids: { start: 1000, end: 1999 }", "uids: 5"),
+            "DIR/scenes.yaml:8:11: scenes[0].uids: expected a mapping here (`key: value` lines or `{ key: value }`)\n",
+        ),
+        (
+            "mapping where the list goes",
+            "scenes: {}\n".to_string(),
+            "DIR/scenes.yaml:1:9: scenes: expected a list here (`- item` lines or `[a, b]`)\n",
+        ),
+        (
+            "empty value",
+            GOOD_SCENE.replace("name: news", "name:"),
+            "DIR/scenes.yaml:2:9: scenes[0].name: expected a value here, found nothing\n",
+        ),
+        (
+            "missing field",
+            GOOD_SCENE.replace("    region: na\n", ""),
+            "DIR/scenes.yaml:7:5: scenes[0]: missing field `region`\n",
         ),
         (
             "unknown key",
             GOOD_SCENE.replace("backups: 2", "backups: 2\n    backup: 2"),
-            ":8:5: scenes[0].backup: unknown field `backup`",
+            "DIR/scenes.yaml:8:5: scenes[0].backup: unknown field `backup`, expected one of name, \
+             project, channel, stream_url, backup_stream_urls, slate_url, region, backups, \
+             priority, idle_timeout, token, volume, uids, failback, hold_down, strikes, \
+             app_webhook\n",
         ),
         (
             "duplicate key",
             GOOD_SCENE.replace("backups: 2", "backups: 2\n    backups: 3"),
-            ":8:5: scenes[0]: duplicate mapping key: backups",
+            "DIR/scenes.yaml:8:5: scenes[0]: duplicate mapping key: backups\n",
         ),
         (
             "top-level unknown key",
             format!("{GOOD_SCENE}extra: 1\n"),
-            ":9:1: extra: unknown field `extra`",
+            "DIR/scenes.yaml:9:1: extra: unknown field `extra`, expected one of scenes\n",
         ),
         (
-            "forbidden channel char",
+            "forbidden channel character",
             GOOD_SCENE.replace("news-live", "'news\"live'"),
-            ":4:14: scenes[0].channel: channel contains '\"'",
+            "DIR/scenes.yaml:4:14: scenes[0].channel: channel contains '\"', which Agora does not allow in channel names\n",
+        ),
+        (
+            "non-ASCII channel",
+            GOOD_SCENE.replace("news-live", "café"),
+            "DIR/scenes.yaml:4:14: scenes[0].channel: channel contains 'é', which Agora does not allow in channel names\n",
         ),
         (
             "empty scenes",
             "scenes: []\n".to_string(),
-            ":1:9: scenes: no scenes",
+            "DIR/scenes.yaml:1:9: scenes: no scenes: at least one scene is required\n",
         ),
         (
             "empty file",
             "# nothing\n".to_string(),
-            "scenes.yaml: no scenes: the file is empty",
+            "DIR/scenes.yaml: no scenes: the file is empty; expected `scenes:` with at least one scene\n",
         ),
         (
-            "other top-level key",
-            "other: 1\n".to_string(),
-            ":1:1: other: unknown field `other`",
+            "UID range too small for the players",
+            GOOD_SCENE.replace("end: 1999", "end: 1001"),
+            "DIR/scenes.yaml:8:11: scenes[0].uids: uid range 1000..=1001 holds 2 uids but the scene \
+             needs at least 3 (1 + backups)\n",
+        ),
+        (
+            "UID beyond 32 bits",
+            GOOD_SCENE.replace("end: 1999", "end: 4294967296"),
+            "DIR/scenes.yaml:8:31: scenes[0].uids.end: uid must be between 1 and 4294967295, got 4294967296\n",
         ),
         (
             "upper-case region",
             GOOD_SCENE.replace("region: na", "region: NA"),
-            ":6:13: scenes[0].region: region \"NA\" must be lowercase: write \"na\"",
+            "DIR/scenes.yaml:6:13: scenes[0].region: region \"NA\" must be lowercase: write \"na\"\n",
         ),
         (
-            "idle timeout",
+            "idle timeout above the range",
             GOOD_SCENE.replace("backups: 2", "backups: 2\n    idle_timeout: 900"),
-            ":8:19: scenes[0].idle_timeout: idle_timeout (seconds) must be between 5 and 600, got 900",
+            "DIR/scenes.yaml:8:19: scenes[0].idle_timeout: idle_timeout (seconds) must be between 5 and 600, got 900\n",
+        ),
+        (
+            "idle timeout below the range",
+            GOOD_SCENE.replace("backups: 2", "backups: 2\n    idle_timeout: 4"),
+            "DIR/scenes.yaml:8:19: scenes[0].idle_timeout: idle_timeout (seconds) must be between 5 and 600, got 4\n",
         ),
         (
             "unknown failback",
             GOOD_SCENE.replace("backups: 2", "backups: 2\n    failback: sideways"),
-            ":8:15: scenes[0].failback: unknown variant `sideways`, expected one of revertive, non-revertive",
+            "DIR/scenes.yaml:8:15: scenes[0].failback: unknown variant `sideways`, expected one of revertive, non-revertive\n",
         ),
         (
             "strikes out of range",
             GOOD_SCENE.replace("backups: 2", "backups: 2\n    strikes: 11"),
-            ":8:14: scenes[0].strikes: strikes must be between 1 and 10, got 11",
+            "DIR/scenes.yaml:8:14: scenes[0].strikes: strikes must be between 1 and 10, got 11\n",
+        ),
+        (
+            "volume out of range",
+            GOOD_SCENE.replace("backups: 2", "backups: 2\n    volume: 201"),
+            "DIR/scenes.yaml:8:13: scenes[0].volume: volume must be between 0 and 200, got 201\n",
         ),
         (
             "hold_down out of range",
             GOOD_SCENE.replace("backups: 2", "backups: 2\n    hold_down: 11m"),
-            ":8:16: scenes[0].hold_down: hold_down must be between 0s and 10m, got 11m",
+            "DIR/scenes.yaml:8:16: scenes[0].hold_down: hold_down must be between 0s and 10m, got 11m\n",
         ),
         (
             "unknown project",
             GOOD_SCENE.replace("project: demo", "project: other"),
-            ":3:14: scenes[0].project: unknown project \"other\"",
+            "DIR/scenes.yaml:3:14: scenes[0].project: unknown project \"other\": expected one of demo\n",
+        ),
+        (
+            "inline token",
+            GOOD_SCENE.replace("backups: 2", "backups: 2\n    token: s3cr3t"),
+            "DIR/scenes.yaml:8:12: scenes[0].token: secrets must come from env or file: write { env: NAME } or { file: PATH }\n",
         ),
         (
             "uid overlap",
-            format!(
-                "{GOOD_SCENE}  - name: replay\n    project: demo\n    channel: news-live\n    stream_url: rtmp://h/x\n    region: na\n    uids: {{ start: 1999, end: 2100 }}\n"
-            ),
-            ":14:11: scenes[1].uids: uids 1999..=2100 of scene \"replay\" overlap uids 1000..=1999 of scene \"news\"",
+            format!("{GOOD_SCENE}{other_scene}"),
+            "DIR/scenes.yaml:14:11: scenes[1].uids: uids 1999..=2100 of scene \"replay\" overlap uids \
+             1000..=1999 of scene \"news\" in channel \"news-live\" of project \"demo\"\n",
         ),
     ];
     for (what, scenes, expected) in cases {
-        let out = broken_scenes(scenes);
-        assert!(
-            out.contains(expected),
-            "{what}: missing {expected:?} in:\n{out}"
-        );
+        assert_eq!(exact(scenes.as_bytes()), expected, "{what}");
     }
 }
 
@@ -328,18 +400,20 @@ fn alias_bomb_is_stopped_by_the_budget() {
         let refs = vec![format!("*a{}", i - 1); 10].join(", ");
         bomb += &format!("  - &a{i} [{refs}]\n");
     }
-    let out = broken_scenes(&bomb);
-    assert!(out.contains("budget"), "{out}");
+    assert_eq!(
+        exact(bomb.as_bytes()),
+        "DIR/scenes.yaml:7:15: the document is too large to load: its aliases expand beyond the \
+         parser's limits (a \"billion laughs\" document?); write the values out instead\n"
+    );
 }
 
 #[test]
 fn oversized_file_is_refused() {
     let mut scenes = GOOD_SCENE.to_string();
     scenes += &format!("# {}\n", "x".repeat(MAX_FILE_BYTES));
-    let out = broken_scenes(&scenes);
-    assert!(
-        out.contains("scenes.yaml: file is larger than the limit of 1048576 bytes"),
-        "{out}"
+    assert_eq!(
+        exact(scenes.as_bytes()),
+        "DIR/scenes.yaml: file is larger than the limit of 1048576 bytes (1 MiB)\n"
     );
 }
 
@@ -347,13 +421,10 @@ fn oversized_file_is_refused() {
 fn non_utf8_file_is_refused() {
     let mut scenes = GOOD_SCENE.as_bytes().to_vec();
     scenes.extend_from_slice(b"# caf\xe9\n");
-    let (code, out, dir) = check_files(SETTINGS, &scenes);
-    assert_eq!(code, EXIT_INVALID);
-    assert!(
-        out.contains("scenes.yaml:9:6: file is not valid UTF-8"),
-        "{out}"
+    assert_eq!(
+        exact(&scenes),
+        "DIR/scenes.yaml:9:6: file is not valid UTF-8 (invalid byte at offset 188); save it as UTF-8\n"
     );
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

@@ -8,7 +8,8 @@ use pullkeeper::simulator::SimHandle;
 use pullkeeper::store::Store;
 
 use crate::harness::{
-    APP_ID, SCENES, eventually, start_app, start_simulator, temp_dir, write_config,
+    ADMIN_TOKEN, APP_ID, SCENES, admin_json, eventually, start_app, start_simulator, temp_dir,
+    write_config,
 };
 
 fn owned_names(sim: &SimHandle) -> BTreeSet<String> {
@@ -135,18 +136,12 @@ async fn scene_status_and_metrics_are_served() {
     .await;
     let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
-    let scene: serde_json::Value = http
-        .get(format!("{base}/v1/scenes/news"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let scene: serde_json::Value = admin_json(format!("{base}/v1/scenes/news")).await;
     assert_eq!(scene["active_slot"], 0);
     assert_eq!(scene["slots"].as_array().unwrap().len(), 3);
     let missing = http
         .get(format!("{base}/v1/scenes/nope"))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();

@@ -264,7 +264,7 @@ async fn three_failed_probes_replace_a_player_two_then_a_success_do_not() {
         count,
         action: FaultAction::Status(503),
     };
-    sim.inject(fault(&backup, 2));
+    // While the backup answers, the master's three 503s are about the master.
     sim.inject(fault(&master, 3));
     eventually(Duration::from_secs(10), "master replaced", || {
         sim.history()
@@ -272,18 +272,16 @@ async fn three_failed_probes_replace_a_player_two_then_a_success_do_not() {
             .any(|h| h.name.as_deref() == Some("pk_news_m_2"))
     })
     .await;
-    // The backup's two 503s were followed by successful probes.
-    let backup_probes: Vec<Option<u16>> = sim
-        .requests()
-        .iter()
-        .filter(|r| r.method == "PATCH" && r.path.contains(&backup))
-        .map(|r| r.status)
-        .collect();
-    let first_fault = backup_probes.iter().position(|s| *s == Some(503)).unwrap();
-    assert_eq!(
-        backup_probes[first_fault..first_fault + 2],
-        [Some(503), Some(503)]
-    );
+    sim.inject(fault(&backup, 2));
+    eventually(Duration::from_secs(10), "the backup's two 503s", || {
+        sim.requests()
+            .iter()
+            .filter(|r| r.method == "PATCH" && r.path.contains(&backup))
+            .filter(|r| r.status == Some(503))
+            .count()
+            == 2
+    })
+    .await;
     eventually(Duration::from_secs(5), "a healthy probe after them", || {
         sim.requests()
             .iter()
@@ -296,6 +294,48 @@ async fn three_failed_probes_replace_a_player_two_then_a_success_do_not() {
             .iter()
             .any(|h| h.name.as_deref() == Some("pk_news_b1_2")),
         "two strikes then a success must not replace"
+    );
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_that_all_get_a_5xx_are_an_api_fault_and_replace_nothing() {
+    let Running { sim, app, dir, .. } = Running::start(
+        "probe-outage",
+        &one_scene("revertive"),
+        "",
+        "poll_interval: 200ms, list_lag: 1s, probe_interval: 200ms",
+    )
+    .await
+    .until_both_running()
+    .await;
+    // Six rounds' worth for both players: twice the strike threshold.
+    sim.inject(FaultRule {
+        method: Some("PATCH".into()),
+        path_contains: "/cloud-player/players".into(),
+        count: 12,
+        action: FaultAction::Status(503),
+    });
+    let probes = |status| {
+        sim.requests()
+            .iter()
+            .filter(|r| r.method == "PATCH" && r.status == Some(status))
+            .count()
+    };
+    eventually(Duration::from_secs(20), "twelve 503s, then answers", || {
+        probes(503) == 12 && probes(200) >= 2
+    })
+    .await;
+    let replaced: Vec<_> = sim
+        .history()
+        .into_iter()
+        .filter_map(|h| h.name)
+        .filter(|n| !n.ends_with("_1"))
+        .collect();
+    assert!(
+        replaced.is_empty(),
+        "replaced on an API fault: {replaced:?}"
     );
     app.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -354,12 +394,7 @@ async fn a_lost_create_answer_makes_no_duplicate() {
     let scenes = one_scene("revertive").replace("backups: 1", "backups: 0");
     write_config_full(&dir, &sim, &scenes, "", FAST);
     // The client gives up after 1 s, long before the simulator answers.
-    let path = dir.join("pullkeeper.yaml");
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("timeout: 5s", "timeout: 1s");
-    std::fs::write(&path, text).unwrap();
-    let config = pullkeeper::config::load_with_env(&path, &crate::harness::env()).unwrap();
+    let config = crate::harness::edit_settings(&dir, "timeout: 5s", "timeout: 1s");
     let app = start_app(config, Store::temporary().unwrap()).await;
     eventually(Duration::from_secs(20), "master running", || {
         app.board

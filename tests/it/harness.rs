@@ -38,6 +38,11 @@ pub async fn start_simulator() -> SimHandle {
 
 /// [`start_simulator`] whose List hides new players for `list_lag`.
 pub async fn start_simulator_with_lag(list_lag: Duration) -> SimHandle {
+    start_simulator_with(|sim| sim.list_lag = list_lag).await
+}
+
+/// [`start_simulator`] with its configuration adjusted by `adjust`.
+pub async fn start_simulator_with(adjust: impl FnOnce(&mut SimConfig)) -> SimHandle {
     let mut sim = SimConfig::default();
     sim.projects.push(SimProject {
         app_id: APP_ID.into(),
@@ -46,8 +51,9 @@ pub async fn start_simulator_with_lag(list_lag: Duration) -> SimHandle {
     });
     sim.credentials
         .push(("e2e-customer".into(), "e2e-secret".into()));
-    sim.list_lag = list_lag;
+    sim.list_lag = Duration::from_millis(300);
     sim.connect_delay = Duration::from_millis(100);
+    sim.hls_target_duration = Duration::from_secs(1);
     sim.qps.create_with_name = Window {
         per_second: 50,
         per_minute: None,
@@ -56,6 +62,7 @@ pub async fn start_simulator_with_lag(list_lag: Duration) -> SimHandle {
         per_second: 20,
         per_minute: None,
     };
+    adjust(&mut sim);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     Simulator::start(sim, listener).await.unwrap()
 }
@@ -136,6 +143,16 @@ projects:
     std::fs::write(dir.join("pullkeeper.yaml"), settings).unwrap();
     std::fs::write(dir.join("scenes.yaml"), scenes).unwrap();
     config::load_with_env(&dir.join("pullkeeper.yaml"), &env()).unwrap()
+}
+
+/// Rewrites the settings file [`write_config`] wrote in `dir`, replacing `from` (which
+/// must occur) by `to`, and loads it again.
+pub fn edit_settings(dir: &Path, from: &str, to: &str) -> Config {
+    let path = dir.join("pullkeeper.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{from:?} not in {text}");
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+    config::load_with_env(&path, &env()).unwrap()
 }
 
 pub async fn start_app(config: Config, store: Store) -> App {
@@ -221,4 +238,65 @@ scenes:
     uids: {{ start: 1000, end: 1099 }}
 "#
     )
+}
+
+/// A Kubernetes ConfigMap volume holding `scenes.yaml`, laid out as the kubelet's atomic
+/// writer does: `scenes.yaml` → `..data/scenes.yaml` and `..data` → `..{timestamp}/`. An
+/// update writes a new timestamped directory, points `..data_tmp` at it, renames that
+/// over `..data` (the one atomic step) and removes the old directory.
+pub struct ConfigMap {
+    dir: PathBuf,
+    current: PathBuf,
+    version: u32,
+}
+
+impl ConfigMap {
+    /// Replaces `dir/scenes.yaml` (as [`write_config`] leaves it) with the mounted layout.
+    pub fn mount(dir: &Path, scenes: &str) -> ConfigMap {
+        let mut map = ConfigMap {
+            dir: dir.to_path_buf(),
+            current: PathBuf::new(),
+            version: 0,
+        };
+        map.current = map.write(scenes);
+        std::os::unix::fs::symlink(map.current.file_name().unwrap(), dir.join("..data")).unwrap();
+        std::fs::remove_file(dir.join("scenes.yaml")).unwrap();
+        std::os::unix::fs::symlink("..data/scenes.yaml", dir.join("scenes.yaml")).unwrap();
+        map
+    }
+
+    /// Publishes new content the way the kubelet does.
+    pub fn update(&mut self, scenes: &str) {
+        let next = self.write(scenes);
+        let tmp = self.dir.join("..data_tmp");
+        std::os::unix::fs::symlink(next.file_name().unwrap(), &tmp).unwrap();
+        std::fs::rename(&tmp, self.dir.join("..data")).unwrap();
+        std::fs::remove_dir_all(&self.current).unwrap();
+        self.current = next;
+    }
+
+    fn write(&mut self, scenes: &str) -> PathBuf {
+        self.version += 1;
+        let stamped = self.dir.join(format!(
+            "..2026_11_23_10_40_{:02}.{}",
+            self.version,
+            81_000 + self.version
+        ));
+        std::fs::create_dir(&stamped).unwrap();
+        std::fs::write(stamped.join("scenes.yaml"), scenes).unwrap();
+        stamped
+    }
+}
+
+/// GETs an admin (`/v1/`) URL with the test token and decodes its JSON answer.
+pub async fn admin_json(url: impl reqwest::IntoUrl) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }

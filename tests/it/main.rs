@@ -1,16 +1,34 @@
 //! The single integration-test binary; each module tests one part of pullkeeper.
 
+mod admin;
+mod audit;
+mod binary;
 mod client;
 mod config;
+mod crash;
+mod dashboard;
+mod deploy;
 mod domains;
 mod e2e;
 mod failover;
+mod faults;
 mod harness;
+mod invariants;
+mod lifecycle;
+mod loglevel;
 mod ncs;
+mod ncs_allowlist;
 mod ncs_failover;
 mod observability;
+mod probe;
+mod recovery;
 mod reload;
+mod rollout;
+mod security;
 mod simulator_ncs;
 mod simulator_rest;
+mod soak;
+mod source;
 mod storm;
 mod support;
+mod tls;

@@ -39,7 +39,7 @@ fn labels(text: &str) -> Vec<(String, String, String)> {
     out
 }
 
-fn promtool() -> &'static str {
+pub fn promtool() -> &'static str {
     let found = Command::new("promtool").arg("--version").output();
     assert!(
         found.is_ok_and(|o| o.status.success()),
@@ -82,6 +82,17 @@ async fn live_scrape_passes_promtool_and_leaks_no_identifier() {
         "pullkeeper_build_info{",
     ] {
         assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+
+    // The README's metrics table lists every metric family the service exposes.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for family in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let name = family.split(' ').next().unwrap();
+        assert!(
+            readme.contains(&format!("| `{name}` |")),
+            "{name} is missing from the README's metrics table"
+        );
     }
 
     let file = r.dir.join("metrics.prom");

@@ -104,6 +104,15 @@ async fn control_api_over_http() {
         .await
         .expect("answer");
     assert_eq!(api.list("").await.status(), 500);
+    // Rules not used up are forgotten on DELETE.
+    let lasting =
+        json!({"method":"GET","path_contains":"/players","count":1000,"action":{"status":503}});
+    for req in [
+        api.http.post(format!("{base}/_sim/faults")).json(&lasting),
+        api.http.delete(format!("{base}/_sim/faults")),
+    ] {
+        assert_eq!(req.send().await.expect("answer").status(), 200);
+    }
     let page: ListResponse = api.list("").await.json().await.expect("page");
     assert_eq!(
         page.players.len(),

@@ -354,6 +354,10 @@ async fn update_sequence_semantics() {
         200
     );
     assert_eq!(api.sim.players(APP)[0].stream_url, "rtmp://a/2");
+    // List shows what runs now (§1.5: List entries carry `streamUrl`).
+    api.sim.advance(Duration::from_secs(10));
+    let page: ListResponse = api.list("").await.json().await.expect("page");
+    assert_eq!(page.players[0].stream_url.as_deref(), Some("rtmp://a/2"));
     let loud = json!({"player":{"audioOptions":{"volume":201}}});
     assert_eq!(api.update(&id, "?sequence=3", loud).await.status(), 400);
     let quiet = json!({"player":{"audioOptions":{"volume":10}}});

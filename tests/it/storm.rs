@@ -86,9 +86,8 @@ async fn forty_failures_are_replaced_at_the_allowed_rate_masters_first_without_a
         running(&sim) == 40
     })
     .await;
-    for p in sim.players(APP_ID) {
-        sim.fail_player(APP_ID, &p.id);
-    }
+    let ids: Vec<String> = sim.players(APP_ID).into_iter().map(|p| p.id).collect();
+    sim.fail_players(APP_ID, &ids);
     eventually(Duration::from_secs(90), "40 replacements running", || {
         sim.players(APP_ID)
             .iter()
@@ -153,9 +152,8 @@ async fn a_storm_under_a_quota_of_20_never_exceeds_20_live_players() {
         running(&sim) == 20
     })
     .await;
-    for p in sim.players(APP_ID) {
-        sim.fail_player(APP_ID, &p.id);
-    }
+    let ids: Vec<String> = sim.players(APP_ID).into_iter().map(|p| p.id).collect();
+    sim.fail_players(APP_ID, &ids);
     let mut most = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     while running(&sim) < 20 || sim.players(APP_ID).len() > 20 {

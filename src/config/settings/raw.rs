@@ -27,6 +27,20 @@ pub(crate) struct RawSettings {
     pub(super) app_webhook: Option<RawAppWebhook>,
     #[serde(default)]
     pub(super) reports: RawReports,
+    #[serde(default)]
+    pub(super) ncs_allowlist: RawNcsAllowlist,
+    pub(super) source_probe: Option<Spanned<RawSourceProbe>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSourceProbe {
+    #[serde(default)]
+    pub(super) interval: Option<Text>,
+    #[serde(default)]
+    pub(super) max_interval: Option<Text>,
+    #[serde(default)]
+    pub(super) timeout: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -35,7 +49,20 @@ pub(super) struct RawServer {
     #[serde(default)]
     pub(super) listen: Option<Text>,
     #[serde(default)]
+    pub(super) metrics_listen: Option<Text>,
+    #[serde(default)]
     pub(super) admin_token: Option<Spanned<SecretRef>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNcsAllowlist {
+    #[serde(default)]
+    pub(super) enforce: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub(super) refresh_interval: Option<Text>,
+    #[serde(default)]
+    pub(super) trusted_proxies: Option<Vec<Text>>,
 }
 
 /// An app webhook as written, in the settings file or in a scene.

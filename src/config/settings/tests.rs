@@ -175,3 +175,102 @@ fn report_rules() {
         )
     );
 }
+
+#[test]
+fn metrics_listen_and_ncs_allowlist_default_to_off() {
+    let s = load("").unwrap();
+    assert_eq!(s.server.metrics_listen, None);
+    assert_eq!(
+        s.ncs_allowlist,
+        NcsAllowlist {
+            enforce: false,
+            refresh_interval: Duration::from_secs(24 * 3600),
+            trusted_proxies: Vec::new(),
+        }
+    );
+}
+
+#[test]
+fn metrics_listen_and_ncs_allowlist_are_read() {
+    let s = load(
+        "server: { listen: '0.0.0.0:8080', metrics_listen: '127.0.0.1:9090' }\n\
+         ncs_allowlist:\n  enforce: true\n  refresh_interval: 6h\n  trusted_proxies: [10.0.0.0/8, 192.0.2.7, 'fd00::/8', 10.1.2.3/8]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        s.server.metrics_listen,
+        Some("127.0.0.1:9090".parse().unwrap())
+    );
+    assert!(s.ncs_allowlist.enforce);
+    assert_eq!(
+        s.ncs_allowlist.refresh_interval,
+        Duration::from_secs(6 * 3600)
+    );
+    let nets: Vec<String> = s
+        .ncs_allowlist
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    // A bare IP is its own /32; host bits of a CIDR are dropped.
+    assert_eq!(
+        nets,
+        ["10.0.0.0/8", "192.0.2.7/32", "fd00::/8", "10.0.0.0/8"]
+    );
+}
+
+#[test]
+fn bad_server_and_allowlist_values_name_line_and_field() {
+    let (line, path, message) = one("server:\n  metrics_listen: localhost\n");
+    assert_eq!((line, path.as_str()), (Some(2), "server.metrics_listen"));
+    assert!(message.contains("expected IP:PORT"), "{message}");
+    let (line, path, message) =
+        one("server:\n  listen: 0.0.0.0:8080\n  metrics_listen: 0.0.0.0:8080\n");
+    assert_eq!((line, path.as_str()), (Some(3), "server.metrics_listen"));
+    assert!(message.contains("is server.listen too"), "{message}");
+    let (line, path, message) = one("ncs_allowlist:\n  refresh_interval: 25h\n");
+    assert_eq!(
+        (line, path.as_str()),
+        (Some(2), "ncs_allowlist.refresh_interval")
+    );
+    assert!(message.contains("at least every 24 hours"), "{message}");
+    let (line, path, message) =
+        one("ncs_allowlist:\n  trusted_proxies:\n    - 10.0.0.0/8\n    - 10.0.0.300\n");
+    assert_eq!(
+        (line, path.as_str()),
+        (Some(4), "ncs_allowlist.trusted_proxies[1]")
+    );
+    assert!(message.contains("expected an IP"), "{message}");
+    let d = load("ncs_allowlist: { enforce: yes-please }\n").unwrap_err();
+    assert_eq!(d[0].line, Some(1), "{d:#?}");
+}
+
+#[test]
+fn source_probe_is_off_unless_configured_and_checks_its_bounds() {
+    assert_eq!(load("").unwrap().source_probe, None);
+    let s = load("source_probe: {}\n").unwrap();
+    assert_eq!(
+        s.source_probe,
+        Some(SourceProbeSettings {
+            interval: Duration::from_secs(5),
+            max_interval: Duration::from_secs(60),
+            timeout: Duration::from_secs(5),
+        })
+    );
+    let s = load("source_probe: { interval: 2m, timeout: 1s }\n").unwrap();
+    let p = s.source_probe.unwrap();
+    assert_eq!(
+        (p.interval, p.max_interval),
+        (Duration::from_secs(120), Duration::from_secs(120))
+    );
+    assert_eq!(
+        one("source_probe:\n  interval: 10s\n  max_interval: 5s\n"),
+        (
+            Some(3),
+            "source_probe.max_interval".to_string(),
+            "max_interval (5000 ms) must not be shorter than interval (10000 ms)".to_string()
+        )
+    );
+    let (line, path, _) = one("source_probe: { timeout: 0s }\n");
+    assert_eq!((line, path.as_str()), (Some(1), "source_probe.timeout"));
+}

@@ -8,6 +8,8 @@ use secrecy::SecretString;
 
 use crate::config::*;
 
+mod sources;
+
 fn project(id: &str) -> Project {
     Project {
         id: id.into(),
@@ -33,7 +35,9 @@ fn settings() -> Settings {
     Settings {
         server: ServerSettings {
             listen: "127.0.0.1:1".parse().unwrap(),
+            metrics_listen: None,
             admin_token: None,
+            tls: None,
         },
         store: StoreSettings {
             path: PathBuf::from("s"),
@@ -50,6 +54,12 @@ fn settings() -> Settings {
             window: Duration::from_secs(30),
             threshold: 3,
         },
+        ncs_allowlist: NcsAllowlist {
+            enforce: false,
+            refresh_interval: Duration::from_secs(24 * 3600),
+            trusted_proxies: Vec::new(),
+        },
+        source_probe: None,
     }
 }
 

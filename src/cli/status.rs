@@ -1,0 +1,198 @@
+//! `pullkeeper status`: the scenes of a running instance as a table, from `/v1/scenes`.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+
+/// Where to ask and with which token; explicit flags win over the settings file.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Base URL of the instance [default: from --config, else http://127.0.0.1:8080].
+    #[arg(long)]
+    pub url: Option<String>,
+    /// File holding the admin token [default: $PULLKEEPER_ADMIN_TOKEN, else from --config].
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// The instance's settings file: its server.listen and server.admin_token.
+    #[arg(long, env = "PULLKEEPER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// A CA certificate (PEM) to trust for an https URL with a private certificate.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Scene {
+    name: String,
+    active_slot: Option<u32>,
+    slots: Vec<Slot>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Slot {
+    slot: u32,
+    role: String,
+    uid: Option<u32>,
+    status: String,
+    strikes: u32,
+}
+
+pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
+    let loaded = match &args.config {
+        Some(path) => Some(crate::config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?),
+        None => None,
+    };
+    let url = match (&args.url, &loaded) {
+        (Some(url), _) => url.trim_end_matches('/').to_string(),
+        (None, Some(c)) => base_url(c.settings.server.listen),
+        (None, None) => "http://127.0.0.1:8080".to_string(),
+    };
+    let token = match (
+        &args.token_file,
+        std::env::var("PULLKEEPER_ADMIN_TOKEN"),
+        &loaded,
+    ) {
+        (Some(file), _, _) => read_token(file)?,
+        (None, Ok(token), _) => token,
+        (None, Err(_), Some(c)) => c
+            .settings
+            .server
+            .admin_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_string())
+            .unwrap_or_default(),
+        (None, Err(_), None) => String::new(),
+    };
+    crate::tls::install_crypto_provider();
+    let mut client = reqwest::Client::builder().timeout(Duration::from_secs(10));
+    if let Some(ca) = &args.ca_file {
+        let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
+        client = client.tls_certs_merge([reqwest::Certificate::from_pem(&pem)?]);
+    }
+    let response = client
+        .build()?
+        .get(format!("{url}/v1/scenes"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach pullkeeper at {url}"))?;
+    let status = response.status();
+    let body = response.text().await.context("the answer broke off")?;
+    match status.as_u16() {
+        200 => {}
+        401 => bail!(
+            "{url} refused the admin token: pass --token-file, set PULLKEEPER_ADMIN_TOKEN, or --config"
+        ),
+        403 => bail!("the admin API of {url} is off: it has no server.admin_token"),
+        code => bail!("{url}/v1/scenes answered {code}: {body}"),
+    }
+    let scenes: Vec<Scene> =
+        serde_json::from_str(&body).context("the answer is not a list of scenes")?;
+    print!("{}", table(&scenes));
+    Ok(())
+}
+
+fn read_token(file: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the token file {}", file.display()))?;
+    Ok(text.trim().to_string())
+}
+
+/// The URL of an instance listening on `listen`, reached from the same host.
+fn base_url(listen: SocketAddr) -> String {
+    let host = match listen.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+        ip if ip.is_unspecified() => "[::1]".to_string(),
+        ip if ip.is_ipv6() => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{host}:{}", listen.port())
+}
+
+/// One row per slot; `*` marks the slot on air.
+fn table(scenes: &[Scene]) -> String {
+    let mut rows = vec![
+        [
+            "SCENE", "SLOT", "ROLE", "UID", "STATUS", "STRIKES", "ACTIVE",
+        ]
+        .map(String::from),
+    ];
+    for scene in scenes {
+        for s in &scene.slots {
+            rows.push([
+                scene.name.clone(),
+                s.slot.to_string(),
+                s.role.clone(),
+                s.uid.map_or("-".into(), |u| u.to_string()),
+                s.status.clone(),
+                s.strikes.to_string(),
+                if scene.active_slot == Some(s.slot) {
+                    "*"
+                } else {
+                    ""
+                }
+                .to_string(),
+            ]);
+        }
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let line = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_row_per_slot_with_the_active_one_marked() {
+        let scenes: Vec<Scene> = serde_json::from_str(
+            r#"[{"name":"news","project":"p","active_slot":1,"slots":[
+                {"slot":0,"role":"master","uid":null,"status":"missing","strikes":3},
+                {"slot":1,"role":"backup","uid":1001,"status":"running","strikes":0}]},
+               {"name":"sports-hd","active_slot":null,"slots":[
+                {"slot":0,"role":"master","uid":2000,"status":"connecting","strikes":0}]}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            table(&scenes),
+            "SCENE      SLOT  ROLE    UID   STATUS      STRIKES  ACTIVE\n\
+             news       0     master  -     missing     3\n\
+             news       1     backup  1001  running     0        *\n\
+             sports-hd  0     master  2000  connecting  0\n"
+        );
+    }
+
+    #[test]
+    fn the_url_comes_from_the_listen_address() {
+        assert_eq!(
+            base_url("0.0.0.0:8080".parse().unwrap()),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(base_url("[::]:8080".parse().unwrap()), "http://[::1]:8080");
+        assert_eq!(
+            base_url("10.0.0.5:9000".parse().unwrap()),
+            "http://10.0.0.5:9000"
+        );
+        assert_eq!(
+            base_url("[fd00::5]:80".parse().unwrap()),
+            "http://[fd00::5]:80"
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! The deployment files stay consistent with the code: the PrometheusRule is generated
+//! from the alert rules, and the configuration the Kubernetes manifests mount passes
+//! `pullkeeper check` at the paths the StatefulSet mounts it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::temp_dir;
+
+const ALERTS: &str = "deploy/prometheus/alerts.yml";
+const PROMETHEUS_RULE: &str = "deploy/kubernetes/prometheusrule.yaml";
+const KUSTOMIZATION: &str = "deploy/kubernetes";
+const SECRET_EXAMPLE: &str = "deploy/kubernetes/secret.example.yaml";
+const DOCKERFILE: &str = "deploy/Dockerfile";
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The PrometheusRule wrapping `alerts` as its spec. Indenting every line of a block YAML
+/// document by the same amount keeps its meaning, so the rules are the file's, verbatim.
+fn render_prometheus_rule(alerts: &str) -> String {
+    let mut out = String::from(
+        "# GENERATED from deploy/prometheus/alerts.yml by tests/it/deploy.rs: do not edit.\n\
+         # Regenerate with: UPDATE_GENERATED=1 cargo test --test it deploy::prometheus_rule\n\
+         apiVersion: monitoring.coreos.com/v1\n\
+         kind: PrometheusRule\n\
+         metadata:\n  \
+           name: pullkeeper\n  \
+           labels:\n    \
+             app.kubernetes.io/name: pullkeeper\n\
+         spec:\n",
+    );
+    let body = alerts
+        .lines()
+        .skip_while(|l| l.starts_with('#') || l.trim().is_empty());
+    for line in body {
+        if !line.is_empty() {
+            out.push_str("  ");
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn prometheus_rule_is_generated_from_the_alert_rules() {
+    let alerts = read(ALERTS);
+    let rendered = render_prometheus_rule(&alerts);
+    let wrapped: Value = serde_saphyr::from_str(&rendered).unwrap();
+    let rules: Value = serde_saphyr::from_str(&alerts).unwrap();
+    assert_eq!(
+        wrapped["spec"], rules,
+        "the spec must be the rule file itself"
+    );
+    if std::env::var_os("UPDATE_GENERATED").is_some_and(|v| v == "1") {
+        std::fs::write(repo(PROMETHEUS_RULE), &rendered).unwrap();
+    }
+    let committed = std::fs::read_to_string(repo(PROMETHEUS_RULE)).unwrap_or_default();
+    assert!(
+        committed == rendered,
+        "{PROMETHEUS_RULE} is not what {ALERTS} generates; run \
+         `UPDATE_GENERATED=1 cargo test --test it deploy::prometheus_rule` and commit it"
+    );
+}
+
+/// `kubectl kustomize deploy/kubernetes`, parsed: the objects as applied.
+fn rendered_manifests() -> Vec<Value> {
+    let out = Command::new("kubectl")
+        .args(["kustomize"])
+        .arg(repo(KUSTOMIZATION))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "kubectl is needed to render the manifests ({e}); .ci/run provides it, \
+                 this test never skips"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "kubectl kustomize failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap()
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} among the rendered objects"))
+}
+
+/// The `--config` path of the image's ENTRYPOINT.
+fn entrypoint_config() -> String {
+    let dockerfile = read(DOCKERFILE);
+    let line = dockerfile
+        .lines()
+        .find(|l| l.starts_with("ENTRYPOINT "))
+        .expect("the Dockerfile has an ENTRYPOINT");
+    let args: Vec<String> = serde_json::from_str(&line["ENTRYPOINT ".len()..]).unwrap();
+    let at = args.iter().position(|a| a == "--config").unwrap();
+    args[at + 1].clone()
+}
+
+#[test]
+fn kubernetes_manifests_mount_a_config_that_passes_check() {
+    let objects = rendered_manifests();
+    let set = find(&objects, "StatefulSet", "pullkeeper");
+    assert_eq!(set["spec"]["replicas"], 1, "one supervisor per store");
+    let pod = &set["spec"]["template"]["spec"];
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(
+        grace > pullkeeper::app::SHUTDOWN_GRACE.as_secs(),
+        "Kubernetes must not kill pullkeeper before its own shutdown bound"
+    );
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    let container = &pod["containers"][0];
+    let security = &container["securityContext"];
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["capabilities"]["drop"][0], "ALL");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+
+    let secret_example: Value = serde_saphyr::from_str(&read(SECRET_EXAMPLE)).unwrap();
+    let volumes: HashMap<&str, &Value> = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), v))
+        .collect();
+    // The container's file system, under a temporary root.
+    let root = temp_dir("k8s-config");
+    let mut mounts = Vec::new();
+    for mount in container["volumeMounts"].as_array().unwrap() {
+        let name = mount["name"].as_str().unwrap();
+        assert!(
+            mount.get("subPath").is_none(),
+            "{name}: a subPath mount never sees ConfigMap or Secret updates"
+        );
+        let path = mount["mountPath"].as_str().unwrap();
+        let dir = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(&dir).unwrap();
+        let files: Vec<(String, String)> = match volumes.get(name) {
+            Some(v) if v.get("configMap").is_some() => {
+                let map = find(
+                    &objects,
+                    "ConfigMap",
+                    v["configMap"]["name"].as_str().unwrap(),
+                );
+                to_files(&map["data"])
+            }
+            Some(v) if v.get("secret").is_some() => {
+                assert_eq!(
+                    v["secret"]["secretName"],
+                    secret_example["metadata"]["name"]
+                );
+                to_files(&secret_example["stringData"])
+            }
+            // The store's volume claim: an empty directory.
+            _ => Vec::new(),
+        };
+        for (file, text) in files {
+            std::fs::write(dir.join(file), text).unwrap();
+        }
+        mounts.push(path.to_string());
+    }
+    // The settings name container paths; point them into the temporary root.
+    let config = entrypoint_config();
+    let settings_file = root.join(config.trim_start_matches('/'));
+    let mut settings = std::fs::read_to_string(&settings_file)
+        .unwrap_or_else(|e| panic!("{config} is not in a mounted volume: {e}"));
+    for path in &mounts {
+        let moved = format!("{}/", root.join(path.trim_start_matches('/')).display());
+        settings = settings.replace(&format!("{path}/"), &moved);
+    }
+    std::fs::write(&settings_file, settings).unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_pullkeeper"))
+        .args(["check", "--config"])
+        .arg(&settings_file)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "pullkeeper check failed:\n{text}");
+    assert!(text.contains("ok: 1 projects, 1 scenes"), "{text}");
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+fn to_files(data: &Value) -> Vec<(String, String)> {
+    data.as_object()
+        .expect("a data mapping")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// GitHub's anchor for a Markdown heading: lower case, spaces to dashes, other punctuation
+/// dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_alert_has_a_runbook_section_in_the_readme() {
+    let readme = read("README.md");
+    let anchors: Vec<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .map(|l| anchor(l.trim_start_matches('#')))
+        .collect();
+    let rules: Value = serde_saphyr::from_str(&read(ALERTS)).unwrap();
+    let mut alerts = 0;
+    for group in rules["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let Some(name) = rule["alert"].as_str() else {
+                continue;
+            };
+            alerts += 1;
+            let labels = &rule["labels"];
+            assert!(labels["severity"].is_string(), "{name}: severity");
+            let notes = &rule["annotations"];
+            assert!(notes["summary"].is_string(), "{name}: summary");
+            assert!(notes["description"].is_string(), "{name}: description");
+            let url = notes["runbook_url"].as_str().unwrap_or_default();
+            let (_, target) = url
+                .split_once("README.md#")
+                .unwrap_or_else(|| panic!("{name}: runbook_url {url:?} is not a README section"));
+            assert!(
+                anchors.iter().any(|a| a == target),
+                "{name}: no README heading has the anchor #{target}"
+            );
+            assert!(
+                readme.contains(&format!("[{name}](#{target})")),
+                "{name} is missing from the README's alert table"
+            );
+        }
+    }
+    assert!(alerts > 0, "no alerts found in {ALERTS}");
+}

@@ -1,0 +1,220 @@
+//! Readiness, liveness and graceful shutdown of the real service.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use pullkeeper::agora::model::PlayerStatus;
+use pullkeeper::reconcile::naming;
+use pullkeeper::simulator::{FaultAction, FaultRule, SimHandle};
+use pullkeeper::store::{Phase, SlotKey, Store};
+use tokio::time::Instant;
+
+use crate::audit::{audit, report};
+use crate::binary::Proc;
+use crate::harness::{
+    ADMIN_TOKEN, APP_ID, SCENES, admin_json, eventually, one_scene, start_app, start_simulator,
+    temp_dir, write_config,
+};
+
+/// The status of `GET url`, or `None` when nothing answers.
+async fn status(url: &str) -> Option<u16> {
+    let response = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(ADMIN_TOKEN)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    Some(response.status().as_u16())
+}
+
+/// Polls `url` until it answers `want`; panics after `limit`.
+async fn until_status(url: &str, want: u16, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while status(url).await != Some(want) {
+        assert!(Instant::now() < deadline, "{url} never answered {want}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn refused_lists(sim: &SimHandle) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.status == Some(503))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_only_once_a_list_succeeded_and_alive_all_along() {
+    let sim = start_simulator().await;
+    sim.inject(FaultRule {
+        method: Some("GET".into()),
+        path_contains: "/cloud-player/players".into(),
+        count: 1_000_000,
+        action: FaultAction::Status(503),
+    });
+    let dir = temp_dir("readyz");
+    let config = write_config(&dir, &sim, &one_scene("revertive"));
+    let app = start_app(config, Store::temporary().unwrap()).await;
+    let base = format!("http://{}", app.addr());
+    eventually(Duration::from_secs(20), "two Lists refused", || {
+        refused_lists(&sim) >= 2
+    })
+    .await;
+    assert_eq!(status(&format!("{base}/readyz")).await, Some(503));
+    assert_eq!(status(&format!("{base}/healthz")).await, Some(200));
+
+    sim.clear_faults();
+    until_status(&format!("{base}/readyz"), 200, Duration::from_secs(30)).await;
+    assert_eq!(status(&format!("{base}/healthz")).await, Some(200));
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn desired() -> Vec<(String, u32)> {
+    ["news", "sports", "lobby"]
+        .iter()
+        .map(|s| (s.to_string(), 3))
+        .collect()
+}
+
+/// Desired slots whose live players have all failed (or that have none).
+fn slots_needing_a_player(sim: &SimHandle) -> BTreeSet<(String, u32)> {
+    let healthy: BTreeSet<(String, u32)> = sim
+        .players(APP_ID)
+        .into_iter()
+        .filter(|p| p.status != PlayerStatus::Failed)
+        .filter_map(|p| naming::parse("pk", p.name.as_deref()?))
+        .map(|n| (n.scene, n.slot))
+        .collect();
+    desired()
+        .into_iter()
+        .flat_map(|(scene, slots)| (0..slots).map(move |s| (scene.clone(), s)))
+        .filter(|slot| !healthy.contains(slot))
+        .collect()
+}
+
+fn fail_all(sim: &SimHandle, role: &str) {
+    for p in sim.players(APP_ID) {
+        if p.name.as_deref().is_some_and(|n| n.contains(role)) {
+            sim.fail_player(APP_ID, &p.id);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_storm_exits_0_in_time_and_the_restart_duplicates_nothing() {
+    let dir = temp_dir("sigterm");
+    let sim = start_simulator().await;
+    write_config(&dir, &sim, SCENES);
+    let proc = Proc::start(&dir).await;
+    sim.set_ncs_url(APP_ID, Some(format!("http://{}/ncs/e2e", proc.addr)));
+    eventually(Duration::from_secs(30), "9 running", || {
+        audit(&sim, &desired()).converged()
+    })
+    .await;
+
+    // The storm: every master fails, and Agora takes 3 s to answer each replacement's
+    // Create, so they are in flight when SIGTERM arrives; the first backups fail as it
+    // arrives.
+    sim.inject(FaultRule {
+        method: Some("POST".into()),
+        path_contains: "/cloud-player/players".into(),
+        count: 100,
+        action: FaultAction::Delay(Duration::from_secs(3)),
+    });
+    fail_all(&sim, "_m_");
+    let scenes_url = format!("http://{}/v1/scenes", proc.addr);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let scenes: serde_json::Value = admin_json(&scenes_url).await;
+        let intents = scenes
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["slots"][0]["generation"] == 2)
+            .count();
+        if intents == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no replacement intents: {scenes}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fail_all(&sim, "_b1_");
+    let signalled = Instant::now();
+    let mut proc = proc;
+    proc.terminate();
+
+    // Unready while in-flight calls drain, then gone.
+    let readyz = format!("http://{}/readyz", proc.addr);
+    let mut unready_seen = false;
+    while let Some(code) = status(&readyz).await {
+        unready_seen |= code == 503;
+        assert!(
+            signalled.elapsed() < Duration::from_secs(30),
+            "still serving"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (exit, _) = proc.exit_within(Duration::from_secs(30)).await;
+    let took = signalled.elapsed();
+    report(&format!("SIGTERM during a storm: {exit} after {took:?}"));
+    assert!(exit.success(), "exit status {exit}");
+    assert!(unready_seen, "/readyz never said 503 while draining");
+    assert!(
+        took < Duration::from_secs(30),
+        "past Kubernetes' grace: {took:?}"
+    );
+
+    // The held creates finished and their answers were flushed before the exit.
+    let store = Store::open(&dir.join("store")).unwrap();
+    for scene in ["news", "sports", "lobby"] {
+        let master = store.slot(&SlotKey::new("e2e", scene, 0)).unwrap().unwrap();
+        assert_eq!(
+            (master.generation, master.phase),
+            (2, Phase::Created),
+            "{scene}"
+        );
+    }
+    drop(store);
+
+    sim.clear_faults();
+    let needing = slots_needing_a_player(&sim);
+    let created_before = sim.history().len();
+    let proc = Proc::start(&dir).await;
+    sim.set_ncs_url(APP_ID, Some(format!("http://{}/ncs/e2e", proc.addr)));
+    eventually(Duration::from_secs(30), "converged after restart", || {
+        audit(&sim, &desired()).converged()
+    })
+    .await;
+    let created_after: Vec<(String, u32)> = sim.history()[created_before..]
+        .iter()
+        .filter_map(|h| naming::parse("pk", h.name.as_deref()?))
+        .map(|n| (n.scene, n.slot))
+        .collect();
+    let figures = audit(&sim, &desired());
+    report(&format!(
+        "after SIGTERM and restart: needing {needing:?}, created {created_after:?}, {figures}"
+    ));
+    assert_eq!(
+        created_after.iter().cloned().collect::<BTreeSet<_>>(),
+        needing,
+        "creates after the restart are exactly the slots without a healthy player"
+    );
+    assert_eq!(created_after.len(), needing.len(), "one create per slot");
+    assert_eq!(
+        (
+            figures.duplicates,
+            figures.healthy_deleted,
+            figures.uid_reuse
+        ),
+        (0, 0, 0)
+    );
+    proc.terminate();
+    let mut proc = proc;
+    assert!(proc.exit_within(Duration::from_secs(30)).await.0.success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
