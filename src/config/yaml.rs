@@ -29,7 +29,6 @@ pub(crate) fn options() -> Options {
     options.duplicate_keys = DuplicateKeyPolicy::Error;
     let mut budget = serde_saphyr::Budget::default();
     budget.max_nodes = MAX_NODES;
-    budget.max_events = 2 * MAX_NODES;
     options.budget = Some(budget);
     options.with_snippet = false;
     options

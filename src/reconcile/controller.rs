@@ -39,6 +39,9 @@ use crate::telemetry::Metrics;
 
 mod probing;
 
+/// How many List lags a player pullkeeper deleted is remembered as gone.
+const DELETED_MEMORY_LAGS: u32 = 10;
+
 /// Longest wait between Lists while List keeps failing.
 const LIST_BACKOFF_CAP: Duration = Duration::from_secs(60);
 
@@ -194,7 +197,11 @@ impl ProjectController {
         match self.executor.client.list_all(None).await {
             Ok(mut players) => {
                 let lag = self.settings.list_lag;
-                mem.recently_deleted.retain(|_, at| at.elapsed() < lag);
+                // Kept past the lag: the plan replaces a slot whose dead player it
+                // deleted only once no master create is in flight, which in a storm of
+                // 25 masters at 2/s takes longer than the lag.
+                mem.recently_deleted
+                    .retain(|_, at| at.elapsed() < lag * DELETED_MEMORY_LAGS);
                 players.retain(|p| !mem.recently_deleted.contains_key(&p.id));
                 let scenes = self.scenes.borrow().clone();
                 self.executor

@@ -313,8 +313,13 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     }
                     // pullkeeper deleted this slot's dead player itself, first, to make
                     // room under the quota: it is gone, so its successor goes now instead
-                    // of after the List lag and the strikes of a player gone missing.
-                    None if r.id.as_ref().is_some_and(|id| input.deleted.contains(id)) => {
+                    // of after the List lag and the strikes of a player gone missing. A
+                    // backup's waits while a master's create is in flight: masters first,
+                    // even when a master's task reaches the create rate a moment late.
+                    None if r.id.as_ref().is_some_and(|id| input.deleted.contains(id))
+                        && (key.is_master()
+                            || !input.busy_slots.iter().any(SlotKey::is_master)) =>
+                    {
                         let next = r.generation + 1;
                         creates.push((scene.priority, key.clone(), fresh(input, &key, next, None)));
                         Current::Pending(next)

@@ -341,6 +341,33 @@ fn at_full_quota_a_failed_player_is_deleted_before_its_replacement() {
 }
 
 #[test]
+fn a_deleted_backup_is_replaced_only_once_no_master_create_is_in_flight() {
+    let mut w = World::new(vec![scene("news", 1, 0), scene("sports", 0, 0)]);
+    w.records.insert(
+        key("news", 1),
+        record("pk_news_b1_1", 2, 1, Phase::Created, Some("b")),
+    );
+    w.deleted.insert("b".into());
+    w.busy_slots.insert(key("news", 0));
+    w.busy_slots.insert(key("sports", 0));
+    assert_eq!(creates(&w.plan()), vec![], "masters first");
+    w.busy_slots.clear();
+    w.records.insert(
+        key("news", 0),
+        record("pk_news_m_1", 1, 1, Phase::Created, Some("m")),
+    );
+    w.records.insert(
+        key("sports", 0),
+        record("pk_sports_m_1", 1, 1, Phase::Created, Some("s")),
+    );
+    w.observed = vec![
+        listed("pk_news_m_1", "m", 1, PlayerStatus::Running),
+        listed("pk_sports_m_1", "s", 1, PlayerStatus::Running),
+    ];
+    assert_eq!(creates(&w.plan()), vec![("pk_news_b1_2".into(), None)]);
+}
+
+#[test]
 fn old_generation_stays_until_successor_is_listed() {
     let mut w = World::new(vec![scene("news", 0, 0)]);
     w.records.insert(
