@@ -395,7 +395,7 @@ fn catalogue_of_bad_scenes() {
 #[test]
 fn alias_bomb_is_stopped_by_the_budget() {
     // Ten levels of ten aliases each: 10^10 nodes if expanded. The node budget (room for
-    // 100,000 scenes) stops it on line 7, one level before 10^7 nodes.
+    // 100,000 scenes) still stops it on line 7.
     let mut bomb = String::from("scenes:\n  - &a0 [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..10 {
         let refs = vec![format!("*a{}", i - 1); 10].join(", ");
