@@ -1,5 +1,8 @@
 //! Per-player `lts` ordering for NCS notices: NCS may deliver a player's events out of
 //! order or late, and only an event newer than the last one seen may reach the inbox.
+//! `lts` is in milliseconds, so two events of one player can share it (a player that
+//! connects at once sends `created` and `running` in the same millisecond); then the
+//! lifecycle stage decides: created < status < destroyed.
 //!
 //! Kept apart from the receiver because it is plain bookkeeping with its own memory bound,
 //! tested without HTTP; the receiver holds one behind a lock (re-exported there as
@@ -7,14 +10,22 @@
 
 use std::collections::HashMap;
 
-/// The last `lts` seen per (project, player), bounded in memory.
+/// Where an event stands in a player's life, for events that share an `lts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    Created,
+    Status,
+    Destroyed,
+}
+
+/// The last `lts` (and stage) seen per (project, player), bounded in memory.
 ///
 /// Entries more than `retain_ms` behind the newest `lts` are pruned (hourly in `lts` time,
 /// or when more than `cap` players are tracked); pruning raises a floor below which every
 /// notice is stale, so a forgotten player cannot be rolled back by a late delivery.
 #[derive(Debug)]
 pub struct LtsOrder {
-    last: HashMap<(String, String), u64>,
+    last: HashMap<(String, String), (u64, Stage)>,
     newest: u64,
     floor: u64,
     last_prune: u64,
@@ -34,17 +45,18 @@ impl LtsOrder {
         }
     }
 
-    /// True (and remembered) when `lts` is newer than anything seen for the player.
-    pub fn admit(&mut self, project: &str, player: &str, lts: u64) -> bool {
+    /// True (and remembered) when the event is newer than anything seen for the player:
+    /// a later `lts`, or the same `lts` and a later stage.
+    pub fn admit(&mut self, project: &str, player: &str, lts: u64, stage: Stage) -> bool {
         if lts < self.floor {
             return false;
         }
         let key = (project.to_string(), player.to_string());
         match self.last.get_mut(&key) {
-            Some(last) if lts <= *last => return false,
-            Some(last) => *last = lts,
+            Some(last) if (lts, stage) <= *last => return false,
+            Some(last) => *last = (lts, stage),
             None => {
-                self.last.insert(key, lts);
+                self.last.insert(key, (lts, stage));
             }
         }
         self.newest = self.newest.max(lts);
@@ -69,14 +81,14 @@ impl LtsOrder {
         self.last_prune = self.newest;
         self.floor = self.floor.max(self.newest.saturating_sub(self.retain_ms));
         let floor = self.floor;
-        self.last.retain(|_, lts| *lts >= floor);
+        self.last.retain(|_, (lts, _)| *lts >= floor);
         if self.last.len() > self.cap {
             // Still too many: keep the newest half of the cap.
-            let mut all: Vec<u64> = self.last.values().copied().collect();
+            let mut all: Vec<u64> = self.last.values().map(|(lts, _)| *lts).collect();
             all.sort_unstable();
             self.floor = all[all.len() - self.cap / 2];
             let floor = self.floor;
-            self.last.retain(|_, lts| *lts >= floor);
+            self.last.retain(|_, (lts, _)| *lts >= floor);
         }
     }
 }
@@ -88,31 +100,47 @@ mod tests {
 
     #[test]
     fn lts_order_admits_only_newer_events_per_player() {
+        use Stage::*;
         let mut o = LtsOrder::new(ORDER_RETAIN_MS, ORDER_CAP);
-        assert!(o.admit("p", "a", 200));
-        assert!(!o.admit("p", "a", 100));
-        assert!(!o.admit("p", "a", 200), "equal lts is not newer");
-        assert!(o.admit("p", "a", 201));
-        assert!(o.admit("p", "b", 100), "players are independent");
-        assert!(o.admit("q", "a", 100), "projects are independent");
+        assert!(o.admit("p", "a", 200, Status));
+        assert!(!o.admit("p", "a", 100, Status));
+        assert!(
+            !o.admit("p", "a", 200, Status),
+            "equal lts and stage is not newer"
+        );
+        assert!(!o.admit("p", "a", 200, Created), "nor an earlier stage");
+        assert!(
+            o.admit("p", "a", 200, Destroyed),
+            "a later stage in the same ms is"
+        );
+        assert!(o.admit("p", "a", 201, Created));
+        assert!(o.admit("p", "b", 100, Status), "players are independent");
+        assert!(o.admit("q", "a", 100, Status), "projects are independent");
+    }
+
+    #[test]
+    fn created_and_running_in_one_millisecond_both_count() {
+        let mut o = LtsOrder::new(ORDER_RETAIN_MS, ORDER_CAP);
+        assert!(o.admit("p", "a", 500, Stage::Created));
+        assert!(o.admit("p", "a", 500, Stage::Status));
     }
 
     #[test]
     fn lts_order_is_bounded_and_keeps_a_floor() {
         let mut o = LtsOrder::new(1_000, 10);
         for i in 0..100u64 {
-            assert!(o.admit("p", &format!("pl{i}"), 10_000 + i));
+            assert!(o.admit("p", &format!("pl{i}"), 10_000 + i, Stage::Status));
             assert!(o.len() <= 10, "cap holds at {i}: {}", o.len());
         }
         // A forgotten player cannot be rolled back by an old delivery...
-        assert!(!o.admit("p", "pl0", 10_000));
+        assert!(!o.admit("p", "pl0", 10_000, Stage::Status));
         // ...while a current event for it still passes.
-        assert!(o.admit("p", "pl0", 10_100));
+        assert!(o.admit("p", "pl0", 10_100, Stage::Status));
         // Time-based pruning: an hour (here 1 s) later the old entries go.
         let mut o = LtsOrder::new(1_000, 1_000);
-        assert!(o.admit("p", "old", 1));
-        assert!(o.admit("p", "new", 5_000));
+        assert!(o.admit("p", "old", 1, Stage::Status));
+        assert!(o.admit("p", "new", 5_000, Stage::Status));
         assert!(o.len() == 1);
-        assert!(!o.admit("p", "old", 2));
+        assert!(!o.admit("p", "old", 2, Stage::Status));
     }
 }

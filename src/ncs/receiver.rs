@@ -38,7 +38,7 @@ use super::notice::{
     EVENT_PLAYER_CREATED, EVENT_PLAYER_DESTROYED, EVENT_PLAYER_STATUS, MediaPullPayload, Notice,
     PRODUCT_MEDIA_PULL,
 };
-pub use super::order::LtsOrder;
+pub use super::order::{LtsOrder, Stage};
 use super::signature::{self, Algorithm};
 use crate::telemetry::Metrics;
 
@@ -213,7 +213,12 @@ async fn handle(
     }
     {
         let mut order = state.order.lock().unwrap_or_else(|e| e.into_inner());
-        if !order.admit(project, &observation.player_id, observation.lts) {
+        let stage = match observation.event {
+            PlayerEvent::Created { .. } => Stage::Created,
+            PlayerEvent::Destroyed { .. } => Stage::Destroyed,
+            PlayerEvent::Status(_) | PlayerEvent::Stalled => Stage::Status,
+        };
+        if !order.admit(project, &observation.player_id, observation.lts, stage) {
             return Ok(Outcome::Stale);
         }
         // Pushed under the ordering lock, so the inbox sees each player's events in lts order.
