@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -31,6 +31,7 @@ use crate::reconcile::execute::Executor;
 use crate::reconcile::sources::SourceProbing;
 use crate::reload::Reloader;
 use crate::reports::ReportsState;
+use crate::scene_feeds::SceneFeeds;
 use crate::serve::{Listening, serve};
 use crate::server::{self, ServerState};
 use crate::status::StatusBoard;
@@ -72,7 +73,7 @@ pub struct App {
     /// Stops the HTTP servers, last, so `/readyz` answers 503 while the work drains.
     stop_serving: CancellationToken,
     server: TaskTracker,
-    scenes: watch::Sender<Arc<Vec<Scene>>>,
+    scenes: Arc<SceneFeeds>,
     accepting: Arc<AtomicBool>,
     reload_now: Arc<Notify>,
     store: Store,
@@ -103,7 +104,10 @@ impl App {
         let clock = Clock::new();
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let (scenes_tx, scenes_rx) = watch::channel(Arc::new(config.scenes.clone()));
+        let feeds = Arc::new(SceneFeeds::new(
+            &config.scenes,
+            config.settings.projects.iter().map(|p| p.id.as_str()),
+        ));
         if let Some(recovery) = store.recovery() {
             metrics.store_recoveries.inc();
             tracing::warn!(aside = %recovery.aside.display(),
@@ -123,7 +127,7 @@ impl App {
         tokio::spawn(crate::appwebhook::dispatch(
             switch_rx,
             config.settings.app_webhook.clone(),
-            scenes_rx.clone(),
+            feeds.all(),
             metrics.clone(),
         ));
 
@@ -159,9 +163,10 @@ impl App {
                     client,
                     store: store.clone(),
                     clock,
+                    noted_uids: Default::default(),
                 }),
                 settings: config.settings.reconcile.clone(),
-                scenes: scenes_rx.clone(),
+                scenes: feeds.project(&project.id),
                 board: board.clone(),
                 metrics: metrics.clone(),
                 listed_once: flag,
@@ -223,12 +228,10 @@ impl App {
             clock,
             now: reload_now.clone(),
         };
-        let apply_to = scenes_tx.clone();
+        let apply_to = feeds.clone();
         tracker.spawn(reloader.run(
             initial,
-            move |scenes| {
-                apply_to.send_replace(Arc::new(scenes));
-            },
+            move |scenes| apply_to.send(scenes),
             cancel.child_token(),
         ));
 
@@ -285,7 +288,7 @@ impl App {
             tracker,
             stop_serving,
             server,
-            scenes: scenes_tx,
+            scenes: feeds,
             accepting,
             reload_now,
             store,
@@ -310,7 +313,7 @@ impl App {
 
     /// Replaces the desired scenes; controllers re-plan at once.
     pub fn set_scenes(&self, scenes: Vec<Scene>) {
-        self.scenes.send_replace(Arc::new(scenes));
+        self.scenes.send(scenes);
     }
 
     /// Goes unready, starts no new work (calls waiting for the rate limiter are not

@@ -37,6 +37,7 @@ pub mod probe;
 pub mod reconcile;
 pub mod reload;
 pub mod reports;
+pub mod scene_feeds;
 pub mod serve;
 pub mod server;
 pub mod simulator;

@@ -158,16 +158,24 @@ struct FlushEpochs {
 /// Schema version written into every [`SlotRecord`].
 pub const RECORD_VERSION: u32 = 1;
 
+/// sled's page cache. Its default (1 GiB) is sized for a database, not for a few hundred
+/// bytes per player: 50,000 players' records fit in a fraction of this, and the
+/// container's memory limit must not be spent on cache.
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
 impl Store {
     /// Opens (or creates) the store at `path`. Call once per process.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(path).open()?;
-        Store::from_db(db)
+        Store::from_db(Store::config().path(path).open()?)
     }
 
     /// A store in a temporary directory that vanishes on drop (tests, demos).
     pub fn temporary() -> Result<Store, StoreError> {
-        Store::from_db(sled::Config::new().temporary(true).open()?)
+        Store::from_db(Store::config().temporary(true).open()?)
+    }
+
+    fn config() -> sled::Config {
+        sled::Config::new().cache_capacity(CACHE_BYTES)
     }
 
     fn from_db(db: sled::Db) -> Result<Store, StoreError> {

@@ -33,6 +33,10 @@ pub struct Executor {
     pub client: Arc<MediaPullClient>,
     pub store: Store,
     pub clock: Clock,
+    /// (channel, uid) pairs this process has already written to the store: a List
+    /// repeats every player every poll, and rewriting them all was a sled
+    /// compare-and-swap per player per poll (BENCHMARKS.md, scale).
+    pub noted_uids: std::sync::Mutex<std::collections::HashSet<(String, u32)>>,
 }
 
 impl Executor {
@@ -305,6 +309,7 @@ impl Executor {
     /// each scene's high-water mark to the UIDs of its own listed players: after a lost
     /// store, that is what tells which part of the range the scene already used.
     pub fn note_uids(&self, players: &[ListedPlayer], prefix: &str, scenes: &[Scene]) {
+        let mut noted = self.noted_uids.lock().unwrap_or_else(|e| e.into_inner());
         for p in players {
             let (Some(channel), Some(uid)) = (p.channel_name.as_deref(), p.uid) else {
                 continue;
@@ -312,21 +317,29 @@ impl Executor {
             let Ok(uid) = u32::try_from(uid) else {
                 continue;
             };
-            let name = p.name.as_deref().unwrap_or("");
-            if let Err(e) = self.store.note_uid(&self.project, channel, uid, name) {
-                tracing::error!(error = %e, "cannot record a seen UID");
-            }
-            let Some(parsed) = naming::parse(prefix, name) else {
+            if noted.contains(&(channel.to_string(), uid)) {
                 continue;
-            };
-            let own_scene = scenes.iter().find(|s| {
-                s.project == self.project && s.name == parsed.scene && s.channel == channel
+            }
+            let name = p.name.as_deref().unwrap_or("");
+            let mut written = self
+                .store
+                .note_uid(&self.project, channel, uid, name)
+                .map(|_| ());
+            let own_scene = naming::parse(prefix, name).and_then(|parsed| {
+                scenes.iter().find(|s| {
+                    s.project == self.project && s.name == parsed.scene && s.channel == channel
+                })
             });
             if let Some(scene) = own_scene
                 && (scene.uids.start..=scene.uids.end).contains(&uid)
-                && let Err(e) = self.store.raise_uid_hwm(&self.project, &scene.name, uid)
             {
-                tracing::error!(error = %e, "cannot raise a UID high-water mark");
+                written = written.and(self.store.raise_uid_hwm(&self.project, &scene.name, uid));
+            }
+            match written {
+                Ok(()) => {
+                    noted.insert((channel.to_string(), uid));
+                }
+                Err(e) => tracing::error!(error = %e, "cannot record a seen UID"),
             }
         }
     }
