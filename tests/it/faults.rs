@@ -232,17 +232,10 @@ async fn list_lag_of_ten_seconds() {
         "",
         "poll_interval: 500ms, list_lag: 12s",
     );
-    let store = Store::temporary().unwrap();
-    let app = start_app(config, store.clone()).await;
-    connect_ncs(&sim, &app);
-    let r = Running {
-        app,
-        sim,
-        dir,
-        store,
-    }
-    .until_both_running()
-    .await;
+    let r = Running::launch(sim, dir, config)
+        .await
+        .until_both_running()
+        .await;
     let failed = BTreeSet::from([fail_on_air(&r)]);
     converged(&r.app, &r.sim, NEWS, CONVERGE).await;
     assert_eq!(r.sim.history().len(), 3, "one replacement, nothing else");
@@ -271,17 +264,10 @@ async fn through_domains(tag: &str, resolve: impl Fn(&SimHandle, &str) -> String
     assert!(text.contains(&api));
     std::fs::write(&path, text).unwrap();
     let config = pullkeeper::config::load_with_env(&path, &crate::harness::env()).unwrap();
-    let store = Store::temporary().unwrap();
-    let app = start_app(config, store.clone()).await;
-    connect_ncs(&sim, &app);
-    let r = Running {
-        app,
-        sim,
-        dir,
-        store,
-    }
-    .until_both_running()
-    .await;
+    let r = Running::launch(sim, dir, config)
+        .await
+        .until_both_running()
+        .await;
     assert!(
         r.app
             .metrics

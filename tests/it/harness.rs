@@ -197,6 +197,17 @@ impl Running {
         let dir = temp_dir(tag);
         let sim = start_simulator().await;
         let config = write_config_full(&dir, &sim, scenes, extra, reconcile);
+        Running::with_store(sim, dir, config).await
+    }
+
+    /// Starts an app with `config` on a fresh store, its NCS notices delivered by `sim`.
+    pub async fn launch(sim: SimHandle, dir: PathBuf, config: Config) -> Running {
+        let r = Running::with_store(sim, dir, config).await;
+        connect_ncs(&r.sim, &r.app);
+        r
+    }
+
+    async fn with_store(sim: SimHandle, dir: PathBuf, config: Config) -> Running {
         let store = Store::temporary().unwrap();
         let app = start_app(config, store.clone()).await;
         Running {

@@ -10,14 +10,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use pullkeeper::simulator::{FaultAction, FaultRule, NcsChaos};
-use pullkeeper::store::Store;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use crate::harness::{
-    APP_ID, FAST, Running, SCENES, connect_ncs, start_app, start_simulator, temp_dir,
-    write_config_full,
-};
+use crate::harness::{APP_ID, FAST, Running, SCENES, start_simulator, temp_dir, write_config_full};
 use crate::invariants::{assert_clean, converged, duplicates, orphans};
 
 const SCENE_PLAYERS: &[(&str, u32)] = &[("news", 3), ("sports", 3), ("lobby", 3)];
@@ -54,15 +50,7 @@ async fn seeded_soak_mixes_every_fault() {
         .replace("timeout: 5s", "timeout: 1s");
     std::fs::write(&path, text).unwrap();
     let config = pullkeeper::config::load_with_env(&path, &crate::harness::env()).unwrap();
-    let store = Store::temporary().unwrap();
-    let app = start_app(config, store.clone()).await;
-    connect_ncs(&sim, &app);
-    let r = Running {
-        app,
-        sim,
-        dir,
-        store,
-    };
+    let r = Running::launch(sim, dir, config).await;
     converged(&r.app, &r.sim, SCENE_PLAYERS, Duration::from_secs(60)).await;
     let switches_before = switches(&r);
     let ncs_url = format!("http://{}/ncs/e2e", r.app.addr());
