@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::agora::client::{Endpoint, Transports};
+use crate::agora::client::{Endpoint, TransportError, Transports};
 use crate::agora::domains::{DomainPool, Domains, Overrides};
 use crate::agora::{ApiLimiters, ClientConfig, MediaPullClient};
 use crate::clock::Clock;
@@ -51,7 +51,7 @@ pub enum AppError {
     #[error("cannot build the HTTP client for project {project}: {source}")]
     Client {
         project: String,
-        source: reqwest::Error,
+        source: TransportError,
     },
     #[error("cannot serve HTTP: {0}")]
     Serve(#[from] std::io::Error),
@@ -378,12 +378,12 @@ fn limiter(rate: &Rate) -> RateLimiter {
 }
 
 /// The Media Pull client of one project, limited to its configured QPS, on a transport
-/// shared with the projects that have the same transport settings.
+/// of its own made with the TLS configuration all projects share.
 pub fn build_client(
     project: &Project,
     metrics: &Metrics,
     transports: &Transports,
-) -> Result<MediaPullClient, reqwest::Error> {
+) -> Result<MediaPullClient, TransportError> {
     let qps = &project.limits.qps;
     let endpoint = match &project.api.base_url {
         Some(url) => Endpoint::Fixed(url.clone()),

@@ -27,7 +27,7 @@ mod ncs_ip;
 mod transport;
 
 pub use ncs_ip::{NCS_IP_PATHS, NcsIps};
-pub use transport::{Transports, transport};
+pub use transport::{TransportError, Transports, transport};
 
 /// Longest pause a `Retry-After` can impose. Agora documents none; a larger value is a
 /// broken answer, and honouring it would stop failovers (or overflow the clock).
@@ -408,10 +408,10 @@ impl MediaPullClient {
         (limiter, rank): (&RateLimiter, i64),
         req: RequestBuilder,
     ) -> Result<(Response, String), ApiError> {
-        let waited = tokio::select! {
+        let (waited, in_flight) = tokio::select! {
             biased;
             _ = self.stop.cancelled() => return Err(ApiError::Stopped { op }),
-            waited = limiter.acquire_ranked(rank) => waited,
+            sent = limiter.acquire_ranked(rank) => sent,
         };
         if let Some(observe) = &self.on_wait {
             observe(op, waited);
@@ -424,6 +424,8 @@ impl MediaPullClient {
             Ok(response) if response.status().is_success() => Ok((response, request_id)),
             Ok(response) => Err(refusal(op, response, &request_id).await),
         };
+        // Answered (or given up on): from now on the call's windows run out.
+        drop(in_flight);
         if let Some(observe) = &self.observer {
             let label = match &outcome {
                 Ok(_) => "2xx",

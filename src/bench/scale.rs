@@ -22,6 +22,8 @@ use crate::store::Store;
 const CREATES_PER_SECOND: f64 = 2.0;
 /// What the simulator takes to turn a new player `running` (its default).
 const CONNECT_DELAY_S: f64 = 1.0;
+/// How long the simulator's List hides a new player (its default, like Agora's, §1.6).
+const LIST_LAG: Duration = Duration::from_secs(10);
 
 fn sim_yaml(layout: Layout, pk: std::net::SocketAddr) -> String {
     let mut y = format!("credentials:\n  - [{CUSTOMER_ID}, {CUSTOMER_SECRET}]\nprojects:\n");
@@ -120,8 +122,9 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<Vec<Report>> {
     .await?;
     let converge_cpu = rig::cpu_seconds()? - cpu0;
 
-    // Steady state: one poll interval to settle, then a measured window.
-    tokio::time::sleep(poll).await;
+    // Steady state: the last players run (NCS said so) before List shows them; a List
+    // lag and a poll later every List repeats the picture. Then a measured window.
+    tokio::time::sleep(LIST_LAG + poll).await;
     let (count0, sum0, buckets0) = passes(&app);
     let cpu1 = rig::cpu_seconds()?;
     let wall = Instant::now();
@@ -145,10 +148,13 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<Vec<Report>> {
     let mut scale = Report::new("scale: 1 process, simulator in a child process");
     scale.note(format!(
         "{} projects x {} scenes x 2 players = {} players; poll 5 s; NCS on; \
-         simulator at Agora's per-project limits (create 2/s, 50 players), List lag 10 s, connect 1 s",
+         simulator at Agora's per-project limits (create 2/s, 50 players), List lag {} s, connect 1 s; \
+         steady window {} s, from a List lag and a poll after converging",
         layout.projects,
         layout.scenes,
-        layout.players()
+        layout.players(),
+        LIST_LAG.as_secs(),
+        steady_window.as_secs()
     ));
     scale.push(
         Figure::new("converge from empty", converged.as_secs_f64(), "s")
