@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::agora::client::Endpoint;
+use crate::agora::client::{Endpoint, Transports};
 use crate::agora::domains::{DomainPool, Domains, Overrides};
 use crate::agora::{ApiLimiters, ClientConfig, MediaPullClient};
 use crate::clock::Clock;
@@ -135,9 +135,10 @@ impl App {
             Some(p) => Some(Arc::new(Prober::new(p.timeout)?)),
             None => None,
         };
+        let transports = Transports::default();
         for project in &config.settings.projects {
             metrics.init_project(&project.id);
-            let client = build_client(project, &metrics)
+            let client = build_client(project, &metrics, &transports)
                 .map_err(|source| AppError::Client {
                     project: project.id.clone(),
                     source,
@@ -158,13 +159,12 @@ impl App {
             listed.push(flag.clone());
             let controller = ProjectController {
                 project: project.clone(),
-                executor: Arc::new(Executor {
-                    project: project.id.clone(),
+                executor: Arc::new(Executor::new(
+                    project.id.clone(),
                     client,
-                    store: store.clone(),
+                    store.clone(),
                     clock,
-                    noted_uids: Default::default(),
-                }),
+                )),
                 settings: config.settings.reconcile.clone(),
                 scenes: feeds.project(&project.id),
                 board: board.clone(),
@@ -377,10 +377,12 @@ fn limiter(rate: &Rate) -> RateLimiter {
     RateLimiter::new(std::iter::once(second).chain(minute))
 }
 
-/// The Media Pull client of one project, limited to its configured QPS.
+/// The Media Pull client of one project, limited to its configured QPS, on a transport
+/// shared with the projects that have the same transport settings.
 pub fn build_client(
     project: &Project,
     metrics: &Metrics,
+    transports: &Transports,
 ) -> Result<MediaPullClient, reqwest::Error> {
     let qps = &project.limits.qps;
     let endpoint = match &project.api.base_url {
@@ -394,21 +396,25 @@ pub fn build_client(
             overrides: Overrides(Arc::new(project.api.resolve.clone())),
         },
     };
-    let client = MediaPullClient::new(ClientConfig {
-        endpoint,
-        app_id: project.app_id.clone(),
-        customer_id: project.customer_id.clone(),
-        customer_secret: project.customer_secret.clone(),
-        timeout: project.api.timeout,
-        limiters: ApiLimiters {
-            create_with_name: limiter(&qps.create_with_name),
-            create_without_name: limiter(&qps.create_without_name),
-            delete: limiter(&qps.delete),
-            list: limiter(&qps.list),
-            list_filtered: limiter(&qps.list_filtered),
-            update: limiter(&qps.update),
+    let http = transports.get(project.api.timeout, &endpoint.overrides())?;
+    let client = MediaPullClient::with_transport(
+        ClientConfig {
+            endpoint,
+            app_id: project.app_id.clone(),
+            customer_id: project.customer_id.clone(),
+            customer_secret: project.customer_secret.clone(),
+            timeout: project.api.timeout,
+            limiters: ApiLimiters {
+                create_with_name: limiter(&qps.create_with_name),
+                create_without_name: limiter(&qps.create_without_name),
+                delete: limiter(&qps.delete),
+                list: limiter(&qps.list),
+                list_filtered: limiter(&qps.list_filtered),
+                update: limiter(&qps.update),
+            },
         },
-    })?;
+        http,
+    );
     let m = metrics.clone();
     let w = metrics.clone();
     let d = metrics.clone();

@@ -92,6 +92,10 @@ pub enum Command {
         /// Smaller scenarios for a smoke run; the figures are not the published ones.
         #[arg(long)]
         quick: bool,
+        /// Projects in the scale scenario (25 scenes x 2 players each), to size a process
+        /// or profile a smaller run; the published figures use the default.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=5000))]
+        projects: u32,
     },
 }
 
@@ -132,9 +136,13 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Simulate { listen, config } => {
             exit(runtime().and_then(|rt| rt.block_on(simulate(listen, config))))
         }
-        Command::Bench { scenario, quick } => exit(
+        Command::Bench {
+            scenario,
+            quick,
+            projects,
+        } => exit(
             runtime()
-                .and_then(|rt| rt.block_on(crate::bench::run(scenario, quick)))
+                .and_then(|rt| rt.block_on(crate::bench::run(scenario, quick, projects as usize)))
                 .map(|_missed| ()),
         ),
     }

@@ -4,7 +4,6 @@
 //! more than Agora allows; each request carries a fresh `X-Request-ID` so a failure can be
 //! traced in Agora's logs. Retry policy lives above this layer: a call here is one attempt.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -25,8 +24,10 @@ use super::model::{
 use crate::limits::{RateLimiter, WindowSpec};
 
 mod ncs_ip;
+mod transport;
 
 pub use ncs_ip::{NCS_IP_PATHS, NcsIps};
+pub use transport::{Transports, transport};
 
 /// Longest pause a `Retry-After` can impose. Agora documents none; a larger value is a
 /// broken answer, and honouring it would stop failovers (or overflow the clock).
@@ -55,6 +56,16 @@ pub enum Endpoint {
         /// Test-only name overrides (curl `--resolve` style).
         overrides: Overrides,
     },
+}
+
+impl Endpoint {
+    /// The name overrides the transport must resolve (none for a fixed URL).
+    pub fn overrides(&self) -> Overrides {
+        match self {
+            Endpoint::Domains { overrides, .. } => overrides.clone(),
+            Endpoint::Fixed(_) => Overrides::default(),
+        }
+    }
 }
 
 /// Everything a client needs for one Agora project.
@@ -89,6 +100,8 @@ pub type SwitchObserver = dyn Fn() + Send + Sync;
 
 pub struct MediaPullClient {
     http: reqwest::Client,
+    /// Bound on each whole request (the transport may be shared, so it is set per request).
+    timeout: Duration,
     endpoint: Endpoint,
     app_id: String,
     /// The `Authorization` value, marked sensitive so it never shows in debug output.
@@ -114,18 +127,15 @@ impl std::fmt::Debug for MediaPullClient {
 }
 
 impl MediaPullClient {
+    /// A client with a transport of its own.
     pub fn new(config: ClientConfig) -> Result<Self, reqwest::Error> {
-        crate::tls::install_crypto_provider();
-        let mut builder = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
-            .pool_idle_timeout(Duration::from_secs(60));
-        if let Endpoint::Domains { overrides, .. } = &config.endpoint
-            && !overrides.0.is_empty()
-        {
-            builder = builder.dns_resolver(Arc::new(overrides.clone()));
-        }
-        let http = builder.build()?;
+        let http = transport(config.timeout, &config.endpoint.overrides())?;
+        Ok(Self::with_transport(config, http))
+    }
+
+    /// A client on `http`, which may be shared with other projects' clients (see
+    /// [`Transports`]); it must resolve the endpoint's name overrides.
+    pub fn with_transport(config: ClientConfig, http: reqwest::Client) -> Self {
         let credentials = format!(
             "{}:{}",
             config.customer_id.expose_secret(),
@@ -135,8 +145,9 @@ impl MediaPullClient {
         let mut auth = HeaderValue::from_str(&format!("Basic {encoded}"))
             .expect("base64 is a valid header value");
         auth.set_sensitive(true);
-        Ok(MediaPullClient {
+        MediaPullClient {
             http,
+            timeout: config.timeout,
             endpoint: match config.endpoint {
                 Endpoint::Fixed(url) => Endpoint::Fixed(url.trim_end_matches('/').to_string()),
                 other => other,
@@ -152,7 +163,7 @@ impl MediaPullClient {
             on_switch: None,
             on_wait: None,
             stop: CancellationToken::new(),
-        })
+        }
     }
 
     /// Stops sending once `stop` is cancelled: a call waiting for the rate limiter or
@@ -381,7 +392,10 @@ impl MediaPullClient {
     fn request(&self, method: Method, url: &str) -> RequestBuilder {
         let mut headers = HeaderMap::new();
         headers.insert(reqwest::header::AUTHORIZATION, self.auth.clone());
-        self.http.request(method, url).headers(headers)
+        self.http
+            .request(method, url)
+            .timeout(self.timeout)
+            .headers(headers)
     }
 
     /// Sends one request with a fresh `X-Request-ID`; non-2xx answers become

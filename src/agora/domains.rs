@@ -131,7 +131,7 @@ impl DomainPool {
 }
 
 /// What a name resolves to in tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Override {
     Addr(SocketAddr),
     DnsFailure,

@@ -35,9 +35,9 @@ pub enum Scenario {
 }
 
 /// Runs `scenario` (`quick`: smaller, for a CI smoke run; its figures are not the
-/// published ones) and prints each report as it completes. Returns how many targets
-/// were missed.
-pub async fn run(scenario: Scenario, quick: bool) -> anyhow::Result<usize> {
+/// published ones; `projects`: the scale scenario's size) and prints each report as it
+/// completes. Returns how many targets were missed.
+pub async fn run(scenario: Scenario, quick: bool, projects: usize) -> anyhow::Result<usize> {
     println!(
         "pullkeeper {} bench {:?}{} on {}",
         env!("CARGO_PKG_VERSION"),
@@ -65,7 +65,7 @@ pub async fn run(scenario: Scenario, quick: bool) -> anyhow::Result<usize> {
         done(intake::run(quick).await?);
     }
     if wanted(Scenario::Scale) {
-        for r in scale::run(quick).await? {
+        for r in scale::run(quick, projects).await? {
             done(r);
         }
     }

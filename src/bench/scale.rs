@@ -89,9 +89,9 @@ fn passes(app: &App) -> (u64, f64, Vec<(f64, u64)>) {
     (h.get_sample_count(), h.get_sample_sum(), buckets)
 }
 
-pub async fn run(quick: bool) -> anyhow::Result<Vec<Report>> {
+pub async fn run(quick: bool, projects: usize) -> anyhow::Result<Vec<Report>> {
     let layout = Layout {
-        projects: if quick { 20 } else { 1000 },
+        projects: if quick { projects.min(20) } else { projects },
         scenes: 25,
     };
     let steady_window = Duration::from_secs(if quick { 10 } else { 30 });

@@ -24,7 +24,7 @@ use crate::ncs::inbox::{Inbox, PlayerEvent};
 use crate::probe::monitor::SourceMonitor;
 use crate::reconcile::busy::Busy;
 use crate::reconcile::evidence::{Evidence, ProbeAnswer};
-use crate::reconcile::execute::{ExecError, Executor};
+use crate::reconcile::execute::{ExecError, Executor, Slots};
 use crate::reconcile::launch::Done;
 use crate::reconcile::naming::SLATE_SLOT;
 use crate::reconcile::onair::SwitchReason;
@@ -34,7 +34,7 @@ use crate::reconcile::sources::{self, SourceProbing};
 use crate::reconcile::wake::{sleep_until_opt, tick_opt};
 use crate::reconcile::{health, naming, observe, spec};
 use crate::status::StatusBoard;
-use crate::store::{SlotKey, SlotRecord};
+use crate::store::SlotKey;
 use crate::telemetry::Metrics;
 
 mod probing;
@@ -92,6 +92,28 @@ struct Memory {
     sources: Option<SourceMonitor>,
     /// Held slots at the last pass, to log only changes.
     held: Vec<SlotKey>,
+    /// Set by a pass that decided nothing; see [`Quiet`].
+    quiet: Option<Quiet>,
+}
+
+/// What a pass that decided nothing planned from, besides the picture. A List that
+/// repeats the picture, with these records and before `recheck_at_ms`, would plan the
+/// same nothing again (`plan_tests::props::a_plan_holds_until_its_recheck_instant`):
+/// it gets no pass. At scale that is nearly every poll, and a pass per poll was most of
+/// pullkeeper's steady CPU (BENCHMARKS.md, scale). Every other trigger still passes.
+struct Quiet {
+    records: Arc<Slots>,
+    recheck_at_ms: Option<u64>,
+}
+
+/// What a List brought.
+enum Listed {
+    /// A picture or strikes that differ from the last ones.
+    News,
+    /// The same picture and strikes again.
+    Same,
+    /// No List (an outage): retry after this long.
+    Failed(Duration),
 }
 
 impl ProjectController {
@@ -132,8 +154,13 @@ impl ProjectController {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = poll.tick() => {
-                    if let Some(backoff) = self.list(&mut mem).await {
+                    let listed = self.list(&mut mem).await;
+                    if let Listed::Failed(backoff) = listed {
                         poll.reset_at(Instant::now() + backoff);
+                    }
+                    if !matches!(listed, Listed::News) && self.still_quiet(&mem) {
+                        self.metrics.reconcile_skipped.with_label_values(&[&project]).inc();
+                        replan = false;
                     }
                 }
                 changed = self.scenes.changed() => {
@@ -190,9 +217,22 @@ impl ProjectController {
         while tasks.join_next().await.is_some() {}
     }
 
-    /// Polls List. On failure returns how long to back off: a failing List is an outage
-    /// of Agora's API, counted and alerted on, and never evidence against a player.
-    async fn list(&self, mem: &mut Memory) -> Option<Duration> {
+    /// Whether the last pass decided nothing and would decide nothing again now, given
+    /// an unchanged picture (see [`Quiet`]).
+    fn still_quiet(&self, mem: &Memory) -> bool {
+        let Some(quiet) = &mem.quiet else {
+            return false;
+        };
+        let now_ms = self.executor.clock.now_ms();
+        quiet.recheck_at_ms.is_none_or(|at| now_ms < at)
+            && self
+                .records()
+                .is_ok_and(|records| Arc::ptr_eq(&records, &quiet.records))
+    }
+
+    /// Polls List. A failing List is an outage of Agora's API, counted and alerted on,
+    /// and never evidence against a player.
+    async fn list(&self, mem: &mut Memory) -> Listed {
         let project = &self.project.id;
         match self.executor.client.list_all(None).await {
             Ok(mut players) => {
@@ -207,6 +247,7 @@ impl ProjectController {
                 self.executor
                     .note_uids(&players, &self.project.name_prefix, &scenes);
                 let now_ms = self.executor.clock.now_ms();
+                let strikes_before = mem.strikes.clone();
                 if let Ok(records) = self.records() {
                     if let Some(previous) = &mem.players {
                         observe::carry_over_young(
@@ -235,11 +276,12 @@ impl ProjectController {
                 }
                 mem.list_failures = 0;
                 self.listed_once.store(true, Ordering::Release);
+                let news = mem.players.as_ref() != Some(&players) || mem.strikes != strikes_before;
                 mem.players = Some(players);
-                None
+                if news { Listed::News } else { Listed::Same }
             }
             // Shutting down: not an outage, and the loop ends next.
-            Err(e) if e.class() == ErrorClass::Stopped => None,
+            Err(e) if e.class() == ErrorClass::Stopped => Listed::Same,
             Err(e) => {
                 self.metrics.api_outage.with_label_values(&[project]).set(1);
                 // Doubling from the poll interval: a 5 s poll retries at 10, 20, 40, 60 s,
@@ -252,7 +294,7 @@ impl ProjectController {
                 mem.list_failures += 1;
                 tracing::warn!(project = %project, error = %e, failures = mem.list_failures,
                     "List failed; acting on per-player evidence only");
-                Some(backoff)
+                Listed::Failed(backoff)
             }
         }
     }
@@ -267,8 +309,8 @@ impl ProjectController {
         };
         let (busy_slots, _) = mem.busy.for_plan();
         let due: Vec<_> = records
-            .into_iter()
-            .filter_map(|(key, record)| Some((record.id.clone()?, key, record)))
+            .iter()
+            .filter_map(|(key, record)| Some((record.id.clone()?, key.clone(), record.clone())))
             .filter(|(id, key, _)| {
                 let listed = players
                     .iter()
@@ -366,13 +408,8 @@ impl ProjectController {
         changed
     }
 
-    fn records(&self) -> Result<BTreeMap<SlotKey, SlotRecord>, crate::store::StoreError> {
-        Ok(self
-            .executor
-            .store
-            .project_slots(&self.project.id)?
-            .into_iter()
-            .collect())
+    fn records(&self) -> Result<Arc<Slots>, crate::store::StoreError> {
+        self.executor.slots()
     }
 
     /// One plan, the publication of its picture, and the start of its actions.
@@ -457,7 +494,7 @@ impl ProjectController {
         }
         // Publish before starting anything: the on-air switch must not wait for creates.
         let mut strikes = mem.strikes.clone();
-        for (key, record) in &records {
+        for (key, record) in records.iter() {
             if let Some(id) = &record.id {
                 let s = strikes.entry(key.clone()).or_insert(0);
                 *s = (*s).max(mem.evidence.strikes(id));
@@ -493,11 +530,24 @@ impl ProjectController {
                 }
             }
         }
+        let switched = !published.switches.is_empty();
         if let Some(tx) = &self.switches {
             for switch in published.switches {
                 let _ = tx.send(switch);
             }
         }
+        mem.quiet = (plan.actions.is_empty()
+            && plan.held.is_empty()
+            && plan.over_quota.is_empty()
+            && busy_slots.is_empty()
+            && busy_players.is_empty()
+            && mem.recently_deleted.is_empty()
+            && mem.decision_due.is_none()
+            && !switched)
+            .then(|| Quiet {
+                records: records.clone(),
+                recheck_at_ms: plan.recheck_at_ms,
+            });
         self.probe_sources(mem, &scenes, &plan.held, tasks);
         let by_name: BTreeMap<&str, &Scene> =
             scenes.iter().map(|s| (s.name.as_str(), *s)).collect();

@@ -6,8 +6,8 @@
 //! where a 409 names the player that did get created. No crash instant yields a second
 //! player for a slot or a reused UID.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use secrecy::ExposeSecret;
 
@@ -27,6 +27,9 @@ pub enum ExecError {
     Api(#[from] ApiError),
 }
 
+/// A project's slot records by slot.
+pub type Slots = BTreeMap<SlotKey, SlotRecord>;
+
 /// Performs actions for one project.
 pub struct Executor {
     pub project: String,
@@ -36,10 +39,67 @@ pub struct Executor {
     /// (channel, uid) pairs this process has already written to the store: a List
     /// repeats every player every poll, and rewriting them all was a sled
     /// compare-and-swap per player per poll (BENCHMARKS.md, scale).
-    pub noted_uids: std::sync::Mutex<std::collections::HashSet<(String, u32)>>,
+    noted_uids: Mutex<HashSet<(String, u32)>>,
+    /// The project's slot records as last written. Decoding them all from sled twice
+    /// per poll was most of a pass at scale (BENCHMARKS.md); the executor is the only
+    /// writer of its project's slots, so it keeps this copy exact by writing through.
+    /// A new `Arc` per change lets the controller tell changed records by pointer.
+    slots: Mutex<Option<Arc<Slots>>>,
 }
 
 impl Executor {
+    pub fn new(project: String, client: Arc<MediaPullClient>, store: Store, clock: Clock) -> Self {
+        Executor {
+            project,
+            client,
+            store,
+            clock,
+            noted_uids: Mutex::default(),
+            slots: Mutex::default(),
+        }
+    }
+
+    /// The project's slot records, read from the store on first use (or after a failed
+    /// write) and from memory after that.
+    pub fn slots(&self) -> Result<Arc<Slots>, StoreError> {
+        let mut cache = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slots) = cache.as_ref() {
+            return Ok(slots.clone());
+        }
+        let loaded: Arc<Slots> = Arc::new(
+            self.store
+                .project_slots(&self.project)?
+                .into_iter()
+                .collect(),
+        );
+        *cache = Some(loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Writes (`Some`) or removes (`None`) a slot record in the store and in the copy.
+    /// Under the copy's lock, so a concurrent first read cannot miss the write.
+    fn write_slot(&self, key: &SlotKey, record: Option<&SlotRecord>) -> Result<(), StoreError> {
+        let mut cache = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let written = match record {
+            Some(r) => self.store.put_slot(key, r),
+            None => self.store.remove_slot(key),
+        };
+        match (&written, cache.as_ref()) {
+            (Ok(()), Some(current)) => {
+                let mut next = Slots::clone(current);
+                match record {
+                    Some(r) => next.insert(key.clone(), r.clone()),
+                    None => next.remove(key),
+                };
+                *cache = Some(Arc::new(next));
+            }
+            (Ok(()), None) => {}
+            // sled may or may not hold the write: read it back next time.
+            (Err(_), _) => *cache = None,
+        }
+        written
+    }
+
     /// Creates the player `name` for `key`. With `uid == None` a fresh UID is allocated;
     /// with `Some`, an earlier intent is retried as it was.
     pub async fn create(
@@ -65,7 +125,7 @@ impl Executor {
             created_at_ms: self.clock.now_ms(),
             spec: Some(spec::created(scene, key.slot)),
         };
-        self.store.put_slot(key, &record)?;
+        self.write_slot(key, Some(&record))?;
         self.store.flush().await?;
 
         let request = CreatePlayer {
@@ -92,7 +152,7 @@ impl Executor {
         // Agora created the player somewhere between request and answer, and a slow
         // answer can come long after the request: List's lag counts from the answer.
         record.created_at_ms = self.clock.now_ms();
-        self.store.put_slot(key, &record)?;
+        self.write_slot(key, Some(&record))?;
         self.store.flush().await?;
         tracing::info!(
             scene = %scene.name,
@@ -140,7 +200,7 @@ impl Executor {
         if refusal.status == 400 && refusal.message.to_ascii_lowercase().contains("uid") {
             record.uid = self.fresh_uid(scene, &record.name)?;
         }
-        self.store.put_slot(key, record)?;
+        self.write_slot(key, Some(record))?;
         self.store.flush().await?;
         Ok(())
     }
@@ -164,7 +224,7 @@ impl Executor {
             stream_url,
             channel,
         } = listed;
-        let previous = self.store.slot(key)?;
+        let previous = self.slots()?.get(key).cloned();
         // List entries may omit the uid (§1.5); an intent for the same name knows it.
         let uid = uid
             .or_else(|| previous.as_ref().filter(|r| r.name == name).map(|r| r.uid))
@@ -203,7 +263,7 @@ impl Executor {
             created_at_ms,
             spec: Some(spec),
         };
-        self.store.put_slot(key, &record)?;
+        self.write_slot(key, Some(&record))?;
         self.store.flush().await?;
         if previous.as_ref().is_none_or(|r| r.name != name) {
             tracing::info!(scene = %scene.name, role = role(key.slot), name, uid, id, "player adopted");
@@ -268,7 +328,7 @@ impl Executor {
         if let Some(spec) = &mut record.spec {
             spec.live = to.clone();
         }
-        self.store.put_slot(key, &record)?;
+        self.write_slot(key, Some(&record))?;
         self.store.flush().await?;
         tracing::info!(
             scene = %key.scene,
@@ -345,7 +405,7 @@ impl Executor {
     }
 
     pub fn forget(&self, key: &SlotKey) -> Result<(), ExecError> {
-        self.store.remove_slot(key)?;
+        self.write_slot(key, None)?;
         Ok(())
     }
 }

@@ -187,6 +187,10 @@ pub struct Plan {
     pub over_quota: Vec<SlotKey>,
     /// Slots that need a replacement their source does not clear (yet).
     pub held: Vec<SlotKey>,
+    /// The earliest `now_ms` at which the same inputs could plan differently (a List
+    /// lag or the unseen window running out); `None`: time alone changes nothing. The
+    /// controller skips a pass whose inputs repeat a quiet plan's before this instant.
+    pub recheck_at_ms: Option<u64>,
 }
 
 /// A status after which a player will never play again.
@@ -236,6 +240,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let mut rollouts: Vec<(i32, SlotKey, Action)> = Vec::new();
     let mut pending_live = 0u32;
     let mut dead_waiting: Vec<(SlotKey, &Owned<'_>)> = Vec::new();
+    let mut recheck_at_ms: Option<u64> = None;
+    let mut recheck_at = |at: u64| recheck_at_ms = Some(recheck_at_ms.map_or(at, |r| r.min(at)));
     let mut delete = |o: &Owned<'_>, reason| {
         if !input.busy_players.contains(&o.player.id) {
             deletes.push(Action::Delete {
@@ -327,6 +333,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     None if r.phase != Phase::Refused
                         && r.within_list_lag(input.now_ms, input.list_lag_ms) =>
                     {
+                        recheck_at(r.created_at_ms.saturating_add(input.list_lag_ms));
                         pending_live += 1;
                         Current::Pending(r.generation)
                     }
@@ -355,6 +362,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     }
                 }
             } else if input.now_ms < input.unseen_until_ms {
+                recheck_at(input.unseen_until_ms);
                 Current::Pending(1)
             } else {
                 creates.push((scene.priority, key.clone(), fresh(input, &key, 1, None)));
@@ -431,6 +439,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     rollouts.sort_by(|(pa, ka, _), (pb, kb, _)| (Reverse(pa), ka).cmp(&(Reverse(pb), kb)));
     let mut plan = Plan {
         held,
+        recheck_at_ms,
         ..Plan::default()
     };
     plan.actions.extend(deletes);

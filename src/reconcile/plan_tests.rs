@@ -238,7 +238,11 @@ fn created_player_within_list_lag_is_waited_for() {
         record("pk_news_m_1", 1, 1, Phase::Created, Some("a")),
     );
     w.now_ms = 1_000 + LAG - 1;
-    assert_eq!(w.plan(), Plan::default());
+    let wait = Plan {
+        recheck_at_ms: Some(1_000 + LAG),
+        ..Plan::default()
+    };
+    assert_eq!(w.plan(), wait, "waits, and knows until when");
 }
 
 #[test]
@@ -376,7 +380,11 @@ fn old_generation_stays_until_successor_is_listed() {
     );
     w.observed = vec![listed("pk_news_m_1", "a", 1, PlayerStatus::Running)];
     w.now_ms = 2_000;
-    assert_eq!(w.plan(), Plan::default(), "make before break");
+    let wait = Plan {
+        recheck_at_ms: Some(1_000 + LAG),
+        ..Plan::default()
+    };
+    assert_eq!(w.plan(), wait, "make before break");
     w.observed
         .push(listed("pk_news_m_2", "b", 2, PlayerStatus::Running));
     assert_eq!(

@@ -38,6 +38,9 @@ pub struct Metrics {
     pub tasks_limit: IntGaugeVec,
     pub slots_over_quota: IntGaugeVec,
     pub reconcile_passes: IntCounterVec,
+    /// Polls that needed no pass: the List repeated the picture of a pass that decided
+    /// nothing (the controller is alive, and idle).
+    pub reconcile_skipped: IntCounterVec,
     pub recreations: IntCounterVec,
     /// Stores found unreadable at start, moved aside and replaced by an empty one.
     pub store_recoveries: IntCounter,
@@ -159,6 +162,14 @@ impl Metrics {
                 Opts::new(
                     "pullkeeper_reconcile_passes_total",
                     "Reconcile passes (plans made) per project.",
+                ),
+                &["project"],
+            )
+            .expect("valid metric"),
+            reconcile_skipped: IntCounterVec::new(
+                Opts::new(
+                    "pullkeeper_reconcile_skipped_total",
+                    "Polls whose List repeated the picture of a pass that decided nothing, so no pass was needed.",
                 ),
                 &["project"],
             )
@@ -313,6 +324,7 @@ impl Metrics {
             Box::new(m.tasks_limit.clone()),
             Box::new(m.slots_over_quota.clone()),
             Box::new(m.reconcile_passes.clone()),
+            Box::new(m.reconcile_skipped.clone()),
             Box::new(m.recreations.clone()),
             Box::new(m.replacement_backoffs.clone()),
             Box::new(m.retries.clone()),
@@ -352,6 +364,7 @@ impl Metrics {
         self.domain_switches.with_label_values(&[project]);
         self.replacement_backoffs.with_label_values(&[project]);
         self.reconcile_passes.with_label_values(&[project]);
+        self.reconcile_skipped.with_label_values(&[project]);
     }
 
     /// Adds a collector whose values are computed at scrape time.

@@ -107,22 +107,31 @@ fn updates(sim: &SimHandle) -> usize {
         .count()
 }
 
-/// Reconcile passes of project `e2e` so far: each one planned from the scenes in force.
+/// Reconcile passes of project `e2e` so far, and polls that found nothing to plan: each
+/// one judged the scenes in force.
 fn passes(app: &App) -> u64 {
-    app.metrics
-        .render()
-        .lines()
-        .find_map(|l| l.strip_prefix("pullkeeper_reconcile_passes_total{project=\"e2e\"} "))
-        .map_or(0, |n| n.parse().unwrap())
+    let scrape = app.metrics.render();
+    [
+        "pullkeeper_reconcile_passes_total",
+        "pullkeeper_reconcile_skipped_total",
+    ]
+    .iter()
+    .map(|metric| {
+        scrape
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{metric}{{project=\"e2e\"}} ")))
+            .map_or(0, |n| n.parse::<u64>().unwrap())
+    })
+    .sum()
 }
 
-/// Waits until the controller has planned a few more times, so a change it was going to
+/// Waits until the controller has judged a few more times, so a change it was going to
 /// make would have started.
 async fn a_few_passes(app: &App) {
     let from = passes(app);
     eventually(
         Duration::from_secs(30),
-        "three more reconcile passes",
+        "three more reconcile passes or quiet polls",
         || passes(app) >= from + 3,
     )
     .await;

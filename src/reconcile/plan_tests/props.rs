@@ -163,3 +163,28 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// The controller skips passes on this: until `recheck_at_ms`, the passing of time
+    /// alone never changes what the same inputs plan.
+    #[test]
+    fn a_plan_holds_until_its_recheck_instant(
+        mut w in arb_world(),
+        unseen in prop::option::of(1u64..2 * LAG),
+        later in 0u64..3 * LAG,
+    ) {
+        if let Some(unseen) = unseen {
+            w.unseen_until_ms = w.now_ms + unseen;
+        }
+        let p = w.plan();
+        if let Some(at) = p.recheck_at_ms {
+            prop_assert!(at > w.now_ms, "recheck {} not after now {}", at, w.now_ms);
+        }
+        let t = w.now_ms + later;
+        if p.recheck_at_ms.is_none_or(|at| t < at) {
+            w.now_ms = t;
+            let q = w.plan();
+            prop_assert_eq!((q.actions, q.over_quota, q.held), (p.actions, p.over_quota, p.held));
+        }
+    }
+}
