@@ -20,6 +20,7 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
 
 use crate::agora::model::Region;
 use crate::reconcile::onair::OnAir;
@@ -105,12 +106,15 @@ impl SlotRecord {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+// Clone: one failed flush is the answer to every notice of the group it covered.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
     #[error("store: flush task failed: {0}")]
     Flush(String),
+    #[error("store: NCS notice writer {0}")]
+    NoticeWriter(String),
     #[error("store: corrupt value under {tree}: {detail}")]
     Corrupt { tree: &'static str, detail: String },
     #[error("store: cannot move the unreadable store {path} aside to {aside}: {detail}")]
@@ -153,6 +157,24 @@ struct FlushEpochs {
     requested: std::sync::atomic::AtomicU64,
     /// Every request with an epoch up to this one is durable.
     durable: std::sync::atomic::AtomicU64,
+}
+
+impl FlushEpochs {
+    /// Numbers a flush request; call after the writes it must cover.
+    fn request(&self) -> u64 {
+        self.requested.fetch_add(1, SeqCst) + 1
+    }
+
+    /// `None` when a flush that started after request `epoch` is already done, else the
+    /// epoch a flush starting now covers (every request numbered up to here was made
+    /// after its write).
+    fn still_needed(&self, epoch: u64) -> Option<u64> {
+        (self.durable.load(SeqCst) < epoch).then(|| self.requested.load(SeqCst))
+    }
+
+    fn done(&self, covers: u64) {
+        self.durable.fetch_max(covers, SeqCst);
+    }
 }
 
 /// Schema version written into every [`SlotRecord`].
@@ -207,20 +229,28 @@ impl Store {
     /// queued behind a flush that started after its call returns as soon as that flush
     /// is done (see [`FlushEpochs`]).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        use std::sync::atomic::Ordering::SeqCst;
-        let epoch = self.flushes.requested.fetch_add(1, SeqCst) + 1;
+        let epoch = self.flushes.request();
         let _one_at_a_time = self.flushing.lock().await;
-        if self.flushes.durable.load(SeqCst) >= epoch {
+        let Some(covers) = self.flushes.still_needed(epoch) else {
             return Ok(());
-        }
-        // Every request numbered up to here was made after its write, so this flush
-        // covers all of them.
-        let covers = self.flushes.requested.load(SeqCst);
+        };
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || db.flush())
             .await
             .map_err(|e| StoreError::Flush(e.to_string()))??;
-        self.flushes.durable.fetch_max(covers, SeqCst);
+        self.flushes.done(covers);
+        Ok(())
+    }
+
+    /// [`flush`](Self::flush) for a dedicated thread outside the runtime (the NCS notice
+    /// writer), with no hop to the blocking pool. It may run next to an async flush:
+    /// like sled's own background flusher, it waits for the log on its own thread and
+    /// parks none of sled's I/O threads, so the `flush_async` deadlock cannot arise. It
+    /// takes no lock the runtime must release, so the thread can always be joined.
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        let covers = self.flushes.requested.load(SeqCst);
+        self.db.flush()?;
+        self.flushes.done(covers);
         Ok(())
     }
 

@@ -1,13 +1,17 @@
 //! Which NCS notices were already acted on (reference §2.1: duplicates are possible).
 //!
 //! One sled tree, `ncs_notices`: dedupe key → first-seen Unix ms (8 big-endian bytes).
-//! A key is recorded with `compare_and_swap(key, None, ..)`, so of several concurrent
-//! deliveries of one notice exactly one sees "first time", and it is flushed before that
-//! answer is returned: the receiver answers 200 only for what it durably remembers.
-//! NCS stops after three retries, so a TTL of a day ([`TTL_MS`]) is far more than enough;
-//! the app calls [`NoticeLog::prune`] periodically.
+//! Keys are recorded by one writer thread ([`writer`]) in groups: of several concurrent
+//! deliveries of one notice exactly one sees "first time", and only once the flush that
+//! covers its group is done: the receiver answers 200 only for what it durably
+//! remembers. NCS stops after three retries, so a TTL of a day ([`TTL_MS`]) is far more
+//! than enough; the app calls [`NoticeLog::prune`] periodically.
+
+use std::sync::Arc;
 
 use crate::store::{Store, StoreError};
+
+mod writer;
 
 /// Name of the sled tree holding the notice ids.
 pub const TREE: &str = "ncs_notices";
@@ -15,39 +19,33 @@ pub const TREE: &str = "ncs_notices";
 /// How long a notice id is remembered (24 h).
 pub const TTL_MS: u64 = 24 * 60 * 60 * 1000;
 
-/// The durable set of notice keys already seen. Cheap to clone.
+/// The durable set of notice keys already seen. Cheap to clone; the clones share one
+/// writer thread.
 #[derive(Clone)]
 pub struct NoticeLog {
     tree: sled::Tree,
-    store: Store,
+    writer: Arc<writer::Writer>,
 }
 
 impl NoticeLog {
+    /// Opens the tree and starts its writer thread.
     pub fn open(store: &Store) -> Result<NoticeLog, StoreError> {
+        let tree = store.tree(TREE)?;
         Ok(NoticeLog {
-            tree: store.tree(TREE)?,
-            store: store.clone(),
+            writer: Arc::new(writer::Writer::start(tree.clone(), store.clone())?),
+            tree,
         })
     }
 
     /// Records `key` as first seen at `now_ms`. True exactly once per key (until pruned);
     /// a true answer is durable (flushed) when it is returned. If the flush fails the
     /// record is withdrawn again so a resend is not mistaken for a duplicate.
-    pub async fn first_time(&self, key: &str, now_ms: u64) -> Result<bool, StoreError> {
-        let value = now_ms.to_be_bytes();
-        let swapped =
-            self.tree
-                .compare_and_swap(key.as_bytes(), None::<&[u8]>, Some(&value[..]))?;
-        if swapped.is_err() {
-            return Ok(false);
-        }
-        if let Err(e) = self.store.flush().await {
-            let _ = self
-                .tree
-                .compare_and_swap(key.as_bytes(), Some(&value[..]), None::<&[u8]>);
-            return Err(e);
-        }
-        Ok(true)
+    pub async fn first_time(
+        &self,
+        key: impl Into<Vec<u8>>,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        self.writer.record(key.into(), now_ms).await
     }
 
     /// Whether `key` is recorded (tests, diagnostics).
