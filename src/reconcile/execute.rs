@@ -6,7 +6,7 @@
 //! where a 409 names the player that did get created. No crash instant yields a second
 //! player for a slot or a reused UID.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use secrecy::ExposeSecret;
@@ -36,10 +36,10 @@ pub struct Executor {
     pub client: Arc<MediaPullClient>,
     pub store: Store,
     pub clock: Clock,
-    /// (channel, uid) pairs this process has already written to the store: a List
-    /// repeats every player every poll, and rewriting them all was a sled
-    /// compare-and-swap per player per poll (BENCHMARKS.md, scale).
-    noted_uids: Mutex<HashSet<(String, u32)>>,
+    /// UIDs by channel this process has already written to the store: a List repeats
+    /// every player every poll, and rewriting them all was a sled compare-and-swap per
+    /// player per poll (BENCHMARKS.md, scale). By channel, so a lookup allocates nothing.
+    noted_uids: Mutex<HashMap<String, HashSet<u32>>>,
     /// The project's slot records as last written. Decoding them all from sled twice
     /// per poll was most of a pass at scale (BENCHMARKS.md); the executor is the only
     /// writer of its project's slots, so it keeps this copy exact by writing through.
@@ -377,7 +377,7 @@ impl Executor {
             let Ok(uid) = u32::try_from(uid) else {
                 continue;
             };
-            if noted.contains(&(channel.to_string(), uid)) {
+            if noted.get(channel).is_some_and(|uids| uids.contains(&uid)) {
                 continue;
             }
             let name = p.name.as_deref().unwrap_or("");
@@ -397,7 +397,7 @@ impl Executor {
             }
             match written {
                 Ok(()) => {
-                    noted.insert((channel.to_string(), uid));
+                    noted.entry(channel.to_string()).or_default().insert(uid);
                 }
                 Err(e) => tracing::error!(error = %e, "cannot record a seen UID"),
             }
