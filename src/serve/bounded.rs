@@ -5,8 +5,8 @@
 //! `axum::serve` keeps a connection open for as long as the client does, and each costs
 //! a task, hyper's state and an 8 KiB read buffer. A sender that opens a connection
 //! per notice in a burst and keeps them in its idle pool (the simulator does, reqwest's
-//! default) made these most of pullkeeper's memory at scale: over 1 GiB at 1,000
-//! projects (BENCHMARKS.md). Beyond the bound, new connections wait in the kernel's
+//! default) made these more than half of pullkeeper's heap at scale (heaptrack at 100
+//! projects, BENCHMARKS.md). Beyond the bound, new connections wait in the kernel's
 //! backlog until one closes; NCS asks receivers for 10 s of keep-alive (seed
 //! `000_dcb6dcd48cb5e070.txt`), which the idle timeout gives three times over.
 
