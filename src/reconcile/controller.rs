@@ -23,9 +23,10 @@ use crate::config::{Project, ReconcileSettings, ReportSettings, Scene};
 use crate::ncs::inbox::{Inbox, PlayerEvent};
 use crate::probe::monitor::SourceMonitor;
 use crate::reconcile::busy::Busy;
+use crate::reconcile::creates::CreateQueue;
 use crate::reconcile::evidence::{Evidence, ProbeAnswer};
 use crate::reconcile::execute::{ExecError, Executor, Slots};
-use crate::reconcile::launch::Done;
+use crate::reconcile::launch::{Done, PassScenes, QueuedCreate};
 use crate::reconcile::naming::SLATE_SLOT;
 use crate::reconcile::onair::SwitchReason;
 use crate::reconcile::plan::{DesiredScene, PlanInput, plan};
@@ -97,6 +98,10 @@ struct Memory {
     held: Vec<SlotKey>,
     /// Set by a pass that decided nothing; see [`Quiet`].
     quiet: Option<Quiet>,
+    /// Creates decided and not started yet; their slots are busy meanwhile.
+    creates: CreateQueue<QueuedCreate>,
+    /// A List is in flight (one at a time).
+    listing: bool,
 }
 
 impl ProjectController {
@@ -114,6 +119,7 @@ impl ProjectController {
                 .sources
                 .as_ref()
                 .map(|s| SourceMonitor::new(s.settings.interval, s.settings.max_interval)),
+            creates: CreateQueue::for_rate(self.project.limits.qps.create_with_name.per_second),
             ..Memory::default()
         };
         let mut probe = self.settings.probe_interval.map(|every| {
@@ -136,15 +142,13 @@ impl ProjectController {
             let mut replan = true;
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = poll.tick() => {
-                    let listed = self.list(&mut mem).await;
-                    if let Listed::Failed(backoff) = listed {
-                        poll.reset_at(Instant::now() + backoff);
-                    }
-                    if !matches!(listed, Listed::News) && self.still_quiet(&mem) {
-                        self.metrics.reconcile_skipped.with_label_values(&[&project]).inc();
-                        replan = false;
-                    }
+                // The List runs as a task: waiting for List's rate limit (20 per minute)
+                // must not hold up a notice's failover or a finished create's successor.
+                _ = poll.tick(), if !mem.listing => {
+                    mem.listing = true;
+                    let client = self.executor.client.clone();
+                    tasks.spawn(async move { Done::Listed(client.list_all(None).await) });
+                    replan = false;
                 }
                 changed = self.scenes.changed() => {
                     if changed.is_err() {
@@ -153,6 +157,24 @@ impl ProjectController {
                 }
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => match done {
                     Ok(Done::Slot(key, ok)) => {
+                        if !ok {
+                            self.metrics.retries.with_label_values(&["create"]).inc();
+                        }
+                        mem.busy.slot_done(key, ok);
+                    }
+                    Ok(Done::Listed(answer)) => {
+                        mem.listing = false;
+                        let listed = self.absorb_list(&mut mem, answer);
+                        if let Listed::Failed(backoff) = listed {
+                            poll.reset_at(Instant::now() + backoff);
+                        }
+                        if !matches!(listed, Listed::News) && self.still_quiet(&mem) {
+                            self.metrics.reconcile_skipped.with_label_values(&[&project]).inc();
+                            replan = false;
+                        }
+                    }
+                    Ok(Done::Create(key, ok)) => {
+                        mem.creates.finished();
                         if !ok {
                             self.metrics.retries.with_label_values(&["create"]).inc();
                         }
@@ -194,6 +216,7 @@ impl ProjectController {
                 // Notices that repeated the picture caused no decision to time.
                 mem.notices_since = None;
             }
+            self.start_creates(&mut mem.creates, &mut tasks);
         }
         // Shutdown: in-flight calls finish (the caller bounds the wait); nothing new starts,
         // and no player is deleted because pullkeeper stops.
@@ -450,10 +473,16 @@ impl ProjectController {
                 recheck_at_ms: plan.recheck_at_ms,
             });
         self.probe_sources(mem, &scenes, &plan.held, tasks);
-        let by_name: BTreeMap<&str, &Scene> =
-            scenes.iter().map(|s| (s.name.as_str(), *s)).collect();
+        let by_name = PassScenes::new(&all_scenes, project);
         for action in plan.actions {
-            self.start(action, &by_name, &records, &mut mem.busy, tasks);
+            self.start(
+                action,
+                &by_name,
+                &records,
+                &mut mem.busy,
+                &mut mem.creates,
+                tasks,
+            );
         }
     }
 }

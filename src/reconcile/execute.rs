@@ -417,7 +417,7 @@ impl Executor {
 pub fn delete_regions(
     project: &Project,
     name: &str,
-    scenes: &BTreeMap<&str, &Scene>,
+    scene_region: impl Fn(&str) -> Option<Region>,
     records: &BTreeMap<SlotKey, SlotRecord>,
 ) -> Vec<Region> {
     let parsed = naming::parse(&project.name_prefix, name);
@@ -427,11 +427,9 @@ pub fn delete_regions(
     if let Some(r) = record.filter(|r| r.name == name) {
         return vec![r.region];
     }
-    let likely = record.map(|r| r.region).or_else(|| {
-        parsed
-            .as_ref()
-            .and_then(|p| scenes.get(p.scene.as_str()).map(|s| s.region))
-    });
+    let likely = record
+        .map(|r| r.region)
+        .or_else(|| parsed.as_ref().and_then(|p| scene_region(&p.scene)));
     let mut regions: Vec<Region> = likely.into_iter().collect();
     regions.extend(Region::ALL.into_iter().filter(|r| Some(*r) != likely));
     regions

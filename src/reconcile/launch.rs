@@ -2,21 +2,28 @@
 //!
 //! Part of the controller: it runs on the controller's state, so an action starts in the
 //! same pass it was planned, and its end is reported back to the loop as a [`Done`].
+//! Creates are the exception: they queue ([`crate::reconcile::creates`]) and start as
+//! the project's create rate makes room.
 
 use std::collections::BTreeMap;
+use std::ops::Deref;
+use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
 use crate::config::Scene;
 use crate::reconcile::busy::Busy;
 use crate::reconcile::controller::ProjectController;
-use crate::reconcile::execute::{Listed, delete_regions, role};
+use crate::reconcile::creates::CreateQueue;
+use crate::reconcile::execute::{Listed, create_rank, delete_regions, role};
 use crate::reconcile::plan::Action;
 use crate::store::{SlotKey, SlotRecord};
 
 /// What a finished action frees.
 pub(super) enum Done {
     Slot(SlotKey, bool),
+    /// A create ended: its slot, and a place among the creates in flight.
+    Create(SlotKey, bool),
     /// An Update of the slot's player ended (counted apart from creates in the metrics).
     Update(SlotKey, bool),
     Player(String, bool),
@@ -27,6 +34,8 @@ pub(super) enum Done {
         id: String,
         verdict: Option<crate::reconcile::evidence::ProbeAnswer>,
     },
+    /// A List answered (or failed).
+    Listed(Result<Vec<crate::agora::model::ListedPlayer>, crate::agora::ApiError>),
     /// A probe of the source `url` ended.
     Source {
         url: String,
@@ -34,13 +43,68 @@ pub(super) enum Done {
     },
 }
 
+/// The scenes one pass planned from: a snapshot of the configuration and where each of
+/// this project's scenes sits in it.
+pub(super) struct PassScenes<'a> {
+    all: &'a Arc<Vec<Scene>>,
+    index: BTreeMap<&'a str, usize>,
+}
+
+impl<'a> PassScenes<'a> {
+    pub(super) fn new(all: &'a Arc<Vec<Scene>>, project: &str) -> PassScenes<'a> {
+        let index = all
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.project == project)
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect();
+        PassScenes { all, index }
+    }
+
+    pub(super) fn get(&self, name: &str) -> Option<&'a Scene> {
+        self.index.get(name).map(|&i| &self.all[i])
+    }
+
+    /// The scene as a task may keep it: the snapshot and an index, not a copy.
+    fn shared(&self, name: &str) -> Option<SharedScene> {
+        self.index.get(name).map(|&index| SharedScene {
+            all: Arc::clone(self.all),
+            index,
+        })
+    }
+}
+
+/// One scene of a configuration snapshot, for a task or a queued create to hold.
+pub(super) struct SharedScene {
+    all: Arc<Vec<Scene>>,
+    index: usize,
+}
+
+impl Deref for SharedScene {
+    type Target = Scene;
+
+    fn deref(&self) -> &Scene {
+        &self.all[self.index]
+    }
+}
+
+/// A create the plan decided, waiting for its turn.
+pub(super) struct QueuedCreate {
+    scene: SharedScene,
+    key: SlotKey,
+    generation: u64,
+    name: String,
+    uid: Option<u32>,
+}
+
 impl ProjectController {
     pub(super) fn start(
         &self,
         action: Action,
-        scenes: &BTreeMap<&str, &Scene>,
+        scenes: &PassScenes<'_>,
         records: &BTreeMap<SlotKey, SlotRecord>,
         busy: &mut Busy,
+        creates: &mut CreateQueue<QueuedCreate>,
         tasks: &mut JoinSet<Done>,
     ) {
         let exec = self.executor.clone();
@@ -52,7 +116,7 @@ impl ProjectController {
                 uid,
                 rollout,
             } => {
-                let Some(scene) = scenes.get(key.scene.as_str()).map(|s| (*s).clone()) else {
+                let Some(scene) = scenes.shared(&key.scene) else {
                     return;
                 };
                 // A rollout step replaces a healthy player: no failure to back off from.
@@ -69,13 +133,17 @@ impl ProjectController {
                     return;
                 }
                 busy.slots.insert(key.clone());
-                tasks.spawn(async move {
-                    let result = exec.create(&scene, &key, generation, &name, uid).await;
-                    if let Err(e) = &result {
-                        tracing::warn!(scene = %scene.name, name, error = %e, "create failed; will retry");
-                    }
-                    Done::Slot(key, result.is_ok())
-                });
+                let rank = create_rank(key.is_master(), scene.priority);
+                creates.push(
+                    rank,
+                    QueuedCreate {
+                        scene,
+                        key,
+                        generation,
+                        name,
+                        uid,
+                    },
+                );
             }
             Action::Adopt {
                 key,
@@ -86,7 +154,7 @@ impl ProjectController {
                 stream_url,
                 channel,
             } => {
-                let Some(scene) = scenes.get(key.scene.as_str()).map(|s| (*s).clone()) else {
+                let Some(scene) = scenes.shared(&key.scene) else {
                     return;
                 };
                 busy.slots.insert(key.clone());
@@ -126,7 +194,12 @@ impl ProjectController {
                 });
             }
             Action::Delete { id, name, reason } => {
-                let regions = delete_regions(&self.project, &name, scenes, records);
+                let regions = delete_regions(
+                    &self.project,
+                    &name,
+                    |s| scenes.get(s).map(|s| s.region),
+                    records,
+                );
                 self.metrics
                     .recreations
                     .with_label_values(&[reason.as_str()])
@@ -145,6 +218,26 @@ impl ProjectController {
                     tracing::error!(slot = %key, error = %e, "cannot forget slot");
                 }
             }
+        }
+    }
+
+    /// Starts waiting creates while the project has room for them (see [`CreateQueue`]).
+    pub(super) fn start_creates(
+        &self,
+        creates: &mut CreateQueue<QueuedCreate>,
+        tasks: &mut JoinSet<Done>,
+    ) {
+        while let Some(c) = creates.start_next() {
+            let exec = self.executor.clone();
+            tasks.spawn(async move {
+                let result = exec
+                    .create(&c.scene, &c.key, c.generation, &c.name, c.uid)
+                    .await;
+                if let Err(e) = &result {
+                    tracing::warn!(scene = %c.scene.name, name = c.name, error = %e, "create failed; will retry");
+                }
+                Done::Create(c.key, result.is_ok())
+            });
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod busy;
 pub mod controller;
+pub mod creates;
 pub mod evidence;
 pub mod execute;
 pub mod health;

@@ -105,7 +105,11 @@ async fn a_429_storm_pauses_and_recovers_without_a_violation() {
         action: FaultAction::Status(429),
     });
     let failed = BTreeSet::from([fail_on_air(&r)]);
-    converged(&r.app, &r.sim, NEWS, CONVERGE).await;
+    // Each 429 pauses its API for 5–6 s, and each one the replacement's Create gets
+    // moves its slot a step down Agora's retreat (5, 10, 15 s): with Lists running apart
+    // from the loop, about 4 of the 12 land on the Create, 45 s of retreat before the
+    // one that succeeds.
+    converged(&r.app, &r.sim, NEWS, CONVERGE * 2).await;
     assert_clean(&r.sim, &r.store, &failed);
     finish(r).await;
 }

@@ -88,14 +88,23 @@ async fn forty_failures_are_replaced_at_the_allowed_rate_masters_first_without_a
     .await;
     let ids: Vec<String> = sim.players(APP_ID).into_iter().map(|p| p.id).collect();
     sim.fail_players(APP_ID, &ids);
-    eventually(Duration::from_secs(90), "40 replacements running", || {
-        sim.players(APP_ID)
-            .iter()
-            .filter(|p| p.name.as_deref().is_some_and(|n| n.ends_with("_2")))
-            .filter(|p| p.status == pullkeeper::agora::model::PlayerStatus::Running)
-            .count()
-            == 40
-    })
+    // Done when 40 replacements run and every failed player is gone: a failed player
+    // whose successor was admitted at once waits for it to show in List (create, then
+    // delete), so the last deletes come a List after the last replacement runs.
+    eventually(
+        Duration::from_secs(90),
+        "40 replacements running, the failed players deleted",
+        || {
+            let players = sim.players(APP_ID);
+            players.len() == 40
+                && players
+                    .iter()
+                    .filter(|p| p.name.as_deref().is_some_and(|n| n.ends_with("_2")))
+                    .filter(|p| p.status == pullkeeper::agora::model::PlayerStatus::Running)
+                    .count()
+                    == 40
+        },
+    )
     .await;
     let requests = sim.requests();
     assert!(

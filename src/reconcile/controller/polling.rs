@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{DELETED_MEMORY_LAGS, LIST_BACKOFF_CAP, Memory, ProjectController};
-use crate::agora::ErrorClass;
+use crate::agora::model::ListedPlayer;
+use crate::agora::{ApiError, ErrorClass};
 use crate::reconcile::execute::Slots;
 use crate::reconcile::{health, observe};
 
@@ -44,11 +45,15 @@ impl ProjectController {
                 .is_ok_and(|records| Arc::ptr_eq(&records, &quiet.records))
     }
 
-    /// Polls List. A failing List is an outage of Agora's API, counted and alerted on,
-    /// and never evidence against a player.
-    pub(super) async fn list(&self, mem: &mut Memory) -> Listed {
+    /// Takes in a List's answer. A failing List is an outage of Agora's API, counted and
+    /// alerted on, and never evidence against a player.
+    pub(super) fn absorb_list(
+        &self,
+        mem: &mut Memory,
+        answer: Result<Vec<ListedPlayer>, ApiError>,
+    ) -> Listed {
         let project = &self.project.id;
-        match self.executor.client.list_all(None).await {
+        match answer {
             Ok(mut players) => {
                 let lag = self.settings.list_lag;
                 // Kept past the lag: the plan replaces a slot whose dead player it
