@@ -12,13 +12,16 @@
 //! loss or kernel crash the log is `fdatasync`ed at most [`appender::SYNC_EVERY`] after
 //! a write (and whenever a segment closes or the log shuts down), so the ids
 //! acknowledged in the last second before one may be forgotten and a resend of those
-//! notices acted on again. That is the class of sled's own `flush()` (`pwrite` plus
-//! `sync_file_range`, no `fdatasync`; rust-stack.md §1.7), which kept the ids before;
-//! an `fdatasync` per group costs about 190 µs here (BENCHMARKS.md §3).
+//! notices acted on again. sled's `flush()`, which kept the ids before, promised no more
+//! (`pwrite` plus `sync_file_range`, no `fdatasync`: rust-stack.md §1.7), though it did
+//! push the data to the disk before answering. An `fdatasync` per group costs about
+//! 190 µs on the benchmark machine and took intake from about 0.6 to 0.37–0.39 of the
+//! bare handler's rate (BENCHMARKS.md §3), so it is periodic.
 //!
 //! NCS stops after three retries, so a TTL of a day ([`TTL_MS`]) is far more than
-//! enough; the app calls [`NoticeLog::prune`] periodically. Pruning deletes whole
-//! segments, one per hour of first-seen time, so an id is remembered for 24 to 25 h.
+//! enough; the app calls [`NoticeLog::prune`] hourly. Pruning deletes whole segments,
+//! one per hour of first-seen time, so an id is remembered for at least 24 h and,
+//! while notices keep arriving, at most about 26 h.
 //!
 //! Earlier versions kept the ids in the sled tree [`TREE`]; the first open imports its
 //! unexpired ids and drops it.
@@ -26,6 +29,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::store::{Store, StoreError};
 
@@ -65,6 +69,16 @@ struct Shared {
 /// second open of the same store gets the log already open.
 static OPEN: LazyLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> = LazyLock::new(Default::default);
 
+/// Unix ms by the system clock, as the receiver stamps notices; a clock before 1970
+/// reads as the far future, which no expiry is measured from (see [`replay::load`]).
+fn wall_clock_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(u64::MAX, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -84,7 +98,7 @@ impl NoticeLog {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
                 None => {
-                    let shared = Arc::new(Shared::open(store, dir.clone())?);
+                    let shared = Arc::new(Shared::open(store, dir.clone(), wall_clock_ms())?);
                     open.insert(dir, Arc::downgrade(&shared));
                     return Ok(NoticeLog { shared });
                 }
@@ -118,10 +132,10 @@ impl NoticeLog {
 }
 
 impl Shared {
-    fn open(store: &Store, dir: PathBuf) -> Result<Shared, StoreError> {
-        let (index, mut appender) = replay::load(&dir)?;
+    fn open(store: &Store, dir: PathBuf, now_ms: u64) -> Result<Shared, StoreError> {
+        let (index, mut appender) = replay::load(&dir, now_ms)?;
         let index = Arc::new(Mutex::new(index));
-        migrate::import_sled_tree(store, &index, &mut appender)?;
+        migrate::import_sled_tree(store, now_ms, &index, &mut appender)?;
         Ok(Shared {
             writer: writer::Writer::start(index.clone(), appender)?,
             index,

@@ -14,6 +14,7 @@ use crate::store::{Store, StoreError};
 /// tree is gone just repeats the copy at the next open, where the ids are known already.
 pub(super) fn import_sled_tree(
     store: &Store,
+    now_ms: u64,
     index: &Mutex<Index>,
     appender: &mut Appender,
 ) -> Result<usize, StoreError> {
@@ -29,9 +30,9 @@ pub(super) fn import_sled_tree(
             ids.push((key, u64::from_be_bytes(seen)));
         }
     }
-    // Measured from the newest id, as at replay: one older than that is expired now.
+    // Measured as at replay (see `replay::load`).
     let newest_ms = ids.iter().map(|(_, ms)| *ms).max().unwrap_or(0);
-    let expired_before = newest_ms.saturating_sub(TTL_MS);
+    let expired_before = newest_ms.min(now_ms).saturating_sub(TTL_MS);
     let live: Vec<(&[u8], u64)> = ids
         .iter()
         .filter(|(_, ms)| *ms >= expired_before)

@@ -12,10 +12,11 @@ use crate::store::StoreError;
 ///
 /// The newest segment is read first: a torn tail (a write cut short by a kill) is cut
 /// off, so appends continue after the last intact frame. Older segments are read only
-/// if they can hold ids younger than the TTL, measured from the newest id recorded (no
-/// clock needed: an id older than that is certainly expired now); the others stay on
-/// disk, unread, until [`Index::prune`] deletes them.
-pub(super) fn load(dir: &Path) -> Result<(Index, Appender), StoreError> {
+/// if they can hold ids younger than the TTL, measured from the newest id recorded or
+/// from `now_ms` if that is earlier (after the clock jumped ahead and back, the newest
+/// id may lie in the future); the others stay on disk, unread, until [`Index::prune`]
+/// deletes them.
+pub(super) fn load(dir: &Path, now_ms: u64) -> Result<(Index, Appender), StoreError> {
     let failed = |path: &Path, what: &str, e: std::io::Error| StoreError::NoticeLog {
         path: path.to_path_buf(),
         detail: format!("{what}: {e}"),
@@ -31,7 +32,7 @@ pub(super) fn load(dir: &Path) -> Result<(Index, Appender), StoreError> {
     let current = Segment::reopen(newest_path.clone(), *newest_start, intact)
         .map_err(|e| failed(newest_path, "cannot reopen", e))?;
     let newest_ms = newest_ms.max(*newest_start);
-    let expired_before = newest_ms.saturating_sub(TTL_MS);
+    let expired_before = newest_ms.min(now_ms).saturating_sub(TTL_MS);
     // Each segment's ids were first seen no later than the next segment's start.
     let bounds = segments.iter().skip(1).map(|(start, _)| *start);
     let mut closed: Vec<Closed> = Vec::with_capacity(older.len());

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::appender::{Appender, SEGMENT_SPAN_MS};
+use super::appender::{Appender, SEGMENT_SPAN_MS, SYNC_EVERY};
 use super::index::Index;
 use super::segment::{self, Segment};
 use super::writer::{Writer, record_group};
@@ -42,7 +42,7 @@ impl Drop for TempStore {
 
 /// The index and appender of a log directory, without a writer thread.
 fn loaded(dir: &Path) -> (Mutex<Index>, Appender) {
-    let (index, appender) = replay::load(dir).unwrap();
+    let (index, appender) = replay::load(dir, u64::MAX).unwrap();
     (Mutex::new(index), appender)
 }
 
@@ -326,6 +326,24 @@ fn open_reads_only_segments_that_can_hold_unexpired_ids() {
     assert_eq!(index.closed().count(), 3);
 }
 
+#[test]
+fn an_id_stamped_in_the_future_does_not_expire_the_present_at_open() {
+    let dir = TempStore::new();
+    let log_dir = dir.log_dir();
+    {
+        let (index, mut appender) = loaded(&log_dir);
+        // The clock jumped a month ahead for one notice, then back.
+        for (key, ms) in [(&b"present"[..], T0), (b"future", T0 + 30 * TTL_MS)] {
+            assert_eq!(
+                answers(record_group(&index, &mut appender, &[(key, ms)])),
+                [Some(true)]
+            );
+        }
+    }
+    let (index, _) = replay::load(&log_dir, T0 + HOUR).unwrap();
+    assert!(index.contains(b"present") && index.contains(b"future"));
+}
+
 #[tokio::test]
 async fn the_sled_tree_of_earlier_versions_is_imported_once_and_dropped() {
     let dir = TempStore::new();
@@ -361,7 +379,7 @@ async fn the_sled_tree_of_earlier_versions_is_imported_once_and_dropped() {
 #[tokio::test]
 async fn a_writer_stopped_answers_with_an_error() {
     let dir = TempStore::new();
-    let (index, appender) = replay::load(&dir.log_dir()).unwrap();
+    let (index, appender) = replay::load(&dir.log_dir(), u64::MAX).unwrap();
     let mut writer = Writer::start(Arc::new(Mutex::new(index)), appender).unwrap();
     assert!(writer.record(b"k".to_vec(), T0).await.unwrap());
     writer.stop();
@@ -369,4 +387,19 @@ async fn a_writer_stopped_answers_with_an_error() {
         writer.record(b"l".to_vec(), T0).await,
         Err(StoreError::NoticeWriter(_))
     ));
+}
+
+#[test]
+fn an_append_is_due_for_fdatasync_within_a_second_and_a_sync_clears_it() {
+    let dir = TempStore::new();
+    let (index, mut appender) = loaded(&dir.log_dir());
+    assert_eq!(appender.sync_due_in(), None);
+    record_group(&index, &mut appender, &[(b"a", T0)]);
+    let due = appender.sync_due_in().expect("due after an append");
+    assert!(due <= SYNC_EVERY, "{due:?}");
+    appender.sync().unwrap();
+    assert_eq!(appender.sync_due_in(), None);
+    // Nothing new, nothing written, nothing to sync.
+    record_group(&index, &mut appender, &[(b"a", T0)]);
+    assert_eq!(appender.sync_due_in(), None);
 }
