@@ -36,6 +36,7 @@ use crate::serve::{Listening, serve};
 use crate::server::{self, ServerState};
 use crate::status::StatusBoard;
 use crate::store::Store;
+use crate::telemetry::scenes::SceneCollector;
 use crate::telemetry::{LogLevel, Metrics};
 use crate::tls::{ReloadingCert, TlsError, TlsListener};
 
@@ -123,6 +124,7 @@ impl App {
         let (switch_tx, switch_rx) = tokio::sync::mpsc::unbounded_channel();
         let addresses = NcsAddresses::default();
         metrics.register(Box::new(IpListCollector::new(addresses.clone())));
+        metrics.register(Box::new(SceneCollector::new(board.clone())));
         // Not tracked: shutdown must not wait on a receiver that is down.
         tokio::spawn(crate::appwebhook::dispatch(
             switch_rx,

@@ -97,7 +97,7 @@ async fn converge(app: &App, layout: Layout) -> anyhow::Result<Duration> {
         "every scene on air with a running backup",
         Duration::from_secs(180),
         Duration::from_millis(100),
-        || rig::running_players(app, layout) == layout.players() as i64,
+        || rig::running_players(app) == layout.players() as i64,
     )
     .await
 }

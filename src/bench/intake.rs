@@ -99,7 +99,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Report> {
         "both players running",
         Duration::from_secs(60),
         Duration::from_millis(50),
-        || rig::running_players(&app, layout) == 2,
+        || rig::running_players(&app) == 2,
     )
     .await?;
     let players: Vec<(String, String)> = sim

@@ -206,18 +206,18 @@ pub async fn wait_for(
     Ok(start.elapsed())
 }
 
-/// Players of `app` that run (Agora status `running` or `success`), from its metrics.
-pub fn running_players(app: &App, layout: Layout) -> i64 {
-    let m = &app.metrics.players;
-    (0..layout.projects)
-        .flat_map(|p| {
-            let id = Layout::project_id(p);
-            ["master", "backup"]
-                .into_iter()
-                .flat_map(move |role| ["running", "success"].map(|s| (id.clone(), role, s)))
-        })
-        .map(|(id, role, state)| m.with_label_values(&[&id, role, state]).get())
-        .sum()
+/// Master and backup players of `app` that run (Agora status `running` or `success`),
+/// as its status board (and so `pullkeeper_players`) shows them.
+pub fn running_players(app: &App) -> i64 {
+    let mut n = 0;
+    app.board.for_each(|scene| {
+        n += scene
+            .slots
+            .iter()
+            .filter(|s| s.role != "slate" && matches!(s.status.as_str(), "running" | "success"))
+            .count() as i64;
+    });
+    n
 }
 
 /// Create requests this app sent (whatever the answer), from its metrics.

@@ -54,7 +54,7 @@ async fn start_and_converge(
         "every player running",
         limit,
         Duration::from_millis(100),
-        || rig::running_players(&app, layout) == layout.players() as i64,
+        || rig::running_players(&app) == layout.players() as i64,
     )
     .await?;
     Ok((app, start.elapsed()))

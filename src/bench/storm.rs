@@ -60,7 +60,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Report> {
         "every player adopted and running",
         Duration::from_secs(60),
         Duration::from_millis(50),
-        || rig::running_players(&app, layout) == players as i64,
+        || rig::running_players(&app) == players as i64,
     )
     .await?;
     let before = sim.requests().len();
@@ -80,7 +80,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Report> {
         "every replacement running",
         Duration::from_secs_f64(bound * 3.0),
         Duration::from_millis(10),
-        || replaced().len() == players && rig::running_players(&app, layout) == players as i64,
+        || replaced().len() == players && rig::running_players(&app) == players as i64,
     )
     .await;
     let all_running_s = (sim.elapsed_us() - t0) as f64 / 1e6;

@@ -87,7 +87,6 @@ impl Publisher {
         }
 
         let mut statuses = Vec::new();
-        let mut players: BTreeMap<(&'static str, String), i64> = BTreeMap::new();
         let mut switches = Vec::new();
         let mut wake_at_ms: Option<u64> = None;
         for scene in picture.scenes {
@@ -106,7 +105,6 @@ impl Publisher {
                     (Some(_), None) => "pending".to_string(),
                     (None, None) => "missing".to_string(),
                 };
-                *players.entry((role(slot), status.clone())).or_insert(0) += 1;
                 let uid = record.map(|r| r.uid).filter(|&u| u != 0);
                 let current = SlotView {
                     slot,
@@ -146,41 +144,11 @@ impl Publisher {
             if let Some(at) = onair::next_change_at(&onair, &views, policy) {
                 wake_at_ms = Some(wake_at_ms.map_or(at, |w| w.min(at)));
             }
-            metrics
-                .scene_healthy_players
-                .with_label_values(&[&scene.name])
-                .set(i64::from(healthy));
-            metrics
-                .scene_active_slot
-                .with_label_values(&[&scene.name])
-                .set(onair.slot.map_or(-1, i64::from));
-            metrics
-                .scene_onair_version
-                .with_label_values(&[&scene.name])
-                .set(onair.version as i64);
             let (source_down, sources) = picture
                 .sources
                 .get(&scene.name)
                 .cloned()
                 .unwrap_or_default();
-            // 0 also without source probes: nothing holds the scene's replacements.
-            metrics
-                .scene_source_down
-                .with_label_values(&[&scene.name])
-                .set(i64::from(source_down));
-            if picture.sources.contains_key(&scene.name) {
-                for s in &sources {
-                    let gauge = match s.state {
-                        "up" => 1,
-                        "down" => 0,
-                        _ => -1,
-                    };
-                    metrics
-                        .source_up
-                        .with_label_values(&[&scene.name, &s.source])
-                        .set(gauge);
-                }
-            }
             statuses.push(SceneStatus {
                 name: scene.name.clone(),
                 project: picture.project.to_string(),
@@ -201,20 +169,6 @@ impl Publisher {
                 sources,
                 slots,
             });
-        }
-        // Every (role, state) of this project is set, zeros included, so a state that
-        // empties drops to 0 instead of keeping its last count.
-        for role in ["master", "backup", "slate"] {
-            for state in PLAYER_STATES {
-                let n = players
-                    .get(&(role, state.to_string()))
-                    .copied()
-                    .unwrap_or(0);
-                metrics
-                    .players
-                    .with_label_values(&[picture.project, role, state])
-                    .set(n);
-            }
         }
         metrics
             .tasks_active

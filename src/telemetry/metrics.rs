@@ -30,9 +30,6 @@ pub struct Metrics {
     registry: Registry,
     pub api_requests: IntCounterVec,
     pub api_request_duration: HistogramVec,
-    pub scene_healthy_players: IntGaugeVec,
-    pub scene_active_slot: IntGaugeVec,
-    pub scene_onair_version: IntGaugeVec,
     pub api_outage: IntGaugeVec,
     pub tasks_active: IntGaugeVec,
     pub tasks_limit: IntGaugeVec,
@@ -60,9 +57,6 @@ pub struct Metrics {
     pub webhook_notices: IntCounterVec,
     /// App webhook delivery attempts: delivered, refused, unreachable, dropped.
     pub app_webhook: IntCounterVec,
-    /// Slot players by project, role (master|backup) and state (an Agora status, or
-    /// pending|missing); every combination is set on each pass, zeros included.
-    pub players: IntGaugeVec,
     /// Duration of one reconcile pass (plan, publish, start of actions).
     pub reconcile_duration: Histogram,
     /// From receiving the NCS notice that stopped the on-air player to publishing the
@@ -72,11 +66,6 @@ pub struct Metrics {
     pub ratelimit_wait: CounterVec,
     /// Failed fetches of a project's NCS address list (the last good one stays in use).
     pub ncs_ip_fetch_failures: IntCounterVec,
-    /// Last probe verdict per scene and source (primary, backup1, …): 1 up, 0 down,
-    /// -1 unknown or not probed yet.
-    pub source_up: IntGaugeVec,
-    /// 1 while some source of the scene is down and its failed players are held.
-    pub scene_source_down: IntGaugeVec,
 }
 
 impl Metrics {
@@ -100,30 +89,6 @@ impl Metrics {
                     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                 ]),
                 &["api"],
-            )
-            .expect("valid metric"),
-            scene_healthy_players: IntGaugeVec::new(
-                Opts::new(
-                    "pullkeeper_scene_healthy_players",
-                    "Players of a scene that are connecting or running.",
-                ),
-                &["scene"],
-            )
-            .expect("valid metric"),
-            scene_active_slot: IntGaugeVec::new(
-                Opts::new(
-                    "pullkeeper_scene_active_slot",
-                    "Slot of the on-air player of a scene (0 = master), -1 when none runs.",
-                ),
-                &["scene"],
-            )
-            .expect("valid metric"),
-            scene_onair_version: IntGaugeVec::new(
-                Opts::new(
-                    "pullkeeper_scene_onair_version",
-                    "Version of a scene's on-air announcement; grows with every switch.",
-                ),
-                &["scene"],
             )
             .expect("valid metric"),
             api_outage: IntGaugeVec::new(
@@ -245,14 +210,6 @@ impl Metrics {
                 &["outcome"],
             )
             .expect("valid metric"),
-            players: IntGaugeVec::new(
-                Opts::new(
-                    "pullkeeper_players",
-                    "Slot players of a project by role and state (Agora status, pending or missing).",
-                ),
-                &["project", "role", "state"],
-            )
-            .expect("valid metric"),
             reconcile_duration: Histogram::with_opts(
                 HistogramOpts::new(
                     "pullkeeper_reconcile_duration_seconds",
@@ -289,22 +246,6 @@ impl Metrics {
                 &["project"],
             )
             .expect("valid metric"),
-            source_up: IntGaugeVec::new(
-                Opts::new(
-                    "pullkeeper_source_up",
-                    "Last probe verdict of a scene's source: 1 up, 0 down, -1 unknown or not probed.",
-                ),
-                &["scene", "source"],
-            )
-            .expect("valid metric"),
-            scene_source_down: IntGaugeVec::new(
-                Opts::new(
-                    "pullkeeper_scene_source_down",
-                    "1 while a source of the scene is down; its failed players are not replaced meanwhile.",
-                ),
-                &["scene"],
-            )
-            .expect("valid metric"),
             registry,
         };
         let build = Gauge::with_opts(
@@ -316,9 +257,6 @@ impl Metrics {
         for c in [
             Box::new(m.api_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(m.api_request_duration.clone()),
-            Box::new(m.scene_healthy_players.clone()),
-            Box::new(m.scene_active_slot.clone()),
-            Box::new(m.scene_onair_version.clone()),
             Box::new(m.api_outage.clone()),
             Box::new(m.tasks_active.clone()),
             Box::new(m.tasks_limit.clone()),
@@ -335,13 +273,10 @@ impl Metrics {
             Box::new(m.last_list_success.clone()),
             Box::new(m.webhook_notices.clone()),
             Box::new(m.app_webhook.clone()),
-            Box::new(m.players.clone()),
             Box::new(m.reconcile_duration.clone()),
             Box::new(m.failover_decision.clone()),
             Box::new(m.ratelimit_wait.clone()),
             Box::new(m.ncs_ip_fetch_failures.clone()),
-            Box::new(m.source_up.clone()),
-            Box::new(m.scene_source_down.clone()),
             Box::new(build),
         ] {
             m.registry.register(c).expect("metric names are unique");

@@ -2,6 +2,7 @@
 
 pub mod logging;
 pub mod metrics;
+pub mod scenes;
 
 pub use logging::{LogLevel, LogLevelError, init_logging};
 pub use metrics::Metrics;
