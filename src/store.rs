@@ -117,6 +117,8 @@ pub enum StoreError {
     Flush(String),
     #[error("store: NCS notice writer {0}")]
     NoticeWriter(String),
+    #[error("store: NCS notice log {path}: {detail}")]
+    NoticeLog { path: PathBuf, detail: String },
     #[error("store: corrupt value under {tree}: {detail}")]
     Corrupt { tree: &'static str, detail: String },
     #[error("store: cannot move the unreadable store {path} aside to {aside}: {detail}")]
@@ -138,6 +140,8 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// sled's directory; modules with files of their own (the NCS notice log) keep them here.
+    dir: Arc<Path>,
     slots: sled::Tree,
     uids: sled::Tree,
     uid_hwm: sled::Tree,
@@ -160,20 +164,31 @@ const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 impl Store {
     /// Opens (or creates) the store at `path`. Call once per process.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Store::from_db(Store::config().path(path).open()?)
+        Store::from_db(Store::config().path(path).open()?, path)
     }
 
-    /// A store in a temporary directory that vanishes on drop (tests, demos).
+    /// A store in a temporary directory that vanishes on drop (tests, demos), with
+    /// everything kept in it.
     pub fn temporary() -> Result<Store, StoreError> {
-        Store::from_db(Store::config().temporary(true).open()?)
+        // Where sled puts a temporary database of its own on Linux: memory, so the
+        // many tests that flush pay nothing for it. Named here so the store knows it.
+        let shm = Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        let path = base.join(format!("pullkeeper-store.{}", uuid::Uuid::new_v4()));
+        Store::from_db(Store::config().temporary(true).path(&path).open()?, &path)
     }
 
     fn config() -> sled::Config {
         sled::Config::new().cache_capacity(CACHE_BYTES)
     }
 
-    fn from_db(db: sled::Db) -> Result<Store, StoreError> {
+    fn from_db(db: sled::Db, dir: &Path) -> Result<Store, StoreError> {
         Ok(Store {
+            dir: dir.into(),
             slots: db.open_tree("slots")?,
             uids: db.open_tree("uids")?,
             uid_hwm: db.open_tree("uid_hwm")?,
@@ -190,6 +205,22 @@ impl Store {
     /// (e.g. the NCS notice ids already acted on).
     pub fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
         Ok(self.db.open_tree(name)?)
+    }
+
+    /// The named tree if the database has one; unlike [`tree`](Self::tree) it creates none.
+    pub fn existing_tree(&self, name: &str) -> Result<Option<sled::Tree>, StoreError> {
+        let exists = self.db.tree_names().iter().any(|n| n == name.as_bytes());
+        exists.then(|| self.tree(name)).transpose()
+    }
+
+    /// Deletes a named tree and its contents (durable with the next flush).
+    pub fn drop_tree(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self.db.drop_tree(name)?)
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     pub fn slot(&self, key: &SlotKey) -> Result<Option<SlotRecord>, StoreError> {

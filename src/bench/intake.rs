@@ -1,6 +1,7 @@
 //! Webhook intake: signed NCS notices per second through the real receiver (signature
-//! check, decoding, durable dedupe in sled, ordering, hand-off to the controller), against
-//! a bare axum handler that answers 200 without work, same generator, same run.
+//! check, decoding, durable dedupe in the notice log, ordering, hand-off to the
+//! controller), against a bare axum handler that answers 200 without work, same
+//! generator, same run.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -16,8 +16,9 @@
 //! | pushed to the project's [`Inbox`] | — | 200 | `accepted` |
 //!
 //! Nothing is recorded before the signature and the payload check out, and the notice id
-//! is flushed to the store before the 200 that acknowledges it. The handler never waits on
-//! Agora or the controller. Neither the secret nor a signature is ever logged or returned.
+//! is written to the notice log ([`super::dedupe`]) before the 200 that acknowledges it.
+//! The handler never waits on Agora or the controller. Neither the secret nor a signature
+//! is ever logged or returned.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
