@@ -379,8 +379,8 @@ fn limiter(rate: &Rate) -> RateLimiter {
     RateLimiter::new(std::iter::once(second).chain(minute))
 }
 
-/// The Media Pull client of one project, limited to its configured QPS, on a transport
-/// of its own made with the TLS configuration all projects share.
+/// The Media Pull client of one project, limited to its configured QPS, on the transport
+/// the projects share (see [`Transports`]).
 pub fn build_client(
     project: &Project,
     metrics: &Metrics,

@@ -1,12 +1,17 @@
 //! The HTTP transports behind the Media Pull clients.
 //!
-//! Each project gets a reqwest client of its own, so its own connection pool: measured
-//! at 200 projects, one pool shared by all made one project's creates reach Agora
-//! bunched after their rate-limiter turns (190 log lines of 429 where per-project pools
-//! had 0–10 per run, BENCHMARKS.md), and a 429 stops a project's creates for 5 s. What they share is
-//! the TLS configuration: built per client, reqwest loads the system's root certificates
-//! each time: 105 MiB for 1,000 clients, and the start-up profile's biggest item.
+//! Projects share them: one client, one connection pool and one TLS configuration per
+//! request timeout. Every project talks to the same few Agora hosts, and a pool per
+//! project kept a connection per project (hyper's buffers and dispatch channel, about
+//! 85 KiB each: 43 MiB of steady memory at 1,000 projects, BENCHMARKS.md). Built per
+//! client, reqwest also loads the system's root certificates each time (105 MiB for
+//! 1,000 clients). A shared pool once made one project's creates reach Agora bunched,
+//! when the rate limiter still counted a window from the send; it counts from the
+//! answer now, and the shared pool gets no 429 at 1,000 projects.
+//!
+//! A client whose names resolve through test overrides gets a transport of its own.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,16 +53,35 @@ pub fn transport(
     builder(timeout, overrides).build()
 }
 
-/// Builds the projects' transports on one TLS configuration, made on first use.
+/// The projects' transports, built on first use.
 #[derive(Default)]
 pub struct Transports {
     tls: Mutex<Option<rustls::ClientConfig>>,
+    /// By request timeout (the connect timeout follows it).
+    shared: Mutex<HashMap<Duration, reqwest::Client>>,
 }
 
 impl Transports {
-    /// A new transport (its own connection pool) on the shared TLS configuration:
+    /// The transport for `timeout`: shared unless `overrides` name any host. Always
     /// the platform's verifier and roots, HTTP/2 or 1.1 as reqwest itself offers.
     pub fn get(
+        &self,
+        timeout: Duration,
+        overrides: &Overrides,
+    ) -> Result<reqwest::Client, TransportError> {
+        if !overrides.0.is_empty() {
+            return self.build(timeout, overrides);
+        }
+        let mut shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = shared.get(&timeout) {
+            return Ok(client.clone());
+        }
+        let client = self.build(timeout, overrides)?;
+        shared.insert(timeout, client.clone());
+        Ok(client)
+    }
+
+    fn build(
         &self,
         timeout: Duration,
         overrides: &Overrides,
@@ -96,5 +120,19 @@ mod tests {
         let shared = transports.tls.lock().unwrap();
         let tls = shared.as_ref().expect("built on first use");
         assert_eq!(tls.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn projects_with_the_same_timeout_share_one_transport() {
+        let transports = Transports::default();
+        for timeout in [10, 10, 10, 5] {
+            transports
+                .get(Duration::from_secs(timeout), &Overrides::default())
+                .unwrap();
+        }
+        let shared = transports.shared.lock().unwrap();
+        let mut timeouts: Vec<_> = shared.keys().copied().collect();
+        timeouts.sort();
+        assert_eq!(timeouts, [Duration::from_secs(5), Duration::from_secs(10)]);
     }
 }
