@@ -22,6 +22,10 @@ const CONNECT_TIMEOUT_CAP: Duration = Duration::from_secs(5);
 
 /// How long an idle pooled connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(60);
+/// Idle connections kept per host. The shared pool grows to the peak number of calls in
+/// flight (a thousand projects polling List together), and each idle connection keeps
+/// hyper's buffers; a call beyond these opens a new one, at a TLS handshake's cost.
+const POOL_IDLE_PER_HOST: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -37,7 +41,8 @@ fn builder(timeout: Duration, overrides: &Overrides) -> reqwest::ClientBuilder {
     crate::tls::install_crypto_provider();
     let builder = reqwest::Client::builder()
         .connect_timeout(timeout.min(CONNECT_TIMEOUT_CAP))
-        .pool_idle_timeout(POOL_IDLE);
+        .pool_idle_timeout(POOL_IDLE)
+        .pool_max_idle_per_host(POOL_IDLE_PER_HOST);
     if overrides.0.is_empty() {
         builder
     } else {
