@@ -35,14 +35,11 @@ impl Family {
     }
 }
 
+/// The gauge families in the order `collect` fills them: healthy players, active slot,
+/// on-air version, source down, source up, players.
 pub struct SceneCollector {
     board: StatusBoard,
-    healthy: Family,
-    active_slot: Family,
-    onair_version: Family,
-    source_down: Family,
-    source_up: Family,
-    players: Family,
+    families: [Family; 6],
     descs: Vec<Desc>,
 }
 
@@ -84,22 +81,9 @@ impl SceneCollector {
             .iter()
             .map(|f| f.opts.describe().expect("valid metric"))
             .collect();
-        let [
-            healthy,
-            active_slot,
-            onair_version,
-            source_down,
-            source_up,
-            players,
-        ] = families;
         SceneCollector {
             board,
-            healthy,
-            active_slot,
-            onair_version,
-            source_down,
-            source_up,
-            players,
+            families,
             descs,
         }
     }
@@ -111,12 +95,15 @@ impl Collector for SceneCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let healthy = self.healthy.vec();
-        let active_slot = self.active_slot.vec();
-        let onair_version = self.onair_version.vec();
-        let source_down = self.source_down.vec();
-        let source_up = self.source_up.vec();
-        let players = self.players.vec();
+        let vecs = self.families.each_ref().map(Family::vec);
+        let [
+            healthy,
+            active_slot,
+            onair_version,
+            source_down,
+            source_up,
+            players,
+        ] = &vecs;
         self.board.for_each(|scene| {
             let name = [scene.name.as_str()];
             healthy
@@ -155,17 +142,7 @@ impl Collector for SceneCollector {
                     .inc();
             }
         });
-        [
-            healthy,
-            active_slot,
-            onair_version,
-            source_down,
-            source_up,
-            players,
-        ]
-        .iter()
-        .flat_map(Collector::collect)
-        .collect()
+        vecs.iter().flat_map(Collector::collect).collect()
     }
 }
 
