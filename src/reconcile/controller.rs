@@ -156,12 +156,8 @@ impl ProjectController {
                     }
                 }
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => match done {
-                    Ok(Done::Slot(key, ok)) => {
-                        if !ok {
-                            self.metrics.retries.with_label_values(&["create"]).inc();
-                        }
-                        mem.busy.slot_done(key, ok);
-                    }
+                    // An adoption records a player as a create would.
+                    Ok(Done::Adopt(key, ok)) => self.slot_ended(&mut mem.busy, key, ok, "create"),
                     Ok(Done::Listed(answer)) => {
                         mem.listing = false;
                         let listed = self.absorb_list(&mut mem, answer);
@@ -175,17 +171,9 @@ impl ProjectController {
                     }
                     Ok(Done::Create(key, ok)) => {
                         mem.creates.finished();
-                        if !ok {
-                            self.metrics.retries.with_label_values(&["create"]).inc();
-                        }
-                        mem.busy.slot_done(key, ok);
+                        self.slot_ended(&mut mem.busy, key, ok, "create");
                     }
-                    Ok(Done::Update(key, ok)) => {
-                        if !ok {
-                            self.metrics.retries.with_label_values(&["update"]).inc();
-                        }
-                        mem.busy.slot_done(key, ok);
-                    }
+                    Ok(Done::Update(key, ok)) => self.slot_ended(&mut mem.busy, key, ok, "update"),
                     Ok(Done::Player(id, ok)) => {
                         if ok {
                             if let Some(players) = &mut mem.players {
@@ -221,6 +209,15 @@ impl ProjectController {
         // Shutdown: in-flight calls finish (the caller bounds the wait); nothing new starts,
         // and no player is deleted because pullkeeper stops.
         while tasks.join_next().await.is_some() {}
+    }
+
+    /// A slot's action ended: its slot is free, or cools down if it failed (counted as a
+    /// retry of `action`).
+    fn slot_ended(&self, busy: &mut Busy, key: SlotKey, ok: bool, action: &str) {
+        if !ok {
+            self.metrics.retries.with_label_values(&[action]).inc();
+        }
+        busy.slot_done(key, ok);
     }
 
     /// Probes every slot's current player that List shows alive and nobody is busy with.
@@ -341,10 +338,8 @@ impl ProjectController {
         let _timer = self.metrics.reconcile_duration.start_timer();
         let project = &self.project.id;
         let all_scenes = self.scenes.borrow().clone();
-        let scenes: Vec<&Scene> = all_scenes
-            .iter()
-            .filter(|s| &s.project == project)
-            .collect();
+        let by_name = PassScenes::new(&all_scenes, project);
+        let scenes = by_name.scenes();
         let records = match self.records() {
             Ok(r) => r,
             Err(e) => {
@@ -473,7 +468,6 @@ impl ProjectController {
                 recheck_at_ms: plan.recheck_at_ms,
             });
         self.probe_sources(mem, &scenes, &plan.held, tasks);
-        let by_name = PassScenes::new(&all_scenes, project);
         for action in plan.actions {
             self.start(
                 action,

@@ -21,7 +21,8 @@ use crate::store::{SlotKey, SlotRecord};
 
 /// What a finished action frees.
 pub(super) enum Done {
-    Slot(SlotKey, bool),
+    /// An adoption of a listed player as the slot's ended.
+    Adopt(SlotKey, bool),
     /// A create ended: its slot, and a place among the creates in flight.
     Create(SlotKey, bool),
     /// An Update of the slot's player ended (counted apart from creates in the metrics).
@@ -44,21 +45,36 @@ pub(super) enum Done {
 }
 
 /// The scenes one pass planned from: a snapshot of the configuration and where each of
-/// this project's scenes sits in it.
+/// this project's scenes sits in it (found in one walk over all scenes, 25,000 at scale).
 pub(super) struct PassScenes<'a> {
     all: &'a Arc<Vec<Scene>>,
+    /// This project's scenes, in configuration order.
+    positions: Vec<usize>,
     index: BTreeMap<&'a str, usize>,
 }
 
 impl<'a> PassScenes<'a> {
     pub(super) fn new(all: &'a Arc<Vec<Scene>>, project: &str) -> PassScenes<'a> {
-        let index = all
+        let positions: Vec<usize> = all
             .iter()
             .enumerate()
             .filter(|(_, s)| s.project == project)
-            .map(|(i, s)| (s.name.as_str(), i))
+            .map(|(i, _)| i)
             .collect();
-        PassScenes { all, index }
+        let index = positions
+            .iter()
+            .map(|&i| (all[i].name.as_str(), i))
+            .collect();
+        PassScenes {
+            all,
+            positions,
+            index,
+        }
+    }
+
+    /// This project's scenes, in configuration order.
+    pub(super) fn scenes(&self) -> Vec<&'a Scene> {
+        self.positions.iter().map(|&i| &self.all[i]).collect()
     }
 
     pub(super) fn get(&self, name: &str) -> Option<&'a Scene> {
@@ -171,7 +187,7 @@ impl ProjectController {
                     if let Err(e) = &result {
                         tracing::error!(scene = %scene.name, name, error = %e, "cannot record adoption");
                     }
-                    Done::Slot(key, result.is_ok())
+                    Done::Adopt(key, result.is_ok())
                 });
             }
             Action::Update {
