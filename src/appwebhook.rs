@@ -15,9 +15,8 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{AppWebhook, Scene};
+use crate::model::{Switch, SwitchReason};
 use crate::ncs::signature::sign_sha256;
-use crate::reconcile::onair::SwitchReason;
-use crate::reconcile::publish::Switch;
 use crate::telemetry::Metrics;
 
 pub const SIGNATURE_HEADER: &str = "X-Pullkeeper-Signature";

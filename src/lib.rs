@@ -32,6 +32,7 @@ pub mod config;
 pub mod embedded;
 pub mod limits;
 pub mod loglevel;
+pub mod model;
 pub mod ncs;
 pub mod probe;
 pub mod reconcile;
@@ -41,7 +42,7 @@ pub mod scene_feeds;
 pub mod serve;
 pub mod server;
 pub mod simulator;
-pub mod status;
+
 pub mod store;
 pub mod telemetry;
 pub mod tls;

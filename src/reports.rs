@@ -16,8 +16,8 @@ use axum::routing::post;
 use serde::Deserialize;
 
 use crate::clock::Clock;
+use crate::model::StatusBoard;
 use crate::ncs::inbox::{Inbox, Observation, PlayerEvent};
-use crate::status::StatusBoard;
 
 #[derive(Clone)]
 pub struct ReportsState {

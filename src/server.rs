@@ -14,7 +14,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::status::StatusBoard;
+use crate::model::StatusBoard;
 use crate::telemetry::Metrics;
 
 /// What the handlers read.

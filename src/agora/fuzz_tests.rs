@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::model::{ListResponse, PlayerStatus};
 use crate::fuzzing::{self, json_leaf, json_value};
-use crate::reconcile::naming;
+use crate::model::{format_name, parse_name};
 
 /// Names near pullkeeper's own format, so the parser sees its own shape, almost-its-shape
 /// and foreign names alike.
@@ -74,8 +74,8 @@ fn fuzz_list_page_decoder() {
             let Some(name) = &p.name else { continue };
             // A name the parser accepts is exactly the one pullkeeper would have formatted,
             // so a foreign player can never be mistaken for one of ours.
-            if let Some(n) = naming::parse("pk", name) {
-                prop_assert_eq!(&naming::format("pk", &n.scene, n.slot, n.generation), name);
+            if let Some(n) = parse_name("pk", name) {
+                prop_assert_eq!(&format_name("pk", &n.scene, n.slot, n.generation), name);
             }
         }
     });

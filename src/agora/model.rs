@@ -7,68 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The four Media Pull regions; the `{region}` path segment of Create, Delete and Update.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Region {
-    Na,
-    Eu,
-    Ap,
-    Cn,
-}
-
-impl Region {
-    pub const ALL: [Region; 4] = [Region::Na, Region::Eu, Region::Ap, Region::Cn];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Region::Na => "na",
-            Region::Eu => "eu",
-            Region::Ap => "ap",
-            Region::Cn => "cn",
-        }
-    }
-
-    /// Parses the lowercase path segment; Agora rejects upper case (§1.1).
-    pub fn parse(s: &str) -> Option<Region> {
-        Region::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for Region {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Player status as reported by Create, List (§1.8) and NCS event 4.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PlayerStatus {
-    Idle,
-    Connecting,
-    Success,
-    Running,
-    Failed,
-    Stopped,
-    /// A value the docs do not list; kept rather than failing the whole List page.
-    #[serde(other)]
-    Unknown,
-}
-
-impl PlayerStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PlayerStatus::Idle => "idle",
-            PlayerStatus::Connecting => "connecting",
-            PlayerStatus::Success => "success",
-            PlayerStatus::Running => "running",
-            PlayerStatus::Failed => "failed",
-            PlayerStatus::Stopped => "stopped",
-            PlayerStatus::Unknown => "unknown",
-        }
-    }
-}
+pub use crate::model::{PlayerStatus, Region};
 
 /// Body of a Create request: `{"player": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use super::report::{Figure, Limit, Report};
 use super::rig::{self, Layout, Settings, TempDir};
 use crate::app::App;
-use crate::reconcile::naming;
+use crate::model::format_name;
 use crate::simulator::SimHandle;
 
 /// On-air announcements as the apps receive them: `(scene, version)` → arrival µs.
@@ -121,7 +121,7 @@ fn fail_on_air(sim: &SimHandle, app: &App, p: usize, scene: &str) -> Option<Pend
     Some(Pending {
         scene: scene.to_string(),
         slot,
-        replacement: naming::format("pk", scene, slot, generation + 1),
+        replacement: format_name("pk", scene, slot, generation + 1),
         generation: generation + 1,
         version: status.active_version,
         t0,
@@ -279,7 +279,7 @@ pub async fn with_ncs(quick: bool) -> anyhow::Result<Report> {
 
 /// Polls the status board every millisecond for replacements that run.
 async fn watch_running(
-    board: crate::status::StatusBoard,
+    board: crate::model::StatusBoard,
     sim: SimHandle,
     pending: Arc<Mutex<Vec<Pending>>>,
 ) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::report::{Figure, Limit, Report};
 use super::rig::{self, Layout, Settings, TempDir};
 use crate::agora::model::CreatePlayer;
-use crate::reconcile::naming;
+use crate::model::format_name;
 
 /// Agora's create-with-name rate (reference §1.10).
 const CREATES_PER_SECOND: f64 = 2.0;
@@ -37,7 +37,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Report> {
                     token: None,
                     idle_timeout: Some(300),
                     play_ts: None,
-                    name: Some(naming::format("pk", &scene, slot, 1)),
+                    name: Some(format_name("pk", &scene, slot, 1)),
                 },
             );
         }

@@ -22,7 +22,7 @@ use super::settings::{AppWebhook, RawAppWebhook, Settings, base_dir};
 use super::validate;
 use super::yaml;
 use crate::agora::model::Region;
-use crate::reconcile::naming::SLATE_SLOT;
+use crate::model::SLATE_SLOT;
 
 /// One stream pullkeeper keeps alive: a main player plus `backups` standby players.
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ use super::scenes::{RawScene, Scene, Text, UidRange};
 use super::secret;
 use super::settings::{Settings, check_slug};
 use crate::agora::model::{Region, limits};
-use crate::reconcile::spec::DEFAULT_VOLUME;
+use crate::model::DEFAULT_VOLUME;
 
 /// At most this many standby players per scene; more only burns the project's quota.
 pub const MAX_BACKUPS: i64 = 10;

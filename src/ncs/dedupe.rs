@@ -1,6 +1,6 @@
 //! Which NCS notices were already acted on (reference §2.1: duplicates are possible).
 //!
-//! An append-only log of its own in the store's directory (`ncs_notices/`), indexed in
+//! An append-only log of its own in the store's local directory (`ncs_notices/`), indexed in
 //! memory. One writer thread ([`writer`]) records the keys in groups: of several
 //! concurrent deliveries of one notice exactly one sees "first time", and only once the
 //! `write(2)` that covers its group has returned: the receiver answers 200 only for what
@@ -12,9 +12,7 @@
 //! loss or kernel crash the log is `fdatasync`ed at most [`appender::SYNC_EVERY`] after
 //! a write (and whenever a segment closes or the log shuts down), so the ids
 //! acknowledged in the last second before one may be forgotten and a resend of those
-//! notices acted on again. sled's `flush()`, which kept the ids before, promised no more
-//! (`pwrite` plus `sync_file_range`, no `fdatasync`: rust-stack.md §1.7), though it did
-//! push the data to the disk before answering. An `fdatasync` per group costs about
+//! notices acted on again. An `fdatasync` per group costs about
 //! 190 µs on the benchmark machine and took intake from about 0.6 to 0.37–0.39 of the
 //! bare handler's rate (BENCHMARKS.md §3), so it is periodic.
 //!
@@ -22,9 +20,6 @@
 //! enough; the app calls [`NoticeLog::prune`] hourly. Pruning deletes whole segments,
 //! one per hour of first-seen time, so an id is remembered for at least 24 h and,
 //! while notices keep arriving, at most about 26 h.
-//!
-//! Earlier versions kept the ids in the sled tree [`TREE`]; the first open imports its
-//! unexpired ids and drops it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -35,15 +30,11 @@ use crate::store::{Store, StoreError};
 
 mod appender;
 mod index;
-mod migrate;
 mod replay;
 mod segment;
 #[cfg(test)]
 mod tests;
 mod writer;
-
-/// Name of the sled tree that held the notice ids before the log; imported and dropped.
-pub const TREE: &str = "ncs_notices";
 
 /// The log's directory inside the store's.
 pub const DIR: &str = "ncs_notices";
@@ -84,10 +75,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl NoticeLog {
-    /// Opens the log in `store`'s directory (importing the sled tree of earlier versions)
+    /// Opens the log in `store`'s local directory
     /// and starts its writer thread, or returns the log already open there.
     pub fn open(store: &Store) -> Result<NoticeLog, StoreError> {
-        let dir = store.dir().join(DIR);
+        let dir = store.local_dir().ok_or(StoreError::NoLocalDir)?.join(DIR);
         loop {
             let mut open = lock(&OPEN);
             match open.get(&dir).map(Weak::upgrade) {
@@ -98,7 +89,7 @@ impl NoticeLog {
                     std::thread::sleep(std::time::Duration::from_millis(1));
                 }
                 None => {
-                    let shared = Arc::new(Shared::open(store, dir.clone(), wall_clock_ms())?);
+                    let shared = Arc::new(Shared::open(dir.clone(), wall_clock_ms())?);
                     open.insert(dir, Arc::downgrade(&shared));
                     return Ok(NoticeLog { shared });
                 }
@@ -132,10 +123,9 @@ impl NoticeLog {
 }
 
 impl Shared {
-    fn open(store: &Store, dir: PathBuf, now_ms: u64) -> Result<Shared, StoreError> {
-        let (index, mut appender) = replay::load(&dir, now_ms)?;
+    fn open(dir: PathBuf, now_ms: u64) -> Result<Shared, StoreError> {
+        let (index, appender) = replay::load(&dir, now_ms)?;
         let index = Arc::new(Mutex::new(index));
-        migrate::import_sled_tree(store, now_ms, &index, &mut appender)?;
         Ok(Shared {
             writer: writer::Writer::start(index.clone(), appender)?,
             index,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::store::SlotKey;
+use crate::model::SlotKey;
 
 /// Waits after consecutive failures of one slot's or player's action.
 pub const RETREAT: [Duration; 3] = [

@@ -20,6 +20,12 @@ use tokio_util::sync::CancellationToken;
 use crate::agora::ErrorClass;
 use crate::agora::model::{ListedPlayer, PlayerStatus};
 use crate::config::{Project, ReconcileSettings, ReportSettings, Scene};
+use crate::model::SLATE_SLOT;
+use crate::model::SlotKey;
+use crate::model::StatusBoard;
+use crate::model::Switch;
+use crate::model::SwitchReason;
+use crate::model::parse_name;
 use crate::ncs::inbox::{Inbox, PlayerEvent};
 use crate::probe::monitor::SourceMonitor;
 use crate::reconcile::busy::Busy;
@@ -27,15 +33,11 @@ use crate::reconcile::creates::CreateQueue;
 use crate::reconcile::evidence::{Evidence, ProbeAnswer};
 use crate::reconcile::execute::{ExecError, Executor, Slots};
 use crate::reconcile::launch::{Done, PassScenes, QueuedCreate};
-use crate::reconcile::naming::SLATE_SLOT;
-use crate::reconcile::onair::SwitchReason;
 use crate::reconcile::plan::{DesiredScene, PlanInput, plan};
-use crate::reconcile::publish::{Picture, Publisher, Switch};
+use crate::reconcile::publish::{Picture, Publisher};
 use crate::reconcile::sources::{self, SourceProbing};
 use crate::reconcile::wake::{sleep_until_opt, tick_opt};
-use crate::reconcile::{naming, observe, spec};
-use crate::status::StatusBoard;
-use crate::store::SlotKey;
+use crate::reconcile::{observe, spec};
 use crate::telemetry::Metrics;
 
 mod polling;
@@ -235,7 +237,7 @@ impl ProjectController {
             .filter(|(id, key, _)| {
                 let listed = players
                     .iter()
-                    .any(|p| &p.id == id && !crate::reconcile::plan::is_dead(p.status));
+                    .any(|p| &p.id == id && !crate::model::is_dead(p.status));
                 listed && !busy_slots.contains(key)
             })
             .collect();
@@ -278,7 +280,7 @@ impl ProjectController {
     /// Counts an app's stall report (see `evidence`).
     fn judge_report(&self, mem: &mut Memory, id: &str, name: Option<&str>) {
         let scene = name
-            .and_then(|n| naming::parse(&self.project.name_prefix, n))
+            .and_then(|n| parse_name(&self.project.name_prefix, n))
             .map(|p| p.scene)
             .unwrap_or_default();
         let failed = mem.evidence.report(

@@ -11,13 +11,15 @@ use std::sync::{Arc, Mutex};
 
 use secrecy::ExposeSecret;
 
-use crate::agora::model::{AudioOptions, CreatePlayer, ListedPlayer, Region, UpdatePlayer};
+use crate::agora::model::{AudioOptions, CreatePlayer, ListedPlayer, UpdatePlayer};
 use crate::agora::{ApiError, CreateOutcome, ErrorClass, MediaPullClient};
 use crate::clock::Clock;
 use crate::config::{Project, Scene};
-use crate::reconcile::naming;
-use crate::reconcile::spec::{self, Live, Spec};
-use crate::store::{Phase, RECORD_VERSION, SlotKey, SlotRecord, Store, StoreError};
+use crate::model::Region;
+use crate::model::{Live, Phase, RECORD_VERSION, SlotKey, SlotRecord, Spec};
+use crate::model::{parse_name, role};
+use crate::reconcile::spec;
+use crate::store::{Store, StoreError, UidRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -169,14 +171,14 @@ impl Executor {
 
     /// A UID from the scene's range that nobody in its channel ever had.
     fn fresh_uid(&self, scene: &Scene, name: &str) -> Result<u32, StoreError> {
-        self.store.allocate_uid(
-            &self.project,
-            &scene.name,
-            &scene.channel,
-            scene.uids.start,
-            scene.uids.end,
+        self.store.allocate_uid(&UidRequest {
+            project: &self.project,
+            scene: &scene.name,
+            channel: &scene.channel,
+            start: scene.uids.start,
+            end: scene.uids.end,
             name,
-        )
+        })
     }
 
     /// After a definite refusal (any 4xx but 409) nothing was created, so the record
@@ -385,7 +387,7 @@ impl Executor {
                 .store
                 .note_uid(&self.project, channel, uid, name)
                 .map(|_| ());
-            let own_scene = naming::parse(prefix, name).and_then(|parsed| {
+            let own_scene = parse_name(prefix, name).and_then(|parsed| {
                 scenes.iter().find(|s| {
                     s.project == self.project && s.name == parsed.scene && s.channel == channel
                 })
@@ -420,7 +422,7 @@ pub fn delete_regions(
     scene_region: impl Fn(&str) -> Option<Region>,
     records: &BTreeMap<SlotKey, SlotRecord>,
 ) -> Vec<Region> {
-    let parsed = naming::parse(&project.name_prefix, name);
+    let parsed = parse_name(&project.name_prefix, name);
     let record = parsed
         .as_ref()
         .and_then(|p| records.get(&SlotKey::new(&project.id, &p.scene, p.slot)));
@@ -450,12 +452,4 @@ pub struct Listed<'a> {
 /// scene priority, as the plan admits them (a storm drains in that order).
 pub fn create_rank(master: bool, priority: i32) -> i64 {
     (i64::from(master) << 32) + i64::from(priority)
-}
-
-pub fn role(slot: u32) -> &'static str {
-    match slot {
-        0 => "master",
-        naming::SLATE_SLOT => "slate",
-        _ => "backup",
-    }
 }

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::agora::model::ListedPlayer;
-use crate::store::{Phase, SlotKey, SlotRecord};
+use crate::model::{Phase, SlotKey, SlotRecord};
 
 /// Folds one complete, successful List into the strike counts.
 pub fn count_strikes(
@@ -37,7 +37,7 @@ pub fn count_strikes(
 mod tests {
     use super::*;
     use crate::agora::model::Region;
-    use crate::store::RECORD_VERSION;
+    use crate::model::RECORD_VERSION;
 
     fn record(name: &str, phase: Phase, created_at_ms: u64) -> SlotRecord {
         SlotRecord {

@@ -9,8 +9,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::model::{SlotKey, SlotRecord};
 use crate::reconcile::plan::Action;
-use crate::store::{SlotKey, SlotRecord};
 
 /// Splits the creates into those that may start and the slots held back.
 pub fn gate<T>(

@@ -12,12 +12,13 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 
 use crate::config::Scene;
+use crate::model::role;
+use crate::model::{SlotKey, SlotRecord};
 use crate::reconcile::busy::Busy;
 use crate::reconcile::controller::ProjectController;
 use crate::reconcile::creates::CreateQueue;
-use crate::reconcile::execute::{Listed, create_rank, delete_regions, role};
+use crate::reconcile::execute::{Listed, create_rank, delete_regions};
 use crate::reconcile::plan::Action;
-use crate::store::{SlotKey, SlotRecord};
 
 /// What a finished action frees.
 pub(super) enum Done {

@@ -8,7 +8,6 @@ pub mod execute;
 pub mod health;
 pub mod hold;
 mod launch;
-pub mod naming;
 pub mod observe;
 pub mod onair;
 pub mod plan;

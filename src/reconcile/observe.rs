@@ -9,9 +9,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::agora::model::{ListedPlayer, PlayerStatus};
+use crate::model::{SlotKey, SlotRecord};
 use crate::ncs::inbox::{Observation, PlayerEvent};
 use crate::ncs::notice::destroy_reason;
-use crate::store::{SlotKey, SlotRecord};
 
 /// Applies one observation to `players`. `deleted_by_us` tells whether pullkeeper itself
 /// deleted (or is deleting) the player with that id. Returns whether the picture changed:
@@ -201,7 +201,7 @@ mod tests {
     #[test]
     fn a_list_keeps_players_it_cannot_show_yet() {
         use crate::agora::model::Region;
-        use crate::store::{Phase, RECORD_VERSION};
+        use crate::model::{Phase, RECORD_VERSION};
         let record = |name: &str, created_at_ms| SlotRecord {
             v: RECORD_VERSION,
             name: name.into(),

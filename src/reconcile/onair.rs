@@ -8,7 +8,7 @@
 //! backup is healthy. Every change bumps a version that never goes down, so apps can
 //! discard an older announcement that arrives late.
 
-use serde::{Deserialize, Serialize};
+use crate::model::{OnAir, SwitchReason};
 
 /// How the scene returns to its master after a failover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,41 +24,6 @@ pub struct SlotView {
     pub uid: Option<u32>,
     /// Since when (Unix ms) the player has been running, if it is.
     pub running_since_ms: Option<u64>,
-}
-
-/// The on-air state of a scene; persisted so the version survives restarts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct OnAir {
-    pub slot: Option<u32>,
-    pub uid: Option<u32>,
-    pub version: u64,
-    /// How many times the on-air player changed: a flapping scene shows here.
-    pub switches: u64,
-    /// When (Unix ms) the current on-air player was chosen.
-    #[serde(default)]
-    pub since_ms: u64,
-    /// A backup is on air because the master failed (not because it was first up at
-    /// start): only then does the failback policy hold the master back.
-    #[serde(default)]
-    pub failed_over: bool,
-}
-
-/// Why the on-air player changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SwitchReason {
-    /// The on-air player stopped running; another took over.
-    Failover,
-    /// The master ran for the hold-down time and took the air back.
-    Failback,
-    /// The slot's player was replaced: same slot, new UID.
-    Replaced,
-    /// No player runs.
-    NoHealthyPlayer,
-    /// The master came up after a backup that went on air first at start.
-    MasterUp,
-    /// A player went on air where none was.
-    Started,
 }
 
 /// The next on-air state, and the reason if it changed.

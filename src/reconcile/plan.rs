@@ -31,12 +31,12 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::agora::model::{ListedPlayer, PlayerStatus};
+use crate::agora::model::ListedPlayer;
 use crate::config::UidRange;
-use crate::reconcile::naming::{self, SLATE_SLOT};
-use crate::reconcile::spec::{Fixed, Live};
+use crate::model::{Fixed, Live, is_dead, is_running};
+use crate::model::{Phase, SlotKey, SlotRecord};
+use crate::model::{SLATE_SLOT, format_name, parse_name};
 use crate::reconcile::{hold, rollout};
-use crate::store::{Phase, SlotKey, SlotRecord};
 
 mod actions;
 
@@ -113,16 +113,6 @@ pub struct PlanInput<'a> {
     pub cleared: Option<&'a BTreeSet<SlotKey>>,
 }
 
-/// A status after which a player will never play again.
-pub fn is_dead(status: Option<PlayerStatus>) -> bool {
-    matches!(status, Some(PlayerStatus::Failed | PlayerStatus::Stopped))
-}
-
-/// A status of a player that plays: `running`, or NCS's `success` (§1.8).
-pub fn is_running(status: Option<PlayerStatus>) -> bool {
-    matches!(status, Some(PlayerStatus::Running | PlayerStatus::Success))
-}
-
 /// An owned player from the List, with its parsed name.
 struct Owned<'a> {
     player: &'a ListedPlayer,
@@ -140,7 +130,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         let Some(name) = player.name.as_deref() else {
             continue;
         };
-        if let Some(parsed) = naming::parse(input.prefix, name) {
+        if let Some(parsed) = parse_name(input.prefix, name) {
             let key = SlotKey::new(input.project, &parsed.scene, parsed.slot);
             by_slot.entry(key).or_default().push(Owned {
                 player,
@@ -403,7 +393,7 @@ fn fresh(
     Action::Create {
         key: key.clone(),
         generation,
-        name: naming::format(input.prefix, &key.scene, key.slot, generation),
+        name: format_name(input.prefix, &key.scene, key.slot, generation),
         uid: None,
         rollout,
     }

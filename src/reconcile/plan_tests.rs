@@ -1,8 +1,7 @@
 //! One test per planning rule, then properties over random worlds.
 
 use super::*;
-use crate::reconcile::spec::Spec;
-use crate::store::RECORD_VERSION;
+use crate::model::{PlayerStatus, RECORD_VERSION, Spec};
 
 const LAG: u64 = 12_000;
 

@@ -5,12 +5,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::agora::model::ListedPlayer;
 use crate::config::{Failback, Scene};
-use crate::reconcile::execute::role;
-use crate::reconcile::naming::{self, SLATE_SLOT};
-use crate::reconcile::onair::{self, FailbackPolicy, OnAir, SlotView, SwitchReason};
-use crate::reconcile::plan::is_running;
-use crate::status::{SceneStatus, SlotStatus, SourceStatus};
-use crate::store::{SlotKey, SlotRecord, Store};
+use crate::model::{OnAir, Switch, is_running, role};
+use crate::model::{SLATE_SLOT, parse_name};
+use crate::model::{SceneStatus, SlotStatus, SourceStatus};
+use crate::model::{SlotKey, SlotRecord};
+use crate::reconcile::onair::{self, FailbackPolicy, SlotView};
+use crate::store::Store;
 use crate::telemetry::Metrics;
 
 /// What publishing needs to see, borrowed from the controller.
@@ -47,16 +47,6 @@ pub struct Published {
     pub switches: Vec<Switch>,
     /// When (Unix ms) an on-air decision falls due with nothing else happening.
     pub wake_at_ms: Option<u64>,
-}
-
-/// An on-air change, for logs and the app webhook.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Switch {
-    pub scene: String,
-    pub channel: String,
-    pub previous_uid: Option<u32>,
-    pub onair: OnAir,
-    pub reason: SwitchReason,
 }
 
 impl Publisher {
@@ -195,7 +185,7 @@ impl Publisher {
             .filter(|p| is_running(p.status))
             .filter_map(|p| {
                 let name = p.name.as_deref()?;
-                let parsed = naming::parse(picture.prefix, name)?;
+                let parsed = parse_name(picture.prefix, name)?;
                 let older = parsed.scene == key.scene
                     && parsed.slot == key.slot
                     && parsed.generation < generation;
@@ -257,40 +247,5 @@ impl Publisher {
             self.onair.insert(scene.name.clone(), next);
         }
         next
-    }
-}
-
-/// Every state a slot can be in: Agora's statuses, then ours for a slot whose player is
-/// not (yet) listed (`pending`) or that has none (`missing`). A closed set: it is a label.
-pub const PLAYER_STATES: [&str; 9] = [
-    "idle",
-    "connecting",
-    "success",
-    "running",
-    "failed",
-    "stopped",
-    "unknown",
-    "pending",
-    "missing",
-];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::agora::model::PlayerStatus;
-
-    #[test]
-    fn player_states_cover_every_agora_status() {
-        for s in [
-            PlayerStatus::Idle,
-            PlayerStatus::Connecting,
-            PlayerStatus::Success,
-            PlayerStatus::Running,
-            PlayerStatus::Failed,
-            PlayerStatus::Stopped,
-            PlayerStatus::Unknown,
-        ] {
-            assert!(PLAYER_STATES.contains(&s.as_str()), "{s:?}");
-        }
     }
 }

@@ -11,8 +11,8 @@
 
 use crate::agora::model::ListedPlayer;
 use crate::config::UidRange;
-use crate::reconcile::spec::{Fixed, Live, Spec};
-use crate::store::{SlotKey, SlotRecord};
+use crate::model::{Fixed, Live, Spec};
+use crate::model::{SlotKey, SlotRecord};
 
 use super::plan::Action;
 
@@ -74,8 +74,7 @@ pub fn next_slot(unfit_slots: &[u32], settled: bool) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agora::model::{PlayerStatus, Region};
-    use crate::store::{Phase, RECORD_VERSION};
+    use crate::model::{Phase, PlayerStatus, RECORD_VERSION, Region};
 
     fn spec(url: &str, volume: u32) -> Spec {
         Spec {

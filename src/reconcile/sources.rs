@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use crate::agora::model::{ListedPlayer, PlayerStatus};
 use crate::config::{Scene, SourceProbeSettings};
+use crate::model::SLATE_SLOT;
+use crate::model::SourceStatus;
+use crate::model::is_dead;
+use crate::model::{SlotKey, SlotRecord};
 use crate::probe::monitor::SourceMonitor;
 use crate::probe::{Prober, Verdict};
-use crate::reconcile::naming::SLATE_SLOT;
-use crate::reconcile::plan::is_dead;
-use crate::status::SourceStatus;
-use crate::store::{SlotKey, SlotRecord};
 
 /// Source probing as configured for a controller.
 pub struct SourceProbing {

@@ -11,8 +11,8 @@ use prometheus::core::{Collector, Desc, Describer};
 use prometheus::proto::MetricFamily;
 use prometheus::{IntGaugeVec, Opts};
 
-use crate::reconcile::publish::PLAYER_STATES;
-use crate::status::StatusBoard;
+use crate::model::PLAYER_STATES;
+use crate::model::StatusBoard;
 
 /// Roles a slot can have, as the `role` label gives them.
 const ROLES: [&str; 3] = ["master", "backup", "slate"];
@@ -149,7 +149,7 @@ impl Collector for SceneCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{SceneStatus, SlotStatus, SourceStatus};
+    use crate::model::{SceneStatus, SlotStatus, SourceStatus};
     use crate::telemetry::Metrics;
 
     fn slot(slot: u32, role: &'static str, status: &str) -> SlotStatus {

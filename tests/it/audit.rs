@@ -5,7 +5,7 @@ use std::fmt;
 use std::io::Write;
 
 use pullkeeper::agora::model::PlayerStatus;
-use pullkeeper::reconcile::naming;
+use pullkeeper::model::parse_name;
 use pullkeeper::simulator::SimHandle;
 
 use crate::harness::APP_ID;
@@ -53,11 +53,7 @@ impl fmt::Display for Audit {
 /// Audits `sim` against the desired slots: `(scene, slot count)` pairs, prefix `pk`.
 pub fn audit(sim: &SimHandle, desired: &[(String, u32)]) -> Audit {
     let history = sim.history();
-    let ours = |name: &Option<String>| {
-        name.as_deref()
-            .and_then(|n| naming::parse("pk", n))
-            .is_some()
-    };
+    let ours = |name: &Option<String>| name.as_deref().and_then(|n| parse_name("pk", n)).is_some();
     let creates = history.iter().filter(|h| ours(&h.name)).count();
     let healthy_deleted = history
         .iter()
@@ -87,7 +83,7 @@ pub fn audit(sim: &SimHandle, desired: &[(String, u32)]) -> Audit {
     let mut orphans = 0;
     for p in sim.players(APP_ID) {
         let Some(name) = p.name.clone() else { continue };
-        let Some(parsed) = naming::parse("pk", &name) else {
+        let Some(parsed) = parse_name("pk", &name) else {
             continue;
         };
         if !names.insert(name) {

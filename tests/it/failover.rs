@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use pullkeeper::appwebhook::SIGNATURE_HEADER;
+use pullkeeper::model::SlotKey;
 use pullkeeper::ncs::signature::sign_sha256;
 use pullkeeper::simulator::{FaultAction, FaultRule, SimHandle};
-use pullkeeper::store::{SlotKey, Store};
+use pullkeeper::store::Store;
 
 use crate::harness::{
     ADMIN_TOKEN, APP_ID, FAST, HOOK_SECRET, Running, eventually, one_scene, start_app,

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use pullkeeper::agora::model::PlayerStatus;
 use pullkeeper::app::App;
+use pullkeeper::model::SlotKey;
+use pullkeeper::model::parse_name;
 use pullkeeper::ncs::dedupe::NoticeLog;
 use pullkeeper::ncs::notice::Notice;
 use pullkeeper::ncs::receiver::dedupe_key;
-use pullkeeper::reconcile::naming;
 use pullkeeper::simulator::{DeliveryOutcome, SimHandle, Violations};
-use pullkeeper::store::{SlotKey, Store};
+use pullkeeper::store::Store;
 
 use crate::harness::APP_ID;
 
@@ -25,7 +26,7 @@ pub fn live_per_slot(sim: &SimHandle) -> BTreeMap<(String, u32), usize> {
         .into_iter()
         .filter(|p| p.status != PlayerStatus::Failed)
     {
-        if let Some(n) = p.name.as_deref().and_then(|n| naming::parse("pk", n)) {
+        if let Some(n) = p.name.as_deref().and_then(|n| parse_name("pk", n)) {
             *slots.entry((n.scene, n.slot)).or_insert(0) += 1;
         }
     }
@@ -45,7 +46,7 @@ pub fn orphans(sim: &SimHandle, store: &Store) -> usize {
     sim.players(APP_ID)
         .iter()
         .filter(|p| {
-            let Some(n) = p.name.as_deref().and_then(|n| naming::parse("pk", n)) else {
+            let Some(n) = p.name.as_deref().and_then(|n| parse_name("pk", n)) else {
                 return false;
             };
             let record = store

@@ -4,9 +4,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use pullkeeper::agora::model::PlayerStatus;
-use pullkeeper::reconcile::naming;
+use pullkeeper::model::parse_name;
+use pullkeeper::model::{Phase, SlotKey};
 use pullkeeper::simulator::{FaultAction, FaultRule, SimHandle};
-use pullkeeper::store::{Phase, SlotKey, Store};
+use pullkeeper::store::Store;
 use tokio::time::Instant;
 
 use crate::audit::{audit, report};
@@ -84,7 +85,7 @@ fn slots_needing_a_player(sim: &SimHandle) -> BTreeSet<(String, u32)> {
         .players(APP_ID)
         .into_iter()
         .filter(|p| p.status != PlayerStatus::Failed)
-        .filter_map(|p| naming::parse("pk", p.name.as_deref()?))
+        .filter_map(|p| parse_name("pk", p.name.as_deref()?))
         .map(|n| (n.scene, n.slot))
         .collect();
     desired()
@@ -192,7 +193,7 @@ async fn sigterm_during_a_storm_exits_0_in_time_and_the_restart_duplicates_nothi
     .await;
     let created_after: Vec<(String, u32)> = sim.history()[created_before..]
         .iter()
-        .filter_map(|h| naming::parse("pk", h.name.as_deref()?))
+        .filter_map(|h| parse_name("pk", h.name.as_deref()?))
         .map(|n| (n.scene, n.slot))
         .collect();
     let figures = audit(&sim, &desired());

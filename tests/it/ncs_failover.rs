@@ -3,9 +3,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use pullkeeper::model::SlotKey;
 use pullkeeper::ncs::signature::{HEADER_SHA256, sign_sha256};
 use pullkeeper::simulator::SimHandle;
-use pullkeeper::store::SlotKey;
 
 use crate::harness::{
     APP_ID, Running, connect_ncs, eventually, one_scene, start_app, start_simulator_with_lag,

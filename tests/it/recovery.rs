@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use pullkeeper::store::{Phase, Store};
+use pullkeeper::model::Phase;
+use pullkeeper::store::Store;
 
 use crate::audit::{audit, report};
 use crate::harness::{

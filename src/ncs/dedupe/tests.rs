@@ -345,38 +345,6 @@ fn an_id_stamped_in_the_future_does_not_expire_the_present_at_open() {
 }
 
 #[tokio::test]
-async fn the_sled_tree_of_earlier_versions_is_imported_once_and_dropped() {
-    let dir = TempStore::new();
-    {
-        let store = dir.open();
-        let tree = store.tree(TREE).unwrap();
-        for (key, ms) in [
-            ("acked-1", T0 + TTL_MS),
-            ("acked-2", T0 + TTL_MS + 5),
-            ("expired", T0),
-        ] {
-            tree.insert(key, &ms.to_be_bytes()).unwrap();
-        }
-        tree.insert("not-ours", &b"xyz"[..]).unwrap();
-        store.flush().await.unwrap();
-    }
-    {
-        let store = dir.open();
-        let log = NoticeLog::open(&store).unwrap();
-        assert!(store.existing_tree(TREE).unwrap().is_none(), "tree dropped");
-        assert!(!log.first_time("acked-1", T0 + TTL_MS + 9).await.unwrap());
-        assert!(log.contains("acked-2").unwrap());
-        assert!(!log.contains("expired").unwrap());
-        assert!(!log.contains("not-ours").unwrap());
-    }
-    let store = dir.open();
-    assert!(store.existing_tree(TREE).unwrap().is_none());
-    let log = NoticeLog::open(&store).unwrap();
-    assert!(!log.first_time("acked-2", T0 + TTL_MS + 9).await.unwrap());
-    assert!(log.first_time("expired", T0 + TTL_MS + 9).await.unwrap());
-}
-
-#[tokio::test]
 async fn a_writer_stopped_answers_with_an_error() {
     let dir = TempStore::new();
     let (index, appender) = replay::load(&dir.log_dir(), u64::MAX).unwrap();

@@ -6,9 +6,9 @@ use tokio::time::Instant;
 
 use super::{Done, Memory, ProjectController};
 use crate::config::Scene;
+use crate::model::SlotKey;
 use crate::probe::{Outcome, Verdict, redact};
 use crate::reconcile::sources;
-use crate::store::SlotKey;
 
 impl ProjectController {
     /// Records a source verdict; every change is logged with the URL redacted.

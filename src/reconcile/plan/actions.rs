@@ -1,7 +1,7 @@
 //! What a plan can decide: its actions, and its answer.
 
-use crate::reconcile::spec::Live;
-use crate::store::SlotKey;
+use crate::model::Live;
+use crate::model::SlotKey;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {

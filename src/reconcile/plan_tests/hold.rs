@@ -83,7 +83,7 @@ fn the_slate_slot_is_created_while_wanted_and_removed_after() {
     assert_eq!(creates(&p), vec![("pk_news_s_1".into(), None)]);
     assert_eq!(p.held, vec![key("news", 0)]);
 
-    let slate = key("news", crate::reconcile::naming::SLATE_SLOT);
+    let slate = key("news", crate::model::SLATE_SLOT);
     w.records.insert(
         slate.clone(),
         record("pk_news_s_1", 3, 1, Phase::Created, Some("s")),

@@ -88,7 +88,7 @@ prop_compose! {
         w.max_players = max_players;
         let mut seen = BTreeSet::new();
         for (i, (s, slot, generation, status)) in owned.into_iter().enumerate() {
-            let name = naming::format("pk", &s, slot, generation);
+            let name = format_name("pk", &s, slot, generation);
             if seen.insert(name.clone()) {
                 w.observed.push(listed(&name, &format!("o{i}"), 1000 + i as u64, status));
             }
@@ -97,7 +97,7 @@ prop_compose! {
             w.observed.push(listed(&format!("foreign_{i}"), &format!("f{i}"), 2000 + i as u64, status));
         }
         for (s, slot, generation, phase, age) in records {
-            let name = naming::format("pk", &s, slot, generation);
+            let name = format_name("pk", &s, slot, generation);
             let phase = [Phase::Created, Phase::Intended, Phase::Refused][phase as usize];
             let mut r = record(&name, 3000, generation, phase, None);
             r.created_at_ms = w.now_ms - age * LAG / 2;
@@ -121,7 +121,7 @@ proptest! {
         for a in &p.actions {
             match a {
                 Action::Delete { name, .. } => {
-                    prop_assert!(naming::parse("pk", name).is_some(), "deleted foreign {}", name);
+                    prop_assert!(parse_name("pk", name).is_some(), "deleted foreign {}", name);
                 }
                 Action::Create { key, name, .. } => {
                     prop_assert!(created_keys.insert(key.clone()), "two creates for {}", key);
@@ -155,10 +155,10 @@ proptest! {
         }
         let want: u32 = w.scenes.iter().map(|s| s.slots).sum();
         let owned: Vec<_> = w.observed.iter()
-            .filter_map(|o| naming::parse("pk", o.name.as_deref()?))
+            .filter_map(|o| parse_name("pk", o.name.as_deref()?))
             .collect();
         prop_assert_eq!(owned.len() as u32, want);
-        for o in w.observed.iter().filter(|o| naming::parse("pk", o.name.as_deref().unwrap_or("")).is_some()) {
+        for o in w.observed.iter().filter(|o| parse_name("pk", o.name.as_deref().unwrap_or("")).is_some()) {
             prop_assert!(!is_dead(o.status));
         }
     }

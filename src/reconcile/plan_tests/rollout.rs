@@ -3,14 +3,14 @@
 //! players than slots while it rolls out, and it converges.
 
 use super::*;
-use crate::reconcile::spec::{DEFAULT_VOLUME, Spec};
+use crate::model::{DEFAULT_VOLUME, Spec};
 use proptest::prelude::*;
 
 /// A converged scene `news` with `backups`: every slot's generation 1 runs.
 fn converged(backups: u32) -> World {
     let mut w = World::new(vec![scene("news", backups, 0)]);
     for slot in 0..=backups {
-        let name = naming::format("pk", "news", slot, 1);
+        let name = format_name("pk", "news", slot, 1);
         let id = format!("id{slot}");
         w.records.insert(
             key("news", slot),
@@ -299,7 +299,7 @@ proptest! {
             w.scenes.push(scene(&name, r.backups, 0));
             for slot in 0..=r.backups {
                 uid += 1;
-                let player = naming::format("pk", &name, slot, 1);
+                let player = format_name("pk", &name, slot, 1);
                 let id = format!("old{uid}");
                 w.records.insert(key(&name, slot), record(&player, uid, 1, Phase::Created, Some(&id)));
                 let mut p = listed(&player, &id, uid.into(), PlayerStatus::Running);
@@ -324,7 +324,7 @@ proptest! {
         let running = |w: &World, scene: &str| {
             w.observed.iter()
                 .filter(|p| is_running(p.status))
-                .filter(|p| naming::parse("pk", p.name.as_deref().unwrap()).is_some_and(|n| n.scene == scene))
+                .filter(|p| parse_name("pk", p.name.as_deref().unwrap()).is_some_and(|n| n.scene == scene))
                 .count() as u32
         };
         let mut round = 0;
@@ -369,7 +369,7 @@ proptest! {
                 continue;
             }
             let ids: BTreeSet<(String, Option<u64>)> = w.observed.iter()
-                .filter(|p| naming::parse("pk", p.name.as_deref().unwrap()).is_some_and(|n| n.scene == s.name))
+                .filter(|p| parse_name("pk", p.name.as_deref().unwrap()).is_some_and(|n| n.scene == s.name))
                 .map(|p| (p.id.clone(), p.uid))
                 .collect();
             prop_assert!(ids.is_subset(&before), "{} lost a player or UID to an in-place change", s.name);

@@ -1,7 +1,7 @@
 //! Redundant sources and the slate: `backup_stream_urls` and `slate_url`.
 
 use super::{one, run, scene};
-use crate::reconcile::naming::SLATE_SLOT;
+use crate::model::SLATE_SLOT;
 
 #[test]
 fn backups_pull_backup_urls_in_order_then_the_primary() {

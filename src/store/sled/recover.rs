@@ -11,8 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Store, StoreError, decode};
-use crate::reconcile::onair::OnAir;
+use super::{SledStore, decode};
+use crate::model::OnAir;
+use crate::store::StoreError;
 
 /// Tree and key of the marker written when a store is created: a database that opens
 /// without it, in a directory that held files, lost its contents.
@@ -29,11 +30,11 @@ pub struct Recovery {
     pub cause: String,
 }
 
-impl Store {
+impl SledStore {
     /// Opens the store at `path`; if it cannot be opened or read, moves it to
     /// `<path>.corrupt-<now_ms>`, logs an error and opens an empty one in its place
     /// (see [`Store::recovery`]). Fails only when even that is impossible.
-    pub fn open_or_recover(path: &Path, now_ms: u64) -> Result<Store, StoreError> {
+    pub fn open_or_recover(path: &Path, now_ms: u64) -> Result<SledStore, StoreError> {
         let cause = match open_checked(path) {
             Ok(store) => return Ok(store),
             Err(e) => e.to_string(),
@@ -49,11 +50,6 @@ impl Store {
         let mut store = open_checked(path)?;
         store.recovery = Some(Arc::new(Recovery { aside, cause }));
         Ok(store)
-    }
-
-    /// Set when this process found its store unreadable and started empty.
-    pub fn recovery(&self) -> Option<&Recovery> {
-        self.recovery.as_deref()
     }
 
     /// Decodes every value of the trees this module owns, so a corrupt record is found
@@ -90,9 +86,9 @@ impl Store {
 
 /// Opens the store, checks its format marker and every record. sled can panic on a
 /// corrupt file instead of returning an error; that counts as unreadable too.
-fn open_checked(path: &Path) -> Result<Store, StoreError> {
+fn open_checked(path: &Path) -> Result<SledStore, StoreError> {
     let had_files = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some());
-    let opened = std::panic::catch_unwind(|| Store::open(path)).map_err(|panic| {
+    let opened = std::panic::catch_unwind(|| SledStore::open(path)).map_err(|panic| {
         let detail = panic
             .downcast_ref::<String>()
             .cloned()
@@ -104,7 +100,7 @@ fn open_checked(path: &Path) -> Result<Store, StoreError> {
         }
     })?;
     let store = opened?;
-    let meta = store.tree(META_TREE)?;
+    let meta = store.db.open_tree(META_TREE)?;
     match meta.get(FORMAT_KEY)? {
         Some(v) if v.as_ref() == FORMAT => {}
         Some(v) => {
@@ -141,8 +137,8 @@ fn aside_path(path: &Path, now_ms: u64) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agora::model::Region;
-    use crate::store::{Phase, RECORD_VERSION, SlotKey, SlotRecord};
+    use crate::model::{Phase, RECORD_VERSION, Region, SlotKey, SlotRecord};
+    use crate::store::StateStore;
 
     fn dir(tag: &str) -> PathBuf {
         std::env::temp_dir()
@@ -152,7 +148,7 @@ mod tests {
 
     /// A store with one slot record, flushed and closed.
     fn written(path: &Path) {
-        let store = Store::open_or_recover(path, 1).unwrap();
+        let store = SledStore::open_or_recover(path, 1).unwrap();
         assert!(store.recovery().is_none());
         let record = SlotRecord {
             v: RECORD_VERSION,
@@ -188,7 +184,7 @@ mod tests {
     fn an_intact_store_opens_with_its_records() {
         let path = dir("intact");
         written(&path);
-        let store = Store::open_or_recover(&path, 2).unwrap();
+        let store = SledStore::open_or_recover(&path, 2).unwrap();
         assert!(store.recovery().is_none());
         assert_eq!(store.project_slots("p").unwrap().len(), 1);
         drop(store);
@@ -200,7 +196,7 @@ mod tests {
         let path = dir("garbage");
         written(&path);
         garble_every_file(&path);
-        let store = Store::open_or_recover(&path, 42).unwrap();
+        let store = SledStore::open_or_recover(&path, 42).unwrap();
         let recovery = store.recovery().expect("recovered").clone();
         assert_eq!(recovery.aside, path.with_file_name("store.corrupt-42"));
         assert!(recovery.aside.is_dir(), "kept for inspection");
@@ -208,7 +204,7 @@ mod tests {
         drop(store);
         // The fresh store is a normal one from now on.
         assert!(
-            Store::open_or_recover(&path, 43)
+            SledStore::open_or_recover(&path, 43)
                 .unwrap()
                 .recovery()
                 .is_none()
@@ -223,7 +219,7 @@ mod tests {
         let db = path.join("db");
         let len = std::fs::metadata(&db).unwrap().len();
         std::fs::write(&db, vec![0x5a; len as usize]).unwrap();
-        let store = Store::open_or_recover(&path, 7).unwrap();
+        let store = SledStore::open_or_recover(&path, 7).unwrap();
         let recovery = store.recovery().expect("recovered");
         assert!(
             recovery.cause.contains("opened empty"),
@@ -239,14 +235,14 @@ mod tests {
         let path = dir("record");
         written(&path);
         {
-            let store = Store::open(&path).unwrap();
+            let store = SledStore::open(&path).unwrap();
             store
                 .slots
                 .insert(b"p\0s\0junk", &b"{not json"[..])
                 .unwrap();
             store.db.flush().unwrap();
         }
-        let store = Store::open_or_recover(&path, 9).unwrap();
+        let store = SledStore::open_or_recover(&path, 9).unwrap();
         let recovery = store.recovery().expect("recovered");
         assert!(recovery.cause.contains("slots"), "{}", recovery.cause);
         drop(store);

@@ -3,7 +3,8 @@
 
 use std::sync::atomic::Ordering::SeqCst;
 
-use super::{Store, StoreError};
+use super::SledStore;
+use crate::store::StoreError;
 
 /// Group commit: a flush covers every write made before it started, so a caller whose
 /// write precedes a flush that started later need not flush again. Without this, N
@@ -35,7 +36,7 @@ impl FlushEpochs {
     }
 }
 
-impl Store {
+impl SledStore {
     /// Makes everything written so far durable against a process kill.
     ///
     /// Not `flush_async`: in sled 0.34 each call parks one of sled's few I/O threads until
@@ -44,7 +45,7 @@ impl Store {
     /// creates). So flushes run one at a time on tokio's blocking pool, and a caller
     /// queued behind a flush that started after its call returns as soon as that flush
     /// is done (see [`FlushEpochs`]).
-    pub async fn flush(&self) -> Result<(), StoreError> {
+    pub(super) async fn flush_grouped(&self) -> Result<(), StoreError> {
         let epoch = self.flushes.request();
         let _one_at_a_time = self.flushing.lock().await;
         let Some(covers) = self.flushes.still_needed(epoch) else {
@@ -54,18 +55,6 @@ impl Store {
         tokio::task::spawn_blocking(move || db.flush())
             .await
             .map_err(|e| StoreError::Flush(e.to_string()))??;
-        self.flushes.done(covers);
-        Ok(())
-    }
-
-    /// [`flush`](Self::flush) for a dedicated thread outside the runtime (the NCS notice
-    /// writer), with no hop to the blocking pool. It may run next to an async flush:
-    /// like sled's own background flusher, it waits for the log on its own thread and
-    /// parks none of sled's I/O threads, so the `flush_async` deadlock cannot arise. It
-    /// takes no lock the runtime must release, so the thread can always be joined.
-    pub fn flush_blocking(&self) -> Result<(), StoreError> {
-        let covers = self.flushes.requested.load(SeqCst);
-        self.db.flush()?;
         self.flushes.done(covers);
         Ok(())
     }

@@ -5,9 +5,8 @@
 //! instead of a second player (DESIGN "Agora is the source of truth"). The slot reads `m`
 //! for the master, `b1`, `b2`, … for backups and `s` for the slate, so the Agora console
 //! stays legible.
-//! Scene names exclude `_` (config validation), so the four parts split unambiguously.
-
-use crate::agora::model::limits::PLAYER_NAME_MAX_BYTES;
+//! Scene names exclude `_` and config validation bounds the prefix and scene name, so the
+//! four parts split unambiguously and a name stays within Agora's length limit.
 
 /// The slot of a scene's slate player (named `s`), apart from master and backups.
 pub const SLATE_SLOT: u32 = u32::MAX;
@@ -21,23 +20,27 @@ pub struct PlayerName {
 }
 
 /// Formats the name of generation `generation` of `slot` in `scene`.
-pub fn format(prefix: &str, scene: &str, slot: u32, generation: u64) -> String {
-    let name = if slot == 0 {
+pub fn format_name(prefix: &str, scene: &str, slot: u32, generation: u64) -> String {
+    if slot == 0 {
         format!("{prefix}_{scene}_m_{generation}")
     } else if slot == SLATE_SLOT {
         format!("{prefix}_{scene}_s_{generation}")
     } else {
         format!("{prefix}_{scene}_b{slot}_{generation}")
-    };
-    debug_assert!(
-        name.len() <= PLAYER_NAME_MAX_BYTES,
-        "config bounds name parts"
-    );
-    name
+    }
 }
 
-/// Parses a name produced by [`format`] with this `prefix`; anything else is not ours.
-pub fn parse(prefix: &str, name: &str) -> Option<PlayerName> {
+/// The role of a slot, as logs, status and metrics name it.
+pub fn role(slot: u32) -> &'static str {
+    match slot {
+        0 => "master",
+        SLATE_SLOT => "slate",
+        _ => "backup",
+    }
+}
+
+/// Parses a name produced by [`format_name`] with this `prefix`; anything else is not ours.
+pub fn parse_name(prefix: &str, name: &str) -> Option<PlayerName> {
     let rest = name.strip_prefix(prefix)?.strip_prefix('_')?;
     let mut parts = rest.split('_');
     let (scene, slot, generation) = (parts.next()?, parts.next()?, parts.next()?);
@@ -74,9 +77,9 @@ mod tests {
     #[test]
     fn round_trips() {
         for (slot, generation) in [(0, 1), (1, 7), (12, 18446744073709551615), (SLATE_SLOT, 2)] {
-            let n = format("pk", "news-1", slot, generation);
+            let n = format_name("pk", "news-1", slot, generation);
             assert_eq!(
-                parse("pk", &n),
+                parse_name("pk", &n),
                 Some(PlayerName {
                     scene: "news-1".into(),
                     slot,
@@ -84,10 +87,10 @@ mod tests {
                 })
             );
         }
-        assert_eq!(format("pk", "news", 0, 3), "pk_news_m_3");
-        assert_eq!(format("pk", "news", 2, 3), "pk_news_b2_3");
-        assert_eq!(format("pk", "news", SLATE_SLOT, 1), "pk_news_s_1");
-        assert_eq!(parse("pk", &format!("pk_news_b{SLATE_SLOT}_1")), None);
+        assert_eq!(format_name("pk", "news", 0, 3), "pk_news_m_3");
+        assert_eq!(format_name("pk", "news", 2, 3), "pk_news_b2_3");
+        assert_eq!(format_name("pk", "news", SLATE_SLOT, 1), "pk_news_s_1");
+        assert_eq!(parse_name("pk", &format!("pk_news_b{SLATE_SLOT}_1")), None);
     }
 
     #[test]
@@ -105,7 +108,7 @@ mod tests {
             "pk__m_1",
             "pk_news_x_1",
         ] {
-            assert_eq!(parse("pk", name), None, "{name}");
+            assert_eq!(parse_name("pk", name), None, "{name}");
         }
     }
 }

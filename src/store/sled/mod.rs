@@ -1,0 +1,283 @@
+//! The embedded backend: a sled database in a local directory, for a single replica.
+//!
+//! One `Db` per process, versioned JSON values, and a flush before any API call the
+//! write protects. sled 0.34's own `flush_async` can deadlock under concurrent callers,
+//! so flushes are grouped and run one at a time (`flush`).
+//!
+//! Trees:
+//! - `slots`: `{project}\0{scene}\0{slot}` → slot record. A record in phase `Intended`
+//!   *is* the create intent: it is flushed before the Create call.
+//! - `uids`: `{project}\0{channel}\0{uid as 4 big-endian bytes}` → player name. Every UID
+//!   pullkeeper handed out or saw in that channel; none is ever handed out twice.
+//! - `uid_hwm`: `{project}\0{scene}` → highest UID handed out for the scene, so allocation
+//!   is O(1) in the common case and never walks back into used space.
+//! - `onair`: `{project}\0{scene}` → the scene's on-air record and its version.
+//! - `update_sequences`: player id → the last Update `sequence` sent to it.
+//! - `meta`: the format marker that tells an intact store from one that lost its
+//!   contents (see `recover`, which also moves an unreadable store aside).
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{StateStore, StoreError, StoreFuture, UidRequest};
+use crate::model::{OnAir, SlotKey, SlotRecord};
+
+mod flush;
+mod recover;
+
+use flush::FlushEpochs;
+pub use recover::Recovery;
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> StoreError {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+/// The sled backend.
+pub(super) struct SledStore {
+    db: sled::Db,
+    /// sled's directory; modules with files of their own (the NCS notice log) keep them here.
+    dir: Arc<Path>,
+    slots: sled::Tree,
+    uids: sled::Tree,
+    uid_hwm: sled::Tree,
+    onair: sled::Tree,
+    sequences: sled::Tree,
+    flushing: Arc<tokio::sync::Mutex<()>>,
+    flushes: Arc<FlushEpochs>,
+    /// Set when the store was found unreadable at start and replaced by an empty one.
+    recovery: Option<Arc<Recovery>>,
+}
+
+/// sled's page cache. Its default (1 GiB) is sized for a database, not for a few hundred
+/// bytes per player: 50,000 players' records fit in a fraction of this, and the
+/// container's memory limit must not be spent on cache.
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+impl SledStore {
+    /// Opens (or creates) the store at `path`. Call once per process.
+    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        SledStore::from_db(SledStore::config().path(path).open()?, path)
+    }
+
+    /// A store in a temporary directory that vanishes on drop (tests, demos), with
+    /// everything kept in it.
+    pub fn temporary() -> Result<SledStore, StoreError> {
+        // Where sled puts a temporary database of its own on Linux: memory, so the
+        // many tests that flush pay nothing for it. Named here so the store knows it.
+        let shm = Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        let path = base.join(format!("pullkeeper-store.{}", uuid::Uuid::new_v4()));
+        SledStore::from_db(
+            SledStore::config().temporary(true).path(&path).open()?,
+            &path,
+        )
+    }
+
+    fn config() -> sled::Config {
+        sled::Config::new().cache_capacity(CACHE_BYTES)
+    }
+
+    fn from_db(db: sled::Db, dir: &Path) -> Result<SledStore, StoreError> {
+        Ok(SledStore {
+            dir: dir.into(),
+            slots: db.open_tree("slots")?,
+            uids: db.open_tree("uids")?,
+            uid_hwm: db.open_tree("uid_hwm")?,
+            onair: db.open_tree("onair")?,
+            sequences: db.open_tree("update_sequences")?,
+            flushing: Default::default(),
+            flushes: Default::default(),
+            recovery: None,
+            db,
+        })
+    }
+}
+
+impl StateStore for SledStore {
+    fn slot(&self, key: &SlotKey) -> Result<Option<SlotRecord>, StoreError> {
+        self.slots
+            .get(slot_key(key))?
+            .map(|v| decode::<StoredSlot>("slots", &v).map(|s| s.record))
+            .transpose()
+    }
+
+    fn put_slot(&self, key: &SlotKey, record: &SlotRecord) -> Result<(), StoreError> {
+        let stored = StoredSlot {
+            key: key.clone(),
+            record: record.clone(),
+        };
+        let value = serde_json::to_vec(&stored).expect("records serialize");
+        self.slots.insert(slot_key(key), value)?;
+        Ok(())
+    }
+
+    fn remove_slot(&self, key: &SlotKey) -> Result<(), StoreError> {
+        self.slots.remove(slot_key(key))?;
+        Ok(())
+    }
+
+    fn project_slots(&self, project: &str) -> Result<Vec<(SlotKey, SlotRecord)>, StoreError> {
+        let mut prefix = project.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for item in self.slots.scan_prefix(&prefix) {
+            let (_, v) = item?;
+            let record: StoredSlot = decode("slots", &v)?;
+            out.push((record.key, record.record));
+        }
+        Ok(out)
+    }
+
+    fn onair(&self, project: &str, scene: &str) -> Result<Option<OnAir>, StoreError> {
+        self.onair
+            .get(key(&[project, scene]))?
+            .map(|v| decode("onair", &v))
+            .transpose()
+    }
+
+    fn put_onair(&self, project: &str, scene: &str, state: &OnAir) -> Result<(), StoreError> {
+        let value = serde_json::to_vec(state).expect("on-air state serializes");
+        self.onair.insert(key(&[project, scene]), value)?;
+        Ok(())
+    }
+
+    fn next_sequence(&self, player_id: &str, floor: u64) -> Result<u64, StoreError> {
+        let next = self.sequences.update_and_fetch(player_id, |old| {
+            let n = old
+                .and_then(|v| <[u8; 8]>::try_from(v).ok())
+                .map_or(0, |b| u64::from_be_bytes(b) + 1);
+            Some(n.max(floor).to_be_bytes().to_vec())
+        })?;
+        Ok(next
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    fn allocate_uid(&self, request: &UidRequest<'_>) -> Result<u32, StoreError> {
+        let &UidRequest {
+            project,
+            scene,
+            channel,
+            start,
+            end,
+            name,
+        } = request;
+        let hwm_key = key(&[project, scene]);
+        let hwm = self
+            .uid_hwm
+            .get(&hwm_key)?
+            .map(|v| u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 4])))
+            .unwrap_or(0);
+        let first = start.max(hwm.saturating_add(1));
+        if hwm < u32::MAX {
+            for uid in first..=end {
+                let k = uid_key(project, channel, uid);
+                // compare_and_swap claims the UID only if no one holds it yet.
+                let claimed =
+                    self.uids
+                        .compare_and_swap(&k, None::<&[u8]>, Some(name.as_bytes()))?;
+                if claimed.is_ok() {
+                    self.raise_uid_hwm(project, scene, uid)?;
+                    return Ok(uid);
+                }
+            }
+        }
+        Err(StoreError::UidsExhausted {
+            scene: scene.to_string(),
+            channel: channel.to_string(),
+            start,
+            end,
+        })
+    }
+
+    fn raise_uid_hwm(&self, project: &str, scene: &str, uid: u32) -> Result<(), StoreError> {
+        self.uid_hwm
+            .fetch_and_update(key(&[project, scene]), |old| {
+                let hwm = old
+                    .and_then(|v| <[u8; 4]>::try_from(v).ok())
+                    .map_or(0, u32::from_be_bytes);
+                Some(hwm.max(uid).to_be_bytes().to_vec())
+            })?;
+        Ok(())
+    }
+
+    fn note_uid(
+        &self,
+        project: &str,
+        channel: &str,
+        uid: u32,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let k = uid_key(project, channel, uid);
+        Ok(self
+            .uids
+            .compare_and_swap(&k, None::<&[u8]>, Some(name.as_bytes()))?
+            .is_ok())
+    }
+
+    fn uid_known(&self, project: &str, channel: &str, uid: u32) -> Result<bool, StoreError> {
+        Ok(self.uids.contains_key(uid_key(project, channel, uid))?)
+    }
+
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        Box::pin(self.flush_grouped())
+    }
+
+    fn recovery(&self) -> Option<&Recovery> {
+        self.recovery.as_deref()
+    }
+
+    fn local_dir(&self) -> Option<&Path> {
+        Some(&self.dir)
+    }
+}
+
+/// The value stored under a slot key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredSlot {
+    key: SlotKey,
+    #[serde(flatten)]
+    record: SlotRecord,
+}
+
+fn key(parts: &[&str]) -> Vec<u8> {
+    let mut k = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            k.push(0);
+        }
+        k.extend_from_slice(p.as_bytes());
+    }
+    k
+}
+
+fn slot_key(slot: &SlotKey) -> Vec<u8> {
+    let mut k = key(&[&slot.project, &slot.scene]);
+    k.push(0);
+    k.extend_from_slice(&slot.slot.to_be_bytes());
+    k
+}
+
+fn uid_key(project: &str, channel: &str, uid: u32) -> Vec<u8> {
+    let mut k = key(&[project, channel]);
+    k.push(0);
+    k.extend_from_slice(&uid.to_be_bytes());
+    k
+}
+
+fn decode<T: serde::de::DeserializeOwned>(tree: &'static str, v: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(v).map_err(|e| StoreError::Corrupt {
+        tree,
+        detail: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests;
