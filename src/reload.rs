@@ -2,23 +2,22 @@
 //!
 //! Kubernetes updates a ConfigMap volume by swapping a `..data` symlink, so a watch on
 //! the file itself goes dead after the first swap, and `subPath` mounts never update at
-//! all (rust-stack.md §1.10). Reading the path on a short poll follows every swap, costs
-//! one small read a second, and needs no platform watcher; SIGHUP reloads at once. A
-//! file that does not parse or validate changes nothing: the last good scenes keep
-//! running, the full error is logged once per bad content, and a metric counts it.
+//! all. Reading the path on a short poll follows every swap, costs one small read a
+//! second, and needs no platform watcher; SIGHUP reloads at once. A file that does not
+//! parse or validate changes nothing: the last good scenes keep running, the full error
+//! is logged once per bad content, and a metric counts it.
 //!
-//! Why a poll and no directory watcher (`notify` on the parent, as rust-stack.md
-//! sketches): opening the path resolves `scenes.yaml` → `..data` → `..{timestamp}` anew
+//! Why a poll and no directory watcher (`notify` on the parent directory, the usual
+//! advice): opening the path resolves `scenes.yaml` → `..data` → `..{timestamp}` anew
 //! every time, so the poll sees each swap by construction, whatever events the platform
 //! would or would not have sent for it. The kubelet's swap is one atomic rename, so a
 //! read sees the old file or the new one, never half of each. A plain file written in
 //! place can be read half-written, and half a scenes file may well be valid (it lists
-//! fewer scenes), so new content is applied only once two polls read the same bytes:
-//! that is the debounce. SIGHUP applies at once: the operator says the file is done.
-//! A watcher would only shave a second off a change that takes the kubelet up to a
-//! minute to deliver, for a new dependency and its platform back ends. What a reload
-//! then changes is the plan's business: an Update in place or a rollout
-//! (`reconcile::rollout`).
+//! fewer scenes), so new content is applied only once two polls read the same bytes: that
+//! is the debounce. SIGHUP applies at once: the operator says the file is done. A watcher
+//! would only shave a second off a change that takes the kubelet up to a minute to
+//! deliver, for a new dependency and its platform back ends. What a reload then changes
+//! is the plan's business: an Update in place or a rollout (`reconcile::rollout`).
 
 use std::path::PathBuf;
 use std::sync::Arc;

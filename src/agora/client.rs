@@ -1,4 +1,5 @@
-//! The Media Pull REST client: Create, Delete, List (paginated) and Update (§1.2–§1.7).
+//! The Media Pull REST client: Create, Delete, List (paginated) and Update
+//! (docs/agora-api.md §1.2–§1.7).
 //!
 //! Every call first waits for its API's rate limiter, so pullkeeper itself never sends
 //! more than Agora allows; each request carries a fresh `X-Request-ID` so a failure can be
@@ -401,7 +402,7 @@ impl MediaPullClient {
     /// Sends one request with a fresh `X-Request-ID`; non-2xx answers become
     /// `ApiError::Status` with everything Agora said about them. A 429 pauses the API's
     /// limiter: for `Retry-After` if Agora sent one, else for the first step of the
-    /// best-practice retreat (5–6 s, reference §1.9), so nobody hammers a throttled API.
+    /// best-practice retreat (5–6 s, §1.9), so nobody hammers a throttled API.
     async fn attempt(
         &self,
         op: Op,

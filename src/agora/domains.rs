@@ -1,7 +1,7 @@
-//! Which Agora API domain to call, and where to go when it fails (reference §4 "SW",
-//! seed `002`): retry the primary domain; then the alternate primary (`api.agora.io` ↔
-//! `api.sd-rtn.com`); then the adjacent region's domain; waiting 1 s, 3 s, 6 s between.
-//! A network failure that is not a DNS failure skips the alternate primary (the same
+//! Which Agora API domain to call, and where to go when it fails (docs/agora-api.md §4):
+//! retry the primary domain; then the alternate primary (`api.agora.io` ↔
+//! `api.sd-rtn.com`); then the adjacent region's domain; waiting 1 s, 3 s, 6 s between. A
+//! network failure that is not a DNS failure skips the alternate primary (the same
 //! servers answer both names). The domain that worked sticks until it fails, and after a
 //! healthy interval pullkeeper tries the primary again.
 //!
@@ -34,7 +34,7 @@ pub enum Area {
 }
 
 impl Area {
-    /// The regional domain prefixes of the area, from the shared domain table (§4).
+    /// The regional domain prefixes of the area, from Agora's domain table (§4).
     pub fn prefixes(self) -> [&'static str; 2] {
         match self {
             Area::Us => ["api-us-west-1", "api-us-east-1"],

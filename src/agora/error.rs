@@ -1,8 +1,9 @@
 //! Typed errors of the Media Pull client.
 //!
 //! Callers decide by class, not by message: Agora's best-practice page prescribes a
-//! different reaction to each (reference §1.9), and the failover logic counts 404 and 5xx
-//! as strikes against a player while a network failure says nothing about the player.
+//! different reaction to each (docs/agora-api.md §1.9), and the failover logic counts 404
+//! and 5xx as strikes against a player while a network failure says nothing about the
+//! player.
 
 use std::fmt;
 use std::time::Duration;
@@ -51,7 +52,7 @@ pub enum ErrorClass {
     Server,
     /// The request may or may not have reached Agora (connect, reset, timeout).
     Network,
-    /// The domain did not resolve; the seed's domain switch treats this apart (§4 SW).
+    /// The domain did not resolve; Agora's domain switch treats this apart (§4).
     Dns,
     /// A 2xx whose body did not decode.
     Decode,

@@ -1,4 +1,4 @@
-//! Wire types of the Media Pull REST API (reference §1.4–§1.8).
+//! Wire types of the Media Pull REST API (docs/agora-api.md §1.4–§1.8).
 //!
 //! Shared by the client and the simulator so both speak exactly one dialect. Fields that
 //! Agora documents as optional are `Option` and skipped when absent, because the docs say

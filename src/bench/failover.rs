@@ -132,7 +132,7 @@ fn fail_on_air(sim: &SimHandle, app: &App, p: usize, scene: &str) -> Option<Pend
 /// How long the simulator keeps a new player `connecting`.
 const CONNECT_DELAY: Duration = Duration::from_millis(100);
 
-/// The window of Agora's create rate limit (2 per second, reference §1.10).
+/// The window of Agora's create rate limit (2 per second, docs/agora-api.md §1.10).
 const CREATE_WINDOW: Duration = Duration::from_secs(1);
 
 fn us(d: u64) -> Duration {

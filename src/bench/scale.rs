@@ -18,7 +18,8 @@ use crate::app::App;
 use crate::config::Config;
 use crate::store::Store;
 
-/// Agora's create-with-name rate per project (reference §1.10), which bounds convergence.
+/// Agora's create-with-name rate per project (docs/agora-api.md §1.10), which bounds
+/// convergence.
 const CREATES_PER_SECOND: f64 = 2.0;
 /// What the simulator takes to turn a new player `running` (its default).
 const CONNECT_DELAY_S: f64 = 1.0;

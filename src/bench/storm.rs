@@ -9,7 +9,7 @@ use super::rig::{self, Layout, Settings, TempDir};
 use crate::agora::model::CreatePlayer;
 use crate::model::format_name;
 
-/// Agora's create-with-name rate (reference §1.10).
+/// Agora's create-with-name rate (docs/agora-api.md §1.10).
 const CREATES_PER_SECOND: f64 = 2.0;
 
 pub async fn run(quick: bool) -> anyhow::Result<Report> {

@@ -1,7 +1,8 @@
 //! Per-project quotas: the concurrent-player cap and the Media Pull QPS limits.
 //!
-//! Defaults are Agora's documented per-project limits (reference §1.10); exceeding any of
-//! them returns 429, so the client's rate limiter is configured from these values.
+//! Defaults are Agora's documented per-project limits (docs/agora-api.md §1.10);
+//! exceeding any of them returns 429, so the client's rate limiter is configured from
+//! these values.
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;

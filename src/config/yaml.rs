@@ -1,9 +1,9 @@
 //! Bounded, located YAML parsing shared by the settings and scenes files.
 //!
-//! serde-saphyr gives line and column; serde_path_to_error gives the field path; this module
-//! joins the two into one [`Diagnostic`] (reference rust-stack §1.4). Input is bounded before
-//! parsing: files over 1 MiB are refused, and serde-saphyr's budgets (on by default) stop
-//! alias bombs.
+//! serde-saphyr gives line and column; serde_path_to_error gives the field path; this
+//! module joins the two into one [`Diagnostic`], since serde-saphyr alone names no field.
+//! Input is bounded before parsing: files over 1 MiB are refused, and serde-saphyr's
+//! budgets (on by default) stop alias bombs.
 
 use std::io::Read;
 use std::path::Path;

@@ -1,11 +1,11 @@
 //! Sliding-window rate limiting for calls to Agora.
 //!
 //! Agora documents its limits as "N per second" and, for List, "N per minute" as well
-//! (reference §1.10), without saying how it counts. A token bucket refilled at N/s lets
-//! almost 2N calls through a one-second window that straddles a burst and its refill,
-//! which a server counting per window answers with 429. So this limiter keeps a log of
-//! the last N calls and never lets an (N+1)th call into any window: whatever Agora's
-//! counting is, pullkeeper stays inside it.
+//! (docs/agora-api.md §1.10), without saying how it counts. A token bucket refilled at
+//! N/s lets almost 2N calls through a one-second window that straddles a burst and its
+//! refill, which a server counting per window answers with 429. So this limiter keeps a
+//! log of the last N calls and never lets an (N+1)th call into any window: whatever
+//! Agora's counting is, pullkeeper stays inside it.
 //!
 //! Agora counts *arrivals*, and a request arrives somewhere between its send and its
 //! answer. So a call holds its place in every window from its send until its answer,

@@ -1,4 +1,5 @@
-//! Which NCS notices were already acted on (reference §2.1: duplicates are possible).
+//! Which NCS notices were already acted on (docs/agora-api.md §2.1: duplicates are
+//! possible).
 //!
 //! An append-only log of its own in the store's local directory (`ncs_notices/`), indexed in
 //! memory. One writer thread ([`writer`]) records the keys in groups: of several
@@ -9,12 +10,12 @@
 //! **Durability.** A recorded id survives a `kill -9` of the process at any instant: it
 //! is in the kernel's page cache when its 200 is sent, and a write cut short by the kill
 //! leaves a frame that fails its CRC and is cut off at the next open. Against a power
-//! loss or kernel crash the log is `fdatasync`ed at most [`appender::SYNC_EVERY`] after
-//! a write (and whenever a segment closes or the log shuts down), so the ids
-//! acknowledged in the last second before one may be forgotten and a resend of those
-//! notices acted on again. An `fdatasync` per group costs about
-//! 190 µs on the benchmark machine and took intake from about 0.6 to 0.37–0.39 of the
-//! bare handler's rate (BENCHMARKS.md §3), so it is periodic.
+//! loss or kernel crash the log is `fdatasync`ed at most [`appender::SYNC_EVERY`] after a
+//! write (and whenever a segment closes or the log shuts down), so the ids acknowledged
+//! in the last second before one may be forgotten and a resend of those notices acted on
+//! again. An `fdatasync` per group costs about 190 µs on the benchmark machine and took
+//! intake from about 0.6 to 0.37–0.39 of the bare handler's rate (BENCHMARKS.md,
+//! "Webhook intake"), so it is periodic.
 //!
 //! NCS stops after three retries, so a TTL of a day ([`TTL_MS`]) is far more than
 //! enough; the app calls [`NoticeLog::prune`] hourly. Pruning deletes whole segments,

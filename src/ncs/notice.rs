@@ -1,4 +1,4 @@
-//! NCS notice bodies (reference §2.2, §2.3).
+//! NCS notice bodies (docs/agora-api.md §2.2, §2.3).
 //!
 //! The envelope is common to every product; the Media Pull payloads (productId 4,
 //! events 1, 3, 4) are typed here so the simulator that sends them and the receiver that

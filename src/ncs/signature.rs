@@ -1,4 +1,4 @@
-//! NCS request signatures (reference §2.4).
+//! NCS request signatures (docs/agora-api.md §2.4).
 //!
 //! NCS signs the raw body with the product's secret twice: HMAC-SHA1 in `Agora-Signature`
 //! and HMAC-SHA256 in `Agora-Signature-V2`, both lowercase hex. Verification goes through
@@ -59,7 +59,7 @@ pub fn verify(algorithm: Algorithm, secret: &[u8], body: &[u8], signature_hex: &
 mod tests {
     use super::*;
 
-    /// The official test vector (reference §2.4, OLDNCS).
+    /// The official test vector (§2.4, from OLDNCS).
     const BODY: &str = r#"{"eventMs":1560408533119,"eventType":10,"noticeId":"4eb720f0-8da7-11e9-a43e-53f411c2761f","notifyMs":1560408533119,"payload":{"a":"1","b":2},"productId":1}"#;
     const SHA1: &str = "033c62f40f687675f17f0f41f91a40c71c0f134c";
     const SHA256: &str = "6d3320c60b11101395b7fc8f9068748808a0aa1bfa064438e39d1bc2c7d74d99";

@@ -4,10 +4,10 @@
 //! tell a dead origin from a live one). A media playlist with `#EXT-X-ENDLIST` is on
 //! demand: parsing it is the whole check. A live one must add a segment: a packager that
 //! died leaves a playlist that still parses and still lists segments, but never changes.
-//! RFC 8216 §6.3.4 has clients re-check an unchanged playlist after half a target
-//! duration; the probe does the same and calls the playlist stale when its last segment
-//! number has not grown within 1.5 target durations (a live packager adds one about every
-//! target duration).
+//! RFC 8216 (section 6.3.4) has clients re-check an unchanged playlist after half a
+//! target duration; the probe does the same and calls the playlist stale when its last
+//! segment number has not grown within 1.5 target durations (a live packager adds one
+//! about every target duration).
 
 use std::time::Duration;
 
@@ -70,7 +70,7 @@ pub enum HlsError {
 }
 
 /// Parses the tags a liveness check needs and ignores the rest, as players must
-/// (RFC 8216 §4.1: unknown tags are ignored).
+/// (RFC 8216, section 4.1: unknown tags are ignored).
 pub fn parse(text: &str) -> Result<Playlist, HlsError> {
     let mut lines = text
         .lines()

@@ -1,10 +1,10 @@
 //! Source probes: is the stream a player pulls there at all?
 //!
-//! Agora's best practice (seed 002, "Retry with retreat strategy"; §1.9) says that after a
-//! player failed, first check that the stream address plays, and only then destroy and
-//! recreate the player. Recreating players whose source is down churns UIDs, spends the
-//! create rate other scenes need and hides the real problem. These probes tell "source
-//! down" from "player down":
+//! Agora's best practice (docs/agora-api.md §1.9) says that after a player failed, first
+//! check that the stream address plays, and only then destroy and recreate the player.
+//! Recreating players whose source is down churns UIDs, spends the create rate other
+//! scenes need and hides the real problem. These probes tell "source down" from "player
+//! down":
 //! - `rtmp://`, `rtmps://`: TCP (and TLS) connect plus the RTMP handshake ([`rtmp`]);
 //! - `http(s)://….m3u8`: the HLS playlist parses and, when live, grows ([`hls`]);
 //! - other `http(s)://` (FLV, MP4, MPEG-TS, images): a ranged GET returns bytes ([`http`]).

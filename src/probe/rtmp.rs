@@ -1,12 +1,13 @@
 //! RTMP and RTMPS sources: connect and run the RTMP handshake.
 //!
 //! The client sends C0 (version 3) and C1 (1536 bytes: time, four zero bytes, random),
-//! reads S0, S1 and S2, and answers C2 (S1 echoed), as the RTMP specification's simple
-//! handshake (§5.2) has it. A complete exchange proves that an RTMP server listens at that
-//! host and port (behind TLS for `rtmps`). It does not prove that the application or the
-//! stream key exists, that an encoder is publishing, or that Agora's regions can reach
-//! the origin: those surface only when a player `connect`s and plays, so a player that
-//! fails while its origin handshakes counts as a player problem and is replaced.
+//! reads S0, S1 and S2, and answers C2 (S1 echoed), as the simple handshake of the RTMP
+//! specification (its section 5.2) has it. A complete exchange proves that an RTMP server
+//! listens at that host and port (behind TLS for `rtmps`). It does not prove that the
+//! application or the stream key exists, that an encoder is publishing, or that Agora's
+//! regions can reach the origin: those surface only when a player `connect`s and plays,
+//! so a player that fails while its origin handshakes counts as a player problem and is
+//! replaced.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Simulator configuration.
 //!
-//! The defaults reproduce what the reference documents say about Agora (§1.6 list lag,
-//! §1.10 QPS and quota, §2.1 NCS retries), so a test that does not touch the config runs
+//! The defaults reproduce what docs/agora-api.md says about Agora (§1.6 list lag, §1.10
+//! QPS and quota, §2.1 NCS retries), so a test that does not touch the config runs
 //! against the documented service. `SimConfig` deserializes from YAML or JSON with
 //! snake_case keys; every field is optional. Durations are either an integer number of
 //! milliseconds (`1500`) or a string with a unit (`"1500ms"`, `"10s"`, `"2m"`).

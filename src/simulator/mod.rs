@@ -1,10 +1,10 @@
 //! An in-process Agora Media Pull + NCS simulator.
 //!
-//! It answers the Media Pull REST API the way the reference documents say Agora does
-//! (auth, QPS windows, quotas, 409 with `X-Resource-ID`, List lag and pagination) and
-//! sends signed NCS notices, so pullkeeper can be tested end to end without Agora.
-//! Tests steer it through [`SimHandle`] in process, or through the same operations over
-//! HTTP under `/_sim/...` when it runs as a separate process (see [`control`]).
+//! It answers the Media Pull REST API the way docs/agora-api.md says Agora does (auth,
+//! QPS windows, quotas, 409 with `X-Resource-ID`, List lag and pagination) and sends
+//! signed NCS notices, so pullkeeper can be tested end to end without Agora. Tests steer
+//! it through [`SimHandle`] in process, or through the same operations over HTTP under
+//! `/_sim/...` when it runs as a separate process (see [`control`]).
 
 mod api;
 mod clock;

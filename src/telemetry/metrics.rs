@@ -1,4 +1,6 @@
-//! Prometheus metrics (rust-stack.md §4): one registry, passed around, never global.
+//! Prometheus metrics: one registry, passed around, never global (a global one would be
+//! shared by every test and every instance in a process). Names follow Prometheus's
+//! naming practices: the `pullkeeper_` prefix, base units, `_total` on counters.
 //!
 //! Labels are bounded sets only: api, code class, role, scene (bounded by config),
 //! project. Never a UID, player id, stream URL or notice id.

@@ -8,6 +8,7 @@ mod config;
 mod crash;
 mod dashboard;
 mod deploy;
+mod docs;
 mod domains;
 mod e2e;
 mod failover;

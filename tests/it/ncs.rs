@@ -1,5 +1,5 @@
-//! The NCS receiver (`POST /ncs/{project}`) against reference §2: signatures, status
-//! codes, dedupe, lts ordering, and the simulator's notices end to end.
+//! The NCS receiver (`POST /ncs/{project}`) against docs/agora-api.md §2: signatures,
+//! status codes, dedupe, lts ordering, and the simulator's notices end to end.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::support::{self, APP, Api, NCS_SECRET, player};
 
-/// The official test vector (reference §2.4).
+/// The official test vector (§2.4).
 const VECTOR_BODY: &str = r#"{"eventMs":1560408533119,"eventType":10,"noticeId":"4eb720f0-8da7-11e9-a43e-53f411c2761f","notifyMs":1560408533119,"payload":{"a":"1","b":2},"productId":1}"#;
 const VECTOR_SHA1: &str = "033c62f40f687675f17f0f41f91a40c71c0f134c";
 const VECTOR_SHA256: &str = "6d3320c60b11101395b7fc8f9068748808a0aa1bfa064438e39d1bc2c7d74d99";

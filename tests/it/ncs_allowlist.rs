@@ -1,6 +1,6 @@
-//! The NCS address list (reference §2.6): fetched from the simulator's v2 path, or v1
-//! when v2 is missing, kept when a refresh fails, shown on `/v1/ncs/ips` and in metrics,
-//! and, when enforced, the only senders `/ncs/{project}` accepts.
+//! The NCS address list (docs/agora-api.md §2.6): fetched from the simulator's v2 path,
+//! or v1 when v2 is missing, kept when a refresh fails, shown on `/v1/ncs/ips` and in
+//! metrics, and, when enforced, the only senders `/ncs/{project}` accepts.
 
 use std::net::IpAddr;
 use std::time::Duration;

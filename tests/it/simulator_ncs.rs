@@ -1,6 +1,6 @@
 //! The simulator's side channels: fault injection, the control API, and NCS delivery
-//! against the reference documents (`agora-media-pull.md`, §2); each NCS test names the
-//! section it checks. The REST API itself is in `simulator_rest`.
+//! against docs/agora-api.md §2; each NCS test names the section it checks. The REST API
+//! itself is in `simulator_rest`.
 
 use std::time::Duration;
 

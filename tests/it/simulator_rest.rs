@@ -1,6 +1,6 @@
-//! The simulator's REST API against the reference documents (`agora-media-pull.md`):
-//! auth, Create, List, Delete, Update and player status; each test names the section it
-//! checks. NCS delivery, fault injection and the control API are in `simulator_ncs`.
+//! The simulator's REST API against docs/agora-api.md: auth, Create, List, Delete, Update
+//! and player status; each test names the section it checks. NCS delivery, fault
+//! injection and the control API are in `simulator_ncs`.
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! HTTPS served directly (`run --tls-cert/--tls-key`): the simulator's NCS delivers over
 //! HTTPS to a certificate generated here with the openssl CLI, a replaced certificate
 //! is served without a restart, and one connection carries many requests and survives
-//! idle time, as NCS recommends (seed `000_dcb6dcd48cb5e070.txt`).
+//! idle time, as NCS recommends (docs/agora-api.md §2.1).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
