@@ -27,9 +27,7 @@ use crate::ncs::inbox::Inbox;
 use crate::ncs::ip_refresh::{IpListCollector, IpRefresher};
 use crate::ncs::receiver::{self, NcsProject, NcsState};
 use crate::probe::Prober;
-use crate::reconcile::controller::ProjectController;
-use crate::reconcile::execute::Executor;
-use crate::reconcile::sources::SourceProbing;
+use crate::reconcile::{Context, Executor, ProjectController, SourceProbing};
 use crate::reload::Reloader;
 use crate::reports::ReportsState;
 use crate::scene_feeds::SceneFeeds;
@@ -159,7 +157,7 @@ impl App {
             let inbox = Arc::new(Inbox::default());
             inboxes.insert(project.id.clone(), inbox.clone());
             listed.push(flag.clone());
-            let controller = ProjectController {
+            let controller = ProjectController::new(Context {
                 project: project.clone(),
                 executor: Arc::new(Executor::new(
                     project.id.clone(),
@@ -180,7 +178,7 @@ impl App {
                     .clone()
                     .zip(config.settings.source_probe.clone())
                     .map(|(prober, settings)| SourceProbing { prober, settings }),
-            };
+            });
             tracker.spawn(controller.run(cancel.child_token()));
         }
 

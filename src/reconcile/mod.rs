@@ -1,18 +1,17 @@
-//! Reconciliation: decide (pure `plan`) and do (`execute`, driven by `controller`).
+//! Reconciliation, one controller per project: signals are applied to what is observed
+//! ([`observe`]), the plan decides from the desired scenes and the observed state
+//! ([`plan`], pure, the only place that decides, the on-air player included), the
+//! executor acts on Agora and the store ([`execute`]), and the pass is published
+//! ([`publish`]). The [`controller`] is the loop that moves a signal through.
 
-pub mod busy;
-pub mod controller;
-pub mod creates;
-pub mod evidence;
-pub mod execute;
-pub mod health;
-pub mod hold;
-mod launch;
-pub mod observe;
-pub mod onair;
-pub mod plan;
-pub mod publish;
-pub mod rollout;
-pub mod sources;
-pub mod spec;
-pub mod wake;
+mod controller;
+mod execute;
+mod observe;
+mod plan;
+mod publish;
+mod source_probes;
+mod wake;
+
+pub use controller::{Context, ProjectController};
+pub use execute::Executor;
+pub use source_probes::SourceProbing;

@@ -1,11 +1,13 @@
-//! Per-player evidence besides List: probe answers and app reports.
+//! Per-player evidence besides List: player checks' answers and app reports.
 //!
 //! Both end the same way as a `failed` notice once a player collects its scene's strike
-//! threshold, but they count differently. A probe strike is a 404 or 5xx answer and any
-//! healthy answer clears them (Agora's "three consecutive" rule, §1.9). Probes go out in
+//! threshold, but they count differently. A player check is an Update that changes
+//! nothing, whose answer is the only per-player signal the API offers besides List. A
+//! check strike is a 404 or 5xx answer and any
+//! healthy answer clears them (Agora's "three consecutive" rule, §1.9). Checks go out in
 //! rounds, one per live player, and are judged when the round is complete: a 5xx is a
-//! strike only if the API answered some other probe of the round healthily. When every
-//! probe gets a 5xx the API is failing, not the players, and a healthy player must never
+//! strike only if the API answered some other check of the round healthily. When every
+//! check gets a 5xx the API is failing, not the players, and a healthy player must never
 //! be replaced because of an API fault; such a round neither adds nor clears strikes.
 //! A 404 is about the player itself and always counts. A report strike
 //! is `needed` app reports of stalled media within `window`; a window without reports
@@ -23,9 +25,9 @@ struct Reports {
     strikes: u32,
 }
 
-/// What a probe of one player learned.
+/// What a check of one player learned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProbeAnswer {
+pub enum CheckAnswer {
     Healthy,
     /// 404: Agora does not know the player.
     Gone,
@@ -33,40 +35,40 @@ pub enum ProbeAnswer {
     ServerError,
 }
 
-/// The probes of one round still out, and the answers already in.
+/// The checks of one round still out, and the answers already in.
 struct Round {
     pending: usize,
-    answers: Vec<(String, ProbeAnswer, u32)>,
+    answers: Vec<(String, CheckAnswer, u32)>,
 }
 
 #[derive(Default)]
 pub struct Evidence {
-    probe_strikes: HashMap<String, u32>,
+    check_strikes: HashMap<String, u32>,
     reports: HashMap<String, Reports>,
     round: Option<Round>,
 }
 
 impl Evidence {
-    /// Opens a round of `probes` probes. False while the last round is still out.
-    pub fn start_round(&mut self, probes: usize) -> bool {
+    /// Opens a round of `checks` checks. False while the last round is still out.
+    pub fn start_round(&mut self, checks: usize) -> bool {
         if self.round.is_some() {
             return false;
         }
-        if probes > 0 {
+        if checks > 0 {
             self.round = Some(Round {
-                pending: probes,
+                pending: checks,
                 answers: Vec::new(),
             });
         }
         true
     }
 
-    /// Takes one probe's answer (`None`: it learned nothing, e.g. a timeout). Once the
+    /// Takes one check's answer (`None`: it learned nothing, e.g. a timeout). Once the
     /// round is complete, judges it and returns the players now failed.
-    pub fn probe_answered(
+    pub fn check_answered(
         &mut self,
         id: &str,
-        answer: Option<ProbeAnswer>,
+        answer: Option<CheckAnswer>,
         threshold: u32,
     ) -> Vec<String> {
         let Some(round) = self.round.as_mut() else {
@@ -80,17 +82,17 @@ impl Evidence {
             return Vec::new();
         }
         let answers = self.round.take().map(|r| r.answers).unwrap_or_default();
-        let api_answers = answers.iter().any(|(_, a, _)| *a == ProbeAnswer::Healthy);
+        let api_answers = answers.iter().any(|(_, a, _)| *a == CheckAnswer::Healthy);
         let mut failed = Vec::new();
         for (id, answer, threshold) in answers {
             let verdict = match answer {
-                ProbeAnswer::Healthy => Some(true),
-                ProbeAnswer::Gone => Some(false),
-                ProbeAnswer::ServerError if api_answers => Some(false),
-                ProbeAnswer::ServerError => None,
+                CheckAnswer::Healthy => Some(true),
+                CheckAnswer::Gone => Some(false),
+                CheckAnswer::ServerError if api_answers => Some(false),
+                CheckAnswer::ServerError => None,
             };
             if let Some(healthy) = verdict
-                && self.probe(&id, healthy, threshold)
+                && self.check(&id, healthy, threshold)
             {
                 failed.push(id);
             }
@@ -98,24 +100,24 @@ impl Evidence {
         failed
     }
 
-    /// Counts a judged probe answer (`healthy` or a strike). True when the player is now
+    /// Counts a judged check answer (`healthy` or a strike). True when the player is now
     /// failed.
-    fn probe(&mut self, id: &str, healthy: bool, threshold: u32) -> bool {
+    fn check(&mut self, id: &str, healthy: bool, threshold: u32) -> bool {
         if healthy {
-            self.probe_strikes.remove(id);
+            self.check_strikes.remove(id);
             return false;
         }
-        let strikes = self.probe_strikes.entry(id.to_string()).or_insert(0);
+        let strikes = self.check_strikes.entry(id.to_string()).or_insert(0);
         *strikes += 1;
         tracing::warn!(
             player = id,
             strikes = *strikes,
             threshold,
-            "probe answered 404/5xx"
+            "player check answered 404/5xx"
         );
         let failed = *strikes >= threshold;
         if failed {
-            self.probe_strikes.remove(id);
+            self.check_strikes.remove(id);
         }
         failed
     }
@@ -158,11 +160,11 @@ impl Evidence {
         failed
     }
 
-    /// The larger of a player's probe and report strikes, for `/v1/scenes`.
+    /// The larger of a player's check and report strikes, for `/v1/scenes`.
     pub fn strikes(&self, id: &str) -> u32 {
-        let probe = self.probe_strikes.get(id).copied().unwrap_or(0);
+        let check = self.check_strikes.get(id).copied().unwrap_or(0);
         let reports = self.reports.get(id).map_or(0, |r| r.strikes);
-        probe.max(reports)
+        check.max(reports)
     }
 }
 
@@ -171,30 +173,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn three_consecutive_probe_strikes_fail_a_success_clears() {
+    fn three_consecutive_check_strikes_fail_a_success_clears() {
         let mut e = Evidence::default();
-        assert!(!e.probe("a", false, 3));
-        assert!(!e.probe("a", false, 3));
-        assert!(!e.probe("a", true, 3));
+        assert!(!e.check("a", false, 3));
+        assert!(!e.check("a", false, 3));
+        assert!(!e.check("a", true, 3));
         assert_eq!(e.strikes("a"), 0);
-        assert!(!e.probe("a", false, 3));
-        assert!(!e.probe("a", false, 3));
-        assert!(e.probe("a", false, 3));
+        assert!(!e.check("a", false, 3));
+        assert!(!e.check("a", false, 3));
+        assert!(e.check("a", false, 3));
     }
 
     /// Runs one round of answers and returns who failed.
-    fn round(e: &mut Evidence, answers: &[(&str, Option<ProbeAnswer>)]) -> Vec<String> {
+    fn round(e: &mut Evidence, answers: &[(&str, Option<CheckAnswer>)]) -> Vec<String> {
         assert!(e.start_round(answers.len()));
         let mut failed = Vec::new();
         for (id, answer) in answers {
-            failed.extend(e.probe_answered(id, *answer, 3));
+            failed.extend(e.check_answered(id, *answer, 3));
         }
         failed
     }
 
     #[test]
-    fn server_errors_count_only_when_the_api_answers_other_probes() {
-        use ProbeAnswer::*;
+    fn server_errors_count_only_when_the_api_answers_other_checks() {
+        use CheckAnswer::*;
         let mut e = Evidence::default();
         for _ in 0..5 {
             let failed = round(
@@ -222,11 +224,11 @@ mod tests {
     fn a_404_counts_alone_and_rounds_do_not_overlap() {
         let mut e = Evidence::default();
         for _ in 0..2 {
-            assert!(round(&mut e, &[("a", Some(ProbeAnswer::Gone))]).is_empty());
+            assert!(round(&mut e, &[("a", Some(CheckAnswer::Gone))]).is_empty());
         }
         assert!(e.start_round(1));
         assert!(!e.start_round(1), "the last round is still out");
-        assert_eq!(e.probe_answered("a", Some(ProbeAnswer::Gone), 3), ["a"]);
+        assert_eq!(e.check_answered("a", Some(CheckAnswer::Gone), 3), ["a"]);
         assert!(e.start_round(0), "an empty round closes at once");
         assert!(e.start_round(1));
     }

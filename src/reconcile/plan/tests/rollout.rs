@@ -27,12 +27,12 @@ fn updates(plan: &Plan) -> Vec<(String, bool, bool)> {
     plan.actions
         .iter()
         .filter_map(|a| match a {
-            Action::Update {
+            Action::Update(Update {
                 name,
                 send_stream_url,
                 send_volume,
                 ..
-            } => Some((name.clone(), *send_stream_url, *send_volume)),
+            }) => Some((name.clone(), *send_stream_url, *send_volume)),
             _ => None,
         })
         .collect()
@@ -42,11 +42,11 @@ fn rollout_creates(plan: &Plan) -> Vec<String> {
     plan.actions
         .iter()
         .filter_map(|a| match a {
-            Action::Create {
+            Action::Create(Create {
                 name,
                 rollout: Some(_),
                 ..
-            } => Some(name.clone()),
+            }) => Some(name.clone()),
             _ => None,
         })
         .collect()
@@ -56,13 +56,13 @@ fn rollout_creates(plan: &Plan) -> Vec<String> {
 fn apply(w: &mut World, plan: &Plan, next_id: &mut u32, next_uid: &mut u32) {
     for action in &plan.actions {
         match action {
-            Action::Create {
+            Action::Create(Create {
                 key,
                 generation,
                 name,
                 uid,
                 ..
-            } => {
+            }) => {
                 let uid = uid.unwrap_or_else(|| {
                     *next_uid += 1;
                     *next_uid
@@ -85,18 +85,24 @@ fn apply(w: &mut World, plan: &Plan, next_id: &mut u32, next_uid: &mut u32) {
                 r.spec = Some(spec);
                 w.records.insert(key.clone(), r);
             }
-            Action::Update { key, id, to, .. } => {
+            Action::Update(Update { key, id, to, .. }) => {
                 let r = w.records.get_mut(key).unwrap();
                 r.spec.as_mut().unwrap().live = to.clone();
                 let p = w.observed.iter_mut().find(|p| &p.id == id).unwrap();
                 p.stream_url = Some(to.stream_url.clone());
             }
-            Action::Delete { id, .. } => w.observed.retain(|p| &p.id != id),
+            Action::Delete(Delete { id, .. }) => w.observed.retain(|p| &p.id != id),
             other => panic!("a reload of a converged world needs no {other:?}"),
         }
     }
     w.now_ms += LAG;
-    crate::reconcile::health::count_strikes(&mut w.strikes, &w.records, &w.observed, w.now_ms, LAG);
+    crate::reconcile::observe::count_strikes(
+        &mut w.strikes,
+        &w.records,
+        &w.observed,
+        w.now_ms,
+        LAG,
+    );
 }
 
 /// New players get going: each `connecting` one turns `to`.
@@ -151,7 +157,7 @@ fn a_busy_slot_gets_no_update() {
     let mut w = converged(0);
     w.scenes[0].live.stream_url = "rtmp://origin/other".into();
     w.busy_slots.insert(key("news", 0));
-    assert_eq!(w.plan(), Plan::default());
+    assert_eq!(w.slot_plan(), Plan::default());
 }
 
 #[test]
@@ -160,7 +166,7 @@ fn a_record_without_a_spec_is_adopted_again_to_learn_it() {
     w.records.get_mut(&key("news", 0)).unwrap().spec = None;
     let p = w.plan();
     assert!(
-        matches!(&p.actions[..], [Action::Adopt { name, stream_url: Some(_), .. }] if name == "pk_news_m_1"),
+        matches!(&p.actions[..], [Action::Adopt(Adopt { name, stream_url: Some(_), .. })] if name == "pk_news_m_1"),
         "{p:?}"
     );
 }
@@ -204,12 +210,12 @@ fn the_replaced_player_goes_once_its_successor_runs() {
     let p = w.plan();
     assert!(matches!(
         &p.actions[..],
-        [Action::Create { name, uid: None, rollout: Some(Rollout { replaces, changed }), .. }]
+        [Action::Create(Create { name, uid: None, rollout: Some(Rollout { replaces, changed }), .. })]
             if name == "pk_news_m_2" && replaces == "pk_news_m_1" && changed == &["channel"]
     ));
     let (mut next_id, mut next_uid) = (0, 100);
     apply(&mut w, &p, &mut next_id, &mut next_uid);
-    assert_eq!(w.plan(), Plan::default(), "connecting is not running");
+    assert_eq!(w.slot_plan(), Plan::default(), "connecting is not running");
     progress(&mut w, PlayerStatus::Running);
     assert_eq!(
         deletes(&w.plan()),
@@ -336,10 +342,10 @@ proptest! {
             prop_assert!(round < 60, "no convergence: {:?}", p);
             for s in &w.scenes {
                 let steps: Vec<&Action> = p.actions.iter()
-                    .filter(|a| matches!(a, Action::Create { key, rollout: Some(_), .. } if key.scene == s.name))
+                    .filter(|a| matches!(a, Action::Create(Create { key, rollout: Some(_), .. }) if key.scene == s.name))
                     .collect();
                 prop_assert!(steps.len() <= 1, "two rollout steps at once in {}", s.name);
-                if let Some(Action::Create { key, .. }) = steps.first() && key.is_master() {
+                if let Some(Action::Create(Create { key, .. })) = steps.first() && key.is_master() {
                     let backups_done = (1..s.slots).all(|slot| {
                         w.records[&SlotKey::new("p", &s.name, slot)].spec.as_ref().unwrap().fixed == s.fixed
                     });

@@ -8,7 +8,10 @@
 //! backup is healthy. Every change bumps a version that never goes down, so apps can
 //! discard an older announcement that arrives late.
 
-use crate::model::{OnAir, SwitchReason};
+use crate::model::{OnAir, SLATE_SLOT, SlotKey, SwitchReason, is_running};
+
+use super::actions::OnAirDecision;
+use super::{BySlot, DesiredScene, PlanInput};
 
 /// How the scene returns to its master after a failover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,15 +22,90 @@ pub enum FailbackPolicy {
 
 /// What the decision needs to know about one slot's current player.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SlotView {
+struct SlotView {
     pub slot: u32,
     pub uid: Option<u32>,
     /// Since when (Unix ms) the player has been running, if it is.
     pub running_since_ms: Option<u64>,
 }
 
+/// The on-air decision for `scene`, and when (Unix ms) it falls due again with nothing
+/// else changing.
+pub(super) fn decide(
+    input: &PlanInput<'_>,
+    scene: &DesiredScene,
+    by_slot: &BySlot<'_>,
+) -> (OnAirDecision, Option<u64>) {
+    let views = views(input, scene, by_slot);
+    let previous = input.onair.get(&scene.name).copied().unwrap_or_default();
+    let (onair, reason) = choose(&previous, &views, scene.failback, input.now_ms);
+    let due = next_change_at(&onair, &views, scene.failback);
+    let healthy = views
+        .iter()
+        .filter(|v| v.running_since_ms.is_some())
+        .count() as u32;
+    let decision = OnAirDecision {
+        scene: scene.name.clone(),
+        previous,
+        onair,
+        reason,
+        healthy,
+    };
+    (decision, due)
+}
+
+/// Every slot of the scene as the on-air choice sees it. The slate, while it has a
+/// player, is a slot like the others: on air when nothing else runs.
+fn views(input: &PlanInput<'_>, scene: &DesiredScene, by_slot: &BySlot<'_>) -> Vec<SlotView> {
+    let slate = SlotKey::new(input.project, &scene.name, SLATE_SLOT);
+    let slate = input.records.contains_key(&slate).then_some(SLATE_SLOT);
+    (0..scene.slots)
+        .chain(slate)
+        .map(|slot| {
+            let key = SlotKey::new(input.project, &scene.name, slot);
+            let record = input.records.get(&key);
+            let current = SlotView {
+                slot,
+                uid: record.map(|r| r.uid).filter(|&u| u != 0),
+                running_since_ms: record.and_then(|r| input.running_since.get(&r.name).copied()),
+            };
+            match record {
+                Some(r) if current.running_since_ms.is_none() => {
+                    outgoing(input, by_slot, &key, r.generation).unwrap_or(current)
+                }
+                _ => current,
+            }
+        })
+        .collect()
+}
+
+/// The slot as its older generation still running shows it: while a replacement is not
+/// running yet (a rollout step), the player it replaces stays on air, so apps switch
+/// once, from the old UID straight to the new.
+fn outgoing(
+    input: &PlanInput<'_>,
+    by_slot: &BySlot<'_>,
+    key: &SlotKey,
+    generation: u64,
+) -> Option<SlotView> {
+    by_slot
+        .get(key)?
+        .iter()
+        .filter(|o| o.generation < generation && is_running(o.player.status))
+        .filter_map(|o| {
+            let uid = u32::try_from(o.player.uid?).ok().filter(|&u| u != 0)?;
+            Some((o.generation, uid, input.running_since.get(o.name).copied()))
+        })
+        .max_by_key(|(g, _, _)| *g)
+        .map(|(_, uid, since)| SlotView {
+            slot: key.slot,
+            uid: Some(uid),
+            running_since_ms: since,
+        })
+}
+
 /// The next on-air state, and the reason if it changed.
-pub fn choose(
+fn choose(
     previous: &OnAir,
     slots: &[SlotView],
     policy: FailbackPolicy,
@@ -84,7 +162,7 @@ pub fn choose(
 /// When, with nothing else changing, [`choose`] would change its mind: a revertive scene
 /// on a backup fails back once its running master has held for the hold-down time. The
 /// controller wakes then, because no other event is due to make it look.
-pub fn next_change_at(current: &OnAir, slots: &[SlotView], policy: FailbackPolicy) -> Option<u64> {
+fn next_change_at(current: &OnAir, slots: &[SlotView], policy: FailbackPolicy) -> Option<u64> {
     let FailbackPolicy::Revertive { hold_down_ms } = policy else {
         return None;
     };

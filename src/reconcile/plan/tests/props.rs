@@ -8,13 +8,13 @@ use proptest::prelude::*;
 fn apply(w: &mut World, plan: &Plan, next_id: &mut u32, next_uid: &mut u32) {
     for action in &plan.actions {
         match action {
-            Action::Create {
+            Action::Create(Create {
                 key,
                 generation,
                 name,
                 uid,
                 ..
-            } => {
+            }) => {
                 let uid = uid.unwrap_or_else(|| {
                     *next_uid += 1;
                     *next_uid
@@ -27,14 +27,14 @@ fn apply(w: &mut World, plan: &Plan, next_id: &mut u32, next_uid: &mut u32) {
                 r.created_at_ms = w.now_ms;
                 w.records.insert(key.clone(), r);
             }
-            Action::Adopt {
+            Action::Adopt(Adopt {
                 key,
                 generation,
                 name,
                 id,
                 uid,
                 ..
-            } => {
+            }) => {
                 let mut r = record(
                     name,
                     uid.unwrap_or(0),
@@ -45,12 +45,12 @@ fn apply(w: &mut World, plan: &Plan, next_id: &mut u32, next_uid: &mut u32) {
                 r.created_at_ms = w.now_ms;
                 w.records.insert(key.clone(), r);
             }
-            Action::Update { key, to, .. } => {
+            Action::Update(Update { key, to, .. }) => {
                 let spec = w.records.get_mut(key).and_then(|r| r.spec.as_mut());
                 spec.expect("updates go to recorded players").live = to.clone();
             }
-            Action::Delete { id, .. } => w.observed.retain(|p| &p.id != id),
-            Action::Forget { key } => {
+            Action::Delete(Delete { id, .. }) => w.observed.retain(|p| &p.id != id),
+            Action::Forget(key) => {
                 w.records.remove(key);
             }
         }
@@ -63,7 +63,13 @@ fn apply(w: &mut World, plan: &Plan, next_id: &mut u32, next_uid: &mut u32) {
         }
     }
     w.now_ms += LAG;
-    crate::reconcile::health::count_strikes(&mut w.strikes, &w.records, &w.observed, w.now_ms, LAG);
+    crate::reconcile::observe::count_strikes(
+        &mut w.strikes,
+        &w.records,
+        &w.observed,
+        w.now_ms,
+        LAG,
+    );
 }
 
 fn arb_status() -> impl Strategy<Value = PlayerStatus> {
@@ -120,10 +126,10 @@ proptest! {
         let mut created_keys = BTreeSet::new();
         for a in &p.actions {
             match a {
-                Action::Delete { name, .. } => {
+                Action::Delete(Delete { name, .. }) => {
                     prop_assert!(parse_name("pk", name).is_some(), "deleted foreign {}", name);
                 }
-                Action::Create { key, name, .. } => {
+                Action::Create(Create { key, name, .. }) => {
                     prop_assert!(created_keys.insert(key.clone()), "two creates for {}", key);
                     prop_assert!(key.is_master() || !master_waits, "backup {} admitted while a master waits", key);
                     prop_assert!(!w.observed.iter().any(|o| o.name.as_deref() == Some(name)));

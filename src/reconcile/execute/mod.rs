@@ -15,11 +15,19 @@ use crate::agora::model::{AudioOptions, CreatePlayer, ListedPlayer, UpdatePlayer
 use crate::agora::{ApiError, CreateOutcome, ErrorClass, MediaPullClient};
 use crate::clock::Clock;
 use crate::config::{Project, Scene};
-use crate::model::Region;
-use crate::model::{Live, Phase, RECORD_VERSION, SlotKey, SlotRecord, Spec};
-use crate::model::{parse_name, role};
-use crate::reconcile::spec;
+use crate::model::{
+    OnAir, Phase, RECORD_VERSION, Region, SlotKey, SlotRecord, Spec, parse_name, role,
+};
+use crate::reconcile::plan::{Adopt, Create, Delete, Update, created_spec, desired_spec};
 use crate::store::{Store, StoreError, UidRequest};
+
+mod busy;
+mod creates;
+mod launch;
+
+pub use busy::Busy;
+pub use creates::CreateQueue;
+pub use launch::{Done, Launcher, PassScenes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -32,12 +40,13 @@ pub enum ExecError {
 /// A project's slot records by slot.
 pub type Slots = BTreeMap<SlotKey, SlotRecord>;
 
-/// Performs actions for one project.
+/// Performs actions for one project: the only part of a controller that calls Agora or
+/// writes the store.
 pub struct Executor {
-    pub project: String,
-    pub client: Arc<MediaPullClient>,
-    pub store: Store,
-    pub clock: Clock,
+    project: String,
+    client: Arc<MediaPullClient>,
+    store: Store,
+    clock: Clock,
     /// UIDs by channel this process has already written to the store: a List repeats
     /// every player every poll, and rewriting them all was a sled compare-and-swap per
     /// player per poll (BENCHMARKS.md, scale). By channel, so a lookup allocates nothing.
@@ -47,6 +56,8 @@ pub struct Executor {
     /// writer of its project's slots, so it keeps this copy exact by writing through.
     /// A new `Arc` per change lets the controller tell changed records by pointer.
     slots: Mutex<Option<Arc<Slots>>>,
+    /// Each scene's on-air record as last written, read from the store on first use.
+    onair: Mutex<HashMap<String, OnAir>>,
 }
 
 impl Executor {
@@ -58,7 +69,50 @@ impl Executor {
             clock,
             noted_uids: Mutex::default(),
             slots: Mutex::default(),
+            onair: Mutex::default(),
         }
+    }
+
+    /// Wall-clock milliseconds, as records and the plan count them.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Every player of the project, from every page of List.
+    pub async fn list_all(&self) -> Result<Vec<ListedPlayer>, ApiError> {
+        self.client.list_all(None).await
+    }
+
+    /// The last on-air record of each of `scenes` (a default one where none was written
+    /// or the store cannot say).
+    pub fn onair_records<'a>(
+        &self,
+        scenes: impl IntoIterator<Item = &'a str>,
+    ) -> BTreeMap<String, OnAir> {
+        let mut cache = self.onair.lock().unwrap_or_else(|e| e.into_inner());
+        scenes
+            .into_iter()
+            .map(|scene| {
+                let record = *cache.entry(scene.to_string()).or_insert_with(|| {
+                    self.store
+                        .onair(&self.project, scene)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default()
+                });
+                (scene.to_string(), record)
+            })
+            .collect()
+    }
+
+    /// Records a scene's new on-air player. It becomes durable with the next flush; a
+    /// failed write is logged and the decision stands (apps must hear of it regardless).
+    pub fn record_onair(&self, scene: &str, onair: &OnAir) {
+        if let Err(e) = self.store.put_onair(&self.project, scene, onair) {
+            tracing::error!(scene, error = %e, "cannot persist the on-air state");
+        }
+        let mut cache = self.onair.lock().unwrap_or_else(|e| e.into_inner());
+        cache.insert(scene.to_string(), *onair);
     }
 
     /// The project's slot records, read from the store on first use (or after a failed
@@ -104,14 +158,15 @@ impl Executor {
 
     /// Creates the player `name` for `key`. With `uid == None` a fresh UID is allocated;
     /// with `Some`, an earlier intent is retried as it was.
-    pub async fn create(
-        &self,
-        scene: &Scene,
-        key: &SlotKey,
-        generation: u64,
-        name: &str,
-        uid: Option<u32>,
-    ) -> Result<SlotRecord, ExecError> {
+    pub async fn create(&self, scene: &Scene, create: &Create) -> Result<SlotRecord, ExecError> {
+        let Create {
+            key,
+            generation,
+            name,
+            uid,
+            ..
+        } = create;
+        let (generation, uid) = (*generation, *uid);
         let uid = match uid {
             Some(uid) => uid,
             None => self.fresh_uid(scene, name)?,
@@ -125,7 +180,7 @@ impl Executor {
             region: scene.region,
             id: None,
             created_at_ms: self.clock.now_ms(),
-            spec: Some(spec::created(scene, key.slot)),
+            spec: Some(created_spec(scene, key.slot)),
         };
         self.write_slot(key, Some(&record))?;
         self.store.flush().await?;
@@ -138,7 +193,7 @@ impl Executor {
             token: scene.token.as_ref().map(|t| t.expose_secret().to_string()),
             idle_timeout: Some(i64::from(scene.idle_timeout)),
             play_ts: None,
-            name: Some(name.to_string()),
+            name: Some(name.clone()),
         };
         let rank = create_rank(key.is_master(), scene.priority);
         let (id, how) = match self.client.create(scene.region, request, rank).await {
@@ -212,20 +267,17 @@ impl Executor {
     /// Its spec is the one its intent recorded; without one (a lost store, a record
     /// written before specs were kept) it is what List shows of it (stream URL, channel)
     /// and the scene's for the rest, which List does not show.
-    pub async fn adopt(
-        &self,
-        scene: &Scene,
-        key: &SlotKey,
-        listed: Listed<'_>,
-    ) -> Result<(), ExecError> {
-        let Listed {
+    pub async fn adopt(&self, scene: &Scene, adopt: &Adopt) -> Result<(), ExecError> {
+        let Adopt {
+            key,
             generation,
             name,
             id,
             uid,
             stream_url,
             channel,
-        } = listed;
+        } = adopt;
+        let (generation, uid, name, id) = (*generation, *uid, name.as_str(), id.as_str());
         let previous = self.slots()?.get(key).cloned();
         // List entries may omit the uid (§1.5); an intent for the same name knows it.
         let uid = uid
@@ -245,12 +297,12 @@ impl Executor {
             .filter(|r| r.name == name)
             .and_then(|r| r.spec.clone())
             .unwrap_or_else(|| {
-                let (mut live, mut fixed) = spec::desired(scene, key.slot);
+                let (mut live, mut fixed) = desired_spec(scene, key.slot);
                 if let Some(url) = stream_url {
-                    live.stream_url = url.to_string();
+                    live.stream_url = url.clone();
                 }
                 if let Some(channel) = channel {
-                    fixed.channel = channel.to_string();
+                    fixed.channel = channel.clone();
                 }
                 Spec { live, fixed }
             });
@@ -276,7 +328,8 @@ impl Executor {
     /// Deletes a player. Not found counts as deleted: the goal is that it is gone.
     /// `regions` are tried in order while Agora answers 404, because a player adopted
     /// from List with no record says nothing about the region it was created in.
-    pub async fn delete(&self, regions: &[Region], id: &str, name: &str) -> Result<(), ExecError> {
+    pub async fn delete(&self, regions: &[Region], delete: &Delete) -> Result<(), ExecError> {
+        let Delete { id, name, .. } = delete;
         for (i, region) in regions.iter().enumerate() {
             match self.client.delete(*region, id).await {
                 Ok(()) => {
@@ -296,24 +349,21 @@ impl Executor {
 
     /// Brings the live player `id` of `key` to `to` with an Update (§1.7), sending only
     /// the fields marked, and records what it now runs. Same player, same UID.
-    pub async fn update(
-        &self,
-        key: &SlotKey,
-        id: &str,
-        name: &str,
-        to: &Live,
-        send_stream_url: bool,
-        send_volume: bool,
-    ) -> Result<(), ExecError> {
-        let Some(mut record) = self
-            .store
-            .slot(key)?
-            .filter(|r| r.id.as_deref() == Some(id))
-        else {
+    pub async fn update(&self, update: &Update) -> Result<(), ExecError> {
+        let Update {
+            key,
+            id,
+            name,
+            to,
+            send_stream_url,
+            send_volume,
+        } = update;
+        let (send_stream_url, send_volume) = (*send_stream_url, *send_volume);
+        let Some(mut record) = self.store.slot(key)?.filter(|r| r.id.as_ref() == Some(id)) else {
             // The slot moved on to another player since the plan; nothing to do.
             return Ok(());
         };
-        if send_stream_url || send_volume {
+        if update.sends_anything() {
             let change = UpdatePlayer {
                 stream_url: send_stream_url.then(|| to.stream_url.clone()),
                 audio_options: send_volume.then_some(AudioOptions {
@@ -345,10 +395,10 @@ impl Executor {
         Ok(())
     }
 
-    /// Asks Agora about one player with an Update that changes nothing (`isPause: false`
-    /// on a player pullkeeper never pauses). Its answer is the only per-player signal
-    /// the API offers besides List.
-    pub async fn probe(&self, region: Region, id: &str) -> Result<(), ExecError> {
+    /// Checks one player with an Update that changes nothing (`isPause: false` on a
+    /// player pullkeeper never pauses). Its answer is the only per-player signal the API
+    /// offers besides List.
+    pub async fn check(&self, region: Region, id: &str) -> Result<(), ExecError> {
         let sequence = self.sequence(id).await?;
         let unchanged = UpdatePlayer {
             is_pause: Some(false),
@@ -435,17 +485,6 @@ pub fn delete_regions(
     let mut regions: Vec<Region> = likely.into_iter().collect();
     regions.extend(Region::ALL.into_iter().filter(|r| Some(*r) != likely));
     regions
-}
-
-/// A player List shows, to be adopted as a slot's current one.
-#[derive(Debug, Clone, Copy)]
-pub struct Listed<'a> {
-    pub generation: u64,
-    pub name: &'a str,
-    pub id: &'a str,
-    pub uid: Option<u32>,
-    pub stream_url: Option<&'a str>,
-    pub channel: Option<&'a str>,
 }
 
 /// The order of creates waiting for the create rate: masters before backups, then by

@@ -1,6 +1,6 @@
 //! Holding replacements back while their source is down (a pure filter of the plan).
 //!
-//! Agora's best practice (seed 002, "Retry with retreat strategy") is to check that the
+//! Agora's best practice (docs/agora-api.md §1.9) is to check that the
 //! stream plays before destroying and recreating a failed player. A replacement is a
 //! Create under a newer generation than the slot's record; with source probing on it
 //! goes ahead only for a slot whose source was *cleared* (probed `up` or `unknown`).
@@ -9,27 +9,28 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::slot::Candidate;
 use crate::model::{SlotKey, SlotRecord};
-use crate::reconcile::plan::Action;
 
 /// Splits the creates into those that may start and the slots held back.
-pub fn gate<T>(
-    creates: Vec<(T, SlotKey, Action)>,
+pub(super) fn gate(
+    creates: Vec<Candidate>,
     records: &BTreeMap<SlotKey, SlotRecord>,
     cleared: Option<&BTreeSet<SlotKey>>,
-) -> (Vec<(T, SlotKey, Action)>, Vec<SlotKey>) {
+) -> (Vec<Candidate>, Vec<SlotKey>) {
     let Some(cleared) = cleared else {
         return (creates, Vec::new());
     };
     let mut held = Vec::new();
     let go = creates
         .into_iter()
-        .filter(|(_, key, action)| {
-            let replacement = matches!(action, Action::Create { generation, .. }
-                if records.get(key).is_some_and(|r| r.generation < *generation));
-            let hold = replacement && !cleared.contains(key);
+        .filter(|c| {
+            let replacement = records
+                .get(&c.key)
+                .is_some_and(|r| r.generation < c.create.generation);
+            let hold = replacement && !cleared.contains(&c.key);
             if hold {
-                held.push(key.clone());
+                held.push(c.key.clone());
             }
             !hold
         })

@@ -1,7 +1,14 @@
 //! One test per planning rule, then properties over random worlds.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::actions::{DeleteReason, Rollout};
+use super::onair::FailbackPolicy;
 use super::*;
-use crate::model::{PlayerStatus, RECORD_VERSION, Spec};
+use crate::config::UidRange;
+use crate::model::{
+    Fixed, Live, OnAir, Phase, PlayerStatus, RECORD_VERSION, Spec, format_name, is_dead, is_running,
+};
 
 const LAG: u64 = 12_000;
 
@@ -35,6 +42,7 @@ fn scene(name: &str, backups: u32, priority: i32) -> DesiredScene {
             start: 1,
             end: u32::MAX,
         },
+        failback: FailbackPolicy::NonRevertive,
     }
 }
 
@@ -82,6 +90,8 @@ struct World {
     max_players: u32,
     unseen_until_ms: u64,
     cleared: Option<BTreeSet<SlotKey>>,
+    running_since: HashMap<String, u64>,
+    onair: BTreeMap<String, OnAir>,
 }
 
 impl World {
@@ -98,6 +108,18 @@ impl World {
             max_players: 50,
             unseen_until_ms: 0,
             cleared: None,
+            running_since: HashMap::new(),
+            onair: BTreeMap::new(),
+        }
+    }
+
+    /// The plan without its on-air part, for the tests of slot rules (the on-air
+    /// choice has tests of its own).
+    fn slot_plan(&self) -> Plan {
+        Plan {
+            onair: Vec::new(),
+            onair_due_at_ms: None,
+            ..self.plan()
         }
     }
 
@@ -108,6 +130,8 @@ impl World {
             scenes: &self.scenes,
             records: &self.records,
             observed: &self.observed,
+            running_since: &self.running_since,
+            onair: &self.onair,
             busy_slots: &self.busy_slots,
             busy_players: &self.busy_players,
             deleted: &self.deleted,
@@ -129,7 +153,7 @@ fn creates(plan: &Plan) -> Vec<(String, Option<u32>)> {
     plan.actions
         .iter()
         .filter_map(|a| match a {
-            Action::Create { name, uid, .. } => Some((name.clone(), *uid)),
+            Action::Create(Create { name, uid, .. }) => Some((name.clone(), *uid)),
             _ => None,
         })
         .collect()
@@ -139,7 +163,7 @@ fn deletes(plan: &Plan) -> Vec<(String, DeleteReason)> {
     plan.actions
         .iter()
         .filter_map(|a| match a {
-            Action::Delete { name, reason, .. } => Some((name.clone(), *reason)),
+            Action::Delete(Delete { name, reason, .. }) => Some((name.clone(), *reason)),
             _ => None,
         })
         .collect()
@@ -153,7 +177,7 @@ fn after_a_lost_store_slots_list_does_not_show_wait_for_the_list_lag() {
     let p = w.plan();
     assert!(creates(&p).is_empty(), "{p:?}");
     assert!(p.actions.iter().any(|a| matches!(a,
-        Action::Adopt { name, generation: 3, uid: Some(1005), .. } if name == "pk_news_m_3")));
+        Action::Adopt(Adopt { name, generation: 3, uid: Some(1005), .. }) if name == "pk_news_m_3")));
     w.now_ms = w.unseen_until_ms;
     assert_eq!(creates(&w.plan()), vec![("pk_news_b1_1".into(), None)]);
 }
@@ -170,7 +194,7 @@ fn a_uid_list_shows_differently_from_the_record_is_adopted() {
     assert!(
         p.actions
             .iter()
-            .any(|a| matches!(a, Action::Adopt { uid: Some(9), .. })),
+            .any(|a| matches!(a, Action::Adopt(Adopt { uid: Some(9), .. }))),
         "{p:?}"
     );
     w.records.get_mut(&key("news", 0)).unwrap().uid = 9;
@@ -199,7 +223,7 @@ fn listed_players_without_records_are_adopted_not_created() {
     let p = w.plan();
     assert_eq!(
         p.actions,
-        vec![Action::Adopt {
+        vec![Action::Adopt(Adopt {
             key: key("news", 0),
             generation: 4,
             name: "pk_news_m_4".into(),
@@ -207,7 +231,7 @@ fn listed_players_without_records_are_adopted_not_created() {
             uid: Some(7),
             stream_url: None,
             channel: Some("ch".into()),
-        }]
+        })]
     );
 }
 
@@ -226,7 +250,7 @@ fn converged_world_plans_nothing() {
         listed("pk_news_m_1", "a", 1, PlayerStatus::Running),
         listed("pk_news_b1_1", "b", 2, PlayerStatus::Connecting),
     ];
-    assert_eq!(w.plan(), Plan::default());
+    assert_eq!(w.slot_plan(), Plan::default());
 }
 
 #[test]
@@ -241,7 +265,7 @@ fn created_player_within_list_lag_is_waited_for() {
         recheck_at_ms: Some(1_000 + LAG),
         ..Plan::default()
     };
-    assert_eq!(w.plan(), wait, "waits, and knows until when");
+    assert_eq!(w.slot_plan(), wait, "waits, and knows until when");
 }
 
 #[test]
@@ -254,7 +278,7 @@ fn created_player_missing_after_lag_is_replaced_on_the_third_strike() {
     w.now_ms = 1_000 + LAG;
     for strikes in 0..3 {
         w.strikes.insert(key("news", 0), strikes);
-        assert_eq!(w.plan(), Plan::default(), "{strikes} strikes");
+        assert_eq!(w.slot_plan(), Plan::default(), "{strikes} strikes");
     }
     w.strikes.insert(key("news", 0), 3);
     assert_eq!(creates(&w.plan()), vec![("pk_news_m_2".into(), None)]);
@@ -291,7 +315,7 @@ fn intent_seen_in_list_is_adopted() {
     );
     w.observed = vec![listed("pk_news_m_3", "z", 42, PlayerStatus::Connecting)];
     let p = w.plan();
-    assert!(matches!(&p.actions[..], [Action::Adopt { id, .. }] if id == "z"));
+    assert!(matches!(&p.actions[..], [Action::Adopt(Adopt { id, .. })] if id == "z"));
 }
 
 #[test]
@@ -383,7 +407,7 @@ fn old_generation_stays_until_successor_is_listed() {
         recheck_at_ms: Some(1_000 + LAG),
         ..Plan::default()
     };
-    assert_eq!(w.plan(), wait, "make before break");
+    assert_eq!(w.slot_plan(), wait, "make before break");
     w.observed
         .push(listed("pk_news_m_2", "b", 2, PlayerStatus::Running));
     assert_eq!(
@@ -427,12 +451,8 @@ fn removed_scene_and_surplus_slots_are_deleted_then_forgotten() {
     assert_eq!(
         p.actions,
         vec![
-            Action::Forget {
-                key: key("gone", 0)
-            },
-            Action::Forget {
-                key: key("news", 1)
-            }
+            Action::Forget(key("gone", 0)),
+            Action::Forget(key("news", 1))
         ]
     );
 }
@@ -448,18 +468,18 @@ fn foreign_players_are_never_touched() {
             ..listed("", "f3", 103, PlayerStatus::Running)
         },
     ];
-    assert_eq!(w.plan(), Plan::default());
+    assert_eq!(w.slot_plan(), Plan::default());
 }
 
 #[test]
 fn in_flight_work_is_not_decided_again() {
     let mut w = World::new(vec![scene("news", 0, 0)]);
     w.busy_slots.insert(key("news", 0));
-    assert_eq!(w.plan(), Plan::default());
+    assert_eq!(w.slot_plan(), Plan::default());
     let mut w = World::new(vec![]);
     w.observed = vec![listed("pk_gone_m_1", "c", 3, PlayerStatus::Running)];
     w.busy_players.insert("c".into());
-    assert_eq!(w.plan(), Plan::default());
+    assert_eq!(w.slot_plan(), Plan::default());
 }
 
 #[test]
@@ -483,11 +503,47 @@ fn quota_counts_foreign_and_pending_players_and_admits_masters_first() {
     assert_eq!(creates(&p), vec![("pk_low_m_1".into(), None)]);
 }
 
-#[path = "plan_tests/props.rs"]
-mod props;
-
-#[path = "plan_tests/hold.rs"]
 mod hold;
-
-#[path = "plan_tests/rollout.rs"]
+mod props;
 mod rollout;
+
+#[test]
+fn a_failed_master_goes_off_air_in_the_pass_that_replaces_it() {
+    let mut w = World::new(vec![scene("news", 1, 0)]);
+    w.records.insert(
+        key("news", 0),
+        record("pk_news_m_1", 1, 1, Phase::Created, Some("a")),
+    );
+    w.records.insert(
+        key("news", 1),
+        record("pk_news_b1_1", 2, 1, Phase::Created, Some("b")),
+    );
+    w.observed = vec![
+        listed("pk_news_m_1", "a", 1, PlayerStatus::Failed),
+        listed("pk_news_b1_1", "b", 2, PlayerStatus::Running),
+    ];
+    w.running_since.insert("pk_news_b1_1".into(), 50_000);
+    let master_on_air = OnAir {
+        slot: Some(0),
+        uid: Some(1),
+        version: 4,
+        switches: 1,
+        since_ms: 1_000,
+        failed_over: false,
+    };
+    w.onair.insert("news".into(), master_on_air);
+    let p = w.plan();
+    assert_eq!(creates(&p), vec![("pk_news_m_2".into(), None)]);
+    let [decision] = &p.onair[..] else {
+        panic!("one decision per scene: {:?}", p.onair);
+    };
+    assert_eq!(decision.reason, Some(crate::model::SwitchReason::Failover));
+    assert_eq!((decision.onair.slot, decision.onair.uid), (Some(1), Some(2)));
+    assert_eq!(decision.onair.version, 5, "the version only grows");
+    assert_eq!(decision.previous, master_on_air);
+    assert_eq!(decision.healthy, 1);
+
+    // Decided and recorded, the same picture decides nothing new.
+    w.onair.insert("news".into(), decision.onair);
+    assert_eq!(w.plan().onair[0].reason, None);
+}

@@ -11,30 +11,29 @@
 
 use crate::agora::model::ListedPlayer;
 use crate::config::UidRange;
-use crate::model::{Fixed, Live, Spec};
-use crate::model::{SlotKey, SlotRecord};
+use crate::model::{Fixed, Live, SlotKey, SlotRecord, Spec};
 
-use super::plan::Action;
+use super::actions::Update;
 
 /// The Update the current player of `key` needs to run `want`, if any.
 ///
 /// When List already shows the wanted stream URL, Agora applied it (the process died
 /// between the Update and its record, or the store was lost): only the record learns it,
 /// so a restart never sends the same change twice.
-pub fn update(
+pub(super) fn update(
     key: &SlotKey,
     name: &str,
     player: &ListedPlayer,
     applied: &Spec,
     want: &Live,
-) -> Option<Action> {
+) -> Option<Update> {
     let url_differs = applied.live.stream_url != want.stream_url;
     let send_volume = applied.live.volume != want.volume;
     if !url_differs && !send_volume {
         return None;
     }
     let shown = player.stream_url.as_deref() == Some(want.stream_url.as_str());
-    Some(Action::Update {
+    Some(Update {
         key: key.clone(),
         id: player.id.clone(),
         name: name.to_string(),
@@ -47,7 +46,7 @@ pub fn update(
 /// What makes the current player of a slot unfit for the scene as configured now: the
 /// create-only fields that changed, and `uids` if its UID left the scene's range. Empty
 /// when it may stay.
-pub fn unfit(
+pub(super) fn unfit(
     record: &SlotRecord,
     applied: &Spec,
     fixed: &Fixed,
@@ -64,7 +63,7 @@ pub fn unfit(
 /// The slot a scene rolls out next: of the slots whose players are unfit, the highest,
 /// so backups go before the master (slot 0) and the master last. `None` while anything
 /// of the scene is in transition.
-pub fn next_slot(unfit_slots: &[u32], settled: bool) -> Option<u32> {
+pub(super) fn next_slot(unfit_slots: &[u32], settled: bool) -> Option<u32> {
     if !settled {
         return None;
     }
@@ -118,15 +117,8 @@ mod tests {
         }
     }
 
-    fn sends(a: Option<Action>) -> Option<(bool, bool)> {
-        match a? {
-            Action::Update {
-                send_stream_url,
-                send_volume,
-                ..
-            } => Some((send_stream_url, send_volume)),
-            other => panic!("not an update: {other:?}"),
-        }
+    fn sends(a: Option<Update>) -> Option<(bool, bool)> {
+        a.map(|u| (u.send_stream_url, u.send_volume))
     }
 
     #[test]

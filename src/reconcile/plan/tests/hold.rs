@@ -100,7 +100,7 @@ fn the_slate_slot_is_created_while_wanted_and_removed_after() {
     );
     w.observed.retain(|o| o.id != "s");
     assert!(
-        w.plan().actions.contains(&Action::Forget { key: slate }),
+        w.plan().actions.contains(&Action::Forget(slate)),
         "its record goes once the player is gone"
     );
 }

@@ -2,7 +2,7 @@
 //!
 //! Two kinds of holding back, kept apart as kube-runtime advises: a *failed* action
 //! cools its slot or player down on the retreat schedule Agora prescribes (5, 10, 15 s,
-//! reference §1.9), and a slot that keeps needing *replacement* waits exponentially
+//! §1.9), and a slot that keeps needing *replacement* waits exponentially
 //! longer each time (1 s doubling to about 60 s, jittered) so a source that kills every
 //! player cannot turn pullkeeper into a create storm. Neither ever gives up.
 
@@ -39,8 +39,10 @@ struct Replacements {
 
 #[derive(Default)]
 pub struct Busy {
-    pub slots: BTreeSet<SlotKey>,
-    pub players: BTreeSet<String>,
+    /// Slots with an action in flight (a queued create counts).
+    pub(super) slots: BTreeSet<SlotKey>,
+    /// Players with a delete in flight.
+    pub(super) players: BTreeSet<String>,
     slot_cooldown: HashMap<SlotKey, Cooldown>,
     player_cooldown: HashMap<String, Cooldown>,
     replacements: HashMap<SlotKey, Replacements>,
@@ -60,7 +62,7 @@ fn fail<K: Hash + Eq>(map: &mut HashMap<K, Cooldown>, key: K) {
 
 impl Busy {
     /// A slot's action ended.
-    pub fn slot_done(&mut self, key: SlotKey, ok: bool) {
+    pub(super) fn slot_done(&mut self, key: SlotKey, ok: bool) {
         self.slots.remove(&key);
         if ok {
             self.slot_cooldown.remove(&key);
@@ -70,7 +72,7 @@ impl Busy {
     }
 
     /// A player's action (a delete) ended.
-    pub fn player_done(&mut self, id: String, ok: bool) {
+    pub(super) fn player_done(&mut self, id: String, ok: bool) {
         self.players.remove(&id);
         if ok {
             self.player_cooldown.remove(&id);
@@ -81,7 +83,7 @@ impl Busy {
 
     /// Whether a replacement of `key` may start now. If so it is counted and the next one
     /// is pushed out; if not, the slot is held until it may, and false is returned.
-    pub fn admit_replacement(&mut self, key: &SlotKey) -> bool {
+    pub(super) fn admit_replacement(&mut self, key: &SlotKey) -> bool {
         let now = Instant::now();
         let entry = self
             .replacements
@@ -112,6 +114,11 @@ impl Busy {
             tracing::warn!(slot = %key, replacements = entry.count, "slot replaced again; backing off");
         }
         true
+    }
+
+    /// Players with a delete of pullkeeper's in flight.
+    pub fn deleting(&self) -> &BTreeSet<String> {
+        &self.players
     }
 
     /// Busy sets for planning: in flight, or held back.

@@ -1,6 +1,6 @@
 //! Creates decided but not started yet: a project starts only a few at a time.
 //!
-//! Agora allows 2 creates per second per project (reference §1.10), and a plan for an
+//! Agora allows 2 creates per second per project (§1.10), and a plan for an
 //! empty project decides 50 at once. Started all together, 49 of them wait for their
 //! token as tasks, each a create future of about 3.4 KiB plus its scene; at 1,000
 //! projects that was 50,000 tasks and most of the process's peak memory (BENCHMARKS.md,
@@ -10,7 +10,7 @@
 //! To the plan a queued create is as busy as a started one (its slot is in
 //! `Busy::slots`), so the quota and masters-first accounting see no difference. The queue
 //! keeps the plan's order across passes: masters before backups, then scene priority
-//! ([`crate::reconcile::execute::create_rank`]), then first decided first. A master whose
+//! ([`super::create_rank`]), then first decided first. A master whose
 //! failure comes in while backups are in flight waits at most for those few.
 
 use std::cmp::Reverse;
@@ -64,7 +64,8 @@ impl<T> CreateQueue<T> {
         self.in_flight = self.in_flight.saturating_sub(1);
     }
 
-    pub fn waiting(&self) -> usize {
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
         self.waiting.len()
     }
 }

@@ -1,29 +1,24 @@
 //! What the source verdicts mean for a project's scenes: which slots may be replaced,
 //! which sources to keep probing, when a scene shows its slate, and what status and
-//! metrics say. Pure functions of the scenes, the monitor and the observed players; the
+//! metrics say. Pure functions of the scenes, the verdicts and the observed players; the
 //! controller runs the probes they ask for.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
-use crate::agora::model::{ListedPlayer, PlayerStatus};
-use crate::config::{Scene, SourceProbeSettings};
-use crate::model::SLATE_SLOT;
-use crate::model::SourceStatus;
-use crate::model::is_dead;
-use crate::model::{SlotKey, SlotRecord};
+use crate::agora::model::ListedPlayer;
+use crate::config::Scene;
+use crate::model::{PlayerStatus, SLATE_SLOT, SlotKey, SlotRecord, SourceStatus, is_dead};
+
+use crate::probe::Verdict;
 use crate::probe::monitor::SourceMonitor;
-use crate::probe::{Prober, Verdict};
-
-/// Source probing as configured for a controller.
-pub struct SourceProbing {
-    pub prober: Arc<Prober>,
-    pub settings: SourceProbeSettings,
-}
 
 /// Slots whose source may be relied on for a replacement: found `up` or `unknown` since
 /// it was last needed. Slate slots play the slate, which is not gated.
-pub fn cleared(project: &str, scenes: &[&Scene], monitor: &SourceMonitor) -> BTreeSet<SlotKey> {
+pub fn cleared_slots(
+    project: &str,
+    scenes: &[&Scene],
+    monitor: &SourceMonitor,
+) -> BTreeSet<SlotKey> {
     let mut out = BTreeSet::new();
     for scene in scenes {
         for slot in 0..=scene.backups {
@@ -39,7 +34,11 @@ pub fn cleared(project: &str, scenes: &[&Scene], monitor: &SourceMonitor) -> BTr
 
 /// The sources to probe: those of held slots, those found down (until they return), and
 /// every source of a scene with a source down (its slate and status need them all).
-pub fn wanted(scenes: &[&Scene], held: &[SlotKey], monitor: &SourceMonitor) -> BTreeSet<String> {
+pub fn sources_to_probe(
+    scenes: &[&Scene],
+    held: &[SlotKey],
+    monitor: &SourceMonitor,
+) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for scene in scenes {
         for key in held.iter().filter(|k| k.scene == scene.name) {
@@ -57,7 +56,7 @@ pub fn wanted(scenes: &[&Scene], held: &[SlotKey], monitor: &SourceMonitor) -> B
 }
 
 /// Every URL some scene names, so verdicts of removed sources are forgotten.
-pub fn configured<'a>(scenes: &[&'a Scene]) -> BTreeSet<&'a str> {
+pub fn configured_sources<'a>(scenes: &[&'a Scene]) -> BTreeSet<&'a str> {
     scenes
         .iter()
         .flat_map(|s| s.sources().into_iter().map(|(_, url)| url))
@@ -66,7 +65,7 @@ pub fn configured<'a>(scenes: &[&'a Scene]) -> BTreeSet<&'a str> {
 
 /// A scene with a slate shows it while every source is down, and keeps it (make before
 /// break) until a player of a returned source runs.
-pub fn slate_wanted(
+pub(super) fn slate_wanted(
     project: &str,
     scene: &Scene,
     monitor: &SourceMonitor,
@@ -161,10 +160,16 @@ mod tests {
             ("rtmp://h/primary", Verdict::Down),
             ("rtmp://h/backup", Verdict::Unknown),
         ]);
-        let got: Vec<u32> = cleared("p", &[&s], &m).iter().map(|k| k.slot).collect();
+        let got: Vec<u32> = cleared_slots("p", &[&s], &m)
+            .iter()
+            .map(|k| k.slot)
+            .collect();
         assert_eq!(got, vec![1, SLATE_SLOT], "slot 2 pulls the (down) primary");
         let none = monitor(&[]);
-        let got: Vec<u32> = cleared("p", &[&s], &none).iter().map(|k| k.slot).collect();
+        let got: Vec<u32> = cleared_slots("p", &[&s], &none)
+            .iter()
+            .map(|k| k.slot)
+            .collect();
         assert_eq!(got, vec![SLATE_SLOT], "unprobed sources clear nothing");
     }
 
@@ -174,17 +179,17 @@ mod tests {
         let none = monitor(&[]);
         let held = [SlotKey::new("p", "news", 2)];
         assert_eq!(
-            wanted(&[&s], &held, &none),
+            sources_to_probe(&[&s], &held, &none),
             BTreeSet::from(["rtmp://h/primary".to_string()])
         );
         let down = monitor(&[("rtmp://h/primary", Verdict::Down)]);
         assert_eq!(
-            wanted(&[&s], &[], &down).len(),
+            sources_to_probe(&[&s], &[], &down).len(),
             2,
             "all of the scene's sources"
         );
         let up = monitor(&[("rtmp://h/primary", Verdict::Up)]);
-        assert!(wanted(&[&s], &[], &up).is_empty());
+        assert!(sources_to_probe(&[&s], &[], &up).is_empty());
     }
 
     #[test]

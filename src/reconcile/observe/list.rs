@@ -1,4 +1,5 @@
-//! Strikes: how many complete Lists in a row missed a slot's current player.
+//! Taking in a complete List: the players it cannot show yet, and strikes, how many
+//! complete Lists in a row missed a slot's current player.
 //!
 //! Agora's best-practice page declares a task failed after three consecutive 404 or 5xx
 //! answers (reference §1.9). pullkeeper has no per-player GET, so its regular evidence is
@@ -11,6 +12,31 @@ use std::collections::{BTreeMap, HashSet};
 
 use crate::agora::model::ListedPlayer;
 use crate::model::{Phase, SlotKey, SlotRecord};
+
+/// Keeps, in a fresh List, the players it cannot show yet: those of slot records created
+/// within the List lag that the previous picture had (from a notice or an earlier List).
+/// Without this, every List in the first ~10 s after a create would make a running
+/// player "pending" again and take it off air.
+pub fn carry_over_young(
+    listed: &mut Vec<ListedPlayer>,
+    previous: &[ListedPlayer],
+    records: &BTreeMap<SlotKey, SlotRecord>,
+    now_ms: u64,
+    list_lag_ms: u64,
+) {
+    let young: HashSet<&str> = records
+        .values()
+        .filter(|r| r.within_list_lag(now_ms, list_lag_ms))
+        .map(|r| r.name.as_str())
+        .collect();
+    let carried: Vec<ListedPlayer> = previous
+        .iter()
+        .filter(|p| p.name.as_deref().is_some_and(|n| young.contains(n)))
+        .filter(|p| !listed.iter().any(|l| l.id == p.id))
+        .cloned()
+        .collect();
+    listed.extend(carried);
+}
 
 /// Folds one complete, successful List into the strike counts.
 pub fn count_strikes(
@@ -80,5 +106,34 @@ mod tests {
         let intent = BTreeMap::from([(key.clone(), record("a", Phase::Intended, 0))]);
         count_strikes(&mut strikes, &intent, &[], 20_000, 10_000);
         assert!(strikes.is_empty());
+    }
+
+    #[test]
+    fn a_list_keeps_players_it_cannot_show_yet() {
+        let record = |name: &str, created_at_ms| SlotRecord {
+            v: RECORD_VERSION,
+            name: name.into(),
+            uid: 1,
+            generation: 1,
+            phase: Phase::Created,
+            region: Region::Na,
+            id: None,
+            created_at_ms,
+            spec: None,
+        };
+        let records = BTreeMap::from([
+            (SlotKey::new("p", "s", 0), record("pk_s_m_young", 95_000)),
+            (SlotKey::new("p", "s", 1), record("pk_s_m_old", 10_000)),
+        ]);
+        let running = |id: &str| ListedPlayer {
+            status: Some(crate::model::PlayerStatus::Running),
+            id: id.into(),
+            ..listed(&format!("pk_s_m_{id}"))
+        };
+        let previous = vec![running("young"), running("old")];
+        let mut listed = vec![];
+        carry_over_young(&mut listed, &previous, &records, 100_000, 10_000);
+        let ids: Vec<&str> = listed.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["young"], "the old one is really gone from List");
     }
 }

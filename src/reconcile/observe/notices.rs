@@ -1,4 +1,4 @@
-//! Folding NCS observations into the picture the plan works from.
+//! Folding NCS observations into the observed players.
 //!
 //! Between two Lists, notices are the freshest truth: a `failed` status or a destroy
 //! pullkeeper did not cause must reach the plan at once (that is the whole point of
@@ -6,10 +6,7 @@
 //! The next complete List replaces the picture wholesale, so a notice can only ever make
 //! the picture fresher, never stick.
 
-use std::collections::{BTreeMap, HashSet};
-
 use crate::agora::model::{ListedPlayer, PlayerStatus};
-use crate::model::{SlotKey, SlotRecord};
 use crate::ncs::inbox::{Observation, PlayerEvent};
 use crate::ncs::notice::destroy_reason;
 
@@ -78,31 +75,6 @@ pub fn fold(
             true
         }
     }
-}
-
-/// Keeps, in a fresh List, the players it cannot show yet: those of slot records created
-/// within the List lag that the previous picture had (from a notice or an earlier List).
-/// Without this, every List in the first ~10 s after a create would make a running
-/// player "pending" again and take it off air.
-pub fn carry_over_young(
-    listed: &mut Vec<ListedPlayer>,
-    previous: &[ListedPlayer],
-    records: &BTreeMap<SlotKey, SlotRecord>,
-    now_ms: u64,
-    list_lag_ms: u64,
-) {
-    let young: HashSet<&str> = records
-        .values()
-        .filter(|r| r.within_list_lag(now_ms, list_lag_ms))
-        .map(|r| r.name.as_str())
-        .collect();
-    let carried: Vec<ListedPlayer> = previous
-        .iter()
-        .filter(|p| p.name.as_deref().is_some_and(|n| young.contains(n)))
-        .filter(|p| !listed.iter().any(|l| l.id == p.id))
-        .cloned()
-        .collect();
-    listed.extend(carried);
 }
 
 #[cfg(test)]
@@ -196,38 +168,5 @@ mod tests {
             Some(PlayerStatus::Failed),
             "someone else deleted it"
         );
-    }
-
-    #[test]
-    fn a_list_keeps_players_it_cannot_show_yet() {
-        use crate::agora::model::Region;
-        use crate::model::{Phase, RECORD_VERSION};
-        let record = |name: &str, created_at_ms| SlotRecord {
-            v: RECORD_VERSION,
-            name: name.into(),
-            uid: 1,
-            generation: 1,
-            phase: Phase::Created,
-            region: Region::Na,
-            id: None,
-            created_at_ms,
-            spec: None,
-        };
-        let records = BTreeMap::from([
-            (SlotKey::new("p", "s", 0), record("pk_s_m_young", 95_000)),
-            (SlotKey::new("p", "s", 1), record("pk_s_m_old", 10_000)),
-        ]);
-        let mut previous = vec![];
-        for id in ["young", "old"] {
-            fold(
-                &mut previous,
-                obs(id, PlayerEvent::Status(PlayerStatus::Running)),
-                |_| false,
-            );
-        }
-        let mut listed = vec![];
-        carry_over_young(&mut listed, &previous, &records, 100_000, 10_000);
-        let ids: Vec<&str> = listed.iter().map(|p| p.id.as_str()).collect();
-        assert_eq!(ids, ["young"], "the old one is really gone from List");
     }
 }

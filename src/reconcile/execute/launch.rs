@@ -1,0 +1,296 @@
+//! Starting the plan's actions as tasks, and keeping what is in flight or held back.
+//!
+//! The controller owns a [`Launcher`]: an action starts in the same pass it was planned,
+//! and its end comes back to the loop as a [`Done`]. Creates are the exception: they
+//! queue ([`CreateQueue`]) and start as the project's create rate makes room. What is in
+//! flight or cooling down is [`Busy`], which the plan reads so that nothing is decided
+//! twice.
+
+use std::collections::BTreeMap;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+
+use super::{Busy, CreateQueue, ExecError, Executor, create_rank, delete_regions};
+use crate::agora::model::ListedPlayer;
+use crate::agora::{ApiError, ErrorClass};
+use crate::config::{Project, Scene};
+use crate::model::{Region, SlotKey, SlotRecord, role};
+use crate::probe::Outcome;
+use crate::reconcile::observe::CheckAnswer;
+use crate::reconcile::plan::{Action, Create};
+use crate::telemetry::Metrics;
+
+/// What a finished task reports to the loop.
+pub enum Done {
+    /// An adoption of a listed player as the slot's ended.
+    Adopt(SlotKey, bool),
+    /// A create ended: its slot, and a place among the creates in flight.
+    Create(SlotKey, bool),
+    /// An Update of the slot's player ended (counted apart from creates in the metrics).
+    Update(SlotKey, bool),
+    /// A delete of the player `id` ended.
+    Delete(String, bool),
+    /// A check of the player `id` (current in slot `key`) ended; `None`: no evidence
+    /// either way (a timeout, a 429).
+    Check {
+        key: SlotKey,
+        id: String,
+        answer: Option<CheckAnswer>,
+    },
+    /// A List answered (or failed).
+    List(Result<Vec<ListedPlayer>, ApiError>),
+    /// A probe of the source `url` ended.
+    Source { url: String, outcome: Outcome },
+}
+
+/// The scenes one pass planned from: a snapshot of the configuration and where each of
+/// this project's scenes sits in it (found in one walk over all scenes, 25,000 at scale).
+pub struct PassScenes<'a> {
+    all: &'a Arc<Vec<Scene>>,
+    /// This project's scenes, in configuration order.
+    positions: Vec<usize>,
+    index: BTreeMap<&'a str, usize>,
+}
+
+impl<'a> PassScenes<'a> {
+    pub fn new(all: &'a Arc<Vec<Scene>>, project: &str) -> PassScenes<'a> {
+        let positions: Vec<usize> = all
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.project == project)
+            .map(|(i, _)| i)
+            .collect();
+        let index = positions
+            .iter()
+            .map(|&i| (all[i].name.as_str(), i))
+            .collect();
+        PassScenes {
+            all,
+            positions,
+            index,
+        }
+    }
+
+    /// This project's scenes, in configuration order.
+    pub fn scenes(&self) -> Vec<&'a Scene> {
+        self.positions.iter().map(|&i| &self.all[i]).collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&'a Scene> {
+        self.index.get(name).map(|&i| &self.all[i])
+    }
+
+    /// The scene as a task may keep it: the snapshot and an index, not a copy.
+    fn shared(&self, name: &str) -> Option<SharedScene> {
+        self.index.get(name).map(|&index| SharedScene {
+            all: Arc::clone(self.all),
+            index,
+        })
+    }
+}
+
+/// One scene of a configuration snapshot, for a task or a queued create to hold.
+struct SharedScene {
+    all: Arc<Vec<Scene>>,
+    index: usize,
+}
+
+impl Deref for SharedScene {
+    type Target = Scene;
+
+    fn deref(&self) -> &Scene {
+        &self.all[self.index]
+    }
+}
+
+/// A create the plan decided, waiting for its turn.
+struct QueuedCreate {
+    scene: SharedScene,
+    create: Create,
+}
+
+/// Starts actions for one project and keeps what they hold.
+pub struct Launcher {
+    exec: Arc<Executor>,
+    project: Project,
+    metrics: Metrics,
+    busy: Busy,
+    /// Creates decided and not started yet; their slots are busy meanwhile.
+    creates: CreateQueue<QueuedCreate>,
+}
+
+impl Launcher {
+    pub fn new(exec: Arc<Executor>, project: Project, metrics: Metrics) -> Launcher {
+        let creates = CreateQueue::for_rate(project.limits.qps.create_with_name.per_second);
+        Launcher {
+            exec,
+            project,
+            metrics,
+            busy: Busy::default(),
+            creates,
+        }
+    }
+
+    /// What is in flight or held back, for the plan and the loop's wake-up.
+    pub fn busy(&self) -> &Busy {
+        &self.busy
+    }
+
+    pub fn start(
+        &mut self,
+        action: Action,
+        scenes: &PassScenes<'_>,
+        records: &BTreeMap<SlotKey, SlotRecord>,
+        tasks: &mut JoinSet<Done>,
+    ) {
+        let exec = self.exec.clone();
+        match action {
+            Action::Create(create) => self.queue_create(create, scenes, records),
+            Action::Adopt(adopt) => {
+                let Some(scene) = scenes.shared(&adopt.key.scene) else {
+                    return;
+                };
+                self.busy.slots.insert(adopt.key.clone());
+                tasks.spawn(async move {
+                    let result = exec.adopt(&scene, &adopt).await;
+                    if let Err(e) = &result {
+                        tracing::error!(scene = %scene.name, name = adopt.name, error = %e, "cannot record adoption");
+                    }
+                    Done::Adopt(adopt.key, result.is_ok())
+                });
+            }
+            Action::Update(update) => {
+                self.busy.slots.insert(update.key.clone());
+                tasks.spawn(async move {
+                    let result = exec.update(&update).await;
+                    if let Err(e) = &result {
+                        tracing::warn!(slot = %update.key, name = update.name, error = %e, "update failed; will retry");
+                    }
+                    Done::Update(update.key, result.is_ok())
+                });
+            }
+            Action::Delete(delete) => {
+                let regions = delete_regions(
+                    &self.project,
+                    &delete.name,
+                    |s| scenes.get(s).map(|s| s.region),
+                    records,
+                );
+                self.metrics
+                    .recreations
+                    .with_label_values(&[delete.reason.as_str()])
+                    .inc();
+                self.busy.players.insert(delete.id.clone());
+                tasks.spawn(async move {
+                    let result = exec.delete(&regions, &delete).await;
+                    if let Err(e) = &result {
+                        tracing::warn!(name = delete.name, error = %e, "delete failed; will retry");
+                    }
+                    Done::Delete(delete.id, result.is_ok())
+                });
+            }
+            Action::Forget(key) => {
+                if let Err(e) = exec.forget(&key) {
+                    tracing::error!(slot = %key, error = %e, "cannot forget slot");
+                }
+            }
+        }
+    }
+
+    /// Queues a create, unless it is a replacement that must back off first.
+    fn queue_create(
+        &mut self,
+        create: Create,
+        scenes: &PassScenes<'_>,
+        records: &BTreeMap<SlotKey, SlotRecord>,
+    ) {
+        let Some(scene) = scenes.shared(&create.key.scene) else {
+            return;
+        };
+        let key = &create.key;
+        // A rollout step replaces a healthy player: no failure to back off from.
+        let replacing = records
+            .get(key)
+            .is_some_and(|r| r.generation < create.generation);
+        if let Some(step) = &create.rollout {
+            tracing::info!(scene = %scene.name, role = role(key.slot), slot = key.slot,
+                replaces = %step.replaces, name = create.name, changed = ?step.changed,
+                "rolling out: create-only settings changed; the new player runs before the old one goes");
+        } else if replacing && !self.busy.admit_replacement(key) {
+            self.metrics
+                .replacement_backoffs
+                .with_label_values(&[&self.project.id])
+                .inc();
+            return;
+        }
+        self.busy.slots.insert(key.clone());
+        let rank = create_rank(key.is_master(), scene.priority);
+        self.creates.push(rank, QueuedCreate { scene, create });
+    }
+
+    /// Starts waiting creates while the project has room for them (see [`CreateQueue`]).
+    pub fn start_creates(&mut self, tasks: &mut JoinSet<Done>) {
+        while let Some(QueuedCreate { scene, create }) = self.creates.start_next() {
+            let exec = self.exec.clone();
+            tasks.spawn(async move {
+                let result = exec.create(&scene, &create).await;
+                if let Err(e) = &result {
+                    tracing::warn!(scene = %scene.name, name = create.name, error = %e, "create failed; will retry");
+                }
+                Done::Create(create.key, result.is_ok())
+            });
+        }
+    }
+
+    /// Starts a check of each player in `due` (id, its slot, its region). A check is an
+    /// Update too, so its slot is busy meanwhile: a real Update sent at the same time
+    /// could arrive second with the lower sequence and be ignored (§1.7).
+    pub fn start_checks(&mut self, due: Vec<(String, SlotKey, Region)>, tasks: &mut JoinSet<Done>) {
+        for (id, key, region) in due {
+            self.busy.slots.insert(key.clone());
+            let exec = self.exec.clone();
+            tasks.spawn(async move {
+                let answer = match exec.check(region, &id).await {
+                    Ok(()) => Some(CheckAnswer::Healthy),
+                    Err(ExecError::Api(e)) => match e.class() {
+                        ErrorClass::NotFound => Some(CheckAnswer::Gone),
+                        ErrorClass::Server => Some(CheckAnswer::ServerError),
+                        _ => None,
+                    },
+                    Err(ExecError::Store(_)) => None,
+                };
+                Done::Check { key, id, answer }
+            });
+        }
+    }
+
+    /// A slot's action ended: its slot is free, or cools down if it failed (counted as a
+    /// retry of `action`).
+    pub fn slot_done(&mut self, key: SlotKey, ok: bool, action: &str) {
+        if !ok {
+            self.metrics.retries.with_label_values(&[action]).inc();
+        }
+        self.busy.slot_done(key, ok);
+    }
+
+    /// A create ended: one more may start.
+    pub fn create_done(&mut self, key: SlotKey, ok: bool) {
+        self.creates.finished();
+        self.slot_done(key, ok, "create");
+    }
+
+    /// A delete ended: its player is free, or cools down if it failed.
+    pub fn delete_done(&mut self, id: String, ok: bool) {
+        if !ok {
+            self.metrics.retries.with_label_values(&["delete"]).inc();
+        }
+        self.busy.player_done(id, ok);
+    }
+
+    /// A check ended; a check never cools its slot down (its answer is evidence).
+    pub fn check_done(&mut self, key: &SlotKey) {
+        self.busy.slots.remove(key);
+    }
+}
