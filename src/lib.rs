@@ -12,6 +12,7 @@
 //!   bearer token every `/v1/` route sits behind; [`serve`]: plain or HTTPS serving with
 //!   the peer address; [`tls`]: certificates that reload; [`loglevel`]: the runtime
 //!   log level endpoint.
+//! - [`crypto`]: the rustls crypto provider every HTTPS client shares.
 //! - [`telemetry`]: Prometheus metrics and logging.
 //! - [`ncs`]: Agora's notification (webhook) bodies and signatures, and the NCS address
 //!   list (fetched, shown, optionally enforced).
@@ -29,6 +30,7 @@ pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod embedded;
 pub mod limits;
 pub mod loglevel;
