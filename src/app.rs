@@ -18,8 +18,12 @@ use crate::agora::domains::{DomainPool, Domains, Overrides};
 use crate::agora::{ApiLimiters, ClientConfig, MediaPullClient};
 use crate::clock::Clock;
 use crate::config::{Config, Project, Rate, Scene};
+use crate::http::loglevel::LogLevelState;
+use crate::http::reports::ReportsState;
+use crate::http::serve::{Listening, serve};
+use crate::http::server::{self, ServerState};
+use crate::http::tls::{ReloadingCert, TlsError, TlsListener};
 use crate::limits::{RateLimiter, WindowSpec};
-use crate::loglevel::LogLevelState;
 use crate::ncs::allowlist::{self, Guard, NcsAddresses};
 use crate::ncs::dedupe::{NoticeLog, TTL_MS};
 use crate::ncs::inbox::Inbox;
@@ -30,15 +34,11 @@ use crate::reconcile::controller::ProjectController;
 use crate::reconcile::execute::Executor;
 use crate::reconcile::sources::SourceProbing;
 use crate::reload::Reloader;
-use crate::reports::ReportsState;
 use crate::scene_feeds::SceneFeeds;
-use crate::serve::{Listening, serve};
-use crate::server::{self, ServerState};
 use crate::status::StatusBoard;
 use crate::store::Store;
 use crate::telemetry::scenes::SceneCollector;
 use crate::telemetry::{LogLevel, Metrics};
-use crate::tls::{ReloadingCert, TlsError, TlsListener};
 
 /// Widens every rate window a little: a request sent one window after another can
 /// arrive slightly sooner than that (see `limits::window`).
@@ -215,7 +215,7 @@ impl App {
         }
         tracker.spawn(prune_notices(notices, clock, cancel.child_token()));
 
-        let reports = crate::reports::router(ReportsState {
+        let reports = crate::http::reports::router(ReportsState {
             board: board.clone(),
             inboxes: Arc::new(inboxes),
             clock,
@@ -247,10 +247,13 @@ impl App {
             .merge(reports)
             .merge(allowlist::admin_route(addresses, allow.enforce));
         if let Some(level) = log_level {
-            admin_routes = admin_routes.merge(crate::loglevel::router(LogLevelState { level }));
+            admin_routes =
+                admin_routes.merge(crate::http::loglevel::router(LogLevelState { level }));
         }
-        let admin =
-            crate::auth::require_admin(admin_routes, config.settings.server.admin_token.clone());
+        let admin = crate::http::auth::require_admin(
+            admin_routes,
+            config.settings.server.admin_token.clone(),
+        );
         let mut routes = server::probes(state).merge(ncs).merge(admin);
         let server_settings = &config.settings.server;
         // HTTP stops last, so `/readyz` answers 503 and `/metrics` is scraped while the

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use super::forwarded::client_address;
 use super::receiver::Outcome;
-use crate::serve::Peer;
+use crate::http::serve::Peer;
 use crate::telemetry::Metrics;
 
 /// The last good list of one project.
@@ -76,7 +76,7 @@ impl NcsAddresses {
     }
 }
 
-/// `GET /v1/ncs/ips`; the caller puts it behind [`crate::auth::require_admin`].
+/// `GET /v1/ncs/ips`; the caller puts it behind [`crate::http::auth::require_admin`].
 pub fn admin_route(addresses: NcsAddresses, enforce: bool) -> Router {
     Router::new()
         .route(

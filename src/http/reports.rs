@@ -3,7 +3,7 @@
 //! An app backend that sees, through the RTC SDK's remote audio/video state callbacks,
 //! that a UID stopped sending can say so here; enough reports within the configured
 //! window count as a strike against that player (see the controller). The endpoint sits
-//! behind the admin bearer token ([`crate::auth`]): it lets its caller fail players.
+//! behind the admin bearer token ([`super::auth`]): it lets its caller fail players.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! `GET`/`PUT /v1/log-level`: read or change the log filter of the running process.
 //!
-//! Behind the admin bearer token ([`crate::auth::require_admin`]): debug logs are far larger, so whoever may raise the
+//! Behind the admin bearer token ([`super::auth::require_admin`]): debug logs are far larger, so whoever may raise the
 //! level may fill the disk of the log pipeline.
 
 use axum::Router;
@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::reports::answer;
+use super::reports::answer;
 use crate::telemetry::{LogLevel, LogLevelError};
 
 /// A directive is a short line; anything longer is not one.

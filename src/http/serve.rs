@@ -14,11 +14,8 @@ use axum::serve::IncomingStream;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::tls::TlsListener;
-
-mod bounded;
-
-pub use bounded::Bounded;
+use super::bounded::Bounded;
+use super::tls::TlsListener;
 
 /// The address a connection came from (the proxy's, behind one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! Everything here reads shared state; nothing writes back through it (DESIGN). The
 //! routes come in three groups because they are exposed differently: probes are always
 //! open, `/metrics` may move to its own address (`server.metrics_listen`), and the admin
-//! routes sit behind the bearer token ([`crate::auth`]).
+//! routes sit behind the bearer token ([`super::auth`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,7 +49,7 @@ pub fn metrics_route(metrics: Metrics) -> Router {
         .with_state(metrics)
 }
 
-/// The read-only admin routes; the caller puts them behind [`crate::auth::require_admin`].
+/// The read-only admin routes; the caller puts them behind [`super::auth::require_admin`].
 pub fn admin(state: ServerState) -> Router {
     Router::new()
         .route("/v1/scenes", get(scenes))
