@@ -19,16 +19,18 @@ use crate::agora::{ApiLimiters, ClientConfig, MediaPullClient};
 use crate::clock::Clock;
 use crate::config::{Config, Project, Rate, Scene};
 use crate::http::loglevel::LogLevelState;
+use crate::http::ncs::guard::{self, Guard};
+use crate::http::ncs::{ips, route};
 use crate::http::reports::ReportsState;
 use crate::http::serve::{Listening, serve};
 use crate::http::server::{self, ServerState};
 use crate::http::tls::{ReloadingCert, TlsError, TlsListener};
 use crate::limits::{RateLimiter, WindowSpec};
-use crate::ncs::allowlist::{self, Guard, NcsAddresses};
+use crate::ncs::allowlist::NcsAddresses;
 use crate::ncs::dedupe::{NoticeLog, TTL_MS};
 use crate::ncs::inbox::Inbox;
+use crate::ncs::intake::{Intake, NcsProject};
 use crate::ncs::ip_refresh::{IpListCollector, IpRefresher};
-use crate::ncs::receiver::{self, NcsProject, NcsState};
 use crate::probe::Prober;
 use crate::reconcile::controller::ProjectController;
 use crate::reconcile::execute::Executor;
@@ -197,14 +199,10 @@ impl App {
                 (p.id.clone(), project)
             })
             .collect();
-        let mut ncs = receiver::router(NcsState::new(
-            ncs_projects,
-            notices.clone(),
-            metrics.clone(),
-        ));
+        let mut ncs = route::router(Intake::new(ncs_projects, notices.clone()), metrics.clone());
         let allow = &config.settings.ncs_allowlist;
         if allow.enforce {
-            ncs = allowlist::enforce(
+            ncs = guard::enforce(
                 ncs,
                 Guard {
                     addresses: addresses.clone(),
@@ -245,7 +243,7 @@ impl App {
         };
         let mut admin_routes = server::admin(state.clone())
             .merge(reports)
-            .merge(allowlist::admin_route(addresses, allow.enforce));
+            .merge(ips::router(addresses, allow.enforce));
         if let Some(level) = log_level {
             admin_routes =
                 admin_routes.merge(crate::http::loglevel::router(LogLevelState { level }));

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod bounded;
 pub mod loglevel;
+pub mod ncs;
 pub mod reports;
 pub mod serve;
 pub mod server;
