@@ -21,10 +21,11 @@ use crate::config::{Config, Project, Rate, Scene};
 use crate::http::loglevel::LogLevelState;
 use crate::http::ncs::guard::{self, Guard};
 use crate::http::ncs::{ips, route};
+use crate::http::probes::{self, Readiness};
 use crate::http::reports::ReportsState;
 use crate::http::serve::{Listening, serve};
-use crate::http::server::{self, ServerState};
 use crate::http::tls::{ReloadingCert, TlsError, TlsListener};
+use crate::http::{self, auth, loglevel, reports, scenes};
 use crate::limits::{RateLimiter, WindowSpec};
 use crate::ncs::allowlist::NcsAddresses;
 use crate::ncs::dedupe::{NoticeLog, TTL_MS};
@@ -213,7 +214,7 @@ impl App {
         }
         tracker.spawn(prune_notices(notices, clock, cancel.child_token()));
 
-        let reports = crate::http::reports::router(ReportsState {
+        let report_route = reports::router(ReportsState {
             board: board.clone(),
             inboxes: Arc::new(inboxes),
             clock,
@@ -236,23 +237,18 @@ impl App {
         ));
 
         let accepting = Arc::new(AtomicBool::new(true));
-        let state = ServerState {
-            board: board.clone(),
+        let readiness = Readiness {
             listed,
             accepting: accepting.clone(),
         };
-        let mut admin_routes = server::admin(state.clone())
-            .merge(reports)
+        let mut admin_routes = scenes::router(board.clone())
+            .merge(report_route)
             .merge(ips::router(addresses, allow.enforce));
         if let Some(level) = log_level {
-            admin_routes =
-                admin_routes.merge(crate::http::loglevel::router(LogLevelState { level }));
+            admin_routes = admin_routes.merge(loglevel::router(LogLevelState { level }));
         }
-        let admin = crate::http::auth::require_admin(
-            admin_routes,
-            config.settings.server.admin_token.clone(),
-        );
-        let mut routes = server::probes(state).merge(ncs).merge(admin);
+        let admin = auth::require_admin(admin_routes, config.settings.server.admin_token.clone());
+        let mut routes = probes::router(readiness).merge(ncs).merge(admin);
         let server_settings = &config.settings.server;
         // HTTP stops last, so `/readyz` answers 503 and `/metrics` is scraped while the
         // work drains.
@@ -260,13 +256,13 @@ impl App {
         let server = TaskTracker::new();
         let mut metrics_addr = None;
         match server_settings.metrics_listen {
-            None => routes = routes.merge(server::metrics_route(metrics.clone())),
+            None => routes = routes.merge(http::metrics::router(metrics.clone())),
             Some(at) => {
                 let metrics_listener = TcpListener::bind(at).await?;
                 metrics_addr = Some(metrics_listener.local_addr()?);
                 server.spawn(serve(
                     Listening::Plain(metrics_listener),
-                    server::metrics_route(metrics.clone()),
+                    http::metrics::router(metrics.clone()),
                     stop_serving.clone(),
                 ));
             }
