@@ -10,13 +10,13 @@
 //! - [`status`]: per-scene status and the on-air player, as served on `/v1/scenes`.
 //! - [`http`]: the HTTP surface: health, readiness, metrics and status routes, the admin
 //!   bearer token every `/v1/` route sits behind, app reports, the runtime log level, the
-//!   NCS webhook route and its address guard, plain or HTTPS serving (certificates that
-//!   reload) on a bounded listener.
+//!   NCS webhook route, its address guard and the address list shown, plain or HTTPS
+//!   serving (certificates that reload) on a bounded listener.
 //! - [`crypto`]: the rustls crypto provider every HTTPS client shares.
 //! - [`telemetry`]: Prometheus metrics and logging.
 //! - [`ncs`]: Agora's notification (webhook) bodies and signatures, the intake that
-//!   verifies, decodes, dedupes and orders them into each project's inbox, and the NCS
-//!   address list (fetched, shown, optionally enforced).
+//!   verifies, decodes, dedupes and orders them into each project's inbox, and each
+//!   project's NCS address list, kept fresh.
 //! - [`probe`]: source probes (RTMP handshake, live-HLS freshness, ranged GET) and their
 //!   schedule: "source down" versus "player down".
 //! - [`simulator`]: an Agora Media Pull + NCS simulator for the demo and the tests.

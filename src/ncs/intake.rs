@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | project configured | unknown | `unknown_project` |
 //! | `Agora-Signature-V2` (SHA256), else `Agora-Signature` (SHA1) | missing/wrong | `bad_signature` |
-//! | JSON envelope ([`Notice`](super::notice::Notice)) | malformed | `malformed` |
+//! | JSON envelope ([`Notice`]) | malformed | `malformed` |
 //! | productId 4, eventType 1/3/4 | other | `ignored` |
 //! | [`MediaPullPayload`](super::notice::MediaPullPayload) decodes | malformed | `malformed` |
 //! | first delivery of the notice id | resend | `duplicate` |
