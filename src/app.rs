@@ -18,25 +18,28 @@ use crate::agora::domains::{DomainPool, Domains, Overrides};
 use crate::agora::{ApiLimiters, ClientConfig, MediaPullClient};
 use crate::clock::Clock;
 use crate::config::{Config, Project, Rate, Scene};
+use crate::http::loglevel::LogLevelState;
+use crate::http::ncs::guard::{self, Guard};
+use crate::http::ncs::{ips, route};
+use crate::http::probes::{self, Readiness};
+use crate::http::reports::ReportsState;
+use crate::http::serve::{Listening, serve};
+use crate::http::tls::{ReloadingCert, TlsError, TlsListener};
+use crate::http::{self, auth, loglevel, reports, scenes};
 use crate::limits::{RateLimiter, WindowSpec};
-use crate::loglevel::LogLevelState;
 use crate::model::StatusBoard;
-use crate::ncs::allowlist::{self, Guard, NcsAddresses};
+use crate::ncs::allowlist::NcsAddresses;
 use crate::ncs::dedupe::{NoticeLog, TTL_MS};
 use crate::ncs::inbox::Inbox;
+use crate::ncs::intake::{Intake, NcsProject};
 use crate::ncs::ip_refresh::{IpListCollector, IpRefresher};
-use crate::ncs::receiver::{self, NcsProject, NcsState};
 use crate::probe::Prober;
 use crate::reconcile::{Context, Executor, ProjectController, SourceProbing};
 use crate::reload::Reloader;
-use crate::reports::ReportsState;
 use crate::scene_feeds::SceneFeeds;
-use crate::serve::{Listening, serve};
-use crate::server::{self, ServerState};
 use crate::store::Store;
 use crate::telemetry::scenes::SceneCollector;
 use crate::telemetry::{LogLevel, Metrics};
-use crate::tls::{ReloadingCert, TlsError, TlsListener};
 
 /// Widens every rate window a little: a request sent one window after another can
 /// arrive slightly sooner than that (see `limits::window`).
@@ -195,14 +198,10 @@ impl App {
                 (p.id.clone(), project)
             })
             .collect();
-        let mut ncs = receiver::router(NcsState::new(
-            ncs_projects,
-            notices.clone(),
-            metrics.clone(),
-        ));
+        let mut ncs = route::router(Intake::new(ncs_projects, notices.clone()), metrics.clone());
         let allow = &config.settings.ncs_allowlist;
         if allow.enforce {
-            ncs = allowlist::enforce(
+            ncs = guard::enforce(
                 ncs,
                 Guard {
                     addresses: addresses.clone(),
@@ -213,7 +212,7 @@ impl App {
         }
         tracker.spawn(prune_notices(notices, clock, cancel.child_token()));
 
-        let reports = crate::reports::router(ReportsState {
+        let report_route = reports::router(ReportsState {
             board: board.clone(),
             inboxes: Arc::new(inboxes),
             clock,
@@ -236,20 +235,18 @@ impl App {
         ));
 
         let accepting = Arc::new(AtomicBool::new(true));
-        let state = ServerState {
-            board: board.clone(),
+        let readiness = Readiness {
             listed,
             accepting: accepting.clone(),
         };
-        let mut admin_routes = server::admin(state.clone())
-            .merge(reports)
-            .merge(allowlist::admin_route(addresses, allow.enforce));
+        let mut admin_routes = scenes::router(board.clone())
+            .merge(report_route)
+            .merge(ips::router(addresses, allow.enforce));
         if let Some(level) = log_level {
-            admin_routes = admin_routes.merge(crate::loglevel::router(LogLevelState { level }));
+            admin_routes = admin_routes.merge(loglevel::router(LogLevelState { level }));
         }
-        let admin =
-            crate::auth::require_admin(admin_routes, config.settings.server.admin_token.clone());
-        let mut routes = server::probes(state).merge(ncs).merge(admin);
+        let admin = auth::require_admin(admin_routes, config.settings.server.admin_token.clone());
+        let mut routes = probes::router(readiness).merge(ncs).merge(admin);
         let server_settings = &config.settings.server;
         // HTTP stops last, so `/readyz` answers 503 and `/metrics` is scraped while the
         // work drains.
@@ -257,13 +254,13 @@ impl App {
         let server = TaskTracker::new();
         let mut metrics_addr = None;
         match server_settings.metrics_listen {
-            None => routes = routes.merge(server::metrics_route(metrics.clone())),
+            None => routes = routes.merge(http::metrics::router(metrics.clone())),
             Some(at) => {
                 let metrics_listener = TcpListener::bind(at).await?;
                 metrics_addr = Some(metrics_listener.local_addr()?);
                 server.spawn(serve(
                     Listening::Plain(metrics_listener),
-                    server::metrics_route(metrics.clone()),
+                    http::metrics::router(metrics.clone()),
                     stop_serving.clone(),
                 ));
             }

@@ -49,7 +49,7 @@ pub async fn dispatch(
     scenes: watch::Receiver<Arc<Vec<Scene>>>,
     metrics: Metrics,
 ) {
-    crate::tls::install_crypto_provider();
+    crate::crypto::install_provider();
     let http = match reqwest::Client::builder().build() {
         Ok(c) => c,
         Err(e) => {

@@ -13,12 +13,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 
 use crate::app::App;
-use crate::config;
+use crate::config::{self, TlsFiles};
 use crate::embedded;
 use crate::simulator::{SimConfig, Simulator};
 use crate::store::Store;
 use crate::telemetry::LogLevel;
-use crate::tls::{RELOAD_EVERY, TlsFiles};
 
 mod status;
 
@@ -127,7 +126,7 @@ pub fn main(cli: Cli) -> ExitCode {
                 loaded.settings.server.tls = Some(TlsFiles {
                     cert,
                     key,
-                    reload_every: RELOAD_EVERY,
+                    reload_every: TlsFiles::RELOAD_EVERY,
                 });
             }
             exit(runtime().and_then(|rt| rt.block_on(run(loaded, embedded_simulator, log_level))))

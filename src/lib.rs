@@ -8,13 +8,15 @@
 //! - [`store`]: sled-backed memory: slot records, create intents, every UID handed out.
 //! - [`reconcile`]: `plan` (pure decision), `execute` (effects), `controller` (the loop).
 //! - [`status`]: per-scene status and the on-air player, as served on `/v1/scenes`.
-//! - [`server`]: health, readiness, metrics and status endpoints; [`auth`]: the admin
-//!   bearer token every `/v1/` route sits behind; [`serve`]: plain or HTTPS serving with
-//!   the peer address; [`tls`]: certificates that reload; [`loglevel`]: the runtime
-//!   log level endpoint.
+//! - [`http`]: the HTTP surface: health, readiness, metrics and status routes, the admin
+//!   bearer token every `/v1/` route sits behind, app reports, the runtime log level, the
+//!   NCS webhook route, its address guard and the address list shown, plain or HTTPS
+//!   serving (certificates that reload) on a bounded listener.
+//! - [`crypto`]: the rustls crypto provider every HTTPS client shares.
 //! - [`telemetry`]: Prometheus metrics and logging.
-//! - [`ncs`]: Agora's notification (webhook) bodies and signatures, and the NCS address
-//!   list (fetched, shown, optionally enforced).
+//! - [`ncs`]: Agora's notification (webhook) bodies and signatures, the intake that
+//!   verifies, decodes, dedupes and orders them into each project's inbox, and each
+//!   project's NCS address list, kept fresh.
 //! - [`probe`]: source probes (RTMP handshake, live-HLS freshness, ranged GET) and their
 //!   schedule: "source down" versus "player down".
 //! - [`simulator`]: an Agora Media Pull + NCS simulator for the demo and the tests.
@@ -24,28 +26,23 @@
 pub mod agora;
 pub mod app;
 pub mod appwebhook;
-pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod embedded;
+pub mod http;
 pub mod limits;
-pub mod loglevel;
 pub mod model;
 pub mod ncs;
 pub mod probe;
 pub mod reconcile;
 pub mod reload;
-pub mod reports;
 pub mod scene_feeds;
-pub mod serve;
-pub mod server;
 pub mod simulator;
-
 pub mod store;
 pub mod telemetry;
-pub mod tls;
 
 #[cfg(test)]
 mod fuzzing;

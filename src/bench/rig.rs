@@ -262,7 +262,7 @@ impl ChildSimulator {
             .stderr(std::process::Stdio::inherit())
             .spawn()
             .context("cannot start the simulator process")?;
-        crate::tls::install_crypto_provider();
+        crate::crypto::install_provider();
         let sim = ChildSimulator {
             child,
             url: format!("http://{addr}"),

@@ -68,7 +68,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
             .unwrap_or_default(),
         (None, Err(_), None) => String::new(),
     };
-    crate::tls::install_crypto_provider();
+    crate::crypto::install_provider();
     let mut client = reqwest::Client::builder().timeout(Duration::from_secs(10));
     if let Some(ca) = &args.ca_file {
         let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;

@@ -26,7 +26,7 @@ pub use limits::{Limits, QpsLimits, Rate};
 pub use scenes::{Failback, Scene, UidRange};
 pub use settings::{
     ApiSettings, AppWebhook, NcsAllowlist, PrimaryDomain, Project, ReconcileSettings,
-    ReportSettings, ServerSettings, Settings, SourceProbeSettings, StoreSettings,
+    ReportSettings, ServerSettings, Settings, SourceProbeSettings, StoreSettings, TlsFiles,
 };
 pub use yaml::MAX_FILE_BYTES;
 

@@ -61,7 +61,24 @@ pub struct ServerSettings {
     pub admin_token: Option<SecretString>,
     /// Serve HTTPS on `listen` (`run --tls-cert/--tls-key`); not read from the file,
     /// because TLS normally ends at the Ingress.
-    pub tls: Option<crate::tls::TlsFiles>,
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files HTTPS is served with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// How often both files are checked for a change.
+    pub reload_every: Duration,
+}
+
+impl TlsFiles {
+    /// How often `run --tls-cert/--tls-key` re-reads the files: cert-manager and friends
+    /// replace them in place, and a restart to pick them up would drop every connection.
+    pub const RELOAD_EVERY: Duration = Duration::from_secs(10);
 }
 
 /// The NCS address list (§2.6): always fetched and shown; enforced on the webhook only

@@ -4,9 +4,8 @@
 //! connects at once sends `created` and `running` in the same millisecond); then the
 //! lifecycle stage decides: created < status < destroyed.
 //!
-//! Kept apart from the receiver because it is plain bookkeeping with its own memory bound,
-//! tested without HTTP; the receiver holds one behind a lock (re-exported there as
-//! `receiver::LtsOrder`).
+//! Kept apart from the intake because it is plain bookkeeping with its own memory bound,
+//! tested on its own; the intake ([`super::intake`]) holds one behind a lock.
 
 use std::collections::HashMap;
 
@@ -96,7 +95,7 @@ impl LtsOrder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ncs::receiver::{ORDER_CAP, ORDER_RETAIN_MS};
+    use crate::ncs::intake::{ORDER_CAP, ORDER_RETAIN_MS};
 
     #[test]
     fn lts_order_admits_only_newer_events_per_player() {

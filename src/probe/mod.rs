@@ -92,7 +92,7 @@ pub struct Prober {
 impl Prober {
     pub fn new(timeout: Duration) -> Result<Prober, ProbeError> {
         use rustls_platform_verifier::ConfigVerifierExt;
-        crate::tls::install_crypto_provider();
+        crate::crypto::install_provider();
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)

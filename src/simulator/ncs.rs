@@ -89,7 +89,7 @@ impl Notifier {
         retry_delays: Vec<Duration>,
         ca_files: &[std::path::PathBuf],
     ) -> std::io::Result<Notifier> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::crypto::install_provider();
         let mut roots = Vec::new();
         for path in ca_files {
             let pem = std::fs::read(path).map_err(|e| {

@@ -10,8 +10,8 @@ use pullkeeper::app::App;
 use pullkeeper::model::SlotKey;
 use pullkeeper::model::parse_name;
 use pullkeeper::ncs::dedupe::NoticeLog;
+use pullkeeper::ncs::intake::dedupe_key;
 use pullkeeper::ncs::notice::Notice;
-use pullkeeper::ncs::receiver::dedupe_key;
 use pullkeeper::simulator::{DeliveryOutcome, SimHandle, Violations};
 use pullkeeper::store::Store;
 

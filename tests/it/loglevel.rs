@@ -12,7 +12,7 @@ use crate::harness::{
     ADMIN_TOKEN, admin_json, env, eventually, one_scene, start_simulator, temp_dir, write_config,
 };
 
-/// The debug line a notice with a wrong signature produces (src/ncs/receiver.rs).
+/// The debug line a notice with a wrong signature produces (src/ncs/intake.rs).
 const BAD_SIGNATURE_LOG: &str = "NCS notice with a missing or wrong signature";
 const LEVEL_CHANGED_LOG: &str = "log level changed";
 const SIGUSR1_LOG: &str = "SIGUSR1: log level toggled";

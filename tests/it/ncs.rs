@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pullkeeper::agora::model::{CreateResponse, PlayerStatus};
+use pullkeeper::http::ncs::route;
 use pullkeeper::ncs::dedupe::NoticeLog;
 use pullkeeper::ncs::inbox::{Inbox, Observation, PlayerEvent};
-use pullkeeper::ncs::receiver::{self, NcsProject, NcsState};
+use pullkeeper::ncs::intake::{Intake, NcsProject};
 use pullkeeper::ncs::signature::{self, HEADER_SHA1, HEADER_SHA256};
 use pullkeeper::simulator::DeliveryOutcome;
 use pullkeeper::store::Store;
@@ -52,13 +53,13 @@ impl Rx {
                 },
             );
         }
-        let state = NcsState::new(configured, notices.clone(), metrics.clone());
+        let router = route::router(Intake::new(configured, notices.clone()), metrics.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind receiver");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move {
-            let _ = axum::serve(listener, receiver::router(state)).await;
+            let _ = axum::serve(listener, router).await;
         });
         Rx {
             base,

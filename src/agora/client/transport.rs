@@ -38,7 +38,7 @@ pub enum TransportError {
 /// The settings every transport has: connect within `timeout` (at most 5 s), resolve
 /// `overrides` (test-only `--resolve` style names) itself.
 fn builder(timeout: Duration, overrides: &Overrides) -> reqwest::ClientBuilder {
-    crate::tls::install_crypto_provider();
+    crate::crypto::install_provider();
     let builder = reqwest::Client::builder()
         .connect_timeout(timeout.min(CONNECT_TIMEOUT_CAP))
         .pool_idle_timeout(POOL_IDLE)
@@ -97,7 +97,7 @@ impl Transports {
             match shared.as_ref() {
                 Some(tls) => tls.clone(),
                 None => {
-                    crate::tls::install_crypto_provider();
+                    crate::crypto::install_provider();
                     let mut tls = rustls::ClientConfig::with_platform_verifier()?;
                     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
                     shared.insert(tls).clone()

@@ -538,7 +538,10 @@ fn a_failed_master_goes_off_air_in_the_pass_that_replaces_it() {
         panic!("one decision per scene: {:?}", p.onair);
     };
     assert_eq!(decision.reason, Some(crate::model::SwitchReason::Failover));
-    assert_eq!((decision.onair.slot, decision.onair.uid), (Some(1), Some(2)));
+    assert_eq!(
+        (decision.onair.slot, decision.onair.uid),
+        (Some(1), Some(2))
+    );
     assert_eq!(decision.onair.version, 5, "the version only grows");
     assert_eq!(decision.previous, master_on_air);
     assert_eq!(decision.healthy, 1);

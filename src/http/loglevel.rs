@@ -1,6 +1,6 @@
 //! `GET`/`PUT /v1/log-level`: read or change the log filter of the running process.
 //!
-//! Behind the admin bearer token ([`crate::auth::require_admin`]): debug logs are far larger, so whoever may raise the
+//! Behind the admin bearer token ([`super::auth::require_admin`]): debug logs are far larger, so whoever may raise the
 //! level may fill the disk of the log pipeline.
 
 use axum::Router;
@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::reports::answer;
+use super::answer;
 use crate::telemetry::{LogLevel, LogLevelError};
 
 /// A directive is a short line; anything longer is not one.
@@ -39,7 +39,7 @@ async fn change(State(state): State<LogLevelState>, body: axum::body::Bytes) -> 
         .ok()
         .filter(|_| body.len() <= MAX_DIRECTIVE_BYTES)
     else {
-        return answer(
+        return answer::message(
             StatusCode::BAD_REQUEST,
             "expected a UTF-8 EnvFilter directive of at most 4096 bytes",
         );
@@ -47,10 +47,10 @@ async fn change(State(state): State<LogLevelState>, body: axum::body::Bytes) -> 
     match state.level.set(directive) {
         Ok(()) => in_force(&state.level),
         Err(e @ (LogLevelError::Empty | LogLevelError::Parse(_))) => {
-            answer(StatusCode::BAD_REQUEST, &e.to_string())
+            answer::message(StatusCode::BAD_REQUEST, &e.to_string())
         }
         Err(e @ LogLevelError::Reload(_)) => {
-            answer(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
+            answer::message(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())
         }
     }
 }

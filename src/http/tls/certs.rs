@@ -15,7 +15,8 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio_util::sync::CancellationToken;
 
-use super::{TlsError, TlsFiles};
+use super::TlsError;
+use crate::config::TlsFiles;
 
 #[derive(Debug)]
 pub struct ReloadingCert {

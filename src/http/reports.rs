@@ -3,7 +3,7 @@
 //! An app backend that sees, through the RTC SDK's remote audio/video state callbacks,
 //! that a UID stopped sending can say so here; enough reports within the configured
 //! window count as a strike against that player (see the controller). The endpoint sits
-//! behind the admin bearer token ([`crate::auth`]): it lets its caller fail players.
+//! behind the admin bearer token ([`super::auth`]): it lets its caller fail players.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
 
+use super::answer;
 use crate::clock::Clock;
 use crate::model::StatusBoard;
 use crate::ncs::inbox::{Inbox, Observation, PlayerEvent};
@@ -40,33 +41,25 @@ pub fn router(state: ReportsState) -> Router {
         .with_state(state)
 }
 
-pub(crate) fn answer(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({ "message": message })),
-    )
-        .into_response()
-}
-
 async fn report(
     State(state): State<ReportsState>,
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
     let Ok(report) = serde_json::from_slice::<Report>(&body) else {
-        return answer(StatusCode::BAD_REQUEST, r#"expected {"uid": <number>}"#);
+        return answer::message(StatusCode::BAD_REQUEST, r#"expected {"uid": <number>}"#);
     };
     let Some(scene) = state.board.get(&name) else {
-        return answer(StatusCode::NOT_FOUND, "no such scene");
+        return answer::message(StatusCode::NOT_FOUND, "no such scene");
     };
     let Some(slot) = scene.slots.iter().find(|s| s.uid == Some(report.uid)) else {
-        return answer(
+        return answer::message(
             StatusCode::NOT_FOUND,
             "that uid is not a current player of the scene",
         );
     };
     let (Some(id), Some(inbox)) = (slot.id.clone(), state.inboxes.get(&scene.project)) else {
-        return answer(StatusCode::CONFLICT, "the player has no id yet");
+        return answer::message(StatusCode::CONFLICT, "the player has no id yet");
     };
     inbox.push(Observation {
         player_id: id,

@@ -11,8 +11,10 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use secrecy::{ExposeSecret, SecretString};
+
+use super::answer;
 
 /// Puts every route of `routes` behind `Authorization: Bearer <token>`. Routes added
 /// to the returned router afterwards are not covered, so merge admin routes first.
@@ -29,14 +31,14 @@ async fn check_bearer(
     next: Next,
 ) -> Response {
     let Some(expected) = token.as_ref() else {
-        return refuse(
+        return answer::message(
             StatusCode::FORBIDDEN,
             "the admin API is off: set server.admin_token",
         );
     };
     let presented = bearer(request.headers()).unwrap_or("");
     if !constant_time_eq(presented.as_bytes(), expected.expose_secret().as_bytes()) {
-        let mut response = refuse(
+        let mut response = answer::message(
             StatusCode::UNAUTHORIZED,
             "missing or wrong bearer token (Authorization: Bearer <server.admin_token>)",
         );
@@ -56,14 +58,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then_some(token.trim())
-}
-
-fn refuse(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        axum::Json(serde_json::json!({ "message": message })),
-    )
-        .into_response()
 }
 
 /// Equality whose time depends only on the lengths, so a guess learns nothing from how

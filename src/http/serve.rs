@@ -1,5 +1,5 @@
 //! Serving a router: plain HTTP, or HTTPS through [`TlsListener`], with the peer address
-//! available to handlers as [`Peer`] (the NCS allowlist needs it).
+//! available to handlers as [`Peer`] (the NCS address guard, [`super::ncs::guard`], needs it).
 //!
 //! Both go through `axum::serve`, whose HTTP/1.1 connections stay open for any number
 //! of requests (NCS asks for at least 100 requests and 10 s idle per connection, seed
@@ -14,11 +14,8 @@ use axum::serve::IncomingStream;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::tls::TlsListener;
-
-mod bounded;
-
-pub use bounded::Bounded;
+use super::bounded::Bounded;
+use super::tls::TlsListener;
 
 /// The address a connection came from (the proxy's, behind one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,121 @@
+//! `POST /ncs/{project}`: the NCS webhook as NCS sees it (reference §2), each request
+//! answered with a fixed JSON body (NCS wants JSON bodies and a 200 within 10 s).
+//!
+//! Two checks come before the notice reaches the [`Intake`], which decides the rest:
+//!
+//! | outcome label | status | decided by |
+//! |---|---|---|
+//! | `forbidden` | 403 | [`super::guard`], when enforced: sender not in the NCS address list |
+//! | `too_large` | 413 | this route: raw body over [`MAX_BODY_BYTES`] |
+//! | `unknown_project` | 404 | the intake |
+//! | `bad_signature` | 401 | the intake |
+//! | `malformed` | 400 | the intake (or a body that cannot be read) |
+//! | `ignored`, `duplicate`, `stale`, `accepted` | 200 | the intake |
+//!
+//! A notice the intake cannot record gets 500, so NCS resends it.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+
+use crate::ncs::intake::{Intake, Outcome};
+use crate::telemetry::Metrics;
+
+/// Largest accepted request body. Media Pull notices are well under 2 KiB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What the handler reads and writes; the router shares one behind an `Arc` (a clone
+/// per request of the metrics it holds was a visible share of intake's cost).
+struct Webhook {
+    intake: Intake,
+    metrics: Metrics,
+}
+
+/// `POST /ncs/{project}`, with the body limit on the route.
+pub fn router(intake: Intake, metrics: Metrics) -> Router {
+    Router::new()
+        .route(
+            "/ncs/{project}",
+            post(receive).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .with_state(Arc::new(Webhook { intake, metrics }))
+}
+
+/// The status NCS is answered with for `outcome`.
+pub(super) fn status(outcome: Outcome) -> StatusCode {
+    match outcome {
+        Outcome::Accepted | Outcome::Duplicate | Outcome::Stale | Outcome::Ignored => {
+            StatusCode::OK
+        }
+        Outcome::BadSignature => StatusCode::UNAUTHORIZED,
+        Outcome::Malformed => StatusCode::BAD_REQUEST,
+        Outcome::UnknownProject => StatusCode::NOT_FOUND,
+        Outcome::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Outcome::Forbidden => StatusCode::FORBIDDEN,
+    }
+}
+
+/// The answer to NCS, fixed per outcome.
+fn answer(outcome: Outcome) -> Response {
+    let body = match outcome {
+        Outcome::Accepted => r#"{"status":"accepted"}"#,
+        Outcome::Duplicate => r#"{"status":"duplicate"}"#,
+        Outcome::Stale => r#"{"status":"stale"}"#,
+        Outcome::Ignored => r#"{"status":"ignored"}"#,
+        Outcome::BadSignature => r#"{"error":"bad signature"}"#,
+        Outcome::Malformed => r#"{"error":"malformed notice"}"#,
+        Outcome::UnknownProject => r#"{"error":"unknown project"}"#,
+        Outcome::TooLarge => r#"{"error":"body too large"}"#,
+        Outcome::Forbidden => r#"{"error":"address not allowed"}"#,
+    };
+    json_answer(status(outcome), body)
+}
+
+fn json_answer(status: StatusCode, body: &'static str) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn receive(
+    State(webhook): State<Arc<Webhook>>,
+    Path(project): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let taken = match body {
+        Ok(body) => webhook.intake.take(&project, &headers, &body).await,
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Ok(Outcome::TooLarge),
+        Err(_) => Ok(Outcome::Malformed),
+    };
+    match taken {
+        Ok(outcome) => {
+            webhook
+                .metrics
+                .webhook_notices
+                .with_label_values(&[outcome.label()])
+                .inc();
+            answer(outcome)
+        }
+        Err(e) => {
+            // Not acknowledged, so NCS resends; nothing was recorded for it.
+            tracing::error!(project = %project, error = %e, "NCS notice not recorded");
+            json_answer(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                r#"{"error":"store unavailable"}"#,
+            )
+        }
+    }
+}

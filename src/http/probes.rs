@@ -1,0 +1,41 @@
+//! `/healthz` and `/readyz`: open, for Kubernetes' probes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+/// What readiness is made of.
+#[derive(Clone)]
+pub struct Readiness {
+    /// One flag per project: its first complete List succeeded.
+    pub listed: Vec<Arc<AtomicBool>>,
+    /// Cleared when shutdown begins, so Kubernetes stops routing to us first.
+    pub accepting: Arc<AtomicBool>,
+}
+
+impl Readiness {
+    fn ready(&self) -> bool {
+        self.accepting.load(Ordering::Acquire)
+            && self.listed.iter().all(|f| f.load(Ordering::Acquire))
+    }
+}
+
+pub fn router(readiness: Readiness) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(readiness)
+}
+
+async fn readyz(State(readiness): State<Readiness>) -> Response {
+    if readiness.ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
