@@ -2,7 +2,7 @@
 //! client, the app webhook, source probes, `status`, the simulator's NCS sender).
 //!
 //! reqwest is built without a provider of its own (ring builds in half the time of
-//! aws-lc-rs, rust-stack.md §1.3), so rustls needs one installed process-wide before the
+//! aws-lc-rs), so rustls needs one installed process-wide before the
 //! first client is built. It lives in this leaf module, not with the HTTPS server, because
 //! the clients sit in lower layers than the server.
 

@@ -7,8 +7,8 @@
 //! per notice in a burst and keeps them in its idle pool (the simulator does, reqwest's
 //! default) made these more than half of pullkeeper's heap at scale (heaptrack at 100
 //! projects, BENCHMARKS.md). Beyond the bound, new connections wait in the kernel's
-//! backlog until one closes; NCS asks receivers for 10 s of keep-alive (seed
-//! `000_dcb6dcd48cb5e070.txt`), which the idle timeout gives three times over.
+//! backlog until one closes; NCS asks receivers for 10 s of keep-alive
+//! (docs/agora-api.md §2.1), which the idle timeout gives three times over.
 
 use std::io;
 use std::pin::Pin;

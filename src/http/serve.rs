@@ -2,8 +2,8 @@
 //! available to handlers as [`Peer`] (the NCS address guard, [`super::ncs::guard`], needs it).
 //!
 //! Both go through `axum::serve`, whose HTTP/1.1 connections stay open for any number
-//! of requests (NCS asks for at least 100 requests and 10 s idle per connection, seed
-//! `000_dcb6dcd48cb5e070.txt`), on a [`Bounded`] listener: a bounded number of
+//! of requests (NCS asks for at least 100 requests and 10 s idle per connection,
+//! docs/agora-api.md §2.1), on a [`Bounded`] listener: a bounded number of
 //! connections, each closed after an idle time.
 
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
 //! What a player runs with, split the way Agora's API splits it.
 //!
-//! Update (reference §1.7) changes `streamUrl` and the audio volume of a live player in
+//! Update (§1.7) changes `streamUrl` and the audio volume of a live player in
 //! place: same player, same UID, no gap for viewers. Everything else a scene says about
 //! its players (channel, region, idle timeout, RTC token, the UID itself) only a Create
 //! can set, so changing it means a new player. Each slot record remembers the [`Spec`] its

@@ -1,5 +1,5 @@
 //! The NCS intake: from one webhook request's headers and raw body to an observation in
-//! the project's [`Inbox`], or the reason it went no further (reference §2).
+//! the project's [`Inbox`], or the reason it went no further (§2).
 //!
 //! Order of checks, each ending in one [`Outcome`]:
 //!

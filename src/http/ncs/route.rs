@@ -1,4 +1,4 @@
-//! `POST /ncs/{project}`: the NCS webhook as NCS sees it (reference §2), each request
+//! `POST /ncs/{project}`: the NCS webhook as NCS sees it (§2), each request
 //! answered with a fixed JSON body (NCS wants JSON bodies and a 200 within 10 s).
 //!
 //! Two checks come before the notice reaches the [`Intake`], which decides the rest:

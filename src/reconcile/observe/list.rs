@@ -2,7 +2,7 @@
 //! complete Lists in a row missed a slot's current player.
 //!
 //! Agora's best-practice page declares a task failed after three consecutive 404 or 5xx
-//! answers (reference §1.9). pullkeeper has no per-player GET, so its regular evidence is
+//! answers (§1.9). pullkeeper has no per-player GET, so its regular evidence is
 //! the List: a created player that a complete, successful List does not show, once the
 //! List lag has passed, earns a strike; any sighting clears them. A List that failed says
 //! nothing about any player (an API outage is not a player outage), so only successful

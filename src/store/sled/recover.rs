@@ -1,6 +1,6 @@
 //! Opening a store that may be corrupt, and starting over when it is.
 //!
-//! sled 0.34 has open corruption reports and no repair tool (rust-stack.md §1.7), and a
+//! sled 0.34 has open corruption reports and no repair tool, and a
 //! garbled data file can even open as an *empty* database without any error. Agora is
 //! the source of truth and every player name is deterministic, so losing the store costs
 //! little as long as it is noticed: the directory is moved aside for inspection, the
