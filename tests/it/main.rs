@@ -14,6 +14,7 @@ mod failover;
 mod faults;
 mod harness;
 mod invariants;
+mod layers;
 mod lifecycle;
 mod loglevel;
 mod ncs;
