@@ -17,7 +17,7 @@
 //! is the debounce. SIGHUP applies at once: the operator says the file is done. A watcher
 //! would only shave a second off a change that takes the kubelet up to a minute to
 //! deliver, for a new dependency and its platform back ends. What a reload then changes
-//! is the plan's business: an Update in place or a rollout (`reconcile::rollout`).
+//! is the plan's business: an Update in place or a rollout (`reconcile::plan`).
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -19,8 +19,8 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use tokio::net::TcpListener;
 
-use super::report::{Figure, Limit, Report};
-use super::rig::{self, Layout, Settings, TempDir};
+use super::report::{Figure, Limit, ScenarioReport};
+use super::rig::{self, Layout, SettingsYaml, TempDir};
 use crate::app::App;
 use crate::model::format_name;
 use crate::simulator::SimHandle;
@@ -79,8 +79,8 @@ struct Pending {
 
 /// Settings both phases share: a global app webhook to `hook`, non-revertive scenes so
 /// each failover moves the air to the other slot, and Agora's default limits.
-fn settings<'a>(reconcile: &'a str, extra: &'a str) -> Settings<'a> {
-    Settings {
+fn settings<'a>(reconcile: &'a str, extra: &'a str) -> SettingsYaml<'a> {
+    SettingsYaml {
         reconcile,
         limits: "max_players: 50",
         extra,
@@ -140,7 +140,7 @@ fn us(d: u64) -> Duration {
 }
 
 /// Failovers with NCS on, spread so every project has a create token free.
-pub async fn with_ncs(quick: bool) -> anyhow::Result<Report> {
+pub async fn with_ncs(quick: bool) -> anyhow::Result<ScenarioReport> {
     let layout = Layout {
         projects: if quick { 5 } else { 20 },
         scenes: 10,
@@ -229,7 +229,7 @@ pub async fn with_ncs(quick: bool) -> anyhow::Result<Report> {
         .filter(|r| r.status == Some(429))
         .count();
 
-    let mut r = Report::new("failover latency, NCS on (from the failed notice being sent)");
+    let mut r = ScenarioReport::new("failover latency, NCS on (from the failed notice being sent)");
     r.note(format!(
         "{} projects x {} scenes (master + 1 backup, non-revertive), one failover per project per second, \
          starting {CREATE_WINDOW:?} after the convergence's last creates; simulator at Agora's limits (create 2/s), connect delay {CONNECT_DELAY:?}, loopback",
@@ -305,7 +305,7 @@ async fn watch_running(
 
 /// Failures found by List alone: how long after a failure the switch is published,
 /// against the poll interval.
-pub async fn polling_only(quick: bool) -> anyhow::Result<Report> {
+pub async fn polling_only(quick: bool) -> anyhow::Result<ScenarioReport> {
     let layout = Layout {
         projects: if quick { 2 } else { 5 },
         scenes: if quick { 5 } else { 10 },
@@ -364,7 +364,7 @@ pub async fn polling_only(quick: bool) -> anyhow::Result<Report> {
     )
     .await;
     let published = published();
-    let mut r = Report::new("failover latency, polling only (NCS off)");
+    let mut r = ScenarioReport::new("failover latency, polling only (NCS off)");
     r.note(format!(
         "{} failures at random moments over {spread:?}, poll interval {poll:?}",
         failed.len()

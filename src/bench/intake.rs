@@ -11,8 +11,8 @@ use axum::routing::post;
 use tokio::net::TcpListener;
 
 use super::loadgen;
-use super::report::{Figure, Limit, Report};
-use super::rig::{self, Layout, NCS_SECRET, Settings, TempDir};
+use super::report::{Figure, Limit, ScenarioReport};
+use super::rig::{self, Layout, NCS_SECRET, SettingsYaml, TempDir};
 use crate::agora::model::PlayerStatus;
 use crate::ncs::notice::{
     EVENT_PLAYER_STATUS, MediaPullPayload, Notice, NoticePlayer, PRODUCT_MEDIA_PULL,
@@ -70,7 +70,7 @@ fn requests(addr: std::net::SocketAddr, notices: &[Signed]) -> Arc<Vec<Vec<u8>>>
     )
 }
 
-pub async fn run(quick: bool) -> anyhow::Result<Report> {
+pub async fn run(quick: bool) -> anyhow::Result<ScenarioReport> {
     let n = if quick { 2_000 } else { 20_000 };
     let warm = n / 10;
     let layout = Layout {
@@ -87,7 +87,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Report> {
         &dir.0,
         layout,
         &sim.base_url(),
-        &Settings {
+        &SettingsYaml {
             reconcile: "poll_interval: 5s, list_lag: 2s",
             limits: "max_players: 50",
             extra: "",
@@ -130,7 +130,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Report> {
     let acknowledged = outcome(&app, "accepted") + outcome(&app, "stale") - accepted_before;
     let passes = passes() - passes_before;
 
-    let mut r = Report::new("webhook intake (signed NCS notices, durable dedupe)");
+    let mut r = ScenarioReport::new("webhook intake (signed NCS notices, durable dedupe)");
     r.note(format!(
         "{n} distinct signed notices per target, {CONNECTIONS} keep-alive connections, \
          loopback; store on disk ({})",

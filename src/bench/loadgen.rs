@@ -18,14 +18,14 @@ use tokio::time::Instant;
 
 /// What one run measured.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct Measurement {
     pub elapsed: Duration,
     pub latencies: Vec<Duration>,
     /// Answers by HTTP status.
     pub statuses: BTreeMap<u16, usize>,
 }
 
-impl Outcome {
+impl Measurement {
     pub fn rate(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64()
     }
@@ -51,7 +51,7 @@ pub async fn run(
     addr: SocketAddr,
     requests: Arc<Vec<Vec<u8>>>,
     connections: usize,
-) -> std::io::Result<Outcome> {
+) -> std::io::Result<Measurement> {
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -82,7 +82,7 @@ pub async fn run(
             *statuses.entry(status).or_insert(0) += 1;
         }
     }
-    Ok(Outcome {
+    Ok(Measurement {
         elapsed: start.elapsed(),
         latencies,
         statuses,

@@ -17,7 +17,7 @@ mod storm;
 
 use clap::ValueEnum;
 
-pub use report::{Distribution, Figure, Limit, Report};
+pub use report::{Distribution, Figure, Limit, ScenarioReport};
 
 /// Which scenario to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -50,7 +50,7 @@ pub async fn run(scenario: Scenario, quick: bool, projects: usize) -> anyhow::Re
     }
     let wanted = |s: Scenario| scenario == Scenario::All || scenario == s;
     let mut missed = 0;
-    let mut done = |r: Report| {
+    let mut done = |r: ScenarioReport| {
         r.print();
         missed += r.missed();
     };

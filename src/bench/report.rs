@@ -74,18 +74,18 @@ impl Figure {
 
 /// One scenario's results.
 #[derive(Debug, Clone, Default)]
-pub struct Report {
+pub struct ScenarioReport {
     pub title: String,
     /// Set-up and caveats, printed above the figures.
     pub notes: Vec<String>,
     pub figures: Vec<Figure>,
 }
 
-impl Report {
-    pub fn new(title: impl Into<String>) -> Report {
-        Report {
+impl ScenarioReport {
+    pub fn new(title: impl Into<String>) -> ScenarioReport {
+        ScenarioReport {
             title: title.into(),
-            ..Report::default()
+            ..ScenarioReport::default()
         }
     }
 

@@ -75,8 +75,8 @@ impl Layout {
     }
 }
 
-/// What goes into the settings file besides the projects and scenes.
-pub struct Settings<'a> {
+/// YAML that goes into the settings file besides the projects and scenes.
+pub struct SettingsYaml<'a> {
     /// Body of the `reconcile:` mapping.
     pub reconcile: &'a str,
     /// Body of each project's `limits:` mapping.
@@ -93,7 +93,7 @@ pub fn write_config(
     dir: &Path,
     layout: Layout,
     api: &str,
-    settings: &Settings<'_>,
+    settings: &SettingsYaml<'_>,
 ) -> anyhow::Result<Config> {
     let mut text = format!(
         "server: {{ listen: \"127.0.0.1:0\" }}\nstore: {{ path: store }}\n\
@@ -373,7 +373,7 @@ mod tests {
             projects: 3,
             scenes: 4,
         };
-        let settings = Settings {
+        let settings = SettingsYaml {
             reconcile: "poll_interval: 5s",
             limits: "max_players: 50",
             extra: "",

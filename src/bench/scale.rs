@@ -10,9 +10,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
-use super::report::{Figure, Limit, Report};
+use super::report::{Figure, Limit, ScenarioReport};
 use super::rig::{
-    self, CUSTOMER_ID, CUSTOMER_SECRET, ChildSimulator, Layout, NCS_SECRET, Settings, TempDir,
+    self, CUSTOMER_ID, CUSTOMER_SECRET, ChildSimulator, Layout, NCS_SECRET, SettingsYaml, TempDir,
 };
 use crate::app::App;
 use crate::config::Config;
@@ -92,7 +92,7 @@ fn passes(app: &App) -> (u64, f64, Vec<(f64, u64)>) {
     (h.get_sample_count(), h.get_sample_sum(), buckets)
 }
 
-pub async fn run(quick: bool, projects: usize) -> anyhow::Result<Vec<Report>> {
+pub async fn run(quick: bool, projects: usize) -> anyhow::Result<Vec<ScenarioReport>> {
     let layout = Layout {
         projects: if quick { projects.min(20) } else { projects },
         scenes: 25,
@@ -104,7 +104,7 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<Vec<Report>> {
     let addr = listener.local_addr()?;
     drop(listener);
     let sim = ChildSimulator::start(&sim_yaml(layout, addr), &dir.0).await?;
-    let settings = Settings {
+    let settings = SettingsYaml {
         reconcile: "poll_interval: 5s",
         limits: "max_players: 50",
         extra: "",
@@ -146,7 +146,7 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<Vec<Report>> {
         .find(|((_, c1), (_, c0))| (c1 - c0) as f64 >= 0.99 * n as f64)
         .map_or(f64::INFINITY, |((le, _), _)| le * 1000.0);
 
-    let mut scale = Report::new("scale: 1 process, simulator in a child process");
+    let mut scale = ScenarioReport::new("scale: 1 process, simulator in a child process");
     scale.note(format!(
         "{} projects x {} scenes x 2 players = {} players; poll 5 s; NCS on; \
          simulator at Agora's per-project limits (create 2/s, 50 players), List lag {} s, connect 1 s; \
@@ -205,7 +205,7 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<Vec<Report>> {
     app.shutdown().await;
     let created_after = sim.created_ever().await?;
 
-    let mut restart = Report::new("restart with every player live");
+    let mut restart = ScenarioReport::new("restart with every player live");
     restart.note(format!(
         "{} players running at the simulator; converged = every player running on /metrics",
         layout.players()

@@ -4,15 +4,15 @@
 
 use std::time::Duration;
 
-use super::report::{Figure, Limit, Report};
-use super::rig::{self, Layout, Settings, TempDir};
+use super::report::{Figure, Limit, ScenarioReport};
+use super::rig::{self, Layout, SettingsYaml, TempDir};
 use crate::agora::model::CreatePlayer;
 use crate::model::format_name;
 
 /// Agora's create-with-name rate (docs/agora-api.md §1.10).
 const CREATES_PER_SECOND: f64 = 2.0;
 
-pub async fn run(quick: bool) -> anyhow::Result<Report> {
+pub async fn run(quick: bool) -> anyhow::Result<ScenarioReport> {
     let layout = Layout {
         projects: 1,
         scenes: if quick { 5 } else { 25 },
@@ -47,7 +47,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Report> {
         &dir.0,
         layout,
         &sim.base_url(),
-        &Settings {
+        &SettingsYaml {
             reconcile: "poll_interval: 5s",
             limits: "max_players: 50",
             extra: "",
@@ -100,7 +100,7 @@ pub async fn run(quick: bool) -> anyhow::Result<Report> {
         .filter(|r| r.status == Some(429))
         .count();
 
-    let mut r = Report::new("storm recovery at Agora's limits");
+    let mut r = ScenarioReport::new("storm recovery at Agora's limits");
     r.note(format!(
         "{players} players of one project fail at once ({} masters, {} backups); NCS on; \
          simulator defaults: create 2/s, List lag 10 s, connect 1 s",

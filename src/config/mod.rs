@@ -11,6 +11,7 @@ mod env;
 #[cfg(test)]
 mod fuzz_tests;
 mod limits;
+mod scene;
 mod scenes;
 mod secret;
 mod settings;
@@ -23,7 +24,7 @@ pub use diagnostic::{ConfigError, Diagnostic};
 pub use duration::parse_duration;
 pub use env::{Env, ProcessEnv};
 pub use limits::{Limits, QpsLimits, Rate};
-pub use scenes::{Failback, Scene, UidRange};
+pub use scene::{Failback, Scene, UidRange};
 pub use settings::{
     ApiSettings, AppWebhook, NcsAllowlist, PrimaryDomain, Project, ReconcileSettings,
     ReportSettings, ServerSettings, Settings, SourceProbeSettings, StoreSettings, TlsFiles,

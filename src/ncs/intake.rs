@@ -1,7 +1,7 @@
 //! The NCS intake: from one webhook request's headers and raw body to an observation in
 //! the project's [`Inbox`], or the reason it went no further (§2).
 //!
-//! Order of checks, each ending in one [`Outcome`]:
+//! Order of checks, each ending in one [`Receipt`]:
 //!
 //! | step | failure | outcome |
 //! |---|---|---|
@@ -52,7 +52,7 @@ pub struct NcsProject {
 /// How one webhook request ended; each is one value of the `outcome` label of
 /// `pullkeeper_webhook_notices_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Receipt {
     Accepted,
     Duplicate,
     Stale,
@@ -67,18 +67,18 @@ pub enum Outcome {
     Forbidden,
 }
 
-impl Outcome {
+impl Receipt {
     pub fn label(self) -> &'static str {
         match self {
-            Outcome::Accepted => "accepted",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Stale => "stale",
-            Outcome::Ignored => "ignored",
-            Outcome::BadSignature => "bad_signature",
-            Outcome::Malformed => "malformed",
-            Outcome::UnknownProject => "unknown_project",
-            Outcome::TooLarge => "too_large",
-            Outcome::Forbidden => "forbidden",
+            Receipt::Accepted => "accepted",
+            Receipt::Duplicate => "duplicate",
+            Receipt::Stale => "stale",
+            Receipt::Ignored => "ignored",
+            Receipt::BadSignature => "bad_signature",
+            Receipt::Malformed => "malformed",
+            Receipt::UnknownProject => "unknown_project",
+            Receipt::TooLarge => "too_large",
+            Receipt::Forbidden => "forbidden",
         }
     }
 }
@@ -108,20 +108,20 @@ impl Intake {
         project: &str,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Receipt, StoreError> {
         let Some(proj) = self.projects.get(project) else {
-            return Ok(Outcome::UnknownProject);
+            return Ok(Receipt::UnknownProject);
         };
         if !signature_ok(headers, proj.secret.expose_secret().as_bytes(), body) {
             tracing::debug!(project, "NCS notice with a missing or wrong signature");
-            return Ok(Outcome::BadSignature);
+            return Ok(Receipt::BadSignature);
         }
         let Ok(notice) = serde_json::from_slice::<Envelope>(body) else {
-            return Ok(Outcome::Malformed);
+            return Ok(Receipt::Malformed);
         };
         let observation = match notice.decode() {
-            Decoded::Ignored => return Ok(Outcome::Ignored),
-            Decoded::Malformed => return Ok(Outcome::Malformed),
+            Decoded::Ignored => return Ok(Receipt::Ignored),
+            Decoded::Malformed => return Ok(Receipt::Malformed),
             Decoded::Observation(o) => o,
         };
         let key = notice_key(
@@ -131,7 +131,7 @@ impl Intake {
             &notice.notice_id,
         );
         if !self.notices.first_time(key, now_ms()).await? {
-            return Ok(Outcome::Duplicate);
+            return Ok(Receipt::Duplicate);
         }
         {
             let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
@@ -141,7 +141,7 @@ impl Intake {
                 PlayerEvent::Status(_) | PlayerEvent::Stalled => Stage::Status,
             };
             if !order.admit(project, &observation.player_id, observation.lts, stage) {
-                return Ok(Outcome::Stale);
+                return Ok(Receipt::Stale);
             }
             // Pushed under the ordering lock, so the inbox sees each player's events in lts order.
             proj.inbox.push(observation);
@@ -152,7 +152,7 @@ impl Intake {
             event_type = notice.event_type,
             "NCS notice accepted"
         );
-        Ok(Outcome::Accepted)
+        Ok(Receipt::Accepted)
     }
 }
 

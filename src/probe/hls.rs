@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use reqwest::{Client, Url};
 
-use super::Outcome;
+use super::Finding;
 use super::http::{classify, judge_status};
 
 /// Playlists bigger than this are not playlists a player would accept either.
@@ -152,13 +152,13 @@ pub fn freshness(first: &Media, latest: &Media, waited: Duration) -> Freshness {
     }
 }
 
-pub async fn probe(client: &Client, url: Url) -> Outcome {
+pub async fn probe(client: &Client, url: Url) -> Finding {
     let (url, first) = match media_playlist(client, url).await {
         Ok(found) => found,
-        Err(outcome) => return outcome,
+        Err(finding) => return finding,
     };
     if first.ended {
-        return Outcome::up("on-demand playlist");
+        return Finding::up("on-demand playlist");
     }
     let recheck = (first.target_duration / 2).max(MIN_RECHECK);
     let started = tokio::time::Instant::now();
@@ -167,14 +167,14 @@ pub async fn probe(client: &Client, url: Url) -> Outcome {
         let latest = match fetch(client, &url).await {
             Ok(Playlist::Media(m)) => m,
             Ok(Playlist::Master { .. }) => {
-                return Outcome::down("the media playlist turned into a master playlist");
+                return Finding::down("the media playlist turned into a master playlist");
             }
-            Err(outcome) => return outcome,
+            Err(finding) => return finding,
         };
         match freshness(&first, &latest, started.elapsed()) {
-            Freshness::Advanced => return Outcome::up("live playlist advances"),
+            Freshness::Advanced => return Finding::up("live playlist advances"),
             Freshness::Stale => {
-                return Outcome::down(format!(
+                return Finding::down(format!(
                     "stale live playlist: media sequence {} unchanged for {} ms (target duration {} s)",
                     latest.media_sequence,
                     started.elapsed().as_millis(),
@@ -187,16 +187,16 @@ pub async fn probe(client: &Client, url: Url) -> Outcome {
 }
 
 /// The media playlist at `url`, or behind the first variant of the master at `url`.
-async fn media_playlist(client: &Client, url: Url) -> Result<(Url, Media), Outcome> {
+async fn media_playlist(client: &Client, url: Url) -> Result<(Url, Media), Finding> {
     match fetch(client, &url).await? {
         Playlist::Media(m) => Ok((url, m)),
         Playlist::Master { variants } => {
             let variant = url
                 .join(&variants[0])
-                .map_err(|_| Outcome::down("master playlist names an invalid variant URI"))?;
+                .map_err(|_| Finding::down("master playlist names an invalid variant URI"))?;
             match fetch(client, &variant).await? {
                 Playlist::Media(m) => Ok((variant, m)),
-                Playlist::Master { .. } => Err(Outcome::down(
+                Playlist::Master { .. } => Err(Finding::down(
                     "a master playlist's variant is another master",
                 )),
             }
@@ -204,27 +204,27 @@ async fn media_playlist(client: &Client, url: Url) -> Result<(Url, Media), Outco
     }
 }
 
-async fn fetch(client: &Client, url: &Url) -> Result<Playlist, Outcome> {
+async fn fetch(client: &Client, url: &Url) -> Result<Playlist, Finding> {
     let response = client
         .get(url.clone())
         .send()
         .await
         .map_err(|e| classify(&e))?;
-    if let Some(outcome) = judge_status(response.status()) {
-        return Err(outcome);
+    if let Some(finding) = judge_status(response.status()) {
+        return Err(finding);
     }
     if response
         .content_length()
         .is_some_and(|n| n > MAX_PLAYLIST_BYTES as u64)
     {
-        return Err(Outcome::down("playlist larger than 1 MiB"));
+        return Err(Finding::down("playlist larger than 1 MiB"));
     }
     let body = response.bytes().await.map_err(|e| classify(&e))?;
     if body.len() > MAX_PLAYLIST_BYTES {
-        return Err(Outcome::down("playlist larger than 1 MiB"));
+        return Err(Finding::down("playlist larger than 1 MiB"));
     }
     let text = String::from_utf8_lossy(&body);
-    parse(&text).map_err(|e| Outcome::down(format!("unplayable playlist: {e}")))
+    parse(&text).map_err(|e| Finding::down(format!("unplayable playlist: {e}")))
 }
 
 #[cfg(test)]

@@ -9,39 +9,39 @@ use std::io::ErrorKind;
 use reqwest::header::RANGE;
 use reqwest::{Client, StatusCode, Url};
 
-use super::Outcome;
+use super::Finding;
 
 pub const PROBE_RANGE: &str = "bytes=0-1023";
 
-pub async fn probe(client: &Client, url: Url) -> Outcome {
+pub async fn probe(client: &Client, url: Url) -> Finding {
     let response = match client.get(url).header(RANGE, PROBE_RANGE).send().await {
         Ok(r) => r,
         Err(e) => return classify(&e),
     };
     let status = response.status();
-    if let Some(outcome) = judge_status(status) {
-        return outcome;
+    if let Some(finding) = judge_status(status) {
+        return finding;
     }
     let mut response = response;
     match response.chunk().await {
-        Ok(Some(bytes)) if !bytes.is_empty() => Outcome::up(format!("HTTP {}", status.as_u16())),
-        Ok(_) => Outcome::down(format!("HTTP {} with no bytes", status.as_u16())),
+        Ok(Some(bytes)) if !bytes.is_empty() => Finding::up(format!("HTTP {}", status.as_u16())),
+        Ok(_) => Finding::down(format!("HTTP {} with no bytes", status.as_u16())),
         Err(e) => classify(&e),
     }
 }
 
 /// `Some` when the status alone decides: an error status is a dead source.
-pub(super) fn judge_status(status: StatusCode) -> Option<Outcome> {
+pub(super) fn judge_status(status: StatusCode) -> Option<Finding> {
     (status.is_client_error() || status.is_server_error())
-        .then(|| Outcome::down(format!("HTTP {}", status.as_u16())))
+        .then(|| Finding::down(format!("HTTP {}", status.as_u16())))
 }
 
 /// Turns a transport error into a verdict. Only what the origin itself did is `down`
 /// (refused or reset the connection); a timeout or a name that does not resolve may be
 /// our own network's fault and is `unknown`. The detail names the cause, never the URL.
-pub(super) fn classify(e: &reqwest::Error) -> Outcome {
+pub(super) fn classify(e: &reqwest::Error) -> Finding {
     if e.is_timeout() {
-        return Outcome::unknown("timed out");
+        return Finding::unknown("timed out");
     }
     let mut cause: &dyn std::error::Error = e;
     let mut io_kind = None;
@@ -53,13 +53,13 @@ pub(super) fn classify(e: &reqwest::Error) -> Outcome {
     }
     let detail = cause.to_string();
     match io_kind {
-        Some(ErrorKind::ConnectionRefused) => Outcome::down("connection refused"),
+        Some(ErrorKind::ConnectionRefused) => Finding::down("connection refused"),
         Some(
             ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::UnexpectedEof,
-        ) => Outcome::down(format!("connection dropped: {detail}")),
-        Some(ErrorKind::TimedOut) => Outcome::unknown("timed out"),
-        _ if e.is_connect() => Outcome::unknown(format!("cannot connect: {detail}")),
-        _ => Outcome::down(format!("request failed: {detail}")),
+        ) => Finding::down(format!("connection dropped: {detail}")),
+        Some(ErrorKind::TimedOut) => Finding::unknown("timed out"),
+        _ if e.is_connect() => Finding::unknown(format!("cannot connect: {detail}")),
+        _ => Finding::down(format!("request failed: {detail}")),
     }
 }
 

@@ -46,28 +46,28 @@ impl Verdict {
 
 /// A verdict and why, for the log. `detail` never contains the URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub struct Finding {
     pub verdict: Verdict,
     pub detail: String,
 }
 
-impl Outcome {
-    pub fn up(detail: impl Into<String>) -> Outcome {
-        Outcome {
+impl Finding {
+    pub fn up(detail: impl Into<String>) -> Finding {
+        Finding {
             verdict: Verdict::Up,
             detail: detail.into(),
         }
     }
 
-    pub fn down(detail: impl Into<String>) -> Outcome {
-        Outcome {
+    pub fn down(detail: impl Into<String>) -> Finding {
+        Finding {
             verdict: Verdict::Down,
             detail: detail.into(),
         }
     }
 
-    pub fn unknown(detail: impl Into<String>) -> Outcome {
-        Outcome {
+    pub fn unknown(detail: impl Into<String>) -> Finding {
+        Finding {
             verdict: Verdict::Unknown,
             detail: detail.into(),
         }
@@ -108,15 +108,15 @@ impl Prober {
     }
 
     /// Probes `url` once. Never fails: every problem is a verdict.
-    pub async fn probe(&self, url: &str) -> Outcome {
+    pub async fn probe(&self, url: &str) -> Finding {
         let Ok(parsed) = reqwest::Url::parse(url) else {
-            return Outcome::unknown("not a URL");
+            return Finding::unknown("not a URL");
         };
         match parsed.scheme() {
             "rtmp" | "rtmps" => rtmp::probe(&parsed, &self.tls, self.timeout).await,
             "http" | "https" if hls::is_playlist(&parsed) => hls::probe(&self.client, parsed).await,
             "http" | "https" => http::probe(&self.client, parsed).await,
-            other => Outcome::unknown(format!("cannot probe {other}:// sources")),
+            other => Finding::unknown(format!("cannot probe {other}:// sources")),
         }
     }
 }

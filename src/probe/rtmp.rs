@@ -16,7 +16,7 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::Outcome;
+use super::Finding;
 
 pub const VERSION: u8 = 3;
 pub const HANDSHAKE_SIZE: usize = 1536;
@@ -71,10 +71,10 @@ pub async fn probe(
     url: &reqwest::Url,
     tls: &Arc<rustls::ClientConfig>,
     timeout: Duration,
-) -> Outcome {
+) -> Finding {
     let secure = url.scheme() == "rtmps";
     let Some(host) = url.host_str().map(str::to_string) else {
-        return Outcome::down("RTMP URL without a host");
+        return Finding::down("RTMP URL without a host");
     };
     let port = url.port().unwrap_or(if secure {
         DEFAULT_TLS_PORT
@@ -85,9 +85,9 @@ pub async fn probe(
         let tcp = match TcpStream::connect((host.as_str(), port)).await {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                return Outcome::down("connection refused");
+                return Finding::down("connection refused");
             }
-            Err(e) => return Outcome::unknown(format!("cannot connect: {e}")),
+            Err(e) => return Finding::unknown(format!("cannot connect: {e}")),
         };
         let result = if secure {
             let host = host
@@ -95,26 +95,26 @@ pub async fn probe(
                 .trim_end_matches(']')
                 .to_string();
             let Ok(name) = ServerName::try_from(host) else {
-                return Outcome::down("RTMPS host is not a valid TLS server name");
+                return Finding::down("RTMPS host is not a valid TLS server name");
             };
             let connector = tokio_rustls::TlsConnector::from(tls.clone());
             match connector.connect(name, tcp).await {
                 Ok(mut s) => handshake(&mut s).await,
-                Err(e) => return Outcome::down(format!("TLS handshake failed: {e}")),
+                Err(e) => return Finding::down(format!("TLS handshake failed: {e}")),
             }
         } else {
             let mut tcp = tcp;
             handshake(&mut tcp).await
         };
         match result {
-            Ok(Echo::Exact) => Outcome::up("RTMP handshake complete"),
-            Ok(Echo::Digest) => Outcome::up("RTMP handshake complete (digest variant)"),
-            Err(e) => Outcome::down(e.to_string()),
+            Ok(Echo::Exact) => Finding::up("RTMP handshake complete"),
+            Ok(Echo::Digest) => Finding::up("RTMP handshake complete (digest variant)"),
+            Err(e) => Finding::down(e.to_string()),
         }
     };
     tokio::time::timeout(timeout, run)
         .await
-        .unwrap_or_else(|_| Outcome::unknown("timed out"))
+        .unwrap_or_else(|_| Finding::unknown("timed out"))
 }
 
 #[cfg(test)]

@@ -234,8 +234,8 @@ impl ProjectController {
                 let threshold = self.threshold(&key.scene);
                 self.observed.apply_check(&id, answer, threshold);
             }
-            Done::Source { url, outcome } => {
-                if let Some(change) = self.observed.apply_source(&url, outcome.verdict) {
+            Done::Source { url, finding } => {
+                if let Some(change) = self.observed.apply_source(&url, finding.verdict) {
                     let all = self.ctx.scenes.borrow().clone();
                     let scenes = PassScenes::new(&all, &self.ctx.project.id);
                     source_probes::log_change(
@@ -243,7 +243,7 @@ impl ProjectController {
                         &scenes.scenes(),
                         &url,
                         &change,
-                        &outcome,
+                        &finding,
                     );
                 }
             }

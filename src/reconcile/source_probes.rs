@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use crate::config::{Scene, SourceProbeSettings};
 use crate::model::SlotKey;
 use crate::probe::monitor::{Change, SourceMonitor};
-use crate::probe::{Outcome, Prober, Verdict, redact};
+use crate::probe::{Finding, Prober, Verdict, redact};
 use crate::reconcile::execute::Done;
 use crate::reconcile::plan::{configured_sources, sources_to_probe};
 
@@ -39,15 +39,15 @@ impl SourceProbing {
         for url in monitor.start_due(now) {
             let prober = self.prober.clone();
             tasks.spawn(async move {
-                let outcome = prober.probe(&url).await;
-                Done::Source { url, outcome }
+                let finding = prober.probe(&url).await;
+                Done::Source { url, finding }
             });
         }
     }
 }
 
 /// Logs a source verdict's change, with the URL redacted: a warning when it is down.
-pub fn log_change(project: &str, scenes: &[&Scene], url: &str, change: &Change, outcome: &Outcome) {
+pub fn log_change(project: &str, scenes: &[&Scene], url: &str, change: &Change, finding: &Finding) {
     let scenes: Vec<&str> = scenes
         .iter()
         .filter(|s| s.sources().iter().any(|(_, u)| *u == url))
@@ -56,7 +56,7 @@ pub fn log_change(project: &str, scenes: &[&Scene], url: &str, change: &Change, 
     let source = redact(url);
     let from = change.from.map_or("unchecked", Verdict::as_str);
     let to = change.to.as_str();
-    let detail = &outcome.detail;
+    let detail = &finding.detail;
     if change.to == Verdict::Down {
         tracing::warn!(project = %project, ?scenes, %source, from, to, %detail,
             "source is down; failed players on it wait for it");

@@ -11,15 +11,17 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use serde_json::json;
 
+use super::auth::authenticate;
 use super::conn::KillSwitch;
 use super::control::RequestRecord;
 use super::error::ApiError;
 use super::faults::FaultAction;
+use super::query::QueryParams;
+use super::reply::Reply;
 use super::state::Api;
-use super::{Inner, lock, ops};
+use super::{Inner, lock, ncs_ip, ops};
 use crate::agora::model::Region;
 
 const X_REQUEST_ID: &str = "x-request-id";
@@ -69,12 +71,6 @@ fn route(method: &Method, path: &str) -> Option<(String, Op)> {
     Some((app.to_string(), op))
 }
 
-/// A successful answer.
-pub(crate) struct Reply {
-    pub body: Option<serde_json::Value>,
-    pub resource_id: Option<String>,
-}
-
 async fn handle(
     State(inner): State<Arc<Inner>>,
     ConnectInfo(kill): ConnectInfo<KillSwitch>,
@@ -94,8 +90,8 @@ async fn handle(
     let routed = route(&method, uri.path());
     let is_update = matches!(routed, Some((_, Op::Update { .. })));
     let answer = || {
-        if super::ncs_ip::is_ncs_ip(&method, uri.path()) {
-            super::ncs_ip::serve(&inner, &headers)
+        if ncs_ip::is_ncs_ip(&method, uri.path()) {
+            ncs_ip::serve(&inner, &headers)
         } else {
             serve(&inner, routed, &headers, uri.query(), &body, &request_id)
         }
@@ -259,84 +255,6 @@ fn serve(
     }
 }
 
-/// `Authorization: Basic base64(customerId:customerSecret)` (§3).
-pub(crate) fn authenticate(inner: &Inner, headers: &HeaderMap) -> Result<(), ApiError> {
-    let decoded = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b64| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .ok()
-        })
-        .and_then(|raw| String::from_utf8(raw).ok())
-        .ok_or(ApiError::Unauthorized)?;
-    let (id, secret) = decoded.split_once(':').ok_or(ApiError::Unauthorized)?;
-    let known = inner
-        .config
-        .credentials
-        .iter()
-        .any(|(cid, csecret)| cid == id && csecret == secret);
-    if known {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized)
-    }
-}
-
-/// Decoded query parameters; the first occurrence of a key wins.
-pub(crate) struct QueryParams(Vec<(String, String)>);
-
-impl QueryParams {
-    fn parse(query: Option<&str>) -> QueryParams {
-        let pairs = query
-            .map(|q| {
-                q.split('&')
-                    .filter(|kv| !kv.is_empty())
-                    .map(|kv| {
-                        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                        (decode(k), decode(v))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        QueryParams(pairs)
-    }
-
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Percent-decoding with `+` as space (form encoding, which clients use for queries).
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,13 +305,5 @@ mod tests {
             route(&Method::GET, "/na/v1/projects/app/cloud-player/other"),
             None
         );
-    }
-
-    #[test]
-    fn query_decoding() {
-        let q = QueryParams::parse(Some("filter=channelName%20eq%20a+b&pageSize=2&x=%zz"));
-        assert_eq!(q.get("filter"), Some("channelName eq a b"));
-        assert_eq!(q.get("pageSize"), Some("2"));
-        assert_eq!(q.get("x"), Some("%zz"));
     }
 }

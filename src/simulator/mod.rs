@@ -7,6 +7,7 @@
 //! `/_sim/...` when it runs as a separate process (see [`control`]).
 
 mod api;
+mod auth;
 mod clock;
 mod config;
 mod conn;
@@ -16,7 +17,9 @@ mod faults;
 mod ncs;
 mod ncs_ip;
 mod ops;
+mod query;
 mod rate;
+mod reply;
 mod sources;
 mod state;
 mod validate;

@@ -5,8 +5,9 @@
 use axum::http::{HeaderMap, Method};
 use serde_json::json;
 
-use super::api::{Reply, authenticate};
+use super::auth::authenticate;
 use super::error::ApiError;
+use super::reply::Reply;
 use super::{Inner, lock};
 
 pub(crate) const PATHS: [&str; 2] = ["/v2/ncs/ip", "/v1/ncs/ip"];

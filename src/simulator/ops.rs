@@ -3,8 +3,9 @@
 use serde_json::json;
 
 use super::Inner;
-use super::api::{QueryParams, Reply};
 use super::error::ApiError;
+use super::query::QueryParams;
+use super::reply::Reply;
 use super::state::{Api, Cursor};
 use super::validate;
 use crate::agora::model::{

@@ -89,7 +89,7 @@ pub enum Api {
     Update,
 }
 
-pub(crate) struct Live {
+pub(crate) struct LivePlayer {
     pub player: SimPlayer,
     /// Creation order; ties on `createTs` (whole seconds) are broken by it.
     pub seq: u64,
@@ -106,7 +106,7 @@ pub(crate) struct Cursor {
 
 pub(crate) struct Project {
     pub config: SimProject,
-    pub players: Vec<Live>,
+    pub players: Vec<LivePlayer>,
     pub rates: HashMap<Api, RateWindow>,
     pub cursors: HashMap<String, Cursor>,
 }
@@ -241,7 +241,7 @@ impl State {
         self.next_seq += 1;
         self.transitions
             .push(Reverse((connect_due, app_id.to_string(), self.next_seq)));
-        project.players.push(Live {
+        project.players.push(LivePlayer {
             player: player.clone(),
             seq: self.next_seq,
             created_at: now,
@@ -334,7 +334,7 @@ impl State {
         events
     }
 
-    pub fn live_mut(&mut self, app_id: &str, id: &str) -> Option<&mut Live> {
+    pub fn live_mut(&mut self, app_id: &str, id: &str) -> Option<&mut LivePlayer> {
         self.projects
             .get_mut(app_id)?
             .players

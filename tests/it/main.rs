@@ -15,6 +15,7 @@ mod failover;
 mod faults;
 mod harness;
 mod invariants;
+mod layers;
 mod lifecycle;
 mod loglevel;
 mod ncs;

@@ -1,5 +1,5 @@
 //! The domain-failover settings of a project's `api:` block: area, scheme and the
-//! test-only name overrides. Kept apart from `settings.rs` because they only matter
+//! test-only name overrides. Kept apart from `settings/mod.rs` because they only matter
 //! when `base_url` is not set.
 
 use std::collections::BTreeMap;

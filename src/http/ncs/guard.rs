@@ -17,7 +17,7 @@ use super::forwarded::client_address;
 use super::route;
 use crate::http::serve::Peer;
 use crate::ncs::allowlist::NcsAddresses;
-use crate::ncs::intake::Outcome;
+use crate::ncs::intake::Receipt;
 use crate::telemetry::Metrics;
 
 /// What the webhook guard needs.
@@ -57,7 +57,7 @@ async fn check(
         (Some(_), Some(_)) => "address not in the NCS address list",
     };
     tracing::debug!(%project, %peer, client = ?client, why, "NCS request refused");
-    let outcome = Outcome::Forbidden;
+    let outcome = Receipt::Forbidden;
     guard
         .metrics
         .webhook_notices

@@ -24,7 +24,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use crate::ncs::intake::{Intake, Outcome};
+use crate::ncs::intake::{Intake, Receipt};
 use crate::telemetry::Metrics;
 
 /// Largest accepted request body. Media Pull notices are well under 2 KiB.
@@ -48,31 +48,31 @@ pub fn router(intake: Intake, metrics: Metrics) -> Router {
 }
 
 /// The status NCS is answered with for `outcome`.
-pub(super) fn status(outcome: Outcome) -> StatusCode {
+pub(super) fn status(outcome: Receipt) -> StatusCode {
     match outcome {
-        Outcome::Accepted | Outcome::Duplicate | Outcome::Stale | Outcome::Ignored => {
+        Receipt::Accepted | Receipt::Duplicate | Receipt::Stale | Receipt::Ignored => {
             StatusCode::OK
         }
-        Outcome::BadSignature => StatusCode::UNAUTHORIZED,
-        Outcome::Malformed => StatusCode::BAD_REQUEST,
-        Outcome::UnknownProject => StatusCode::NOT_FOUND,
-        Outcome::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        Outcome::Forbidden => StatusCode::FORBIDDEN,
+        Receipt::BadSignature => StatusCode::UNAUTHORIZED,
+        Receipt::Malformed => StatusCode::BAD_REQUEST,
+        Receipt::UnknownProject => StatusCode::NOT_FOUND,
+        Receipt::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Receipt::Forbidden => StatusCode::FORBIDDEN,
     }
 }
 
 /// The answer to NCS, fixed per outcome.
-fn answer(outcome: Outcome) -> Response {
+fn answer(outcome: Receipt) -> Response {
     let body = match outcome {
-        Outcome::Accepted => r#"{"status":"accepted"}"#,
-        Outcome::Duplicate => r#"{"status":"duplicate"}"#,
-        Outcome::Stale => r#"{"status":"stale"}"#,
-        Outcome::Ignored => r#"{"status":"ignored"}"#,
-        Outcome::BadSignature => r#"{"error":"bad signature"}"#,
-        Outcome::Malformed => r#"{"error":"malformed notice"}"#,
-        Outcome::UnknownProject => r#"{"error":"unknown project"}"#,
-        Outcome::TooLarge => r#"{"error":"body too large"}"#,
-        Outcome::Forbidden => r#"{"error":"address not allowed"}"#,
+        Receipt::Accepted => r#"{"status":"accepted"}"#,
+        Receipt::Duplicate => r#"{"status":"duplicate"}"#,
+        Receipt::Stale => r#"{"status":"stale"}"#,
+        Receipt::Ignored => r#"{"status":"ignored"}"#,
+        Receipt::BadSignature => r#"{"error":"bad signature"}"#,
+        Receipt::Malformed => r#"{"error":"malformed notice"}"#,
+        Receipt::UnknownProject => r#"{"error":"unknown project"}"#,
+        Receipt::TooLarge => r#"{"error":"body too large"}"#,
+        Receipt::Forbidden => r#"{"error":"address not allowed"}"#,
     };
     json_answer(status(outcome), body)
 }
@@ -97,8 +97,8 @@ async fn receive(
 ) -> Response {
     let taken = match body {
         Ok(body) => webhook.intake.take(&project, &headers, &body).await,
-        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Ok(Outcome::TooLarge),
-        Err(_) => Ok(Outcome::Malformed),
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Ok(Receipt::TooLarge),
+        Err(_) => Ok(Receipt::Malformed),
     };
     match taken {
         Ok(outcome) => {

@@ -17,7 +17,7 @@ use crate::agora::model::ListedPlayer;
 use crate::agora::{ApiError, ErrorClass};
 use crate::config::{Project, Scene};
 use crate::model::{Region, SlotKey, SlotRecord, role};
-use crate::probe::Outcome;
+use crate::probe::Finding;
 use crate::reconcile::observe::CheckAnswer;
 use crate::reconcile::plan::{Action, Create};
 use crate::telemetry::Metrics;
@@ -42,7 +42,7 @@ pub enum Done {
     /// A List answered (or failed).
     List(Result<Vec<ListedPlayer>, ApiError>),
     /// A probe of the source `url` ended.
-    Source { url: String, outcome: Outcome },
+    Source { url: String, finding: Finding },
 }
 
 /// The scenes one pass planned from: a snapshot of the configuration and where each of

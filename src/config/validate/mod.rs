@@ -13,7 +13,7 @@ use serde_saphyr::{Location, Spanned};
 use super::diagnostic::Diags;
 use super::duration::parse_duration;
 use super::env::Env;
-use super::scenes::{RawScene, Scene, Text, UidRange};
+use super::scene::{RawScene, Scene, Text, UidRange};
 use super::secret;
 use super::settings::{Settings, check_slug};
 use crate::agora::model::{Region, limits};
