@@ -68,7 +68,6 @@ const LAYERS: &[(&str, &[&str])] = &[
 ];
 
 #[test]
-#[ignore = "enabled once the redesign lands"]
 fn the_architecture_holds() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let crate_graph = Crate::load(&src);

@@ -9,12 +9,18 @@ use std::collections::BTreeMap;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
-use super::onair::FailbackPolicy;
 use super::sources::slate_wanted;
 use crate::agora::model::ListedPlayer;
 use crate::config::{Failback, Scene, UidRange};
 use crate::model::{DEFAULT_VOLUME, Fixed, Live, SLATE_SLOT, SlotKey, SlotRecord, Spec};
 use crate::probe::monitor::SourceMonitor;
+
+/// How the scene returns to its master after a failover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailbackPolicy {
+    Revertive { hold_down_ms: u64 },
+    NonRevertive,
+}
 
 /// What the plan needs to know about a scene.
 #[derive(Debug, Clone, PartialEq, Eq)]

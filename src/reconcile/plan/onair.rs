@@ -11,14 +11,8 @@
 use crate::model::{OnAir, SLATE_SLOT, SlotKey, SwitchReason, is_running};
 
 use super::actions::OnAirDecision;
+use super::desired::FailbackPolicy;
 use super::{BySlot, DesiredScene, PlanInput};
-
-/// How the scene returns to its master after a failover.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailbackPolicy {
-    Revertive { hold_down_ms: u64 },
-    NonRevertive,
-}
 
 /// What the decision needs to know about one slot's current player.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

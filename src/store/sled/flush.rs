@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering::SeqCst;
 
 use super::SledStore;
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 /// Group commit: a flush covers every write made before it started, so a caller whose
 /// write precedes a flush that started later need not flush again. Without this, N

@@ -20,14 +20,14 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{StateStore, StoreError, StoreFuture, UidRequest};
+use super::error::StoreError;
+use super::interface::{Recovery, StateStore, StoreFuture, UidRequest};
 use crate::model::{OnAir, SlotKey, SlotRecord};
 
 mod flush;
 mod recover;
 
 use flush::FlushEpochs;
-pub use recover::Recovery;
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> StoreError {

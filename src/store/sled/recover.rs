@@ -13,22 +13,14 @@ use std::sync::Arc;
 
 use super::{SledStore, decode};
 use crate::model::OnAir;
-use crate::store::StoreError;
+use crate::store::error::StoreError;
+use crate::store::interface::Recovery;
 
 /// Tree and key of the marker written when a store is created: a database that opens
 /// without it, in a directory that held files, lost its contents.
 const META_TREE: &str = "meta";
 const FORMAT_KEY: &str = "format";
 const FORMAT: &[u8] = b"pullkeeper-store-1";
-
-/// Why and where a store was moved aside at start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recovery {
-    /// Where the unreadable directory now is.
-    pub aside: PathBuf,
-    /// What was wrong with it.
-    pub cause: String,
-}
 
 impl SledStore {
     /// Opens the store at `path`; if it cannot be opened or read, moves it to
@@ -138,7 +130,7 @@ fn aside_path(path: &Path, now_ms: u64) -> PathBuf {
 mod tests {
     use super::*;
     use crate::model::{Phase, RECORD_VERSION, Region, SlotKey, SlotRecord};
-    use crate::store::StateStore;
+    use crate::store::interface::StateStore;
 
     fn dir(tag: &str) -> PathBuf {
         std::env::temp_dir()

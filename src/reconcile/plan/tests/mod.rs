@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::actions::{DeleteReason, Rollout};
-use super::onair::FailbackPolicy;
+use super::desired::FailbackPolicy;
 use super::*;
 use crate::config::UidRange;
 use crate::model::{

@@ -1,0 +1,92 @@
+//! The interface every store backend implements: what pullkeeper needs from durable
+//! memory, and nothing of how a backend keeps it.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use super::error::StoreError;
+use crate::model::{OnAir, SlotKey, SlotRecord};
+
+/// A future a backend returns from an async method; boxed so [`StateStore`] can be a
+/// trait object.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// What pullkeeper needs from durable memory. Methods other than `flush` may be served
+/// from the backend's memory and become durable at the next flush.
+pub trait StateStore: Send + Sync {
+    /// The record of one slot.
+    fn slot(&self, key: &SlotKey) -> Result<Option<SlotRecord>, StoreError>;
+
+    /// Writes a slot record (a record in phase `Intended` is the create intent).
+    fn put_slot(&self, key: &SlotKey, record: &SlotRecord) -> Result<(), StoreError>;
+
+    fn remove_slot(&self, key: &SlotKey) -> Result<(), StoreError>;
+
+    /// Every slot record of a project.
+    fn project_slots(&self, project: &str) -> Result<Vec<(SlotKey, SlotRecord)>, StoreError>;
+
+    /// The last on-air record of a scene (its version must never go back).
+    fn onair(&self, project: &str, scene: &str) -> Result<Option<OnAir>, StoreError>;
+
+    fn put_onair(&self, project: &str, scene: &str, state: &OnAir) -> Result<(), StoreError>;
+
+    /// The next Update `sequence` for a player: strictly increasing per player, across
+    /// restarts, and at least `floor` (§1.7: Agora applies the highest sequence it has
+    /// seen and ignores older ones). With the current Unix second as the floor, a store
+    /// that lost its sequences still sends numbers above those it sent before.
+    fn next_sequence(&self, player_id: &str, floor: u64) -> Result<u64, StoreError>;
+
+    /// Hands out the lowest UID of `start..=end` above the scene's high-water mark that
+    /// nobody in `channel` ever had, and records it for `name`. Atomic, so two slots of
+    /// one scene allocating at once get different UIDs.
+    fn allocate_uid(&self, request: &UidRequest<'_>) -> Result<u32, StoreError>;
+
+    /// Raises a scene's high-water mark to `uid` (never lowers it): a UID of the scene's
+    /// own player that List shows was handed out, and so was every UID below it, even
+    /// when the store that remembered them was lost.
+    fn raise_uid_hwm(&self, project: &str, scene: &str, uid: u32) -> Result<(), StoreError>;
+
+    /// Records a UID seen in a channel (a foreign player, an adopted one) so it is never
+    /// handed out. Returns true if it was new.
+    fn note_uid(
+        &self,
+        project: &str,
+        channel: &str,
+        uid: u32,
+        name: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Whether `uid` was ever handed out or seen in `channel`.
+    fn uid_known(&self, project: &str, channel: &str, uid: u32) -> Result<bool, StoreError>;
+
+    /// Makes everything written so far durable against a process kill.
+    fn flush(&self) -> StoreFuture<'_, ()>;
+
+    /// Set when the store was found unreadable at start and replaced by an empty one.
+    fn recovery(&self) -> Option<&Recovery>;
+
+    /// A directory on this node for modules that keep files of their own next to the
+    /// store (the NCS notice log); `None` for a backend that keeps nothing locally.
+    fn local_dir(&self) -> Option<&Path>;
+}
+
+/// A UID allocation: the scene's range, its channel, and the player it is for.
+#[derive(Debug, Clone, Copy)]
+pub struct UidRequest<'a> {
+    pub project: &'a str,
+    pub scene: &'a str,
+    pub channel: &'a str,
+    pub start: u32,
+    pub end: u32,
+    pub name: &'a str,
+}
+
+/// Why and where a store was moved aside at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// Where the unreadable directory now is.
+    pub aside: PathBuf,
+    /// What was wrong with it.
+    pub cause: String,
+}
