@@ -5,7 +5,7 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use super::model::{ListResponse, PlayerStatus};
+use super::wire::{ListResponse, PlayerStatus};
 use crate::fuzzing::{self, json_leaf, json_value};
 use crate::model::{format_name, parse_name};
 

@@ -3,7 +3,7 @@
 pub mod client;
 pub mod domains;
 pub mod error;
-pub mod model;
+pub mod wire;
 
 pub use client::{ApiLimiters, ClientConfig, CreateOutcome, MediaPullClient};
 pub use error::{ApiError, ErrorClass, Op};

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use super::loadgen;
 use super::report::{Figure, Limit, ScenarioReport};
 use super::rig::{self, Layout, NCS_SECRET, SettingsYaml, TempDir};
-use crate::agora::model::PlayerStatus;
+use crate::agora::wire::PlayerStatus;
 use crate::ncs::notice::{
     EVENT_PLAYER_STATUS, MediaPullPayload, Notice, NoticePlayer, PRODUCT_MEDIA_PULL,
 };

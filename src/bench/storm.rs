@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::report::{Figure, Limit, ScenarioReport};
 use super::rig::{self, Layout, SettingsYaml, TempDir};
-use crate::agora::model::CreatePlayer;
+use crate::agora::wire::CreatePlayer;
 use crate::model::format_name;
 
 /// Agora's create-with-name rate (docs/agora-api.md §1.10).

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 
 use super::diagnostic::{Diagnostic, Diags};
 use super::{Settings, parse_scenes_with_env, settings, yaml};
-use crate::agora::model::limits;
+use crate::agora::wire::limits;
 use crate::fuzzing;
 
 const SCENES: &str = "\

@@ -104,7 +104,7 @@ fn decode_payload(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agora::model::PlayerStatus;
+    use crate::agora::wire::PlayerStatus;
     use serde_json::json;
 
     fn notice(product: u32, event: u32, payload: serde_json::Value) -> Notice {

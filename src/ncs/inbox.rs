@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::agora::model::PlayerStatus;
+use crate::agora::wire::PlayerStatus;
 
 /// What a Media Pull notice says about one player.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::agora::model::PlayerStatus;
+use crate::agora::wire::PlayerStatus;
 
 /// productId of Media Pull (Cloud Player) notices.
 pub const PRODUCT_MEDIA_PULL: u32 = 4;

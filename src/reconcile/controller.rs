@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::agora::model::ListedPlayer;
+use crate::agora::wire::ListedPlayer;
 use crate::agora::{ApiError, ErrorClass};
 use crate::config::{Project, ReconcileSettings, ReportSettings, Scene};
 use crate::model::{StatusBoard, Switch, SwitchReason, is_dead, parse_name};

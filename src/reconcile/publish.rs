@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::agora::model::ListedPlayer;
+use crate::agora::wire::ListedPlayer;
 use crate::config::Scene;
 use crate::model::{
     SLATE_SLOT, SceneStatus, SlotKey, SlotRecord, SlotStatus, SourceStatus, Switch, role,

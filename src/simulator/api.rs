@@ -22,7 +22,7 @@ use super::query::QueryParams;
 use super::reply::Reply;
 use super::state::Api;
 use super::{Inner, lock, ncs_ip, ops};
-use crate::agora::model::Region;
+use crate::agora::wire::Region;
 
 const X_REQUEST_ID: &str = "x-request-id";
 const X_RESOURCE_ID: &str = "x-resource-id";

@@ -41,7 +41,7 @@ use super::ncs::{DeliveryRecord, NcsChaos};
 use super::sources::SourceMode;
 use super::state::{HistoryEntry, SimPlayer, Violations};
 use super::{Inner, SimHandle, lock};
-use crate::agora::model::{CreatePlayer, CreateRequest};
+use crate::agora::wire::{CreatePlayer, CreateRequest};
 use crate::ncs::notice::destroy_reason;
 
 /// One REST request as the simulator answered it.

@@ -8,7 +8,7 @@ use super::query::QueryParams;
 use super::reply::Reply;
 use super::state::{Api, Cursor};
 use super::validate;
-use crate::agora::model::{
+use crate::agora::wire::{
     CreateResponse, CreatedPlayer, ListResponse, ListedPlayer, PlayerStatus, Region,
 };
 use crate::ncs::notice::destroy_reason;

@@ -15,7 +15,7 @@ use super::config::SimProject;
 use super::ncs::Event;
 use super::rate::RateWindow;
 use super::sources::{SourceMode, SourceState, source_name};
-use crate::agora::model::{CreatePlayer, PlayerStatus, Region};
+use crate::agora::wire::{CreatePlayer, PlayerStatus, Region};
 use crate::ncs::notice::{
     EVENT_PLAYER_CREATED, EVENT_PLAYER_DESTROYED, EVENT_PLAYER_STATUS, MediaPullPayload,
     NoticePlayer,

@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::error::ApiError;
-use crate::agora::model::{CreatePlayer, CreateRequest, UpdatePlayer, UpdateRequest, limits};
+use crate::agora::wire::{CreatePlayer, CreateRequest, UpdatePlayer, UpdateRequest, limits};
 
 const UID_MAX: u64 = u32::MAX as u64;
 const STREAM_SCHEMES: [&str; 4] = ["rtmp", "rtmps", "http", "https"];

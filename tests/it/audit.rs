@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::Write;
 
-use pullkeeper::agora::model::PlayerStatus;
+use pullkeeper::agora::wire::PlayerStatus;
 use pullkeeper::model::parse_name;
 use pullkeeper::simulator::SimHandle;
 

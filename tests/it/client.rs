@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use pullkeeper::agora::client::{Endpoint, MAX_RETRY_AFTER};
-use pullkeeper::agora::model::{CreatePlayer, Region};
+use pullkeeper::agora::wire::{CreatePlayer, Region};
 use pullkeeper::agora::{
     ApiError, ApiLimiters, ClientConfig, CreateOutcome, ErrorClass, MediaPullClient,
 };

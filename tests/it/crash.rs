@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use pullkeeper::agora::model::PlayerStatus;
+use pullkeeper::agora::wire::PlayerStatus;
 use pullkeeper::simulator::{FaultAction, FaultRule, SimHandle};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};

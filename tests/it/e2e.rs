@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use pullkeeper::agora::model::CreatePlayer;
+use pullkeeper::agora::wire::CreatePlayer;
 use pullkeeper::simulator::SimHandle;
 use pullkeeper::store::Store;
 

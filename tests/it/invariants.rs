@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use pullkeeper::agora::model::PlayerStatus;
+use pullkeeper::agora::wire::PlayerStatus;
 use pullkeeper::app::App;
 use pullkeeper::model::SlotKey;
 use pullkeeper::model::parse_name;

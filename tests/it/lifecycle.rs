@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use pullkeeper::agora::model::PlayerStatus;
+use pullkeeper::agora::wire::PlayerStatus;
 use pullkeeper::model::parse_name;
 use pullkeeper::model::{Phase, SlotKey};
 use pullkeeper::simulator::{FaultAction, FaultRule, SimHandle};

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pullkeeper::agora::model::{CreateResponse, PlayerStatus};
+use pullkeeper::agora::wire::{CreateResponse, PlayerStatus};
 use pullkeeper::http::ncs::route;
 use pullkeeper::ncs::dedupe::NoticeLog;
 use pullkeeper::ncs::inbox::{Inbox, Observation, PlayerEvent};

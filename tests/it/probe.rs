@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use pullkeeper::agora::model::{CreatePlayer, PlayerStatus};
+use pullkeeper::agora::wire::{CreatePlayer, PlayerStatus};
 use pullkeeper::probe::{Prober, Verdict};
 use pullkeeper::simulator::SourceMode;
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use pullkeeper::agora::model::PlayerStatus;
+use pullkeeper::agora::wire::PlayerStatus;
 use pullkeeper::store::Store;
 
 use crate::harness::{

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use pullkeeper::agora::model::{CreatePlayer, ListResponse, PlayerStatus};
+use pullkeeper::agora::wire::{CreatePlayer, ListResponse, PlayerStatus};
 use pullkeeper::ncs::notice::{MediaPullPayload, Notice};
 use pullkeeper::ncs::signature::{self, Algorithm};
 use pullkeeper::simulator::{FaultAction, FaultRule, SimConfig};

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use pullkeeper::agora::model::{CreateResponse, ListResponse, PlayerStatus};
+use pullkeeper::agora::wire::{CreateResponse, ListResponse, PlayerStatus};
 use pullkeeper::simulator::SimConfig;
 use serde_json::{Value, json};
 

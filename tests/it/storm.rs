@@ -74,7 +74,7 @@ async fn app_at_limits(
 fn running(sim: &SimHandle) -> usize {
     sim.players(APP_ID)
         .iter()
-        .filter(|p| p.status == pullkeeper::agora::model::PlayerStatus::Running)
+        .filter(|p| p.status == pullkeeper::agora::wire::PlayerStatus::Running)
         .count()
 }
 
@@ -100,7 +100,7 @@ async fn forty_failures_are_replaced_at_the_allowed_rate_masters_first_without_a
                 && players
                     .iter()
                     .filter(|p| p.name.as_deref().is_some_and(|n| n.ends_with("_2")))
-                    .filter(|p| p.status == pullkeeper::agora::model::PlayerStatus::Running)
+                    .filter(|p| p.status == pullkeeper::agora::wire::PlayerStatus::Running)
                     .count()
                     == 40
         },

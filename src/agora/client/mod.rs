@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::domains::{DomainPool, Overrides, WAITS};
 use super::error::{ApiError, Op, Refusal, TransportKind};
-use super::model::limits::PAGE_SIZE_MAX;
-use super::model::{
+use super::wire::limits::PAGE_SIZE_MAX;
+use super::wire::{
     CreatePlayer, CreateRequest, CreateResponse, CreatedPlayer, ErrorBody, ListResponse,
     ListedPlayer, Region, UpdatePlayer, UpdateRequest,
 };

@@ -2,7 +2,7 @@
 //! one run of `pullkeeper check` lists everything that needs fixing.
 //!
 //! The Agora limits themselves (byte limits, channel charset, idle timeout range) live in
-//! [`crate::agora::model::limits`]; this module only applies them.
+//! [`crate::agora::wire::limits`]; this module only applies them.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,7 +16,7 @@ use super::env::Env;
 use super::scene::{RawScene, Scene, Text, UidRange};
 use super::secret;
 use super::settings::{Settings, check_slug};
-use crate::agora::model::{Region, limits};
+use crate::agora::wire::{Region, limits};
 use crate::model::DEFAULT_VOLUME;
 
 /// At most this many standby players per scene; more only burns the project's quota.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 
 use super::{Busy, CreateQueue, ExecError, Executor, create_rank, delete_regions};
-use crate::agora::model::ListedPlayer;
+use crate::agora::wire::ListedPlayer;
 use crate::agora::{ApiError, ErrorClass};
 use crate::config::{Project, Scene};
 use crate::model::{Region, SlotKey, SlotRecord, role};

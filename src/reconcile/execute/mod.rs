@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use secrecy::ExposeSecret;
 
-use crate::agora::model::{AudioOptions, CreatePlayer, ListedPlayer, UpdatePlayer};
+use crate::agora::wire::{AudioOptions, CreatePlayer, ListedPlayer, UpdatePlayer};
 use crate::agora::{ApiError, CreateOutcome, ErrorClass, MediaPullClient};
 use crate::clock::Clock;
 use crate::config::{Project, Scene};

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::agora::model::ListedPlayer;
+use crate::agora::wire::ListedPlayer;
 use crate::model::{Phase, SlotKey, SlotRecord};
 
 /// Keeps, in a fresh List, the players it cannot show yet: those of slot records created
@@ -62,7 +62,7 @@ pub fn count_strikes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agora::model::Region;
+    use crate::agora::wire::Region;
     use crate::model::RECORD_VERSION;
 
     fn record(name: &str, phase: Phase, created_at_ms: u64) -> SlotRecord {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::agora::model::ListedPlayer;
+use crate::agora::wire::ListedPlayer;
 use crate::model::{PlayerStatus, SlotKey, SlotRecord, is_running};
 use crate::ncs::inbox::Observation;
 use crate::probe::Verdict;

@@ -6,7 +6,7 @@
 //! The next complete List replaces the picture wholesale, so a notice can only ever make
 //! the picture fresher, never stick.
 
-use crate::agora::model::{ListedPlayer, PlayerStatus};
+use crate::agora::wire::{ListedPlayer, PlayerStatus};
 use crate::ncs::inbox::{Observation, PlayerEvent};
 use crate::ncs::notice::destroy_reason;
 

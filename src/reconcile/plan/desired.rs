@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
 use super::sources::slate_wanted;
-use crate::agora::model::ListedPlayer;
+use crate::agora::wire::ListedPlayer;
 use crate::config::{Failback, Scene, UidRange};
 use crate::model::{DEFAULT_VOLUME, Fixed, Live, SLATE_SLOT, SlotKey, SlotRecord, Spec};
 use crate::probe::monitor::SourceMonitor;

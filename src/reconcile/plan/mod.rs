@@ -37,7 +37,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::agora::model::ListedPlayer;
+use crate::agora::wire::ListedPlayer;
 use crate::model::{OnAir, SlotKey, SlotRecord, parse_name};
 
 mod actions;

@@ -9,7 +9,7 @@
 //! has nothing in transition, which is also what keeps a rollout from stacking on top of
 //! a failover.
 
-use crate::agora::model::ListedPlayer;
+use crate::agora::wire::ListedPlayer;
 use crate::config::UidRange;
 use crate::model::{Fixed, Live, SlotKey, SlotRecord, Spec};
 

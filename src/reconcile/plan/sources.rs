@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::agora::model::ListedPlayer;
+use crate::agora::wire::ListedPlayer;
 use crate::config::Scene;
 use crate::model::{PlayerStatus, SLATE_SLOT, SlotKey, SlotRecord, SourceStatus, is_dead};
 
@@ -126,7 +126,7 @@ mod tests {
             stream_url: "rtmp://h/primary".into(),
             backup_stream_urls: backup_urls.iter().map(|u| u.to_string()).collect(),
             slate_url: slate.then(|| "https://h/slate.png".to_string()),
-            region: crate::agora::model::Region::Na,
+            region: crate::agora::wire::Region::Na,
             backups: 2,
             priority: 0,
             idle_timeout: 300,

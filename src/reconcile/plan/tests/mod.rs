@@ -22,7 +22,7 @@ fn live() -> Live {
 fn fixed() -> Fixed {
     Fixed {
         channel: "ch".into(),
-        region: crate::agora::model::Region::Na,
+        region: crate::agora::wire::Region::Na,
         idle_timeout: 300,
         token_sha256: None,
     }
@@ -66,7 +66,7 @@ fn record(name: &str, uid: u32, generation: u64, phase: Phase, id: Option<&str>)
         uid,
         generation,
         phase,
-        region: crate::agora::model::Region::Na,
+        region: crate::agora::wire::Region::Na,
         id: id.map(Into::into),
         created_at_ms: 1_000,
         spec: Some(Spec {

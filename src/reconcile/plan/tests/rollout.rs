@@ -226,7 +226,7 @@ fn the_replaced_player_goes_once_its_successor_runs() {
 #[test]
 fn a_failing_successor_is_replaced_while_the_old_player_keeps_running() {
     let mut w = converged(0);
-    w.scenes[0].fixed.region = crate::agora::model::Region::Eu;
+    w.scenes[0].fixed.region = crate::agora::wire::Region::Eu;
     let (mut next_id, mut next_uid) = (0, 100);
     let p = w.plan();
     apply(&mut w, &p, &mut next_id, &mut next_uid);
