@@ -52,7 +52,7 @@ store:
 reconcile:
   poll_interval: 5s
   list_lag: 12s
-  probe_interval: 10s
+  check_interval: 10s
 scenes_file: scenes.yaml
 app_webhook: { url: \"https://app.example.com/hook\", secret: { env: HOOK }, timeout: 2s }
 reports:

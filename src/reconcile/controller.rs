@@ -101,7 +101,7 @@ impl ProjectController {
             .set(i64::from(self.ctx.project.limits.max_players));
         let mut poll = tokio::time::interval(self.ctx.settings.poll_interval);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut checks = self.ctx.settings.probe_interval.map(delayed_interval);
+        let mut checks = self.ctx.settings.check_interval.map(delayed_interval);
         let mut tasks: JoinSet<Done> = JoinSet::new();
         loop {
             let wake_at = [

@@ -252,7 +252,7 @@ async fn three_failed_probes_replace_a_player_two_then_a_success_do_not() {
         "probe",
         &one_scene("revertive"),
         "",
-        "poll_interval: 200ms, list_lag: 1s, probe_interval: 200ms",
+        "poll_interval: 200ms, list_lag: 1s, check_interval: 200ms",
     )
     .await
     .until_both_running()
@@ -306,7 +306,7 @@ async fn probes_that_all_get_a_5xx_are_an_api_fault_and_replace_nothing() {
         "probe-outage",
         &one_scene("revertive"),
         "",
-        "poll_interval: 200ms, list_lag: 1s, probe_interval: 200ms",
+        "poll_interval: 200ms, list_lag: 1s, check_interval: 200ms",
     )
     .await
     .until_both_running()

@@ -62,12 +62,12 @@ async fn five_xx_bursts_on_create_delete_and_list_still_converge() {
     finish(r).await;
 }
 
-/// Probes (no-op Updates) answered 5xx fewer times than `strikes` cost nothing.
+/// Player checks (no-op Updates) answered 5xx fewer times than `strikes` cost nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_xx_bursts_on_update_below_the_strikes_delete_nothing() {
     let r = running(
         "f-5xx-update",
-        "poll_interval: 200ms, list_lag: 1s, probe_interval: 300ms",
+        "poll_interval: 200ms, list_lag: 1s, check_interval: 300ms",
     )
     .await;
     r.sim.inject(rule("PATCH", 4, FaultAction::Status(503)));

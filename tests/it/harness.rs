@@ -110,7 +110,7 @@ pub fn write_config_with(dir: &Path, sim: &SimHandle, scenes: &str, extra: &str)
 }
 
 /// The full form: `reconcile` is the body of the `reconcile:` mapping (e.g. a 30 s poll
-/// to leave failover to NCS, or a `probe_interval`).
+/// to leave failover to NCS, or a `check_interval`).
 pub fn write_config_full(
     dir: &Path,
     sim: &SimHandle,

@@ -125,10 +125,10 @@ pub struct ReconcileSettings {
     /// How long a freshly created player may be missing from List before it counts as gone.
     /// Agora documents about 10 s of List lag after Create (§1.6); 12 s leaves a margin.
     pub list_lag: Duration,
-    /// How often each player is probed with a no-op Update, whose 404/5xx answers are
+    /// How often each player is checked with a no-op Update, whose 404/5xx answers are
     /// strikes. Off (`None`) by default: Agora has no read-only per-player call, and an
     /// Update, however empty, is a write to a live player.
-    pub probe_interval: Option<Duration>,
+    pub check_interval: Option<Duration>,
 }
 
 /// One Agora project. Secrets are `SecretString`, whose `Debug` prints `[REDACTED]`.
@@ -222,11 +222,11 @@ pub(crate) fn build(
             "reconcile.list_lag",
             diags,
         ),
-        probe_interval: raw.reconcile.probe_interval.as_ref().map(|_| {
+        check_interval: raw.reconcile.check_interval.as_ref().map(|_| {
             duration(
-                &raw.reconcile.probe_interval,
+                &raw.reconcile.check_interval,
                 DEFAULT_POLL,
-                "reconcile.probe_interval",
+                "reconcile.check_interval",
                 diags,
             )
         }),

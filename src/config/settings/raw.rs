@@ -99,7 +99,7 @@ pub(super) struct RawReconcile {
     #[serde(default)]
     pub(super) list_lag: Option<Text>,
     #[serde(default)]
-    pub(super) probe_interval: Option<Text>,
+    pub(super) check_interval: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

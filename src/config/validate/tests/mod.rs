@@ -45,7 +45,7 @@ fn settings() -> Settings {
         reconcile: ReconcileSettings {
             poll_interval: Duration::from_secs(5),
             list_lag: Duration::from_secs(12),
-            probe_interval: None,
+            check_interval: None,
         },
         scenes_file: PathBuf::from("scenes.yaml"),
         projects: vec![project("demo"), project("second")],
