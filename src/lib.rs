@@ -1,48 +1,61 @@
 //! pullkeeper: a supervisor and failover controller for Agora Media Pull cloud players.
 //!
 //! # Layout
-//! - [`config`]: typed settings and scenes from YAML, validated with file:line:column errors.
-//! - [`agora`]: the Media Pull REST client (`client`), its wire types (`model`) and typed
-//!   errors (`error`).
-//! - [`limits`]: sliding-window rate limiters that keep every API inside Agora's QPS limits.
-//! - [`store`]: sled-backed memory: slot records, create intents, every UID handed out.
-//! - [`reconcile`]: `plan` (pure decision), `execute` (effects), `controller` (the loop).
-//! - [`status`]: per-scene status and the on-air player, as served on `/v1/scenes`.
-//! - [`http`]: the HTTP surface: health, readiness, metrics and status routes, the admin
-//!   bearer token every `/v1/` route sits behind, app reports, the runtime log level, the
-//!   NCS webhook route, its address guard and the address list shown, plain or HTTPS
-//!   serving (certificates that reload) on a bounded listener.
-//! - [`crypto`]: the rustls crypto provider every HTTPS client shares.
-//! - [`telemetry`]: Prometheus metrics and logging.
-//! - [`ncs`]: Agora's notification (webhook) bodies and signatures, the intake that
-//!   verifies, decodes, dedupes and orders them into each project's inbox, and each
-//!   project's NCS address list, kept fresh.
-//! - [`probe`]: source probes (RTMP handshake, live-HLS freshness, ranged GET) and their
-//!   schedule: "source down" versus "player down".
-//! - [`simulator`]: an Agora Media Pull + NCS simulator for the demo and the tests.
-//! - [`app`], [`cli`], [`embedded`]: wiring, subcommands, the demo's in-process simulator.
-//! - [`bench`]: `pullkeeper bench`, scenario benchmarks against the promised limits.
+//! Bottom to top (README.md, "How it works", has the layers and why; `tests/it/layers.rs`
+//! keeps them):
+//! - vocabulary: [`model`], what is stored and shared: slot records and specs, player
+//!   names and status, on-air records, the published scene status; `clock`, wall-clock
+//!   milliseconds that follow tokio's clock.
+//! - storage: [`store`], durable memory behind one interface (`StateStore`), with the
+//!   embedded `sled` backend.
+//! - edges, one outside thing each: [`agora`] (the Media Pull REST client and its wire
+//!   types), [`ncs`] (Agora's notifications: signatures, bodies, the intake that
+//!   verifies, dedupes and orders them, the NCS address list), `probe` (source probes),
+//!   [`config`] (typed settings and scenes from YAML, errors with file:line:column),
+//!   `limits` (rate windows that keep every API inside Agora's QPS limits), `telemetry`
+//!   (metrics and logs), [`simulator`] (an Agora Media Pull + NCS stand-in for the demo
+//!   and the tests), `appwebhook` (tells apps which UID is on air), `crypto` (the TLS
+//!   provider every HTTPS client shares).
+//! - core: `reconcile`, one controller per project: observe → plan → execute → publish.
+//! - wiring: `app` (one controller per project, the store, the HTTP server), `http`
+//!   (every route, TLS, the bounded listener, auth), `reload`, `scene_feeds`, `embedded`
+//!   (the demo's in-process simulator).
+//! - top: `cli` (subcommands), `bench` (`pullkeeper bench`).
+//!
+//! The modules whose API the binary and the integration tests drive whole are public;
+//! the rest are private, and what is needed of them is re-exported here.
 
 pub mod agora;
-pub mod app;
-pub mod appwebhook;
-pub mod bench;
-pub mod cli;
-pub mod clock;
+mod app;
+mod appwebhook;
+mod bench;
+mod cli;
+mod clock;
 pub mod config;
-pub mod crypto;
-pub mod embedded;
-pub mod http;
-pub mod limits;
+mod crypto;
+mod embedded;
+mod http;
+mod limits;
 pub mod model;
 pub mod ncs;
-pub mod probe;
-pub mod reconcile;
-pub mod reload;
-pub mod scene_feeds;
+mod probe;
+mod reconcile;
+mod reload;
+mod scene_feeds;
 pub mod simulator;
 pub mod store;
-pub mod telemetry;
+mod telemetry;
+
+pub use app::{App, SHUTDOWN_GRACE};
+pub use appwebhook::SIGNATURE_HEADER as APP_WEBHOOK_SIGNATURE_HEADER;
+pub use cli::{Cli, execute};
+pub use crypto::install_provider as install_crypto_provider;
+pub use http::ncs::route::router as ncs_router;
+pub use http::serve::{Listening, serve};
+pub use http::tls::{ReloadingCert, TlsListener};
+pub use limits::{RateLimiter, WindowSpec};
+pub use probe::{Prober, Verdict};
+pub use telemetry::{Metrics, init_logging};
 
 #[cfg(test)]
 mod fuzzing;

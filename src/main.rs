@@ -9,6 +9,6 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    let cli = pullkeeper::cli::Cli::parse();
-    pullkeeper::cli::main(cli)
+    let cli = pullkeeper::Cli::parse();
+    pullkeeper::execute(cli)
 }

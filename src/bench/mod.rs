@@ -17,7 +17,7 @@ mod storm;
 
 use clap::ValueEnum;
 
-pub use report::{Distribution, Figure, Limit, ScenarioReport};
+pub use report::ScenarioReport;
 
 /// Which scenario to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -98,7 +98,7 @@ pub enum Command {
     },
 }
 
-pub fn main(cli: Cli) -> ExitCode {
+pub fn execute(cli: Cli) -> ExitCode {
     let log_level = crate::telemetry::init_logging(matches!(cli.log_format, LogFormat::Json));
     // A benchmark creates tens of thousands of players; logging each would be measured too.
     if matches!(cli.command, Command::Bench { .. }) && std::env::var_os("RUST_LOG").is_none() {

@@ -8,8 +8,8 @@ use pullkeeper::agora::wire::{CreatePlayer, Region};
 use pullkeeper::agora::{
     ApiError, ApiLimiters, ClientConfig, CreateOutcome, ErrorClass, MediaPullClient,
 };
-use pullkeeper::limits::{RateLimiter, WindowSpec};
 use pullkeeper::simulator::{FaultAction, FaultRule, SimConfig, SimHandle};
+use pullkeeper::{RateLimiter, WindowSpec};
 
 use crate::support::{self, APP, CUSTOMER_ID, CUSTOMER_SECRET};
 

@@ -119,7 +119,7 @@ fn kubernetes_manifests_mount_a_config_that_passes_check() {
     let pod = &set["spec"]["template"]["spec"];
     let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
     assert!(
-        grace > pullkeeper::app::SHUTDOWN_GRACE.as_secs(),
+        grace > pullkeeper::SHUTDOWN_GRACE.as_secs(),
         "Kubernetes must not kill pullkeeper before its own shutdown bound"
     );
     assert_eq!(pod["automountServiceAccountToken"], false);

@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pullkeeper::RateLimiter;
 use pullkeeper::agora::client::Endpoint;
 use pullkeeper::agora::domains::{Area, DomainPool, Domains, Override, Overrides};
 use pullkeeper::agora::{ApiLimiters, ClientConfig, MediaPullClient};
-use pullkeeper::limits::RateLimiter;
 use pullkeeper::simulator::SimHandle;
 use tokio::time::Instant;
 

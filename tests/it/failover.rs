@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use pullkeeper::appwebhook::SIGNATURE_HEADER;
+use pullkeeper::APP_WEBHOOK_SIGNATURE_HEADER;
 use pullkeeper::model::SlotKey;
 use pullkeeper::ncs::signature::sign_sha256;
 use pullkeeper::simulator::{FaultAction, FaultRule, SimHandle};
@@ -118,7 +118,7 @@ async fn failed_master_switches_on_air_first_then_is_replaced_and_revertive_fail
     let summary: Vec<(u64, String, Option<u64>, Option<u64>)> = announcements
         .iter()
         .map(|r| {
-            let signature = r.headers[SIGNATURE_HEADER].to_str().unwrap();
+            let signature = r.headers[APP_WEBHOOK_SIGNATURE_HEADER].to_str().unwrap();
             assert_eq!(signature, sign_sha256(HOOK_SECRET.as_bytes(), &r.body));
             let b: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
             (

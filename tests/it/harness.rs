@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pullkeeper::app::App;
+use pullkeeper::App;
 use pullkeeper::config::{self, Config};
 use pullkeeper::simulator::{SimConfig, SimHandle, SimProject, Simulator, Window};
 use pullkeeper::store::Store;
@@ -157,7 +157,7 @@ pub fn edit_settings(dir: &Path, from: &str, to: &str) -> Config {
 
 pub async fn start_app(config: Config, store: Store) -> App {
     if std::env::var_os("RUST_LOG").is_some() {
-        pullkeeper::telemetry::init_logging(false);
+        pullkeeper::init_logging(false);
     }
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     App::start(config, store, listener).await.unwrap()

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use pullkeeper::App;
 use pullkeeper::agora::wire::PlayerStatus;
-use pullkeeper::app::App;
 use pullkeeper::model::SlotKey;
 use pullkeeper::model::parse_name;
 use pullkeeper::ncs::dedupe::NoticeLog;

@@ -5,15 +5,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use pullkeeper::Metrics;
 use pullkeeper::agora::wire::{CreateResponse, PlayerStatus};
-use pullkeeper::http::ncs::route;
 use pullkeeper::ncs::dedupe::NoticeLog;
 use pullkeeper::ncs::inbox::{Inbox, Observation, PlayerEvent};
 use pullkeeper::ncs::intake::{Intake, NcsProject};
 use pullkeeper::ncs::signature::{self, HEADER_SHA1, HEADER_SHA256};
+use pullkeeper::ncs_router;
 use pullkeeper::simulator::DeliveryOutcome;
 use pullkeeper::store::Store;
-use pullkeeper::telemetry::Metrics;
 use serde_json::{Value, json};
 
 use crate::support::{self, APP, Api, NCS_SECRET, player};
@@ -53,7 +53,7 @@ impl Rx {
                 },
             );
         }
-        let router = route::router(Intake::new(configured, notices.clone()), metrics.clone());
+        let router = ncs_router(Intake::new(configured, notices.clone()), metrics.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind receiver");

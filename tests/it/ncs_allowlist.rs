@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use pullkeeper::app::App;
+use pullkeeper::App;
 use pullkeeper::ncs::signature::{HEADER_SHA256, sign_sha256};
 use pullkeeper::simulator::{FaultAction, FaultRule, SimHandle};
 use pullkeeper::store::Store;

@@ -121,7 +121,7 @@ async fn a_player_destroyed_by_agora_is_replaced() {
 }
 
 /// The webhook notice counter for `outcome`, read from the real metrics output.
-fn notices(app: &pullkeeper::app::App, outcome: &str) -> u64 {
+fn notices(app: &pullkeeper::App, outcome: &str) -> u64 {
     let prefix = format!("pullkeeper_webhook_notices_total{{outcome=\"{outcome}\"}} ");
     app.metrics
         .render()

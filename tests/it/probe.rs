@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use pullkeeper::agora::wire::{CreatePlayer, PlayerStatus};
-use pullkeeper::probe::{Prober, Verdict};
 use pullkeeper::simulator::SourceMode;
+use pullkeeper::{Prober, Verdict};
 
 use crate::harness::{APP_ID, eventually, start_simulator};
 

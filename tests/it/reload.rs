@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use pullkeeper::app::App;
+use pullkeeper::App;
 use pullkeeper::config;
 use pullkeeper::simulator::SimHandle;
 use pullkeeper::store::Store;

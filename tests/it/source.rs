@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use pullkeeper::app::App;
+use pullkeeper::App;
 use pullkeeper::simulator::{SimHandle, SourceMode};
 use pullkeeper::store::Store;
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use pullkeeper::app::App;
+use pullkeeper::App;
 use pullkeeper::simulator::{SimConfig, SimHandle, SimProject, Simulator};
 use pullkeeper::store::Store;
 use tokio::net::TcpListener;

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use pullkeeper::app::App;
+use pullkeeper::App;
 use pullkeeper::config::TlsFiles;
-use pullkeeper::http::serve::{Listening, serve};
-use pullkeeper::http::tls::{ReloadingCert, TlsListener};
 use pullkeeper::simulator::DeliveryOutcome;
 use pullkeeper::store::Store;
+use pullkeeper::{Listening, serve};
+use pullkeeper::{ReloadingCert, TlsListener};
 use rustls::pki_types::pem::PemObject;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -68,7 +68,7 @@ fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 
 /// A fresh client (so a fresh connection and handshake) that trusts only `ca`.
 fn trusting(ca: &Path) -> reqwest::Client {
-    pullkeeper::crypto::install_provider();
+    pullkeeper::install_crypto_provider();
     let pem = std::fs::read(ca).unwrap();
     reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
@@ -206,7 +206,7 @@ async fn healthz<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
 async fn one_https_connection_carries_many_requests_and_outlives_ten_idle_seconds() {
     let dir = temp_dir("tls-keepalive");
     let (cert, key) = self_signed(&dir, "keepalive");
-    pullkeeper::crypto::install_provider();
+    pullkeeper::install_crypto_provider();
     let reloading = ReloadingCert::load(TlsFiles {
         cert: cert.clone(),
         key,
