@@ -37,6 +37,13 @@ impl fmt::Display for Op {
     }
 }
 
+/// Every value the `code_class` label of `pullkeeper_api_requests_total` takes: `2xx`
+/// for an answered call, else [`ApiError::code_class`]. The README's metric table lists
+/// the same (a test compares them).
+pub const CODE_CLASSES: [&str; 10] = [
+    "2xx", "4xx", "404", "409", "429", "5xx", "network", "dns", "decode", "stopped",
+];
+
 /// How an error should be treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
@@ -153,9 +160,17 @@ impl ApiError {
         }
     }
 
-    /// A label for metrics: `4xx`, `404`, `409`, `429`, `5xx`, or the transport kind.
+    /// A label for metrics: `4xx`, `404`, `409`, `429`, `5xx`, or the transport kind
+    /// (one of [`CODE_CLASSES`]).
     pub fn code_class(&self) -> &'static str {
-        match self.class() {
+        self.class().label()
+    }
+}
+
+impl ErrorClass {
+    /// The class as a metric label value.
+    pub fn label(self) -> &'static str {
+        match self {
             ErrorClass::Permanent => "4xx",
             ErrorClass::NotFound => "404",
             ErrorClass::Conflict => "409",
@@ -165,6 +180,29 @@ impl ApiError {
             ErrorClass::Dns => "dns",
             ErrorClass::Decode => "decode",
             ErrorClass::Stopped => "stopped",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_class_label_is_a_listed_code_class() {
+        use ErrorClass::*;
+        for class in [
+            Permanent,
+            NotFound,
+            Conflict,
+            RateLimited,
+            Server,
+            Network,
+            Dns,
+            Decode,
+            Stopped,
+        ] {
+            assert!(CODE_CLASSES.contains(&class.label()), "{class:?}");
         }
     }
 }

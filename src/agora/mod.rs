@@ -6,7 +6,7 @@ pub mod error;
 pub mod wire;
 
 pub use client::{ApiLimiters, ClientConfig, CreateOutcome, MediaPullClient};
-pub use error::{ApiError, ErrorClass, Op};
+pub use error::{ApiError, CODE_CLASSES, ErrorClass, Op};
 
 #[cfg(test)]
 mod fuzz_tests;

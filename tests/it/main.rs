@@ -23,6 +23,7 @@ mod ncs_allowlist;
 mod ncs_failover;
 mod observability;
 mod probe;
+mod readme_metrics;
 mod recovery;
 mod reload;
 mod rollout;
