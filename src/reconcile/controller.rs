@@ -156,9 +156,9 @@ impl ProjectController {
         while tasks.join_next().await.is_some() {}
     }
 
-    /// Applies a List's answer; returns whether it calls for a pass. A failing List is
-    /// an outage of Agora's API, counted and alerted on, and never evidence against a
-    /// player.
+    /// Applies a List's answer; returns whether it calls for a pass: not when it brought
+    /// nothing new (or failed) and the last pass was quiet. A failing List is an outage
+    /// of Agora's API, counted and alerted on, and never evidence against a player.
     fn on_list(
         &mut self,
         answer: Result<Vec<ListedPlayer>, ApiError>,
@@ -177,7 +177,7 @@ impl ProjectController {
                 );
                 tracing::warn!(project = %project, error = %e, failures = self.list_backoff.failures(),
                     "List failed; acting on per-player evidence only");
-                return true;
+                return !self.still_quiet();
             }
         };
         let scenes = ctx.scenes.borrow().clone();

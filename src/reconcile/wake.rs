@@ -56,8 +56,8 @@ pub struct ListBackoff {
 
 impl ListBackoff {
     /// A List failed: the wait before the next one. Doubling from the poll interval (a
-    /// 5 s poll retries at 10, 20, 40, 60 s), gentler on a struggling API than Agora's
-    /// 5/10/15 s retreat asks.
+    /// 5 s poll retries after 5, 10, 20, 40, then every 60 s), gentler on a struggling
+    /// API than Agora's 5/10/15 s retreat asks.
     pub fn failed(&mut self, poll_interval: Duration) -> Duration {
         let backoff = poll_interval
             .saturating_mul(1 << self.failures.min(6))
@@ -73,5 +73,25 @@ impl ListBackoff {
 
     pub fn failures(&self) -> usize {
         self.failures
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_backoff_doubles_from_the_poll_interval_to_a_minute_and_resets() {
+        let mut backoff = ListBackoff::default();
+        let poll = Duration::from_secs(5);
+        let waits: Vec<u64> = (0..6).map(|_| backoff.failed(poll).as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 60, 60]);
+        assert_eq!(backoff.failures(), 6);
+        assert!(
+            backoff.succeeded(),
+            "the first success after failures says so"
+        );
+        assert!(!backoff.succeeded());
+        assert_eq!(backoff.failed(poll), poll);
     }
 }
