@@ -120,7 +120,6 @@ impl App {
         let unseen_until_ms = store.recovery().map_or(0, |_| {
             clock.now_ms() + config.settings.reconcile.list_lag.as_millis() as u64
         });
-        let mut listed = Vec::new();
         let mut inboxes = HashMap::new();
         let (switch_tx, switch_rx) = tokio::sync::mpsc::unbounded_channel();
         let addresses = NcsAddresses::default();
@@ -156,10 +155,8 @@ impl App {
                 failures_total: metrics.ncs_ip_fetch_failures.clone(),
             };
             tracker.spawn(refresher.run(cancel.child_token()));
-            let flag = Arc::new(AtomicBool::new(false));
             let inbox = Arc::new(Inbox::default());
             inboxes.insert(project.id.clone(), inbox.clone());
-            listed.push(flag.clone());
             let controller = ProjectController::new(Context {
                 project: project.clone(),
                 executor: Arc::new(Executor::new(
@@ -172,7 +169,6 @@ impl App {
                 scenes: feeds.project(&project.id),
                 board: board.clone(),
                 metrics: metrics.clone(),
-                listed_once: flag,
                 inbox,
                 reports: config.settings.reports.clone(),
                 switches: Some(switch_tx.clone()),
@@ -236,7 +232,6 @@ impl App {
 
         let accepting = Arc::new(AtomicBool::new(true));
         let readiness = Readiness {
-            listed,
             accepting: accepting.clone(),
         };
         let mut admin_routes = scenes::router(board.clone())

@@ -51,7 +51,7 @@ pub use appwebhook::SIGNATURE_HEADER as APP_WEBHOOK_SIGNATURE_HEADER;
 pub use cli::{Cli, execute};
 pub use crypto::install_provider as install_crypto_provider;
 pub use http::ncs::route::router as ncs_router;
-pub use http::serve::{Listening, serve};
+pub use http::serve::{Listening, serve, serve_bounded};
 pub use http::tls::{ReloadingCert, TlsListener};
 pub use limits::{RateLimiter, WindowSpec};
 pub use probe::{Prober, Verdict};

@@ -73,7 +73,8 @@ pub enum Command {
         #[arg(long, env = "PULLKEEPER_CONFIG")]
         config: PathBuf,
     },
-    /// Print the scenes of a running pullkeeper: slot, role, UID, status, strikes, on air.
+    /// Print the scenes of a running pullkeeper: slot, role, UID, status, strikes, on air
+    /// (`-o wide`: also source, held, over quota, source down; `-o json`).
     Status(status::StatusArgs),
     /// Run the Agora Media Pull simulator alone.
     Simulate {

@@ -1,4 +1,6 @@
-//! `pullkeeper status`: the scenes of a running instance as a table, from `/v1/scenes`.
+//! `pullkeeper status`: the scenes of a running instance, from `/v1/scenes`, as a table,
+//! a wide table (with what holds a slot back: a source down, the quota), or the JSON
+//! itself; all scenes or those named.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -24,12 +26,29 @@ pub struct StatusArgs {
     /// A CA certificate (PEM) to trust for an https URL with a private certificate.
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
+    /// `wide`: the table with each slot's source, `held`, over quota, and the scene's
+    /// `source_down`; `json`: the scenes as `/v1/scenes` answers them.
+    #[arg(short = 'o', long = "output", value_enum)]
+    pub output: Option<Output>,
+    /// Only these scenes (also as `--scene NAME`); an unknown name is an error.
+    #[arg(value_name = "SCENE")]
+    pub scenes: Vec<String>,
+    #[arg(long = "scene", value_name = "SCENE")]
+    pub scene: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Wide,
+    Json,
 }
 
 #[derive(Debug, Deserialize)]
 struct Scene {
     name: String,
     active_slot: Option<u32>,
+    over_quota_slots: Vec<u32>,
+    source_down: bool,
     slots: Vec<Slot>,
 }
 
@@ -40,6 +59,8 @@ struct Slot {
     uid: Option<u32>,
     status: String,
     strikes: u32,
+    source: String,
+    held: bool,
 }
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
@@ -91,10 +112,46 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         403 => bail!("the admin API of {url} is off: it has no server.admin_token"),
         code => bail!("{url}/v1/scenes answered {code}: {body}"),
     }
-    let scenes: Vec<Scene> =
+    let scenes: Vec<serde_json::Value> =
         serde_json::from_str(&body).context("the answer is not a list of scenes")?;
-    print!("{}", table(&scenes));
+    let wanted: Vec<&str> = args
+        .scenes
+        .iter()
+        .chain(&args.scene)
+        .map(String::as_str)
+        .collect();
+    let scenes = only(scenes, &wanted)?;
+    if args.output == Some(Output::Json) {
+        println!("{}", serde_json::to_string_pretty(&scenes)?);
+        return Ok(());
+    }
+    let scenes: Vec<Scene> = scenes
+        .into_iter()
+        .map(serde_json::from_value)
+        .collect::<Result<_, _>>()
+        .context("the answer is not a list of scenes")?;
+    print!("{}", table(&scenes, args.output == Some(Output::Wide)));
     Ok(())
+}
+
+/// The scenes named in `wanted`, in the answer's order; all of them when none is named.
+fn only(scenes: Vec<serde_json::Value>, wanted: &[&str]) -> anyhow::Result<Vec<serde_json::Value>> {
+    if wanted.is_empty() {
+        return Ok(scenes);
+    }
+    let name = |s: &serde_json::Value| s["name"].as_str().unwrap_or_default().to_string();
+    let unknown: Vec<&str> = wanted
+        .iter()
+        .copied()
+        .filter(|w| !scenes.iter().any(|s| name(s) == *w))
+        .collect();
+    if !unknown.is_empty() {
+        bail!("no scene named {}", unknown.join(", "));
+    }
+    Ok(scenes
+        .into_iter()
+        .filter(|s| wanted.contains(&name(s).as_str()))
+        .collect())
 }
 
 fn read_token(file: &Path) -> anyhow::Result<String> {
@@ -114,17 +171,21 @@ fn base_url(listen: SocketAddr) -> String {
     format!("http://{host}:{}", listen.port())
 }
 
-/// One row per slot; `*` marks the slot on air.
-fn table(scenes: &[Scene]) -> String {
-    let mut rows = vec![
-        [
-            "SCENE", "SLOT", "ROLE", "UID", "STATUS", "STRIKES", "ACTIVE",
-        ]
-        .map(String::from),
+/// One row per slot; `*` marks the slot on air. `wide` adds the slot's source, whether
+/// its replacement is held for that source, whether it is over the project's quota, and
+/// whether the scene has a source down.
+fn table(scenes: &[Scene], wide: bool) -> String {
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+    let mut header = vec![
+        "SCENE", "SLOT", "ROLE", "UID", "STATUS", "STRIKES", "ACTIVE",
     ];
+    if wide {
+        header.extend(["SOURCE", "HELD", "OVER-QUOTA", "SOURCE-DOWN"]);
+    }
+    let mut rows: Vec<Vec<String>> = vec![header.into_iter().map(String::from).collect()];
     for scene in scenes {
         for s in &scene.slots {
-            rows.push([
+            let mut row = vec![
                 scene.name.clone(),
                 s.slot.to_string(),
                 s.role.clone(),
@@ -137,10 +198,19 @@ fn table(scenes: &[Scene]) -> String {
                     ""
                 }
                 .to_string(),
-            ]);
+            ];
+            if wide {
+                row.extend([
+                    s.source.clone(),
+                    yes_no(s.held),
+                    yes_no(scene.over_quota_slots.contains(&s.slot)),
+                    yes_no(scene.source_down),
+                ]);
+            }
+            rows.push(row);
         }
     }
-    let widths: Vec<usize> = (0..7)
+    let widths: Vec<usize> = (0..rows[0].len())
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
@@ -163,20 +233,57 @@ mod tests {
     #[test]
     fn one_row_per_slot_with_the_active_one_marked() {
         let scenes: Vec<Scene> = serde_json::from_str(
-            r#"[{"name":"news","project":"p","active_slot":1,"slots":[
-                {"slot":0,"role":"master","uid":null,"status":"missing","strikes":3},
-                {"slot":1,"role":"backup","uid":1001,"status":"running","strikes":0}]},
-               {"name":"sports-hd","active_slot":null,"slots":[
-                {"slot":0,"role":"master","uid":2000,"status":"connecting","strikes":0}]}]"#,
+            r#"[{"name":"news","project":"p","active_slot":1,"over_quota_slots":[],"source_down":false,"slots":[
+                {"slot":0,"role":"master","uid":null,"status":"missing","strikes":3,"source":"primary","held":false},
+                {"slot":1,"role":"backup","uid":1001,"status":"running","strikes":0,"source":"primary","held":false}]},
+               {"name":"sports-hd","active_slot":null,"over_quota_slots":[],"source_down":false,"slots":[
+                {"slot":0,"role":"master","uid":2000,"status":"connecting","strikes":0,"source":"primary","held":false}]}]"#,
         )
         .unwrap();
         assert_eq!(
-            table(&scenes),
+            table(&scenes, false),
             "SCENE      SLOT  ROLE    UID   STATUS      STRIKES  ACTIVE\n\
              news       0     master  -     missing     3\n\
              news       1     backup  1001  running     0        *\n\
              sports-hd  0     master  2000  connecting  0\n"
         );
+    }
+
+    #[test]
+    fn wide_adds_source_held_over_quota_and_source_down() {
+        let scenes: Vec<Scene> = serde_json::from_str(
+            r#"[{"name":"news","active_slot":1,"over_quota_slots":[2],"source_down":true,"slots":[
+                {"slot":0,"role":"master","uid":null,"status":"missing","strikes":0,"source":"primary","held":true},
+                {"slot":1,"role":"backup","uid":1001,"status":"running","strikes":0,"source":"backup1","held":false},
+                {"slot":2,"role":"backup","uid":null,"status":"missing","strikes":0,"source":"primary","held":false}]}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            table(&scenes, true),
+            "SCENE  SLOT  ROLE    UID   STATUS   STRIKES  ACTIVE  SOURCE   HELD  OVER-QUOTA  SOURCE-DOWN\n\
+             news   0     master  -     missing  0                primary  yes   no          yes\n\
+             news   1     backup  1001  running  0        *       backup1  no    no          yes\n\
+             news   2     backup  -     missing  0                primary  no    yes         yes\n"
+        );
+    }
+
+    #[test]
+    fn named_scenes_only_and_an_unknown_name_is_an_error() {
+        let scenes: Vec<serde_json::Value> =
+            serde_json::from_str(r#"[{"name":"news"},{"name":"sports"},{"name":"lobby"}]"#)
+                .unwrap();
+        let names = |v: Vec<serde_json::Value>| -> Vec<String> {
+            v.iter()
+                .map(|s| s["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(names(only(scenes.clone(), &[]).unwrap()).len(), 3);
+        assert_eq!(
+            names(only(scenes.clone(), &["lobby", "news"]).unwrap()),
+            ["news", "lobby"]
+        );
+        let e = only(scenes, &["news", "nope"]).unwrap_err();
+        assert_eq!(e.to_string(), "no scene named nope");
     }
 
     #[test]

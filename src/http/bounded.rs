@@ -8,7 +8,9 @@
 //! default) made these more than half of pullkeeper's heap at scale (heaptrack at 100
 //! projects, BENCHMARKS.md). Beyond the bound, new connections wait in the kernel's
 //! backlog until one closes; NCS asks receivers for 10 s of keep-alive
-//! (docs/agora-api.md §2.1), which the idle timeout gives three times over.
+//! (docs/agora-api.md §2.1), which the idle timeout gives three times over. The place is
+//! taken before the inner listener accepts and given back when the connection is
+//! dropped, so over TLS it covers the handshake too (see `tls::listener`).
 
 use std::io;
 use std::pin::Pin;
@@ -35,10 +37,6 @@ pub struct Bounded<L> {
 }
 
 impl<L> Bounded<L> {
-    pub fn new(inner: L) -> Self {
-        Self::with_limits(inner, MAX_CONNECTIONS, IDLE_TIMEOUT)
-    }
-
     pub fn with_limits(inner: L, max_connections: usize, idle: Duration) -> Self {
         Bounded {
             inner,
@@ -153,6 +151,13 @@ mod tests {
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
         (Bounded::with_limits(tcp, max, idle), addr)
+    }
+
+    #[test]
+    fn the_bounds_the_readme_states() {
+        // README, Run: 1,024 connections at once, each closed after 30 s without traffic.
+        assert_eq!(MAX_CONNECTIONS, 1024);
+        assert_eq!(IDLE_TIMEOUT, Duration::from_secs(30));
     }
 
     #[tokio::test]

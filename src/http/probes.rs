@@ -9,11 +9,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-/// What readiness is made of.
+/// What readiness is made of. The configuration is loaded, the store open and the
+/// listener bound before the server starts, so only shutdown makes the app unready.
+/// Agora's answers are deliberately not part of it: a project whose List fails (bad
+/// credentials, an Agora outage) is an alert (`pullkeeper_api_outage`), and taking the
+/// only pod out of the Service for it would refuse every project's NCS notices.
 #[derive(Clone)]
 pub struct Readiness {
-    /// One flag per project: its first complete List succeeded.
-    pub listed: Vec<Arc<AtomicBool>>,
     /// Cleared when shutdown begins, so Kubernetes stops routing to us first.
     pub accepting: Arc<AtomicBool>,
 }
@@ -21,7 +23,6 @@ pub struct Readiness {
 impl Readiness {
     fn ready(&self) -> bool {
         self.accepting.load(Ordering::Acquire)
-            && self.listed.iter().all(|f| f.load(Ordering::Acquire))
     }
 }
 

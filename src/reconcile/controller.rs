@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -40,8 +39,6 @@ pub struct Context {
     pub scenes: watch::Receiver<Arc<Vec<Scene>>>,
     pub board: StatusBoard,
     pub metrics: Metrics,
-    /// Set once the first complete List of the project succeeded.
-    pub listed_once: Arc<AtomicBool>,
     /// Notices about this project's players; pushing wakes the loop.
     pub inbox: Arc<Inbox>,
     /// How many app reports within what window make a strike.
@@ -196,7 +193,6 @@ impl ProjectController {
         if self.list_backoff.succeeded() {
             tracing::info!(project = %project, "List works again");
         }
-        ctx.listed_once.store(true, Ordering::Release);
         news == ListNews::News || !self.still_quiet()
     }
 

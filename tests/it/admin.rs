@@ -6,8 +6,8 @@ use pullkeeper::store::Store;
 use reqwest::StatusCode;
 
 use crate::harness::{
-    ADMIN_TOKEN, FAST, Running, edit_settings, one_scene, start_app, start_simulator, temp_dir,
-    write_config_full,
+    ADMIN_TOKEN, FAST, Running, SCENES, edit_settings, eventually, one_scene, start_app,
+    start_simulator, temp_dir, write_config_full,
 };
 
 /// Status and JSON body of a GET with an optional bearer token.
@@ -179,6 +179,92 @@ async fn status_command_prints_every_slot_of_a_running_instance() {
     .await;
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("refused the admin token"), "{text}");
+    r.app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&r.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_command_json_wide_and_a_scene_filter() {
+    // Three scenes of three players under a quota of 7: two slots are over quota.
+    let dir = temp_dir("status-output");
+    let sim = start_simulator().await;
+    write_config_full(&dir, &sim, SCENES, "", FAST);
+    let config = edit_settings(&dir, "max_players: 50", "max_players: 7");
+    let r = Running::launch(sim, dir, config).await;
+    eventually(
+        Duration::from_secs(30),
+        "7 players run, 2 slots over quota",
+        || {
+            let scenes = r.app.board.all();
+            scenes.len() == 3
+                && scenes.iter().map(|s| s.healthy_players).sum::<u32>() == 7
+                && scenes
+                    .iter()
+                    .map(|s| s.over_quota_slots.len())
+                    .sum::<usize>()
+                    == 2
+        },
+    )
+    .await;
+    let status = |extra: &[&str]| {
+        let mut args = vec!["--url".to_string(), format!("http://{}", r.app.addr())];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        status_command(
+            args,
+            vec![("PULLKEEPER_ADMIN_TOKEN", ADMIN_TOKEN.to_string())],
+        )
+    };
+
+    let (code, text) = status(&["-o", "json"]).await;
+    assert_eq!(code, 0, "{text}");
+    let scenes: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(scenes.len(), 3);
+    let mut over_quota = 0;
+    for scene in &scenes {
+        assert!(scene["source_down"].is_boolean(), "{scene}");
+        over_quota += scene["over_quota_slots"].as_array().unwrap().len();
+        for slot in scene["slots"].as_array().unwrap() {
+            assert!(slot["held"].is_boolean(), "{slot}");
+        }
+    }
+    assert_eq!(over_quota, 2);
+
+    let (code, text) = status(&["-o", "wide"]).await;
+    assert_eq!(code, 0, "{text}");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header[header.len() - 4..],
+        ["SOURCE", "HELD", "OVER-QUOTA", "SOURCE-DOWN"]
+    );
+    // The last four cells of each row (ACTIVE is blank off air): source, held, over
+    // quota, source down.
+    let tails: Vec<Vec<&str>> = lines
+        .map(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            cells[cells.len() - 4..].to_vec()
+        })
+        .collect();
+    assert_eq!(tails.len(), 9, "{text}");
+    assert_eq!(tails.iter().filter(|t| t[2] == "yes").count(), 2, "{text}");
+    assert!(tails.iter().all(|t| t[1] == "no" && t[3] == "no"), "{text}");
+
+    // Positional names and --scene narrow the list; an unknown one is an error.
+    let (code, text) = status(&["-o", "json", "news", "--scene", "lobby"]).await;
+    assert_eq!(code, 0, "{text}");
+    let scenes: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let names: Vec<&str> = scenes.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["lobby", "news"], "in the answer's order, by name");
+    let (code, text) = status(&["sports"]).await;
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(
+        text.lines().skip(1).all(|l| l.starts_with("sports ")),
+        "{text}"
+    );
+    let (code, text) = status(&["nope"]).await;
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("no scene named nope"), "{text}");
     r.app.shutdown().await;
     let _ = std::fs::remove_dir_all(&r.dir);
 }

@@ -1,6 +1,7 @@
 //! The deployment files stay consistent with the code: the PrometheusRule is generated
-//! from the alert rules, and the configuration the Kubernetes manifests mount passes
-//! `pullkeeper check` at the paths the StatefulSet mounts it.
+//! from the alert rules, the configuration the Kubernetes manifests mount passes
+//! `pullkeeper check` at the paths the StatefulSet mounts it, and Prometheus scrapes the
+//! port the settings serve `/metrics` on.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -193,6 +194,94 @@ fn kubernetes_manifests_mount_a_config_that_passes_check() {
     assert!(out.status.success(), "pullkeeper check failed:\n{text}");
     assert!(text.contains("ok: 1 projects, 1 scenes"), "{text}");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The port of a `host:port` listen address in the settings.
+fn listen_port(settings: &Value, key: &str) -> u64 {
+    let address = settings["server"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("the settings set server.{key}"));
+    let (_, port) = address.rsplit_once(':').unwrap();
+    port.parse().unwrap()
+}
+
+/// The container port named `name`.
+fn container_port(container: &Value, name: &str) -> u64 {
+    container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no container port named {name}"))["containerPort"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn metrics_are_scraped_on_their_own_port_and_the_webhook_port_serves_the_rest() {
+    let objects = rendered_manifests();
+    // Found by its key, whatever name suffix kustomize gives the ConfigMap.
+    let settings_map = objects
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap" && o["data"].get("pullkeeper.yaml").is_some())
+        .expect("a ConfigMap holds pullkeeper.yaml");
+    let settings: Value =
+        serde_saphyr::from_str(settings_map["data"]["pullkeeper.yaml"].as_str().unwrap()).unwrap();
+    let container =
+        &find(&objects, "StatefulSet", "pullkeeper")["spec"]["template"]["spec"]["containers"][0];
+    let metrics_port = listen_port(&settings, "metrics_listen");
+    assert_eq!(container_port(container, "metrics"), metrics_port);
+    assert_eq!(
+        container_port(container, "http"),
+        listen_port(&settings, "listen")
+    );
+    // The ports the README states.
+    assert_eq!(
+        (listen_port(&settings, "listen"), metrics_port),
+        (8080, 9090)
+    );
+
+    // The ServiceMonitor scrapes the metrics Service's port that targets that port.
+    let monitor = find(&objects, "ServiceMonitor", "pullkeeper");
+    let endpoints = monitor["spec"]["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 1, "{endpoints:?}");
+    assert_eq!(endpoints[0]["path"], "/metrics");
+    let service = find(&objects, "Service", "pullkeeper-metrics");
+    for (label, value) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(&service["metadata"]["labels"][label], value, "{label}");
+    }
+    let scraped = service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == endpoints[0]["port"])
+        .expect("the ServiceMonitor's port is a port of the metrics Service");
+    assert_eq!(scraped["port"], 9090);
+    assert!(
+        scraped["targetPort"] == "metrics" || scraped["targetPort"] == metrics_port,
+        "the metrics Service targets {} instead of the metrics port",
+        scraped["targetPort"]
+    );
+
+    // The webhook Service targets the HTTP port, which no longer serves /metrics.
+    let webhook = find(&objects, "Service", "pullkeeper-webhook");
+    for port in webhook["spec"]["ports"].as_array().unwrap() {
+        assert_eq!(port["targetPort"], "http", "{port}");
+        assert_eq!(port["port"], 80, "{port}");
+    }
+    // And Prometheus may reach the metrics port.
+    let policy = find(&objects, "NetworkPolicy", "pullkeeper");
+    let open: Vec<&Value> = policy["spec"]["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|rule| rule["ports"].as_array().unwrap())
+        .map(|p| &p["port"])
+        .collect();
+    assert!(open.iter().any(|p| *p == "metrics"), "{open:?}");
 }
 
 fn to_files(data: &Value) -> Vec<(String, String)> {

@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use crate::audit::{audit, report};
 use crate::binary::Proc;
 use crate::harness::{
-    ADMIN_TOKEN, APP_ID, SCENES, admin_json, eventually, one_scene, start_app, start_simulator,
-    temp_dir, write_config,
+    ADMIN_TOKEN, APP_ID, SCENES, admin_json, connect_ncs, eventually, one_scene, start_app,
+    start_simulator, temp_dir, write_config, write_config_with,
 };
 
 /// The status of `GET url`, or `None` when nothing answers.
@@ -29,45 +29,71 @@ async fn status(url: &str) -> Option<u16> {
     Some(response.status().as_u16())
 }
 
-/// Polls `url` until it answers `want`; panics after `limit`.
-async fn until_status(url: &str, want: u16, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    while status(url).await != Some(want) {
-        assert!(Instant::now() < deadline, "{url} never answered {want}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// A second project whose credentials the simulator refuses (401), appended to the
+/// harness's `projects:` list (the settings' last key).
+const BAD_PROJECT: &str = r#"  - id: bad
+    app_id: e2ebadapp0123456
+    customer_id: { env: E2E_CUSTOMER_ID }
+    customer_secret: { env: E2E_NCS_SECRET }
+    ncs_secret: { env: E2E_NCS_SECRET }
+    api: { base_url: "BASE", timeout: 5s }
+    limits: { max_players: 10 }
+"#;
 
 fn refused_lists(sim: &SimHandle) -> usize {
     sim.requests()
         .iter()
-        .filter(|r| r.method == "GET" && r.status == Some(503))
+        .filter(|r| r.method == "GET" && r.status == Some(401))
         .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ready_only_once_a_list_succeeded_and_alive_all_along() {
+async fn ready_although_a_project_cannot_list_and_the_others_notices_are_accepted() {
     let sim = start_simulator().await;
-    sim.inject(FaultRule {
-        method: Some("GET".into()),
-        path_contains: "/cloud-player/players".into(),
-        count: 1_000_000,
-        action: FaultAction::Status(503),
-    });
     let dir = temp_dir("readyz");
-    let config = write_config(&dir, &sim, &one_scene("revertive"));
+    let bad = BAD_PROJECT.replace("BASE", &sim.base_url());
+    let config = write_config_with(&dir, &sim, &one_scene("revertive"), &bad);
+    assert_eq!(config.settings.projects.len(), 2);
     let app = start_app(config, Store::temporary().unwrap()).await;
+    connect_ncs(&sim, &app);
     let base = format!("http://{}", app.addr());
-    eventually(Duration::from_secs(20), "two Lists refused", || {
-        refused_lists(&sim) >= 2
-    })
+    eventually(
+        Duration::from_secs(20),
+        "two Lists refused with 401",
+        || refused_lists(&sim) >= 2,
+    )
     .await;
-    assert_eq!(status(&format!("{base}/readyz")).await, Some(503));
+    assert_eq!(status(&format!("{base}/readyz")).await, Some(200));
     assert_eq!(status(&format!("{base}/healthz")).await, Some(200));
-
-    sim.clear_faults();
-    until_status(&format!("{base}/readyz"), 200, Duration::from_secs(30)).await;
-    assert_eq!(status(&format!("{base}/healthz")).await, Some(200));
+    let scrape = app.metrics.render();
+    assert!(
+        scrape.contains("pullkeeper_api_outage{project=\"bad\"} 1\n"),
+        "{scrape}"
+    );
+    // The good project's players run and their status notices are taken.
+    eventually(
+        Duration::from_secs(20),
+        "notices of project e2e accepted",
+        || {
+            app.board
+                .get("news")
+                .is_some_and(|s| s.healthy_players == 2)
+                && app
+                    .metrics
+                    .render()
+                    .lines()
+                    .filter_map(|l| {
+                        l.strip_prefix("pullkeeper_webhook_notices_total{outcome=\"accepted\"} ")
+                    })
+                    .any(|n| n.parse::<u64>().is_ok_and(|n| n > 0))
+        },
+    )
+    .await;
+    assert!(
+        app.metrics
+            .render()
+            .contains("pullkeeper_api_outage{project=\"e2e\"} 0\n")
+    );
     app.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,7 +1,8 @@
 //! HTTPS served directly (`run --tls-cert/--tls-key`): the simulator's NCS delivers over
 //! HTTPS to a certificate generated here with the openssl CLI, a replaced certificate
 //! is served without a restart, and one connection carries many requests and survives
-//! idle time, as NCS recommends (docs/agora-api.md §2.1).
+//! idle time, as NCS recommends (docs/agora-api.md §2.1), and handshakes that never finish
+//! hold their places among the listener's connections until they time out.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +15,7 @@ use pullkeeper::App;
 use pullkeeper::config::TlsFiles;
 use pullkeeper::simulator::DeliveryOutcome;
 use pullkeeper::store::Store;
-use pullkeeper::{Listening, serve};
+use pullkeeper::{Listening, serve, serve_bounded};
 use pullkeeper::{ReloadingCert, TlsListener};
 use rustls::pki_types::pem::PemObject;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -252,6 +253,68 @@ async fn one_https_connection_carries_many_requests_and_outlives_ten_idle_second
     tokio::time::sleep(Duration::from_secs(15)).await;
     tokio::time::resume();
     assert!(healthz(&mut tls).await.starts_with("HTTP/1.1 200"));
+    stop.cancel();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_handshakes_count_against_the_bound_until_they_time_out() {
+    const BOUND: usize = 2;
+    const HANDSHAKE: Duration = Duration::from_secs(1);
+    let dir = temp_dir("tls-stalled");
+    let (cert, key) = self_signed(&dir, "stalled");
+    pullkeeper::install_crypto_provider();
+    let reloading = ReloadingCert::load(TlsFiles {
+        cert: cert.clone(),
+        key,
+        reload_every: Duration::from_secs(10),
+    })
+    .unwrap();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let listener =
+        TlsListener::new(tcp, reloading.server_config()).with_handshake_timeout(HANDSHAKE);
+    let router = Router::new().route("/healthz", get(|| async { "ok\n" }));
+    let stop = CancellationToken::new();
+    tokio::spawn(serve_bounded(
+        Listening::Tls(listener),
+        router,
+        stop.clone(),
+        BOUND,
+    ));
+
+    // A burst of handshakes that never start: TCP connections that send nothing, one
+    // more than the bound.
+    let started = tokio::time::Instant::now();
+    let mut stalled = Vec::new();
+    for _ in 0..=BOUND {
+        stalled.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let url = format!("https://127.0.0.1:{}/healthz", addr.port());
+    let client = trusting(&cert);
+    let normal = tokio::spawn(async move { client.get(url).send().await });
+    // While the stalled connections hold every place, the normal client waits.
+    tokio::time::sleep(HANDSHAKE / 2).await;
+    assert!(
+        !normal.is_finished(),
+        "a client was served beyond the bound of {BOUND}"
+    );
+    // The first stalled handshakes time out and free their places for it.
+    let answer = tokio::time::timeout(Duration::from_secs(10), normal)
+        .await
+        .expect("the normal client is served once a stalled one timed out")
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(started.elapsed() >= HANDSHAKE, "{:?}", started.elapsed());
+    // The server closed the stalled connections that timed out.
+    for mut silent in stalled.into_iter().take(BOUND) {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut byte))
+            .await
+            .expect("a timed-out handshake's connection is closed");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
     stop.cancel();
     let _ = std::fs::remove_dir_all(&dir);
 }
