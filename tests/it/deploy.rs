@@ -74,9 +74,14 @@ fn prometheus_rule_is_generated_from_the_alert_rules() {
 
 /// `kubectl kustomize deploy/kubernetes`, parsed: the objects as applied.
 fn rendered_manifests() -> Vec<Value> {
+    render(&repo(KUSTOMIZATION))
+}
+
+/// `kubectl kustomize DIR`, parsed.
+fn render(kustomization: &Path) -> Vec<Value> {
     let out = Command::new("kubectl")
         .args(["kustomize"])
-        .arg(repo(KUSTOMIZATION))
+        .arg(kustomization)
         .output()
         .unwrap_or_else(|e| {
             panic!(
@@ -193,6 +198,66 @@ fn kubernetes_manifests_mount_a_config_that_passes_check() {
     assert!(out.status.success(), "pullkeeper check failed:\n{text}");
     assert!(text.contains("ok: 1 projects, 1 scenes"), "{text}");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The name of the ConfigMap the StatefulSet mounts as volume `volume`.
+fn mounted_config_map<'a>(objects: &'a [Value], volume: &str) -> &'a str {
+    let set = find(objects, "StatefulSet", "pullkeeper");
+    set["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == volume)
+        .unwrap_or_else(|| panic!("no volume {volume}"))["configMap"]["name"]
+        .as_str()
+        .unwrap_or_else(|| panic!("volume {volume} is not a ConfigMap"))
+}
+
+/// The settings are read once at start, so a change to them must roll the pod: their
+/// ConfigMap's name carries kustomize's content hash and the StatefulSet names exactly
+/// that ConfigMap. The hot-reloaded scenes keep a stable name, so editing them updates the
+/// mounted file in place instead.
+#[test]
+fn a_settings_change_renames_their_config_map_and_the_scenes_keep_theirs() {
+    let objects = rendered_manifests();
+    let settings = mounted_config_map(&objects, "settings");
+    let hash = settings
+        .strip_prefix("pullkeeper-settings-")
+        .unwrap_or_else(|| panic!("{settings}: no content-hash suffix"));
+    assert!(
+        hash.len() == 10
+            && hash
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+        "{settings}: not a kustomize content hash"
+    );
+    find(&objects, "ConfigMap", settings);
+    assert_eq!(mounted_config_map(&objects, "scenes"), "pullkeeper-scenes");
+    find(&objects, "ConfigMap", "pullkeeper-scenes");
+
+    // The same kustomization with one more line in the settings and in the scenes.
+    let copy = temp_dir("kustomize");
+    let source = repo(KUSTOMIZATION);
+    for dir in ["", "config"] {
+        std::fs::create_dir_all(copy.join(dir)).unwrap();
+        for entry in std::fs::read_dir(source.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, copy.join(dir).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    for file in ["config/pullkeeper.yaml", "config/scenes.yaml"] {
+        let mut text = std::fs::read_to_string(copy.join(file)).unwrap();
+        text.push_str("# changed\n");
+        std::fs::write(copy.join(file), text).unwrap();
+    }
+    let changed = render(&copy);
+    let renamed = mounted_config_map(&changed, "settings");
+    assert_ne!(renamed, settings, "a settings change must roll the pod");
+    assert!(renamed.starts_with("pullkeeper-settings-"), "{renamed}");
+    assert_eq!(mounted_config_map(&changed, "scenes"), "pullkeeper-scenes");
+    let _ = std::fs::remove_dir_all(&copy);
 }
 
 fn to_files(data: &Value) -> Vec<(String, String)> {
