@@ -104,16 +104,70 @@ fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} {name} among the rendered objects"))
 }
 
-/// The `--config` path of the image's ENTRYPOINT.
-fn entrypoint_config() -> String {
-    let dockerfile = read(DOCKERFILE);
-    let line = dockerfile
+/// The JSON (exec form) argument list of the Dockerfile's `instruction` (`ENTRYPOINT`,
+/// `CMD`); it must occur exactly once.
+fn exec_form(dockerfile: &str, instruction: &str) -> Vec<String> {
+    let prefix = format!("{instruction} ");
+    let lines: Vec<&str> = dockerfile
         .lines()
-        .find(|l| l.starts_with("ENTRYPOINT "))
-        .expect("the Dockerfile has an ENTRYPOINT");
-    let args: Vec<String> = serde_json::from_str(&line["ENTRYPOINT ".len()..]).unwrap();
+        .filter(|l| l.starts_with(&prefix))
+        .collect();
+    assert_eq!(lines.len(), 1, "one {instruction} in {DOCKERFILE}");
+    serde_json::from_str(&lines[0][prefix.len()..]).unwrap_or_else(|e| {
+        panic!(
+            "{instruction} must be a JSON array (exec form, no shell in the image): {e}: {}",
+            lines[0]
+        )
+    })
+}
+
+/// The `--config` path of the image's default command.
+fn image_config() -> String {
+    let args = exec_form(&read(DOCKERFILE), "CMD");
     let at = args.iter().position(|a| a == "--config").unwrap();
     args[at + 1].clone()
+}
+
+/// Every `FROM` pins its base image by digest after the tag it was taken for, and the
+/// image runs `pullkeeper` with the subcommand as its overridable command, so
+/// `docker run IMAGE check --config FILE` works.
+#[test]
+fn dockerfile_pins_base_images_and_takes_the_subcommand_as_its_command() {
+    let dockerfile = read(DOCKERFILE);
+    let mut bases = 0;
+    for line in dockerfile.lines() {
+        let Some(rest) = line.strip_prefix("FROM ") else {
+            continue;
+        };
+        bases += 1;
+        let image = rest
+            .split_whitespace()
+            .find(|w| !w.starts_with("--"))
+            .unwrap_or_default();
+        let (name, digest) = image
+            .split_once("@sha256:")
+            .unwrap_or_else(|| panic!("FROM without a digest: {line}"));
+        assert!(
+            digest.len() == 64
+                && digest
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+            "not a sha256 digest: {line}"
+        );
+        assert!(
+            name.rsplit('/').next().unwrap().contains(':'),
+            "{line}: name the tag the digest was taken for"
+        );
+    }
+    assert!(bases >= 2, "a build stage and the runtime image");
+    assert_eq!(exec_form(&dockerfile, "ENTRYPOINT"), ["pullkeeper"]);
+    let command = exec_form(&dockerfile, "CMD");
+    assert_eq!(
+        command.first().map(String::as_str),
+        Some("run"),
+        "{command:?}"
+    );
+    assert!(command.iter().any(|a| a == "--config"), "{command:?}");
 }
 
 #[test]
@@ -178,7 +232,7 @@ fn kubernetes_manifests_mount_a_config_that_passes_check() {
         mounts.push(path.to_string());
     }
     // The settings name container paths; point them into the temporary root.
-    let config = entrypoint_config();
+    let config = image_config();
     let settings_file = root.join(config.trim_start_matches('/'));
     let mut settings = std::fs::read_to_string(&settings_file)
         .unwrap_or_else(|e| panic!("{config} is not in a mounted volume: {e}"));
