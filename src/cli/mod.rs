@@ -99,7 +99,15 @@ pub enum Command {
 }
 
 pub fn main(cli: Cli) -> ExitCode {
-    let log_level = crate::telemetry::init_logging(matches!(cli.log_format, LogFormat::Json));
+    let log_level = match crate::telemetry::init_logging(matches!(cli.log_format, LogFormat::Json))
+    {
+        Ok(level) => level,
+        Err(e) => {
+            // Logging is not set up, so this goes to stderr directly.
+            eprintln!("pullkeeper: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     // A benchmark creates tens of thousands of players; logging each would be measured too.
     if matches!(cli.command, Command::Bench { .. }) && std::env::var_os("RUST_LOG").is_none() {
         let _ = log_level.set("warn");
@@ -169,6 +177,7 @@ async fn run(
     embedded_simulator: bool,
     log_level: LogLevel,
 ) -> anyhow::Result<()> {
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "pullkeeper starting");
     let simulator = if embedded_simulator {
         let sim = embedded::start(&mut config).await?;
         tracing::info!(url = %sim.base_url(), "embedded Agora simulator running; projects point at it");
