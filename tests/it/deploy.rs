@@ -374,3 +374,29 @@ fn every_alert_has_a_runbook_section_in_the_readme() {
     }
     assert!(alerts > 0, "no alerts found in {ALERTS}");
 }
+
+/// The toolchain the README asks for is the manifest's `rust-version`.
+#[test]
+fn readme_states_the_manifests_rust_version() {
+    let readme = read("README.md");
+    let wanted = format!("Rust {} or newer", env!("CARGO_PKG_RUST_VERSION"));
+    assert!(readme.contains(&wanted), "README.md must say {wanted:?}");
+}
+
+/// Every tool version the README pins (`name==version`) is the one `.ci/run` installs.
+#[test]
+fn readme_tool_versions_are_the_ones_ci_installs() {
+    let readme = read("README.md");
+    let ci = read(".ci/run");
+    let pins: Vec<&str> = readme
+        .split(|c: char| c.is_whitespace() || c == '`' || c == '(' || c == ')' || c == ',')
+        .filter(|word| word.contains("=="))
+        .collect();
+    assert!(
+        !pins.is_empty(),
+        "the README names the validators it installs"
+    );
+    for pin in pins {
+        assert!(ci.contains(pin), "README pins {pin}, .ci/run does not");
+    }
+}
