@@ -116,7 +116,10 @@ pub fn main(cli: Cli) -> ExitCode {
         }
     };
     // A benchmark creates tens of thousands of players; logging each would be measured too.
-    if matches!(cli.command, Command::Bench { .. }) && std::env::var_os("RUST_LOG").is_none() {
+    // An empty RUST_LOG counts as unset, as in init_logging.
+    if matches!(cli.command, Command::Bench { .. })
+        && std::env::var_os("RUST_LOG").is_none_or(|v| v.is_empty())
+    {
         let _ = log_level.set("warn");
     }
     match cli.command {
