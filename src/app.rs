@@ -241,6 +241,10 @@ impl App {
             admin_routes = admin_routes.merge(loglevel::router(LogLevelState { level }));
         }
         let admin = auth::require_admin(admin_routes, config.settings.server.admin_token.clone());
+        tracker.spawn(probes::log_when_ready(
+            readiness.clone(),
+            cancel.child_token(),
+        ));
         let mut routes = probes::router(readiness).merge(ncs).merge(admin);
         let server_settings = &config.settings.server;
         // HTTP stops last, so `/readyz` answers 503 and `/metrics` is scraped while the

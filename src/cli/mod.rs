@@ -1,8 +1,8 @@
 //! Subcommands: `run`, `check`, `simulate`, `status`, `bench`.
 //!
 //! This is the edge of the program, so errors here are `anyhow` and exit codes follow
-//! sysexits: 64 (EX_USAGE) for a configuration that does not validate, 1 for anything
-//! that went wrong at run time.
+//! sysexits: 64 (EX_USAGE) for a configuration (or `RUST_LOG`) that does not validate, 1
+//! for anything that went wrong at run time; and 2 for a benchmark that missed a target.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +23,9 @@ mod status;
 
 /// Exit code for a configuration that does not validate (sysexits EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
+
+/// Exit code of `bench` when a figure missed its target.
+pub const EXIT_TARGET_MISSED: u8 = 2;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -72,6 +75,10 @@ pub enum Command {
     Check {
         #[arg(long, env = "PULLKEEPER_CONFIG")]
         config: PathBuf,
+        /// Do not read the `{ env }` and `{ file }` secrets, only check how they are
+        /// written: for a lint (e.g. GitOps pre-merge) that has no credentials.
+        #[arg(long)]
+        no_secrets: bool,
     },
     /// Print the scenes of a running pullkeeper: slot, role, UID, status, strikes, on air
     /// (`-o wide`: also source, held, over quota, source down; `-o json`).
@@ -100,15 +107,31 @@ pub enum Command {
 }
 
 pub fn execute(cli: Cli) -> ExitCode {
-    let log_level = crate::telemetry::init_logging(matches!(cli.log_format, LogFormat::Json));
+    let log_level = match crate::telemetry::init_logging(matches!(cli.log_format, LogFormat::Json))
+    {
+        Ok(level) => level,
+        Err(e) => {
+            // Logging is not set up, so this goes to stderr directly.
+            eprintln!("pullkeeper: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     // A benchmark creates tens of thousands of players; logging each would be measured too.
-    if matches!(cli.command, Command::Bench { .. }) && std::env::var_os("RUST_LOG").is_none() {
+    // An empty RUST_LOG counts as unset, as in init_logging.
+    if matches!(cli.command, Command::Bench { .. })
+        && std::env::var_os("RUST_LOG").is_none_or(|v| v.is_empty())
+    {
         let _ = log_level.set("warn");
     }
     match cli.command {
-        Command::Check { config } => {
+        Command::Check { config, no_secrets } => {
             let mut out = std::io::stdout();
-            ExitCode::from(config::check(&config, &config::ProcessEnv, &mut out) as u8)
+            let env: &dyn config::Env = if no_secrets {
+                &config::NoSecrets
+            } else {
+                &config::ProcessEnv
+            };
+            ExitCode::from(config::check(&config, env, &mut out) as u8)
         }
         Command::Run {
             config,
@@ -140,11 +163,23 @@ pub fn execute(cli: Cli) -> ExitCode {
             scenario,
             quick,
             projects,
-        } => exit(
-            runtime()
-                .and_then(|rt| rt.block_on(crate::bench::run(scenario, quick, projects as usize)))
-                .map(|_missed| ()),
-        ),
+        } => ExitCode::from(bench_exit_code(runtime().and_then(|rt| {
+            rt.block_on(crate::bench::run(scenario, quick, projects as usize))
+        }))),
+    }
+}
+
+/// `bench`'s exit status from its run: 0 when every target was met,
+/// [`EXIT_TARGET_MISSED`] when the run completed but missed a target (so a CI job fails on
+/// it, and can tell it from a run that broke), 1 when it could not run.
+fn bench_exit_code(missed: anyhow::Result<usize>) -> u8 {
+    match missed {
+        Ok(0) => 0,
+        Ok(_) => EXIT_TARGET_MISSED,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            1
+        }
     }
 }
 
@@ -170,6 +205,7 @@ async fn run(
     embedded_simulator: bool,
     log_level: LogLevel,
 ) -> anyhow::Result<()> {
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "pullkeeper starting");
     let simulator = if embedded_simulator {
         let sim = embedded::start(&mut config).await?;
         tracing::info!(url = %sim.base_url(), "embedded Agora simulator running; projects point at it");
@@ -289,4 +325,18 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bench_fails_when_a_target_is_missed_and_tells_it_from_a_broken_run() {
+        assert_eq!(bench_exit_code(Ok(0)), 0);
+        assert_eq!(bench_exit_code(Ok(1)), EXIT_TARGET_MISSED);
+        assert_eq!(bench_exit_code(Ok(7)), EXIT_TARGET_MISSED);
+        assert_eq!(bench_exit_code(Err(anyhow::anyhow!("no runtime"))), 1);
+        assert_eq!(EXIT_TARGET_MISSED, 2, "the README states it");
+    }
 }

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use diagnostic::{ConfigError, Diagnostic};
 pub use duration::parse_duration;
-pub use env::{Env, ProcessEnv};
+pub use env::{Env, NoSecrets, ProcessEnv};
 pub use limits::{Limits, QpsLimits, Rate};
 pub use scene::{Failback, Scene, UidRange};
 pub use settings::{
@@ -111,14 +111,20 @@ pub fn parse_scenes_with_env(
 }
 
 /// `pullkeeper check`: prints every diagnostic, one per line, and returns [`EXIT_INVALID`];
-/// or prints a one-line summary and returns 0. A failed write to `out` is ignored: the exit
+/// or prints a one-line summary and returns 0. With [`NoSecrets`] as `env`, secrets are
+/// checked for their shape only. A failed write to `out` is ignored: the exit
 /// status still tells the caller the outcome.
 pub fn check(settings_path: &Path, env: &dyn Env, out: &mut dyn std::io::Write) -> i32 {
     match load_with_env(settings_path, env) {
         Ok(config) => {
+            let unread = if env.reads_secrets() {
+                ""
+            } else {
+                " (secrets not read)"
+            };
             let _ = writeln!(
                 out,
-                "ok: {} projects, {} scenes",
+                "ok: {} projects, {} scenes{unread}",
                 config.settings.projects.len(),
                 config.scenes.len()
             );

@@ -89,7 +89,8 @@ impl<'de> Visitor<'de> for SecretRefVisitor {
 }
 
 /// Reads the secret; on failure records a diagnostic and returns an empty placeholder (the
-/// load fails anyway because a diagnostic exists).
+/// load fails anyway because a diagnostic exists). With an `env` that reads no secrets,
+/// the placeholder without a diagnostic.
 pub(crate) fn resolve(
     secret: &Spanned<SecretRef>,
     base_dir: &Path,
@@ -97,6 +98,9 @@ pub(crate) fn resolve(
     path: &str,
     diags: &mut Diags<'_>,
 ) -> SecretString {
+    if !env.reads_secrets() {
+        return SecretString::from(String::new());
+    }
     match read(&secret.value, base_dir, env) {
         Ok(value) => SecretString::from(value),
         Err(message) => {
@@ -236,5 +240,18 @@ mod tests {
         );
         assert!(d[0].message.contains("missing"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn without_reading_secrets_any_reference_resolves_to_a_placeholder() {
+        let dir = Path::new("/nonexistent");
+        for text in ["s: {env: UNSET}\n", "s: {file: missing}\n"] {
+            assert_eq!(
+                resolve_one(text, &crate::config::NoSecrets, dir),
+                (String::new(), vec![])
+            );
+        }
+        // The shape is still checked: an inline secret is refused either way.
+        assert_eq!(parse("s: hunter2\n").unwrap_err().message, INLINE_SECRET);
     }
 }

@@ -55,13 +55,12 @@ pub fn create(body: &[u8]) -> Result<CreatePlayer, ApiError> {
         (None, Some(account)) => check_channel_like(account, limits::ACCOUNT_MAX_BYTES, "account")?,
         (Some(_), None) => {}
     }
-    if let Some(name) = &p.name {
-        if name.is_empty()
+    if let Some(name) = &p.name
+        && (name.is_empty()
             || name.len() > limits::PLAYER_NAME_MAX_BYTES
-            || limits::bad_name_char(name).is_some()
-        {
-            return Err(ApiError::param("name"));
-        }
+            || limits::bad_name_char(name).is_some())
+    {
+        return Err(ApiError::param("name"));
     }
     // Out-of-range values are clamped, not rejected (§1.4).
     p.idle_timeout = Some(

@@ -4,13 +4,15 @@
 //! module during an incident (`PUT /v1/log-level`) without a restart, which would drop
 //! exactly the state being debugged.
 
+use std::ffi::OsStr;
+use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
 
-/// The filter used when `RUST_LOG` is unset or invalid.
+/// The filter used when `RUST_LOG` is unset or empty.
 pub const DEFAULT_DIRECTIVE: &str = "info";
 
 /// What SIGUSR1 switches to: pullkeeper's own debug logs, without the HTTP stack's, which
@@ -25,6 +27,23 @@ pub enum LogLevelError {
     Parse(#[from] tracing_subscriber::filter::ParseError),
     #[error("the logging subscriber is gone: {0}")]
     Reload(#[from] reload::Error),
+}
+
+/// `RUST_LOG` was set to something that is not a filter. Starting anyway at `info` would
+/// hide that the operator's debug (or quiet) setting never took effect.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidRustLog {
+    #[error("RUST_LOG is not valid UTF-8 (unset it for the default `{default}`)", default = DEFAULT_DIRECTIVE)]
+    NotUtf8,
+    #[error(
+        "RUST_LOG={value:?} is not a valid log filter: {source} (unset it for the default \
+         `{default}`)",
+        default = DEFAULT_DIRECTIVE
+    )]
+    Filter {
+        value: String,
+        source: LogLevelError,
+    },
 }
 
 /// A handle on the process's log filter.
@@ -112,14 +131,24 @@ fn parse(directive: &str) -> Result<EnvFilter, LogLevelError> {
     Ok(EnvFilter::builder().parse(directive)?)
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`), as text or JSON lines. Returns
-/// the handle that changes the filter at run time.
-pub fn init_logging(json: bool) -> LogLevel {
-    let from_env = std::env::var("RUST_LOG").ok();
-    let (filter, level) = match from_env.as_deref().map(LogLevel::reloadable) {
-        Some(Ok(ok)) => ok,
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`; set but empty counts as
+/// unset), as text or JSON lines. Returns the handle that changes the filter at run time,
+/// or why `RUST_LOG` cannot be used.
+pub fn init_logging(json: bool) -> Result<LogLevel, InvalidRustLog> {
+    let (filter, level) = match std::env::var_os("RUST_LOG") {
+        Some(value) if !value.is_empty() => {
+            let text = value.to_str().ok_or(InvalidRustLog::NotUtf8)?;
+            LogLevel::reloadable(text).map_err(|source| InvalidRustLog::Filter {
+                value: text.to_string(),
+                source,
+            })?
+        }
         _ => LogLevel::reloadable(DEFAULT_DIRECTIVE).expect("the default directive parses"),
     };
+    let ansi = colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let registry = tracing_subscriber::registry().with(filter);
     // A second call (tests start several apps in one process) keeps the first subscriber.
     let _ = if json {
@@ -128,15 +157,23 @@ pub fn init_logging(json: bool) -> LogLevel {
                 fmt::layer()
                     .json()
                     .flatten_event(true)
+                    .with_ansi(false)
                     .with_writer(std::io::stderr),
             )
             .try_init()
     } else {
         registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
             .try_init()
     };
-    level
+    Ok(level)
+}
+
+/// Colour escape codes only for a person at a terminal: a file or a log collector would
+/// store them as noise. `NO_COLOR` set to anything but the empty string turns them off
+/// (no-color.org).
+fn colour(stderr_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(OsStr::is_empty)
 }
 
 #[cfg(test)]
@@ -159,5 +196,17 @@ mod tests {
         assert!(matches!(level.set("x=loud"), Err(LogLevelError::Parse(_))));
         assert!(matches!(level.set(" "), Err(LogLevelError::Empty)));
         assert_eq!(level.current(), "info");
+    }
+
+    #[test]
+    fn colour_only_at_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(
+            colour(true, Some(OsStr::new(""))),
+            "an empty NO_COLOR is unset"
+        );
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(true, Some(OsStr::new("false"))), "any value counts");
+        assert!(!colour(false, None));
     }
 }

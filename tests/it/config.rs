@@ -536,3 +536,64 @@ fn custom_env_source() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `check --no-secrets` on the real binary: settings whose secrets name unset variables
+/// and missing files pass (a GitOps lint has none of them), while everything else is
+/// still checked: a bad scene or an inline secret fails as without the flag.
+#[test]
+fn check_without_secrets_validates_everything_but_their_values() {
+    let dir = temp_dir();
+    let settings = SETTINGS.replace("{ file: ncs }", "{ file: missing/ncs-secret }")
+        + "app_webhook: { url: \"https://hooks.example.com/onair\", secret: { env: PK_IT_UNSET_HOOK } }\n";
+    std::fs::write(dir.join("pullkeeper.yaml"), &settings).unwrap();
+    std::fs::write(dir.join("scenes.yaml"), GOOD_SCENE).unwrap();
+    let check = |no_secrets: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_pullkeeper"));
+        command.arg("check");
+        if no_secrets {
+            command.arg("--no-secrets");
+        }
+        let out = command
+            .arg("--config")
+            .arg(dir.join("pullkeeper.yaml"))
+            .env_remove("CID")
+            .env_remove("CSECRET")
+            .env_remove("PK_IT_UNSET_HOOK")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+
+    let (code, out) = check(true);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("ok: 1 projects, 1 scenes (secrets not read)"),
+        "{out}"
+    );
+    let (code, out) = check(false);
+    assert_eq!(code, Some(EXIT_INVALID), "{out}");
+    for unread in ["CID", "CSECRET", "PK_IT_UNSET_HOOK", "missing/ncs-secret"] {
+        assert!(out.contains(unread), "{unread} not reported:\n{out}");
+    }
+
+    std::fs::write(
+        dir.join("scenes.yaml"),
+        GOOD_SCENE.replace("backups: 2", "backups: many"),
+    )
+    .unwrap();
+    let (code, out) = check(true);
+    assert_eq!(code, Some(EXIT_INVALID), "{out}");
+    assert!(out.contains("backups"), "{out}");
+    std::fs::write(dir.join("scenes.yaml"), GOOD_SCENE).unwrap();
+    std::fs::write(
+        dir.join("pullkeeper.yaml"),
+        settings.replace("{ env: CID }", "inline-id"),
+    )
+    .unwrap();
+    let (code, out) = check(true);
+    assert_eq!(code, Some(EXIT_INVALID), "{out}");
+    assert!(out.contains("secrets must come from env or file"), "{out}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

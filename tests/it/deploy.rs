@@ -75,9 +75,14 @@ fn prometheus_rule_is_generated_from_the_alert_rules() {
 
 /// `kubectl kustomize deploy/kubernetes`, parsed: the objects as applied.
 fn rendered_manifests() -> Vec<Value> {
+    render(&repo(KUSTOMIZATION))
+}
+
+/// `kubectl kustomize DIR`, parsed.
+fn render(kustomization: &Path) -> Vec<Value> {
     let out = Command::new("kubectl")
         .args(["kustomize"])
-        .arg(repo(KUSTOMIZATION))
+        .arg(kustomization)
         .output()
         .unwrap_or_else(|e| {
             panic!(
@@ -100,16 +105,70 @@ fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {kind} {name} among the rendered objects"))
 }
 
-/// The `--config` path of the image's ENTRYPOINT.
-fn entrypoint_config() -> String {
-    let dockerfile = read(DOCKERFILE);
-    let line = dockerfile
+/// The JSON (exec form) argument list of the Dockerfile's `instruction` (`ENTRYPOINT`,
+/// `CMD`); it must occur exactly once.
+fn exec_form(dockerfile: &str, instruction: &str) -> Vec<String> {
+    let prefix = format!("{instruction} ");
+    let lines: Vec<&str> = dockerfile
         .lines()
-        .find(|l| l.starts_with("ENTRYPOINT "))
-        .expect("the Dockerfile has an ENTRYPOINT");
-    let args: Vec<String> = serde_json::from_str(&line["ENTRYPOINT ".len()..]).unwrap();
+        .filter(|l| l.starts_with(&prefix))
+        .collect();
+    assert_eq!(lines.len(), 1, "one {instruction} in {DOCKERFILE}");
+    serde_json::from_str(&lines[0][prefix.len()..]).unwrap_or_else(|e| {
+        panic!(
+            "{instruction} must be a JSON array (exec form, no shell in the image): {e}: {}",
+            lines[0]
+        )
+    })
+}
+
+/// The `--config` path of the image's default command.
+fn image_config() -> String {
+    let args = exec_form(&read(DOCKERFILE), "CMD");
     let at = args.iter().position(|a| a == "--config").unwrap();
     args[at + 1].clone()
+}
+
+/// Every `FROM` pins its base image by digest after the tag it was taken for, and the
+/// image runs `pullkeeper` with the subcommand as its overridable command, so
+/// `docker run IMAGE check --config FILE` works.
+#[test]
+fn dockerfile_pins_base_images_and_takes_the_subcommand_as_its_command() {
+    let dockerfile = read(DOCKERFILE);
+    let mut bases = 0;
+    for line in dockerfile.lines() {
+        let Some(rest) = line.strip_prefix("FROM ") else {
+            continue;
+        };
+        bases += 1;
+        let image = rest
+            .split_whitespace()
+            .find(|w| !w.starts_with("--"))
+            .unwrap_or_default();
+        let (name, digest) = image
+            .split_once("@sha256:")
+            .unwrap_or_else(|| panic!("FROM without a digest: {line}"));
+        assert!(
+            digest.len() == 64
+                && digest
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+            "not a sha256 digest: {line}"
+        );
+        assert!(
+            name.rsplit('/').next().unwrap().contains(':'),
+            "{line}: name the tag the digest was taken for"
+        );
+    }
+    assert!(bases >= 2, "a build stage and the runtime image");
+    assert_eq!(exec_form(&dockerfile, "ENTRYPOINT"), ["pullkeeper"]);
+    let command = exec_form(&dockerfile, "CMD");
+    assert_eq!(
+        command.first().map(String::as_str),
+        Some("run"),
+        "{command:?}"
+    );
+    assert!(command.iter().any(|a| a == "--config"), "{command:?}");
 }
 
 #[test]
@@ -174,7 +233,7 @@ fn kubernetes_manifests_mount_a_config_that_passes_check() {
         mounts.push(path.to_string());
     }
     // The settings name container paths; point them into the temporary root.
-    let config = entrypoint_config();
+    let config = image_config();
     let settings_file = root.join(config.trim_start_matches('/'));
     let mut settings = std::fs::read_to_string(&settings_file)
         .unwrap_or_else(|e| panic!("{config} is not in a mounted volume: {e}"));
@@ -194,6 +253,66 @@ fn kubernetes_manifests_mount_a_config_that_passes_check() {
     assert!(out.status.success(), "pullkeeper check failed:\n{text}");
     assert!(text.contains("ok: 1 projects, 1 scenes"), "{text}");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The name of the ConfigMap the StatefulSet mounts as volume `volume`.
+fn mounted_config_map<'a>(objects: &'a [Value], volume: &str) -> &'a str {
+    let set = find(objects, "StatefulSet", "pullkeeper");
+    set["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == volume)
+        .unwrap_or_else(|| panic!("no volume {volume}"))["configMap"]["name"]
+        .as_str()
+        .unwrap_or_else(|| panic!("volume {volume} is not a ConfigMap"))
+}
+
+/// The settings are read once at start, so a change to them must roll the pod: their
+/// ConfigMap's name carries kustomize's content hash and the StatefulSet names exactly
+/// that ConfigMap. The hot-reloaded scenes keep a stable name, so editing them updates the
+/// mounted file in place instead.
+#[test]
+fn a_settings_change_renames_their_config_map_and_the_scenes_keep_theirs() {
+    let objects = rendered_manifests();
+    let settings = mounted_config_map(&objects, "settings");
+    let hash = settings
+        .strip_prefix("pullkeeper-settings-")
+        .unwrap_or_else(|| panic!("{settings}: no content-hash suffix"));
+    assert!(
+        hash.len() == 10
+            && hash
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+        "{settings}: not a kustomize content hash"
+    );
+    find(&objects, "ConfigMap", settings);
+    assert_eq!(mounted_config_map(&objects, "scenes"), "pullkeeper-scenes");
+    find(&objects, "ConfigMap", "pullkeeper-scenes");
+
+    // The same kustomization with one more line in the settings and in the scenes.
+    let copy = temp_dir("kustomize");
+    let source = repo(KUSTOMIZATION);
+    for dir in ["", "config"] {
+        std::fs::create_dir_all(copy.join(dir)).unwrap();
+        for entry in std::fs::read_dir(source.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, copy.join(dir).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    for file in ["config/pullkeeper.yaml", "config/scenes.yaml"] {
+        let mut text = std::fs::read_to_string(copy.join(file)).unwrap();
+        text.push_str("# changed\n");
+        std::fs::write(copy.join(file), text).unwrap();
+    }
+    let changed = render(&copy);
+    let renamed = mounted_config_map(&changed, "settings");
+    assert_ne!(renamed, settings, "a settings change must roll the pod");
+    assert!(renamed.starts_with("pullkeeper-settings-"), "{renamed}");
+    assert_eq!(mounted_config_map(&changed, "scenes"), "pullkeeper-scenes");
+    let _ = std::fs::remove_dir_all(&copy);
 }
 
 /// The port of a `host:port` listen address in the settings.
@@ -343,4 +462,30 @@ fn every_alert_has_a_runbook_section_in_the_readme() {
         }
     }
     assert!(alerts > 0, "no alerts found in {ALERTS}");
+}
+
+/// The toolchain the README asks for is the manifest's `rust-version`.
+#[test]
+fn readme_states_the_manifests_rust_version() {
+    let readme = read("README.md");
+    let wanted = format!("Rust {} or newer", env!("CARGO_PKG_RUST_VERSION"));
+    assert!(readme.contains(&wanted), "README.md must say {wanted:?}");
+}
+
+/// Every tool version the README pins (`name==version`) is the one `.ci/run` installs.
+#[test]
+fn readme_tool_versions_are_the_ones_ci_installs() {
+    let readme = read("README.md");
+    let ci = read(".ci/run");
+    let pins: Vec<&str> = readme
+        .split(|c: char| c.is_whitespace() || c == '`' || c == '(' || c == ')' || c == ',')
+        .filter(|word| word.contains("=="))
+        .collect();
+    assert!(
+        !pins.is_empty(),
+        "the README names the validators it installs"
+    );
+    for pin in pins {
+        assert!(ci.contains(pin), "README pins {pin}, .ci/run does not");
+    }
 }

@@ -157,7 +157,7 @@ pub fn edit_settings(dir: &Path, from: &str, to: &str) -> Config {
 
 pub async fn start_app(config: Config, store: Store) -> App {
     if std::env::var_os("RUST_LOG").is_some() {
-        pullkeeper::init_logging(false);
+        pullkeeper::init_logging(false).expect("RUST_LOG is a valid filter");
     }
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     App::start(config, store, listener).await.unwrap()

@@ -177,3 +177,76 @@ async fn log_level_changes_at_run_time_behind_the_admin_token() {
     drop(process);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Text logs to a file (what `kubectl logs` or a log collector stores) carry no colour
+/// escape codes, even with `NO_COLOR` unset; the start says the version and then "ready".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_logs_to_a_file_have_no_colour_codes_and_say_version_and_ready() {
+    let dir = temp_dir("logfile");
+    let sim = start_simulator().await;
+    write_config(&dir, &sim, &one_scene("revertive"));
+    let log_path = dir.join("stderr.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pullkeeper"))
+        .args(["run", "--config"])
+        .arg(dir.join("pullkeeper.yaml"))
+        .envs(env())
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .env_remove("PULLKEEPER_LOG_FORMAT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .unwrap();
+    let read = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    eventually(Duration::from_secs(30), "\"ready\" in the log file", || {
+        read()
+            .lines()
+            .any(|l| l.ends_with(" ready") || l.contains(" ready "))
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = read();
+    assert!(!log.contains("\x1b["), "colour codes in a file:\n{log}");
+    let version = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
+    let starting = log
+        .lines()
+        .find(|l| l.contains("pullkeeper starting"))
+        .unwrap_or_else(|| panic!("no start line:\n{log}"));
+    assert!(starting.contains(&version), "{starting}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An invalid `RUST_LOG` stops any command at start with a message naming it, instead of
+/// running at `info` as if the operator had not asked for something else.
+#[tokio::test]
+async fn an_invalid_rust_log_is_an_error_at_start() {
+    let dir = temp_dir("badrustlog");
+    let sim = start_simulator().await;
+    write_config(&dir, &sim, &one_scene("revertive"));
+    let check = |rust_log: &str| {
+        Command::new(env!("CARGO_BIN_EXE_pullkeeper"))
+            .args(["check", "--config"])
+            .arg(dir.join("pullkeeper.yaml"))
+            .envs(env())
+            .env("RUST_LOG", rust_log)
+            .output()
+            .unwrap()
+    };
+    let ok = check("pullkeeper=debug,info");
+    assert!(ok.status.success(), "{ok:?}");
+    let empty = check("");
+    assert!(
+        empty.status.success(),
+        "an empty RUST_LOG is unset: {empty:?}"
+    );
+    let bad = check("pullkeeper=loud");
+    assert_eq!(bad.status.code(), Some(64), "{bad:?}");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("RUST_LOG=\"pullkeeper=loud\" is not a valid log filter"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
