@@ -19,8 +19,24 @@ pub struct Diagnostic {
     pub column: Option<usize>,
     /// Field path such as `scenes[1].region`; empty for whole-file problems.
     pub path: String,
-    /// What was wrong and what was expected.
+    /// What was wrong and what was expected. Never a location: the diagnostic's own place
+    /// is in `line` and `column`, and any other place it involves is in `related`.
     pub message: String,
+    /// Another place in the same file that the problem involves, such as where a
+    /// duplicated name was first defined. Boxed: it is rare, and a `Diagnostic` is the
+    /// error of many `Result`s.
+    pub related: Option<Box<Related>>,
+}
+
+/// A second location of a [`Diagnostic`], with what is there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Related {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
+    /// What is at that place, e.g. "first defined".
+    pub note: String,
 }
 
 impl Diagnostic {
@@ -32,6 +48,7 @@ impl Diagnostic {
             column: None,
             path: String::new(),
             message: message.into(),
+            related: None,
         }
     }
 
@@ -49,7 +66,22 @@ impl Diagnostic {
             column: known.then(|| to_usize(location.column())),
             path: path.into(),
             message: message.into(),
+            related: None,
         }
+    }
+
+    /// Adds another place the problem involves; an unknown location adds nothing, so a
+    /// diagnostic never points at line 0.
+    #[must_use]
+    pub fn related_to(mut self, location: Location, note: impl Into<String>) -> Self {
+        if location != Location::UNKNOWN && location.line() > 0 {
+            self.related = Some(Box::new(Related {
+                line: to_usize(location.line()),
+                column: to_usize(location.column()),
+                note: note.into(),
+            }));
+        }
+        self
     }
 }
 
@@ -69,7 +101,11 @@ impl fmt::Display for Diagnostic {
         if !self.path.is_empty() {
             write!(f, ": {}", self.path)?;
         }
-        write!(f, ": {}", self.message)
+        write!(f, ": {}", self.message)?;
+        if let Some(r) = &self.related {
+            write!(f, " ({} at line {}, column {})", r.note, r.line, r.column)?;
+        }
+        Ok(())
     }
 }
 
@@ -122,6 +158,7 @@ mod tests {
             column,
             path: path.into(),
             message: "bad".into(),
+            related: None,
         }
     }
 
@@ -154,5 +191,23 @@ mod tests {
     fn unknown_location_has_no_line() {
         let d = Diagnostic::at(Path::new("f"), Location::UNKNOWN, "p", "m");
         assert_eq!((d.line, d.column), (None, None));
+        let d = d.related_to(Location::UNKNOWN, "first defined");
+        assert_eq!(d.related, None);
+    }
+
+    #[test]
+    fn display_renders_the_related_place_after_the_message() {
+        let d = Diagnostic {
+            related: Some(Box::new(Related {
+                line: 2,
+                column: 11,
+                note: "first defined".into(),
+            })),
+            ..diag(Some(9), Some(11), "scenes[1].name")
+        };
+        assert_eq!(
+            d.to_string(),
+            "cfg/scenes.yaml:9:11: scenes[1].name: bad (first defined at line 2, column 11)"
+        );
     }
 }

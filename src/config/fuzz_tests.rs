@@ -299,6 +299,26 @@ fn precise(d: &Diagnostic, file: &Path, text: &str) -> Result<(), TestCaseError>
         ),
         _ => prop_assert!(false, "line without column: {:?}", d),
     }
+    // A second place the problem involves is located like the first, and elsewhere.
+    if let Some(r) = &d.related {
+        prop_assert!(
+            d.line.is_some(),
+            "related place of an unlocated problem: {:?}",
+            d
+        );
+        prop_assert!(r.line >= 1 && r.column >= 1, "{:?}", d);
+        prop_assert!(
+            r.line <= text.lines().count() + 1,
+            "related line past the end: {:?}",
+            d
+        );
+        prop_assert!(
+            (Some(r.line), Some(r.column)) != (d.line, d.column),
+            "related place is the problem's own: {:?}",
+            d
+        );
+        prop_assert!(!r.note.trim().is_empty(), "{:?}", d);
+    }
     Ok(())
 }
 
@@ -407,6 +427,26 @@ fn extreme_uid_bounds_are_reported_not_overflowed() {
         messages,
         [
             "s:11:20: scenes[0].uids.start: uid must be between 1 and 4294967295, got -9223372036854775808"
+        ]
+    );
+}
+
+/// Found by `fuzz_scenes_parser_on_damaged_files`: an edit that gave two scenes one name
+/// got a diagnostic whose message carried the first definition's line as text
+/// ("(first defined at line 2)"); that place now has a field of its own.
+#[test]
+fn duplicate_scene_name_locates_the_first_definition_in_its_own_field() {
+    let text = SCENES.replace("name: sports", "name: news");
+    let e = parse_scenes_with_env(Path::new("s"), &text, &test_settings(), &env()).unwrap_err();
+    let file = Path::new("s");
+    for d in &e.diagnostics {
+        precise(d, file, &text).unwrap();
+    }
+    let messages: Vec<String> = e.diagnostics.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        messages,
+        [
+            "s:19:11: scenes[1].name: duplicate scene name \"news\" (first defined at line 2, column 11)"
         ]
     );
 }

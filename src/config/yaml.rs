@@ -79,6 +79,7 @@ fn not_utf8(file: &Path, bytes: &[u8], err: std::str::Utf8Error) -> Diagnostic {
             "file is not valid UTF-8 (invalid byte at offset {}); save it as UTF-8",
             err.valid_up_to()
         ),
+        related: None,
     }
 }
 

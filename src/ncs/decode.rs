@@ -33,7 +33,9 @@ pub fn decode(notice: &Notice) -> Decoded {
 /// A [`Notice`] as the intake reads it, in one pass: the payload stays raw until the
 /// envelope says it is a Media Pull event, and is then decoded straight into
 /// [`MediaPullPayload`] (building a `serde_json::Value` first was a visible share of
-/// intake's cost). It requires and tolerates the same fields as [`Notice`].
+/// intake's cost). It requires and tolerates the same fields as [`Notice`]. A payload it
+/// does not decode need only be valid JSON: a number no f64 holds (`1E400`) there is
+/// accepted, where a [`Notice`]'s `Value` payload would refuse it.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct Envelope<'a> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_saphyr::{Location, Spanned};
 
-use super::diagnostic::Diags;
+use super::diagnostic::{Diagnostic, Diags};
 use super::duration::parse_duration;
 use super::env::Env;
 use super::scene::{RawScene, Scene, Text, UidRange};
@@ -356,13 +356,14 @@ fn unique_names(raws: &[(usize, RawScene)], diags: &mut Diags<'_>) {
     for (i, raw) in raws {
         let name = raw.name.value.as_str();
         match first.get(name) {
-            Some(at) => diags.push(
-                raw.name.referenced,
-                format!("scenes[{i}].name"),
-                format!(
-                    "duplicate scene name {name:?} (first defined at line {})",
-                    at.line()
-                ),
+            Some(at) => diags.out.push(
+                Diagnostic::at(
+                    diags.file,
+                    raw.name.referenced,
+                    format!("scenes[{i}].name"),
+                    format!("duplicate scene name {name:?}"),
+                )
+                .related_to(*at, "first defined"),
             ),
             None => {
                 first.insert(name, raw.name.referenced);

@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request, StatusCode};
 use proptest::prelude::*;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tower::ServiceExt;
 
 use super::route::{self, MAX_BODY_BYTES};
@@ -19,7 +20,10 @@ use crate::ncs::dedupe::NoticeLog;
 use crate::ncs::fuzz_tests::notice_json;
 use crate::ncs::inbox::Inbox;
 use crate::ncs::intake::{Intake, NcsProject};
-use crate::ncs::notice::Notice;
+use crate::ncs::notice::{
+    EVENT_PLAYER_CREATED, EVENT_PLAYER_DESTROYED, EVENT_PLAYER_STATUS, MediaPullPayload, Notice,
+    PRODUCT_MEDIA_PULL,
+};
 use crate::ncs::signature::{self, Algorithm, HEADER_SHA1, HEADER_SHA256};
 use crate::store::Store;
 use crate::telemetry::Metrics;
@@ -165,10 +169,50 @@ fn expected(c: &Case) -> StatusCode {
     if !signed {
         return StatusCode::UNAUTHORIZED;
     }
-    match serde_json::from_slice::<Notice>(&c.body).map(|n| decode(&n)) {
-        Err(_) | Ok(Decoded::Malformed) => StatusCode::BAD_REQUEST,
-        Ok(Decoded::Ignored | Decoded::Observation(_)) => StatusCode::OK,
+    // The envelope: valid JSON (RFC 8259 sets no range on numbers) with the typed
+    // fields of a Notice. Its payload is only read for a Media Pull event, so a number
+    // no f64 holds (`1E400`) in another product's payload is no reason to refuse it; a
+    // `serde_json::Value` payload would refuse it.
+    let Ok(envelope) = serde_json::from_slice::<OracleEnvelope>(&c.body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    if envelope.product_id != PRODUCT_MEDIA_PULL
+        || ![
+            EVENT_PLAYER_CREATED,
+            EVENT_PLAYER_DESTROYED,
+            EVENT_PLAYER_STATUS,
+        ]
+        .contains(&envelope.event_type)
+    {
+        return StatusCode::OK;
     }
+    // A Media Pull payload decodes into its type (a uid is an integer, §2.3), read from
+    // the payload's own text; then the event must make sense.
+    let Ok(payload) = serde_json::from_str::<MediaPullPayload>(envelope.payload.get()) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let notice = Notice {
+        notice_id: envelope.notice_id,
+        product_id: envelope.product_id,
+        event_type: envelope.event_type,
+        notify_ms: envelope.notify_ms,
+        payload: serde_json::to_value(payload).expect("a typed payload serializes"),
+    };
+    match decode(&notice) {
+        Decoded::Malformed => StatusCode::BAD_REQUEST,
+        Decoded::Ignored | Decoded::Observation(_) => StatusCode::OK,
+    }
+}
+
+/// The notice envelope of §2.2 with its payload left as JSON text.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OracleEnvelope {
+    notice_id: String,
+    product_id: u32,
+    event_type: u32,
+    notify_ms: u64,
+    payload: Box<RawValue>,
 }
 
 struct Rig {
@@ -236,4 +280,68 @@ fn fuzz_ncs_webhook_answers_every_request_as_documented() {
     });
     // The generator must reach the end of the pipeline, not only its first checks.
     assert!(accepted.get() > 0, "no case was accepted");
+}
+
+/// One signed request for the demo project, answered by a fresh router: (status, label).
+fn answer(rig: &Rig, body: &str) -> (StatusCode, String) {
+    let c = Case {
+        method: Method::POST,
+        project: PROJECT.into(),
+        sig: Sig::V2,
+        content_type: Some("application/json".into()),
+        body: body.as_bytes().to_vec(),
+    };
+    let response = rig
+        .rt
+        .block_on(rig.router.clone().oneshot(request(&c)))
+        .expect("the router is infallible");
+    let status = response.status();
+    assert_eq!(status, expected(&c), "the oracle agrees on {body}");
+    let bytes = rig
+        .rt
+        .block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+        .expect("a readable answer");
+    let answer: Value = serde_json::from_slice(&bytes).expect("a JSON answer");
+    let label = answer["status"].as_str().or(answer["error"].as_str());
+    (status, label.unwrap_or_default().to_string())
+}
+
+/// Found by `fuzz_ncs_webhook_answers_every_request_as_documented`: the oracle read the
+/// body as a `Notice`, whose `serde_json::Value` payload refuses numbers beyond f64
+/// (`1E000000309`, `-1E75445569692259295`), and so expected 400 for notices the webhook
+/// rightly answers 200 and ignores (§2.2) without reading their payload. In a Media Pull
+/// payload such a number is refused where a field needs it (a uid is an integer, §2.3)
+/// and ignored where no field does.
+#[test]
+fn numbers_beyond_f64_are_refused_only_where_a_field_needs_them() {
+    let rig = rig();
+    let player =
+        r#""player":{"channelName":"news","id":"p-0","name":"pk_news_m_1","status":"running""#;
+    let other_product = format!(
+        r#"{{"appId":"x","eventType":1,"noticeId":"n-0","notifyMs":0,"payload":{{"destroyReason":"Delete Request","lts":0,{player},"uid":1E000000309}}}},"productId":0}}"#
+    );
+    assert_eq!(
+        answer(&rig, &other_product),
+        (StatusCode::OK, "ignored".into())
+    );
+    let other_event = r#"{"appId":"x","eventType":100000,"noticeId":"n-0","notifyMs":10000000000000000000,"payload":[1000000000000,-1E75445569692259295,null,1000000000000000],"productId":4}"#;
+    assert_eq!(
+        answer(&rig, other_event),
+        (StatusCode::OK, "ignored".into())
+    );
+    let bad_uid = format!(
+        r#"{{"eventType":1,"noticeId":"n-1","notifyMs":0,"payload":{{"lts":1,{player},"uid":1E000000309}}}},"productId":4}}"#
+    );
+    assert_eq!(
+        answer(&rig, &bad_uid),
+        (StatusCode::BAD_REQUEST, "malformed notice".into())
+    );
+    let unread_field = format!(
+        r#"{{"eventType":1,"noticeId":"n-2","notifyMs":0,"payload":{{"lts":2,{player},"uid":7}},"extra":1E400}},"productId":4}}"#
+    );
+    assert_eq!(
+        answer(&rig, &unread_field),
+        (StatusCode::OK, "accepted".into())
+    );
+    assert_eq!(rig.inbox.drain().len(), 1);
 }

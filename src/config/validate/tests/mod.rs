@@ -445,8 +445,13 @@ fn duplicate_names() {
         (
             Some(10),
             "scenes[1].name".into(),
-            "duplicate scene name \"a\" (first defined at line 2)".into()
+            "duplicate scene name \"a\"".into()
         )
+    );
+    // The operator still reads where the name was first defined, from its own field.
+    assert_eq!(
+        run(&body).unwrap_err()[0].to_string(),
+        "s.yaml:10:11: scenes[1].name: duplicate scene name \"a\" (first defined at line 2, column 11)"
     );
 }
 
