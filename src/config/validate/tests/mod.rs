@@ -46,6 +46,7 @@ fn settings() -> Settings {
             poll_interval: Duration::from_secs(5),
             list_lag: Duration::from_secs(12),
             check_interval: None,
+            uid_quarantine: Duration::from_secs(600),
         },
         scenes_file: PathBuf::from("scenes.yaml"),
         projects: vec![project("demo"), project("second")],
