@@ -9,6 +9,17 @@ use std::path::{Path, PathBuf};
 
 use serde_saphyr::Location;
 
+/// Whether a problem stops the configuration from loading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Severity {
+    /// The configuration is refused.
+    #[default]
+    Error,
+    /// The configuration loads, but probably not as meant (printed by `check`, logged at
+    /// start).
+    Warning,
+}
+
 /// One problem in one configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -21,6 +32,7 @@ pub struct Diagnostic {
     pub path: String,
     /// What was wrong and what was expected.
     pub message: String,
+    pub severity: Severity,
 }
 
 impl Diagnostic {
@@ -32,6 +44,7 @@ impl Diagnostic {
             column: None,
             path: String::new(),
             message: message.into(),
+            severity: Severity::Error,
         }
     }
 
@@ -49,7 +62,12 @@ impl Diagnostic {
             column: known.then(|| to_usize(location.column())),
             path: path.into(),
             message: message.into(),
+            severity: Severity::Error,
         }
+    }
+
+    pub fn is_warning(&self) -> bool {
+        self.severity == Severity::Warning
     }
 }
 
@@ -68,6 +86,9 @@ impl fmt::Display for Diagnostic {
         }
         if !self.path.is_empty() {
             write!(f, ": {}", self.path)?;
+        }
+        if self.is_warning() {
+            write!(f, ": warning")?;
         }
         write!(f, ": {}", self.message)
     }
@@ -109,6 +130,14 @@ impl Diags<'_> {
         self.out
             .push(Diagnostic::at(self.file, location, path, msg));
     }
+
+    /// Records a problem that does not stop the configuration from loading.
+    pub fn warn(&mut self, location: Location, path: impl Into<String>, msg: impl Into<String>) {
+        self.out.push(Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::at(self.file, location, path, msg)
+        });
+    }
 }
 
 #[cfg(test)]
@@ -122,6 +151,7 @@ mod tests {
             column,
             path: path.into(),
             message: "bad".into(),
+            severity: Severity::Error,
         }
     }
 
@@ -147,6 +177,18 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "cfg/scenes.yaml:1:1: a: bad\ncfg/scenes.yaml:2:1: b: bad"
+        );
+    }
+
+    #[test]
+    fn a_warning_says_so() {
+        let warning = Diagnostic {
+            severity: Severity::Warning,
+            ..diag(Some(3), Some(7), "scenes[1].uids")
+        };
+        assert_eq!(
+            warning.to_string(),
+            "cfg/scenes.yaml:3:7: scenes[1].uids: warning: bad"
         );
     }
 
