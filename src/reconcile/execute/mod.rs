@@ -256,8 +256,10 @@ impl Executor {
     }
 
     /// How many UIDs the scene could get now (the `pullkeeper_scene_uids_free` gauge).
+    /// As of the last List: walking every slot record per scene would make the gauge
+    /// quadratic in a project's scenes.
     pub fn free_uids(&self, scene: &Scene) -> Result<u64, StoreError> {
-        let held = self.held_in(&scene.channel)?;
+        let held = self.held_at_last_list(&scene.channel);
         self.store.free_uids(&self.uid_request(scene, "", &held))
     }
 
@@ -283,13 +285,7 @@ impl Executor {
     /// The UIDs of `channel` that the last List showed or a slot record holds now
     /// (records change between Lists).
     fn held_in(&self, channel: &str) -> Result<HashSet<u32>, StoreError> {
-        let mut held = self
-            .held_uids
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .and_then(|by_channel| by_channel.get(channel).cloned())
-            .unwrap_or_default();
+        let mut held = self.held_at_last_list(channel);
         held.extend(
             self.slots()?
                 .values()
@@ -297,6 +293,16 @@ impl Executor {
                 .map(|r| r.uid),
         );
         Ok(held)
+    }
+
+    /// The UIDs of `channel` that the last List showed or a slot record held then.
+    fn held_at_last_list(&self, channel: &str) -> HashSet<u32> {
+        self.held_uids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|by_channel| by_channel.get(channel).cloned())
+            .unwrap_or_default()
     }
 
     /// A slot record let go of its UID: its quarantine starts now, unless List still
@@ -543,19 +549,26 @@ impl Executor {
     fn note_held(&self, players: &[ListedPlayer]) {
         let now_ms = self.clock.now_ms();
         let mut now: HashMap<String, HashSet<u32>> = HashMap::new();
+        // A String per channel, not per player: this runs for every player every poll.
+        let mut hold = |channel: &str, uid: u32| match now.get_mut(channel) {
+            Some(uids) => {
+                uids.insert(uid);
+            }
+            None => {
+                now.insert(channel.to_string(), HashSet::from([uid]));
+            }
+        };
         for p in players {
             if let (Some(channel), Some(uid)) = (p.channel_name.as_deref(), p.uid)
                 && let Ok(uid) = u32::try_from(uid)
             {
-                now.entry(channel.to_string()).or_default().insert(uid);
+                hold(channel, uid);
             }
         }
         if let Ok(slots) = self.slots() {
             for record in slots.values().filter(|r| r.uid != 0) {
                 if let Some(channel) = record_channel(record) {
-                    now.entry(channel.to_string())
-                        .or_default()
-                        .insert(record.uid);
+                    hold(channel, record.uid);
                 }
             }
         }
