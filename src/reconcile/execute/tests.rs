@@ -210,12 +210,7 @@ impl Drop for Dir {
 
 /// One process's life: opens the store, sees what the first List shows.
 fn start(dir: &Dir, clock: Clock, scene: &Scene, listed: &[u32]) -> Executor {
-    let exec = executor(
-        &scene.project,
-        Store::open(dir.path()).unwrap(),
-        clock,
-        QUARANTINE,
-    );
+    let exec = executor(&scene.project, Store::reopen(dir.path()), clock, QUARANTINE);
     list(&exec, scene, listed);
     exec
 }
@@ -290,7 +285,7 @@ async fn the_demo_lobby_survives_100_quick_start_restarts() {
         let exec = Executor::new(
             lobby.project.clone(),
             unused_client(),
-            Store::open(dir.path()).unwrap(),
+            Store::reopen(dir.path()),
             clock,
             quarantine,
         );

@@ -271,7 +271,7 @@ async fn concurrent_writers_sharing_flushes_all_end_durable() {
             w.await.unwrap();
         }
     }
-    let store = Store::open(&dir).unwrap();
+    let store = Store::reopen(&dir);
     assert_eq!(store.project_slots("p").unwrap().len(), 32);
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
@@ -290,7 +290,7 @@ async fn survives_reopen() {
             .unwrap();
         store.flush().await.unwrap();
     }
-    let store = Store::open(&dir).unwrap();
+    let store = Store::reopen(&dir);
     assert!(store.uid_known("p", "ch", 1).unwrap());
     assert_eq!(
         store
