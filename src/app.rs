@@ -164,6 +164,7 @@ impl App {
                     client,
                     store.clone(),
                     clock,
+                    config.settings.reconcile.uid_quarantine,
                 )),
                 settings: config.settings.reconcile.clone(),
                 scenes: feeds.project(&project.id),

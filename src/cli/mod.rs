@@ -146,6 +146,9 @@ pub fn execute(cli: Cli) -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
+            for warning in &loaded.warnings {
+                tracing::warn!("{warning}");
+            }
             if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
                 loaded.settings.server.tls = Some(TlsFiles {
                     cert,

@@ -9,6 +9,17 @@ use std::path::{Path, PathBuf};
 
 use serde_saphyr::Location;
 
+/// Whether a problem stops the configuration from loading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Severity {
+    /// The configuration is refused.
+    #[default]
+    Error,
+    /// The configuration loads, but probably not as meant (printed by `check`, logged at
+    /// start).
+    Warning,
+}
+
 /// One problem in one configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -22,6 +33,7 @@ pub struct Diagnostic {
     /// What was wrong and what was expected. Never a location: the diagnostic's own place
     /// is in `line` and `column`, and any other place it involves is in `related`.
     pub message: String,
+    pub severity: Severity,
     /// Another place in the same file that the problem involves, such as where a
     /// duplicated name was first defined. Boxed: it is rare, and a `Diagnostic` is the
     /// error of many `Result`s.
@@ -49,6 +61,7 @@ impl Diagnostic {
             path: String::new(),
             message: message.into(),
             related: None,
+            severity: Severity::Error,
         }
     }
 
@@ -67,7 +80,12 @@ impl Diagnostic {
             path: path.into(),
             message: message.into(),
             related: None,
+            severity: Severity::Error,
         }
+    }
+
+    pub fn is_warning(&self) -> bool {
+        self.severity == Severity::Warning
     }
 
     /// Adds another place the problem involves; an unknown location adds nothing, so a
@@ -100,6 +118,9 @@ impl fmt::Display for Diagnostic {
         }
         if !self.path.is_empty() {
             write!(f, ": {}", self.path)?;
+        }
+        if self.is_warning() {
+            write!(f, ": warning")?;
         }
         write!(f, ": {}", self.message)?;
         if let Some(r) = &self.related {
@@ -145,6 +166,14 @@ impl Diags<'_> {
         self.out
             .push(Diagnostic::at(self.file, location, path, msg));
     }
+
+    /// Records a problem that does not stop the configuration from loading.
+    pub fn warn(&mut self, location: Location, path: impl Into<String>, msg: impl Into<String>) {
+        self.out.push(Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::at(self.file, location, path, msg)
+        });
+    }
 }
 
 #[cfg(test)]
@@ -159,6 +188,7 @@ mod tests {
             path: path.into(),
             message: "bad".into(),
             related: None,
+            severity: Severity::Error,
         }
     }
 
@@ -184,6 +214,18 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "cfg/scenes.yaml:1:1: a: bad\ncfg/scenes.yaml:2:1: b: bad"
+        );
+    }
+
+    #[test]
+    fn a_warning_says_so() {
+        let warning = Diagnostic {
+            severity: Severity::Warning,
+            ..diag(Some(3), Some(7), "scenes[1].uids")
+        };
+        assert_eq!(
+            warning.to_string(),
+            "cfg/scenes.yaml:3:7: scenes[1].uids: warning: bad"
         );
     }
 

@@ -20,7 +20,7 @@ mod yaml;
 
 use std::path::{Path, PathBuf};
 
-pub use diagnostic::{ConfigError, Diagnostic};
+pub use diagnostic::{ConfigError, Diagnostic, Severity};
 pub use duration::parse_duration;
 pub use env::{Env, NoSecrets, ProcessEnv};
 pub use limits::{Limits, QpsLimits, Rate};
@@ -43,6 +43,8 @@ pub struct Config {
     pub scenes: Vec<Scene>,
     pub settings_path: PathBuf,
     pub scenes_path: PathBuf,
+    /// Problems that did not stop the load (see [`Severity::Warning`]).
+    pub warnings: Vec<Diagnostic>,
 }
 
 /// Loads the settings file, its secrets (from the process environment) and its scenes file.
@@ -73,14 +75,16 @@ pub fn load_with_env(settings_path: &Path, env: &dyn Env) -> Result<Config, Conf
             Vec::new()
         }
     };
-    if !out.is_empty() {
-        return Err(ConfigError::from(out));
+    let (warnings, errors): (Vec<_>, Vec<_>) = out.into_iter().partition(Diagnostic::is_warning);
+    if !errors.is_empty() {
+        return Err(ConfigError::from(errors));
     }
     Ok(Config {
         settings,
         scenes,
         settings_path: settings_path.to_path_buf(),
         scenes_path,
+        warnings,
     })
 }
 
@@ -103,6 +107,8 @@ pub fn parse_scenes_with_env(
 ) -> Result<Vec<Scene>, ConfigError> {
     let mut out = Vec::new();
     let scenes = scenes::parse_into(file, text, settings, env, &mut out);
+    // Warnings were shown by `check` and logged at start; a reload acts on the scenes.
+    out.retain(|d| !d.is_warning());
     if out.is_empty() {
         Ok(scenes)
     } else {
@@ -111,12 +117,16 @@ pub fn parse_scenes_with_env(
 }
 
 /// `pullkeeper check`: prints every diagnostic, one per line, and returns [`EXIT_INVALID`];
-/// or prints a one-line summary and returns 0. With [`NoSecrets`] as `env`, secrets are
-/// checked for their shape only. A failed write to `out` is ignored: the exit
+/// or prints the warnings, if any, and a one-line summary, and returns 0. With
+/// [`NoSecrets`] as `env`, secrets are checked for their shape only. A failed write to
+/// `out` is ignored: the exit
 /// status still tells the caller the outcome.
 pub fn check(settings_path: &Path, env: &dyn Env, out: &mut dyn std::io::Write) -> i32 {
     match load_with_env(settings_path, env) {
         Ok(config) => {
+            for w in &config.warnings {
+                let _ = writeln!(out, "{w}");
+            }
             let unread = if env.reads_secrets() {
                 ""
             } else {

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde_saphyr::{DuplicateKeyPolicy, Options};
 
-use super::diagnostic::Diagnostic;
+use super::diagnostic::{Diagnostic, Severity};
 
 /// Largest configuration file accepted. A scenes file for 1,000 projects of 25 scenes
 /// (the scale benchmark) is about 5 MiB; anything much larger is a mistake (or an attack)
@@ -71,6 +71,7 @@ fn not_utf8(file: &Path, bytes: &[u8], err: std::str::Utf8Error) -> Diagnostic {
         .chars()
         .count();
     Diagnostic {
+        severity: Severity::Error,
         file: file.to_path_buf(),
         line: Some(line),
         column: Some(column),

@@ -1,6 +1,7 @@
 //! The interface every store backend implements: what pullkeeper needs from durable
 //! memory, and nothing of how a backend keeps it.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -37,10 +38,36 @@ pub trait StateStore: Send + Sync {
     /// that lost its sequences still sends numbers above those it sent before.
     fn next_sequence(&self, player_id: &str, floor: u64) -> Result<u64, StoreError>;
 
-    /// Hands out the lowest UID of `start..=end` above the scene's high-water mark that
-    /// nobody in `channel` ever had, and records it for `name`. Atomic, so two slots of
-    /// one scene allocating at once get different UIDs.
+    /// Hands out a UID of `start..=end` for `name` in `channel`: the lowest above the
+    /// scene's high-water mark that nobody in the channel ever had; when none is left, the
+    /// one released longest ago among those out of quarantine (see [`UidRequest`]). The
+    /// UID counts as held from then until [`StateStore::release_uids`]. Atomic, so two
+    /// slots of one scene allocating at once get different UIDs.
     fn allocate_uid(&self, request: &UidRequest<'_>) -> Result<u32, StoreError>;
+
+    /// How many UIDs [`StateStore::allocate_uid`] could hand out for `request` now:
+    /// the never-used ones plus those out of quarantine.
+    fn free_uids(&self, request: &UidRequest<'_>) -> Result<u64, StoreError>;
+
+    /// Records that no player of `channel` holds `uids` since `at_ms`: their quarantine
+    /// starts. Called on the held → not-held transition only, never per player per poll.
+    fn release_uids(
+        &self,
+        project: &str,
+        channel: &str,
+        uids: &[u32],
+        at_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Records that a player of `channel` holds `uids` again (or still, at a process
+    /// start), so a release seen before does not count once the player is gone. Called
+    /// on the not-held → held transition only.
+    fn hold_uids(&self, project: &str, channel: &str, uids: &[u32]) -> Result<(), StoreError>;
+
+    /// Declares that what happened to the project's UIDs before `at_ms` is unknown (a
+    /// process start): a UID held when the process stopped, or without any release
+    /// recorded, counts as released at `at_ms`, so a restart never shortens a quarantine.
+    fn uids_unknown_until(&self, project: &str, at_ms: u64) -> Result<(), StoreError>;
 
     /// Raises a scene's high-water mark to `uid` (never lowers it): a UID of the scene's
     /// own player that List shows was handed out, and so was every UID below it, even
@@ -71,7 +98,8 @@ pub trait StateStore: Send + Sync {
     fn local_dir(&self) -> Option<&Path>;
 }
 
-/// A UID allocation: the scene's range, its channel, and the player it is for.
+/// A UID allocation: the scene's range, its channel, the player it is for, and what
+/// decides whether a UID handed out before may be handed out again.
 #[derive(Debug, Clone, Copy)]
 pub struct UidRequest<'a> {
     pub project: &'a str,
@@ -80,6 +108,15 @@ pub struct UidRequest<'a> {
     pub start: u32,
     pub end: u32,
     pub name: &'a str,
+    /// UIDs of the channel a live player, an open intent or a slot record holds: never
+    /// handed out, whatever the store remembers of them.
+    pub held: &'a HashSet<u32>,
+    /// Now, in wall-clock milliseconds.
+    pub now_ms: u64,
+    /// How long no player of the channel must have held a UID before it is handed out
+    /// again: Agora's own migration may bring a failed task back for up to 240 s
+    /// (docs/agora-api.md).
+    pub quarantine_ms: u64,
 }
 
 /// Why and where a store was moved aside at start.

@@ -43,6 +43,25 @@ impl Store {
         )?)))
     }
 
+    /// Opens the embedded store at `path` that this process just closed, as a restart
+    /// would. sled's I/O threads may hold its file lock for a moment after the last
+    /// handle is dropped (a busy machine stretches the moment), so a refused lock is
+    /// retried for up to 5 s.
+    #[cfg(test)]
+    pub(crate) fn reopen(path: &Path) -> Store {
+        const TRIES: u32 = 250;
+        for _ in 1..TRIES {
+            match Store::open(path) {
+                Ok(store) => return store,
+                Err(e) if e.to_string().contains("lock") => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("cannot reopen {}: {e}", path.display()),
+            }
+        }
+        Store::open(path).unwrap_or_else(|e| panic!("cannot reopen {}: {e}", path.display()))
+    }
+
     /// An embedded store in a temporary directory that vanishes on drop (tests, demos).
     pub fn temporary() -> Result<Store, StoreError> {
         Ok(Store(Arc::new(self::sled::SledStore::temporary()?)))

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub tasks_active: IntGaugeVec,
     pub tasks_limit: IntGaugeVec,
     pub slots_over_quota: IntGaugeVec,
+    /// UIDs a scene could hand out now: never used, or out of quarantine.
+    pub scene_uids_free: IntGaugeVec,
     pub reconcile_passes: IntCounterVec,
     /// Polls that needed no pass: the List repeated the picture of a pass that decided
     /// nothing (the controller is alive, and idle).
@@ -123,6 +125,14 @@ impl Metrics {
                     "Slots that want a player but cannot have one within the project quota.",
                 ),
                 &["project"],
+            )
+            .expect("valid metric"),
+            scene_uids_free: IntGaugeVec::new(
+                Opts::new(
+                    "pullkeeper_scene_uids_free",
+                    "UIDs a scene could give a new player now: never used, or not held for uid_quarantine.",
+                ),
+                &["project", "scene"],
             )
             .expect("valid metric"),
             reconcile_passes: IntCounterVec::new(
@@ -263,6 +273,7 @@ impl Metrics {
             Box::new(m.tasks_active.clone()),
             Box::new(m.tasks_limit.clone()),
             Box::new(m.slots_over_quota.clone()),
+            Box::new(m.scene_uids_free.clone()),
             Box::new(m.reconcile_passes.clone()),
             Box::new(m.reconcile_skipped.clone()),
             Box::new(m.recreations.clone()),

@@ -22,7 +22,10 @@ pub struct Audit {
     pub healthy_deleted: usize,
     /// Live players with pullkeeper's prefix that belong to no desired slot.
     pub orphans: usize,
-    /// Creates of a UID that was already created before in the same channel.
+    /// Creates of a UID that was already created before in the same channel. A UID is
+    /// handed out again only when its range has no never-used one left and no player held
+    /// it for `uid_quarantine` (5 min at least); these runs use a fraction of their ranges
+    /// within minutes, so any reuse they see is a bug.
     pub uid_reuse: usize,
     /// Desired slots without a running player.
     pub missing: usize,

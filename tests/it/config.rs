@@ -231,6 +231,26 @@ fn settings_and_scenes_problems_are_reported_together() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+#[test]
+fn a_narrow_uid_range_is_a_warning_and_check_still_passes() {
+    let narrow = GOOD_SCENE.replace("end: 1999", "end: 1010");
+    let (code, out, dir) = check_files(SETTINGS, narrow.as_bytes());
+    std::fs::remove_dir_all(&dir).unwrap();
+    let out = out.replace(&dir.display().to_string(), "DIR");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out,
+        "DIR/scenes.yaml:8:11: scenes[0].uids: warning: uid range 1000..=1010 holds 11 uids, \
+         under 4 × (1 + backups) = 12: replacements may wait for a UID to come out of uid_quarantine\n\
+         ok: 1 projects, 1 scenes\n"
+    );
+    let too_narrow = GOOD_SCENE.replace("end: 1999", "end: 1001");
+    assert_eq!(
+        exact(too_narrow.as_bytes()),
+        "DIR/scenes.yaml:8:11: scenes[0].uids: uid range 1000..=1001 holds 2 uids but the scene needs at least 3 (1 + backups)\n"
+    );
+}
+
 /// Runs `check` on a broken scenes file and returns its whole output, with the temporary
 /// directory written as `DIR`, so the catalogue can state exactly what a user sees.
 fn exact(scenes: &[u8]) -> String {
@@ -435,6 +455,11 @@ fn catalogue_of_bad_settings() {
             "bad duration",
             format!("reconcile: {{ poll_interval: 5 }}\n{SETTINGS}"),
             ":1:29: reconcile.poll_interval: invalid duration \"5\": expected a whole number followed by a unit",
+        ),
+        (
+            "uid quarantine shorter than Agora's migration window",
+            format!("reconcile: {{ uid_quarantine: 4m }}\n{SETTINGS}"),
+            ":1:30: reconcile.uid_quarantine: must be at least 5m (Agora may bring a failed task back for up to 240 s), got 4m",
         ),
         (
             "zero duration",

@@ -79,6 +79,7 @@ async fn live_scrape_passes_promtool_and_leaks_no_identifier() {
         r#"pullkeeper_api_ratelimit_wait_seconds_total{api="list"}"#,
         r#"pullkeeper_api_requests_total{api="list",code_class="2xx"}"#,
         r#"pullkeeper_last_successful_list_timestamp_seconds{project="e2e"}"#,
+        r#"pullkeeper_scene_uids_free{project="e2e",scene="news"} "#,
         "pullkeeper_build_info{",
     ] {
         assert!(text.contains(expected), "{expected} missing from:\n{text}");

@@ -129,6 +129,10 @@ pub struct ReconcileSettings {
     /// strikes. Off (`None`) by default: Agora has no read-only per-player call, and an
     /// Update, however empty, is a write to a live player.
     pub check_interval: Option<Duration>,
+    /// How long no player of a channel must have held a UID before it is handed out
+    /// again. Agora's own migration may bring a failed task back for up to 240 s
+    /// (docs/agora-api.md), so a replacement must not take its UID before that.
+    pub uid_quarantine: Duration,
 }
 
 /// One Agora project. Secrets are `SecretString`, whose `Debug` prints `[REDACTED]`.
@@ -185,6 +189,9 @@ const DEFAULT_STORE: &str = "data/pullkeeper.sled";
 const DEFAULT_SCENES_FILE: &str = "scenes.yaml";
 const DEFAULT_POLL: Duration = Duration::from_secs(5);
 const DEFAULT_LIST_LAG: Duration = Duration::from_secs(12);
+const DEFAULT_UID_QUARANTINE: Duration = Duration::from_secs(600);
+/// The shortest `uid_quarantine`: Agora's 240 s migration window with a margin.
+pub const MIN_UID_QUARANTINE: Duration = Duration::from_secs(300);
 /// Five minutes on a fallback domain before trying the primary again.
 const DEFAULT_RETURN_TO_PRIMARY: Duration = Duration::from_secs(300);
 const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(10);
@@ -230,6 +237,7 @@ pub(crate) fn build(
                 diags,
             )
         }),
+        uid_quarantine: uid_quarantine(&raw.reconcile.uid_quarantine, diags),
     };
     let app_webhook = raw
         .app_webhook
@@ -339,6 +347,26 @@ fn duration(raw: &Option<Text>, default: Duration, path: &str, diags: &mut Diags
             diags.push(t.referenced, path, e);
             default
         }
+    }
+}
+
+/// `reconcile.uid_quarantine`: a duration of at least [`MIN_UID_QUARANTINE`].
+fn uid_quarantine(raw: &Option<Text>, diags: &mut Diags<'_>) -> Duration {
+    let path = "reconcile.uid_quarantine";
+    let quarantine = duration(raw, DEFAULT_UID_QUARANTINE, path, diags);
+    match raw {
+        Some(t) if quarantine < MIN_UID_QUARANTINE => {
+            diags.push(
+                t.referenced,
+                path,
+                format!(
+                    "must be at least 5m (Agora may bring a failed task back for up to 240 s), got {}",
+                    t.value
+                ),
+            );
+            DEFAULT_UID_QUARANTINE
+        }
+        _ => quarantine,
     }
 }
 

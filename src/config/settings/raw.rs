@@ -100,6 +100,8 @@ pub(super) struct RawReconcile {
     pub(super) list_lag: Option<Text>,
     #[serde(default)]
     pub(super) check_interval: Option<Text>,
+    #[serde(default)]
+    pub(super) uid_quarantine: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

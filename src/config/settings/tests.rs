@@ -274,3 +274,24 @@ fn source_probe_is_off_unless_configured_and_checks_its_bounds() {
     let (line, path, _) = one("source_probe: { timeout: 0s }\n");
     assert_eq!((line, path.as_str()), (Some(1), "source_probe.timeout"));
 }
+
+#[test]
+fn uid_quarantine_defaults_to_ten_minutes_and_is_at_least_five() {
+    assert_eq!(
+        load("").unwrap().reconcile.uid_quarantine,
+        Duration::from_secs(600)
+    );
+    assert_eq!(
+        load("reconcile:\n  uid_quarantine: 5m\n")
+            .unwrap()
+            .reconcile
+            .uid_quarantine,
+        MIN_UID_QUARANTINE
+    );
+    assert_eq!(MIN_UID_QUARANTINE, Duration::from_secs(300));
+    let (line, path, message) = one("reconcile:\n  uid_quarantine: 299s\n");
+    assert_eq!((line, path.as_str()), (Some(2), "reconcile.uid_quarantine"));
+    assert!(message.contains("at least 5m"), "{message}");
+    let (line, _, _) = one("reconcile:\n  uid_quarantine: soon\n");
+    assert_eq!(line, Some(2));
+}

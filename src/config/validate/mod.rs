@@ -31,6 +31,10 @@ const DEFAULT_HOLD_DOWN: Duration = Duration::from_secs(30);
 /// Most `strikes` allowed; more would leave a dead player on air for minutes.
 pub const MAX_STRIKES: i64 = 10;
 const DEFAULT_STRIKES: i64 = 3;
+/// Below this many UIDs per player of a scene, `check` warns: each replacement leaves a
+/// UID in quarantine for `uid_quarantine`, so a slot failing again and again soon has to
+/// wait for one.
+pub const UID_RANGE_ADVISED: i64 = 4;
 const STREAM_SCHEMES: [&str; 4] = ["rtmp", "rtmps", "http", "https"];
 
 /// Checks each scene, then the rules that span scenes (unique names, disjoint UID ranges
@@ -340,6 +344,18 @@ fn uids(raw: &RawScene, backups: u32, path: &str, diags: &mut Diags<'_>) -> UidR
                 format!(
                     "uid range {}..={} holds {held} uids but the scene needs at least {needed} (1 + backups)",
                     start.value, end.value
+                ),
+            );
+        } else if held < UID_RANGE_ADVISED * needed {
+            diags.warn(
+                raw.uids.referenced,
+                path,
+                format!(
+                    "uid range {}..={} holds {held} uids, under {UID_RANGE_ADVISED} × (1 + backups) = {}: \
+                     replacements may wait for a UID to come out of uid_quarantine",
+                    start.value,
+                    end.value,
+                    UID_RANGE_ADVISED * needed
                 ),
             );
         }

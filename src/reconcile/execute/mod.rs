@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
@@ -51,6 +52,12 @@ pub struct Executor {
     /// every player every poll, and rewriting them all was a sled compare-and-swap per
     /// player per poll (BENCHMARKS.md, scale). By channel, so a lookup allocates nothing.
     noted_uids: Mutex<HashMap<String, HashSet<u32>>>,
+    /// UIDs by channel that the last List or a slot record showed held; `None` before the
+    /// first List. Kept in memory so a release instant is written to the store only when
+    /// a UID stops being held, never per player per poll.
+    held_uids: Mutex<Option<HashMap<String, HashSet<u32>>>>,
+    /// How long a released UID stays out of reach of allocation.
+    uid_quarantine: Duration,
     /// The project's slot records as last written. Decoding them all from sled twice
     /// per poll was most of a pass at scale (BENCHMARKS.md); the executor is the only
     /// writer of its project's slots, so it keeps this copy exact by writing through.
@@ -61,13 +68,21 @@ pub struct Executor {
 }
 
 impl Executor {
-    pub fn new(project: String, client: Arc<MediaPullClient>, store: Store, clock: Clock) -> Self {
+    pub fn new(
+        project: String,
+        client: Arc<MediaPullClient>,
+        store: Store,
+        clock: Clock,
+        uid_quarantine: Duration,
+    ) -> Self {
         Executor {
             project,
             client,
             store,
             clock,
             noted_uids: Mutex::default(),
+            held_uids: Mutex::default(),
+            uid_quarantine,
             slots: Mutex::default(),
             onair: Mutex::default(),
         }
@@ -136,6 +151,14 @@ impl Executor {
     /// Under the copy's lock, so a concurrent first read cannot miss the write.
     fn write_slot(&self, key: &SlotKey, record: Option<&SlotRecord>) -> Result<(), StoreError> {
         let mut cache = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let before = match cache.as_ref() {
+            Some(slots) => slots.get(key).cloned(),
+            None => self.store.slot(key)?,
+        };
+        if let Some(before) = before.filter(|b| b.uid != 0 && record.is_none_or(|r| r.uid != b.uid))
+        {
+            self.release_uid(&before)?;
+        }
         let written = match record {
             Some(r) => self.store.put_slot(key, r),
             None => self.store.remove_slot(key),
@@ -224,16 +247,76 @@ impl Executor {
         Ok(record)
     }
 
-    /// A UID from the scene's range that nobody in its channel ever had.
+    /// A UID from the scene's range that nobody in its channel ever had, else one no
+    /// player of the channel has held for the quarantine (see [`StateStore::allocate_uid`]).
     fn fresh_uid(&self, scene: &Scene, name: &str) -> Result<u32, StoreError> {
-        self.store.allocate_uid(&UidRequest {
+        let held = self.held_in(&scene.channel)?;
+        self.store
+            .allocate_uid(&self.uid_request(scene, name, &held))
+    }
+
+    /// How many UIDs the scene could get now (the `pullkeeper_scene_uids_free` gauge).
+    /// As of the last List: walking every slot record per scene would make the gauge
+    /// quadratic in a project's scenes.
+    pub fn free_uids(&self, scene: &Scene) -> Result<u64, StoreError> {
+        let held = self.held_at_last_list(&scene.channel);
+        self.store.free_uids(&self.uid_request(scene, "", &held))
+    }
+
+    fn uid_request<'a>(
+        &'a self,
+        scene: &'a Scene,
+        name: &'a str,
+        held: &'a HashSet<u32>,
+    ) -> UidRequest<'a> {
+        UidRequest {
             project: &self.project,
             scene: &scene.name,
             channel: &scene.channel,
             start: scene.uids.start,
             end: scene.uids.end,
             name,
-        })
+            held,
+            now_ms: self.clock.now_ms(),
+            quarantine_ms: u64::try_from(self.uid_quarantine.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// The UIDs of `channel` that the last List showed or a slot record holds now
+    /// (records change between Lists).
+    fn held_in(&self, channel: &str) -> Result<HashSet<u32>, StoreError> {
+        let mut held = self.held_at_last_list(channel);
+        held.extend(
+            self.slots()?
+                .values()
+                .filter(|r| record_channel(r).is_none_or(|c| c == channel))
+                .map(|r| r.uid),
+        );
+        Ok(held)
+    }
+
+    /// The UIDs of `channel` that the last List showed or a slot record held then.
+    fn held_at_last_list(&self, channel: &str) -> HashSet<u32> {
+        self.held_uids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|by_channel| by_channel.get(channel).cloned())
+            .unwrap_or_default()
+    }
+
+    /// A slot record let go of its UID: its quarantine starts now, unless List still
+    /// shows a player under it (then it starts when List stops showing it).
+    fn release_uid(&self, record: &SlotRecord) -> Result<(), StoreError> {
+        let Some(channel) = record_channel(record) else {
+            return Ok(());
+        };
+        let mut held = self.held_uids.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(uids) = held.as_mut().and_then(|h| h.get_mut(channel)) {
+            uids.remove(&record.uid);
+        }
+        self.store
+            .release_uids(&self.project, channel, &[record.uid], self.clock.now_ms())
     }
 
     /// After a definite refusal (any 4xx but 409) nothing was created, so the record
@@ -417,10 +500,12 @@ impl Executor {
         Ok(sequence)
     }
 
-    /// Remembers every UID a List shows, so none is ever handed out again, and raises
-    /// each scene's high-water mark to the UIDs of its own listed players: after a lost
-    /// store, that is what tells which part of the range the scene already used.
+    /// Remembers every UID a List shows, raises each scene's high-water mark to the UIDs
+    /// of its own listed players (after a lost store, that is what tells which part of
+    /// the range the scene already used), and starts the quarantine of each UID that
+    /// neither this List nor a slot record holds any more.
     pub fn note_uids(&self, players: &[ListedPlayer], prefix: &str, scenes: &[Scene]) {
+        self.note_held(players);
         let mut noted = self.noted_uids.lock().unwrap_or_else(|e| e.into_inner());
         for p in players {
             let (Some(channel), Some(uid)) = (p.channel_name.as_deref(), p.uid) else {
@@ -456,10 +541,90 @@ impl Executor {
         }
     }
 
+    /// Compares what is held now (this List, the slot records) with what was held at the
+    /// last List and records each transition: a release instant for a UID no longer held,
+    /// a hold for one held anew. At the first List of the process, everything held is
+    /// held anew, and what happened before is unknown (see
+    /// [`StateStore::uids_unknown_until`]).
+    fn note_held(&self, players: &[ListedPlayer]) {
+        let now_ms = self.clock.now_ms();
+        let mut now: HashMap<String, HashSet<u32>> = HashMap::new();
+        // A String per channel, not per player: this runs for every player every poll.
+        let mut hold = |channel: &str, uid: u32| match now.get_mut(channel) {
+            Some(uids) => {
+                uids.insert(uid);
+            }
+            None => {
+                now.insert(channel.to_string(), HashSet::from([uid]));
+            }
+        };
+        for p in players {
+            if let (Some(channel), Some(uid)) = (p.channel_name.as_deref(), p.uid)
+                && let Ok(uid) = u32::try_from(uid)
+            {
+                hold(channel, uid);
+            }
+        }
+        if let Ok(slots) = self.slots() {
+            for record in slots.values().filter(|r| r.uid != 0) {
+                if let Some(channel) = record_channel(record) {
+                    hold(channel, record.uid);
+                }
+            }
+        }
+        let mut held = self.held_uids.lock().unwrap_or_else(|e| e.into_inner());
+        let first = held.is_none();
+        let before = held.take().unwrap_or_default();
+        let written = self.note_transitions(&before, &now, now_ms, first);
+        match written {
+            Ok(()) => *held = Some(now),
+            // Keep the old picture, so the next List records what this one could not.
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record held and released UIDs");
+                *held = (!first).then_some(before);
+            }
+        }
+    }
+
+    fn note_transitions(
+        &self,
+        before: &HashMap<String, HashSet<u32>>,
+        now: &HashMap<String, HashSet<u32>>,
+        now_ms: u64,
+        first: bool,
+    ) -> Result<(), StoreError> {
+        if first {
+            self.store.uids_unknown_until(&self.project, now_ms)?;
+        }
+        let empty = HashSet::new();
+        for (channel, uids) in before {
+            let still = now.get(channel).unwrap_or(&empty);
+            let released: Vec<u32> = uids.difference(still).copied().collect();
+            if !released.is_empty() {
+                self.store
+                    .release_uids(&self.project, channel, &released, now_ms)?;
+            }
+        }
+        for (channel, uids) in now {
+            let was = before.get(channel).unwrap_or(&empty);
+            let anew: Vec<u32> = uids.difference(was).copied().collect();
+            if !anew.is_empty() {
+                self.store.hold_uids(&self.project, channel, &anew)?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn forget(&self, key: &SlotKey) -> Result<(), ExecError> {
         self.write_slot(key, None)?;
         Ok(())
     }
+}
+
+/// The channel a slot record's player is (or was to be) in; unknown for records
+/// written before specs were kept.
+fn record_channel(record: &SlotRecord) -> Option<&str> {
+    record.spec.as_ref().map(|s| s.fixed.channel.as_str())
 }
 
 /// Where to send a Delete: the region the slot's record remembers for this very player,
@@ -492,3 +657,6 @@ pub fn delete_regions(
 pub fn create_rank(master: bool, priority: i32) -> i64 {
     (i64::from(master) << 32) + i64::from(priority)
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,7 +8,14 @@
 //! - `slots`: `{project}\0{scene}\0{slot}` → slot record. A record in phase `Intended`
 //!   *is* the create intent: it is flushed before the Create call.
 //! - `uids`: `{project}\0{channel}\0{uid as 4 big-endian bytes}` → player name. Every UID
-//!   pullkeeper handed out or saw in that channel; none is ever handed out twice.
+//!   pullkeeper handed out or saw in that channel.
+//! - `uid_released`: same key → since when (ms, 8 big-endian bytes) no player of the
+//!   channel holds the UID, or [`HELD`] from the moment it is handed out or seen held
+//!   until it is seen released. A UID is handed out again only once its release lies a
+//!   quarantine in the past.
+//! - `uids_unknown_until`: `{project}` → the last process start (ms). A UID that was
+//!   held when pullkeeper stopped, or that has no release recorded at all, counts as
+//!   released then: whatever happened to it in between is unknown.
 //! - `uid_hwm`: `{project}\0{scene}` → highest UID handed out for the scene, so allocation
 //!   is O(1) in the common case and never walks back into used space.
 //! - `onair`: `{project}\0{scene}` → the scene's on-air record and its version.
@@ -17,6 +24,7 @@
 //!   contents (see `recover`, which also moves an unreadable store aside).
 
 use serde::{Deserialize, Serialize};
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -43,6 +51,8 @@ pub(super) struct SledStore {
     slots: sled::Tree,
     uids: sled::Tree,
     uid_hwm: sled::Tree,
+    uid_released: sled::Tree,
+    uids_unknown_until: sled::Tree,
     onair: sled::Tree,
     sequences: sled::Tree,
     flushing: Arc<tokio::sync::Mutex<()>>,
@@ -90,6 +100,8 @@ impl SledStore {
             slots: db.open_tree("slots")?,
             uids: db.open_tree("uids")?,
             uid_hwm: db.open_tree("uid_hwm")?,
+            uid_released: db.open_tree("uid_released")?,
+            uids_unknown_until: db.open_tree("uids_unknown_until")?,
             onair: db.open_tree("onair")?,
             sequences: db.open_tree("update_sequences")?,
             flushing: Default::default(),
@@ -163,38 +175,93 @@ impl StateStore for SledStore {
     fn allocate_uid(&self, request: &UidRequest<'_>) -> Result<u32, StoreError> {
         let &UidRequest {
             project,
-            scene,
             channel,
-            start,
-            end,
             name,
+            ..
         } = request;
-        let hwm_key = key(&[project, scene]);
-        let hwm = self
-            .uid_hwm
-            .get(&hwm_key)?
-            .map(|v| u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 4])))
-            .unwrap_or(0);
-        let first = start.max(hwm.saturating_add(1));
-        if hwm < u32::MAX {
-            for uid in first..=end {
-                let k = uid_key(project, channel, uid);
-                // compare_and_swap claims the UID only if no one holds it yet.
-                let claimed =
-                    self.uids
-                        .compare_and_swap(&k, None::<&[u8]>, Some(name.as_bytes()))?;
-                if claimed.is_ok() {
-                    self.raise_uid_hwm(project, scene, uid)?;
-                    return Ok(uid);
-                }
+        for uid in self.fresh_range(request)?.into_iter().flatten() {
+            if request.held.contains(&uid) {
+                continue;
+            }
+            let k = uid_key(project, channel, uid);
+            // compare_and_swap claims the UID only if no one holds it yet.
+            let claimed = self
+                .uids
+                .compare_and_swap(&k, None::<&[u8]>, Some(name.as_bytes()))?;
+            if claimed.is_ok() {
+                self.raise_uid_hwm(project, request.scene, uid)?;
+                self.uid_released.insert(&k, &HELD.to_be_bytes())?;
+                return Ok(uid);
+            }
+        }
+        let mut candidates = self.out_of_quarantine(request)?;
+        candidates.sort_by_key(|c| (c.since, c.uid));
+        for candidate in candidates {
+            let k = uid_key(project, channel, candidate.uid);
+            // Claimed only if no concurrent allocation claimed it since it was read.
+            let claimed = self.uid_released.compare_and_swap(
+                &k,
+                candidate.released,
+                Some(&HELD.to_be_bytes()[..]),
+            )?;
+            if claimed.is_ok() {
+                self.uids.insert(&k, name.as_bytes())?;
+                return Ok(candidate.uid);
             }
         }
         Err(StoreError::UidsExhausted {
-            scene: scene.to_string(),
+            scene: request.scene.to_string(),
             channel: channel.to_string(),
-            start,
-            end,
+            start: request.start,
+            end: request.end,
         })
+    }
+
+    fn free_uids(&self, request: &UidRequest<'_>) -> Result<u64, StoreError> {
+        let mut never_used = 0;
+        if let Some(fresh) = self.fresh_range(request)? {
+            never_used = u64::from(fresh.end() - fresh.start()) + 1;
+            for item in self.known_in(request, fresh) {
+                item?;
+                never_used -= 1;
+            }
+        }
+        let reusable = self.out_of_quarantine(request)?.len() as u64;
+        Ok(never_used + reusable)
+    }
+
+    fn release_uids(
+        &self,
+        project: &str,
+        channel: &str,
+        uids: &[u32],
+        at_ms: u64,
+    ) -> Result<(), StoreError> {
+        for &uid in uids {
+            self.uid_released
+                .insert(uid_key(project, channel, uid), &at_ms.to_be_bytes())?;
+        }
+        Ok(())
+    }
+
+    fn hold_uids(&self, project: &str, channel: &str, uids: &[u32]) -> Result<(), StoreError> {
+        for &uid in uids {
+            let k = uid_key(project, channel, uid);
+            // Read first: at a process start every listed UID is new to the caller, and
+            // most are marked held already.
+            if read_ms(self.uid_released.get(&k)?.as_deref()) != HELD {
+                self.uid_released.insert(&k, &HELD.to_be_bytes())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn uids_unknown_until(&self, project: &str, at_ms: u64) -> Result<(), StoreError> {
+        self.uids_unknown_until
+            .fetch_and_update(project.as_bytes(), |old| {
+                Some(read_ms(old).max(at_ms).to_be_bytes().to_vec())
+            })?;
+        Ok(())
     }
 
     fn raise_uid_hwm(&self, project: &str, scene: &str, uid: u32) -> Result<(), StoreError> {
@@ -237,6 +304,94 @@ impl StateStore for SledStore {
     fn local_dir(&self) -> Option<&Path> {
         Some(&self.dir)
     }
+}
+
+/// The `uid_released` value of a UID handed out or seen held, and not seen released since.
+const HELD: u64 = u64::MAX;
+
+/// A UID handed out before that may be handed out again.
+struct Reusable {
+    uid: u32,
+    /// Since when no player holds it, as far as anyone knows.
+    since: u64,
+    /// Its `uid_released` value as read, to claim it only if unchanged.
+    released: Option<sled::IVec>,
+}
+
+impl SledStore {
+    /// The UIDs of the request's range above the scene's high-water mark (empty when
+    /// none is left).
+    fn fresh_range(
+        &self,
+        request: &UidRequest<'_>,
+    ) -> Result<Option<RangeInclusive<u32>>, StoreError> {
+        let hwm = self
+            .uid_hwm
+            .get(key(&[request.project, request.scene]))?
+            .map(|v| u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 4])))
+            .unwrap_or(0);
+        Ok(hwm
+            .checked_add(1)
+            .map(|above| request.start.max(above)..=request.end)
+            .filter(|range| !range.is_empty()))
+    }
+
+    /// The UIDs of `range` the channel ever had, as `uids` keys.
+    fn known_in(
+        &self,
+        request: &UidRequest<'_>,
+        range: RangeInclusive<u32>,
+    ) -> impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> {
+        let (project, channel) = (request.project, request.channel);
+        let keys =
+            uid_key(project, channel, *range.start())..=uid_key(project, channel, *range.end());
+        self.uids.range(keys)
+    }
+
+    /// The UIDs of the request's range handed out or seen before that nobody holds and
+    /// nobody has held for the quarantine: never one the request names as held. Without
+    /// a release seen (held when the process stopped, or never recorded) the last
+    /// process start stands in for it.
+    fn out_of_quarantine(&self, request: &UidRequest<'_>) -> Result<Vec<Reusable>, StoreError> {
+        let unknown_until = read_ms(
+            self.uids_unknown_until
+                .get(request.project.as_bytes())?
+                .as_deref(),
+        );
+        let mut out = Vec::new();
+        for item in self.known_in(request, request.start..=request.end) {
+            let (k, _) = item?;
+            let Some(uid) = k
+                .len()
+                .checked_sub(4)
+                .map(|at| u32::from_be_bytes(k[at..].try_into().unwrap_or([0; 4])))
+            else {
+                continue;
+            };
+            if request.held.contains(&uid) {
+                continue;
+            }
+            let released = self.uid_released.get(&k)?;
+            let since = match read_ms(released.as_deref()) {
+                0 | HELD => unknown_until,
+                at => at,
+            };
+            if since.saturating_add(request.quarantine_ms) <= request.now_ms {
+                out.push(Reusable {
+                    uid,
+                    since,
+                    released,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A millisecond instant as stored (8 big-endian bytes); absent or malformed is 0.
+fn read_ms(v: Option<&[u8]>) -> u64 {
+    v.and_then(|v| <[u8; 8]>::try_from(v).ok())
+        .map_or(0, u64::from_be_bytes)
 }
 
 /// The value stored under a slot key.

@@ -58,6 +58,8 @@ impl SledStore {
         for (tree, name, len) in [
             (&self.uid_hwm, "uid_hwm", 4),
             (&self.sequences, "update_sequences", 8),
+            (&self.uid_released, "uid_released", 8),
+            (&self.uids_unknown_until, "uids_unknown_until", 8),
         ] {
             for item in tree.iter() {
                 let (_, v) = item?;

@@ -3,6 +3,14 @@
 use super::*;
 use crate::model::{Phase, RECORD_VERSION, Region};
 use crate::store::Store;
+use std::collections::HashSet;
+
+/// Nothing held in the channel.
+static NONE_HELD: std::sync::LazyLock<HashSet<u32>> = std::sync::LazyLock::new(HashSet::new);
+
+const MINUTE: u64 = 60_000;
+/// The default `uid_quarantine`.
+const QUARANTINE: u64 = 10 * MINUTE;
 
 fn req<'a>(
     project: &'a str,
@@ -19,6 +27,18 @@ fn req<'a>(
         start,
         end,
         name,
+        held: &NONE_HELD,
+        now_ms: 0,
+        quarantine_ms: QUARANTINE,
+    }
+}
+
+/// A request for scene `s` in channel `ch`, range 1..=3, at `now_ms`.
+fn at<'a>(now_ms: u64, held: &'a HashSet<u32>) -> UidRequest<'a> {
+    UidRequest {
+        now_ms,
+        held,
+        ..req("p", "s", "ch", 1, 3, "n")
     }
 }
 
@@ -83,11 +103,127 @@ fn uids_are_never_handed_out_twice() {
     );
 }
 
+/// Allocates at `now_ms` as the executor does: excluding what `held` holds, which then
+/// holds the new UID too.
+fn allocate(store: &Store, now_ms: u64, held: &mut HashSet<u32>) -> Result<u32, StoreError> {
+    let uid = store.allocate_uid(&at(now_ms, held))?;
+    held.insert(uid);
+    Ok(uid)
+}
+
+/// The executor's release: the player is gone and the record let go of the UID.
+fn release(store: &Store, uid: u32, at_ms: u64, held: &mut HashSet<u32>) {
+    store.release_uids("p", "ch", &[uid], at_ms).unwrap();
+    held.remove(&uid);
+}
+
+#[test]
+fn a_released_uid_is_handed_out_again_only_after_its_quarantine() {
+    let store = Store::temporary().unwrap();
+    let mut held = HashSet::new();
+    let t0 = 100 * MINUTE;
+    let got: Vec<u32> = (0..3)
+        .map(|_| allocate(&store, t0, &mut held).unwrap())
+        .collect();
+    assert_eq!(got, vec![1, 2, 3], "never-used UIDs first, lowest first");
+    release(&store, 2, t0 + MINUTE, &mut held);
+    release(&store, 3, t0, &mut held);
+    let inside = t0 + MINUTE + QUARANTINE - 1;
+    assert_eq!(store.free_uids(&at(inside, &held)).unwrap(), 1);
+    assert_eq!(
+        allocate(&store, inside, &mut held).unwrap(),
+        3,
+        "3 is out of quarantine, 2 is not yet"
+    );
+    assert!(matches!(
+        allocate(&store, inside, &mut held),
+        Err(StoreError::UidsExhausted { .. })
+    ));
+    assert_eq!(store.free_uids(&at(inside, &held)).unwrap(), 0);
+    let after = t0 + MINUTE + QUARANTINE;
+    assert_eq!(allocate(&store, after, &mut held).unwrap(), 2);
+    assert!(
+        allocate(&store, after * 10, &mut held).is_err(),
+        "held UIDs stay held however long ago they were handed out"
+    );
+}
+
+#[test]
+fn the_uid_released_longest_ago_goes_first_and_held_ones_never() {
+    let store = Store::temporary().unwrap();
+    let mut held = HashSet::new();
+    let t0 = 100 * MINUTE;
+    for _ in 0..3 {
+        allocate(&store, t0, &mut held).unwrap();
+    }
+    release(&store, 1, t0 + 2, &mut held);
+    release(&store, 2, t0 + 1, &mut held);
+    release(&store, 3, t0 + 3, &mut held);
+    let later = t0 + 2 * QUARANTINE;
+    // A foreign player in the channel took 2 meanwhile (List shows it).
+    held.insert(2);
+    assert_eq!(store.free_uids(&at(later, &held)).unwrap(), 2);
+    assert_eq!(
+        allocate(&store, later, &mut held).unwrap(),
+        1,
+        "2 went first but a live player holds it"
+    );
+    held.remove(&2);
+    assert_eq!(allocate(&store, later, &mut held).unwrap(), 2);
+    // 3 held again (Agora's migration brought a task back) and gone again while the
+    // process was down: its old release no longer counts, the restart does.
+    store.hold_uids("p", "ch", &[3]).unwrap();
+    release(&store, 1, later, &mut held);
+    let restart = later + QUARANTINE;
+    store.uids_unknown_until("p", restart).unwrap();
+    assert_eq!(allocate(&store, restart, &mut held).unwrap(), 1);
+    assert!(allocate(&store, restart + QUARANTINE - 1, &mut held).is_err());
+    assert_eq!(
+        allocate(&store, restart + QUARANTINE, &mut held).unwrap(),
+        3
+    );
+}
+
+#[test]
+fn a_restart_counts_uids_of_unknown_fate_as_released_at_the_restart() {
+    let store = Store::temporary().unwrap();
+    let mut held = HashSet::new();
+    let t0 = 100 * MINUTE;
+    for _ in 0..2 {
+        allocate(&store, t0, &mut held).unwrap();
+    }
+    // 1 was seen released before the stop; 2 was held when the process stopped; 3 was
+    // seen in List only (no release ever recorded).
+    release(&store, 1, t0, &mut held);
+    assert!(store.note_uid("p", "ch", 3, "foreign").unwrap());
+    let restart = t0 + 3 * QUARANTINE;
+    store.uids_unknown_until("p", restart).unwrap();
+    store.uids_unknown_until("p", t0).unwrap();
+    let mut held = HashSet::new();
+    assert_eq!(
+        store.free_uids(&at(restart, &held)).unwrap(),
+        1,
+        "only 1, whose release was seen, is out of quarantine; the start never moves back"
+    );
+    assert_eq!(allocate(&store, restart, &mut held).unwrap(), 1);
+    assert!(allocate(&store, restart + QUARANTINE - 1, &mut held).is_err());
+    assert_eq!(
+        store.free_uids(&at(restart + QUARANTINE, &held)).unwrap(),
+        2
+    );
+}
+
 #[test]
 fn a_raised_high_water_mark_is_never_allocated_below_nor_lowered() {
     let store = Store::temporary().unwrap();
     store.raise_uid_hwm("p", "news", 150).unwrap();
     store.raise_uid_hwm("p", "news", 120).unwrap();
+    assert_eq!(
+        store
+            .free_uids(&req("p", "news", "ch", 100, 199, "a"))
+            .unwrap(),
+        49
+    );
     assert_eq!(
         store
             .allocate_uid(&req("p", "news", "ch", 100, 199, "a"))
@@ -135,7 +271,7 @@ async fn concurrent_writers_sharing_flushes_all_end_durable() {
             w.await.unwrap();
         }
     }
-    let store = Store::open(&dir).unwrap();
+    let store = Store::reopen(&dir);
     assert_eq!(store.project_slots("p").unwrap().len(), 32);
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
@@ -154,7 +290,7 @@ async fn survives_reopen() {
             .unwrap();
         store.flush().await.unwrap();
     }
-    let store = Store::open(&dir).unwrap();
+    let store = Store::reopen(&dir);
     assert!(store.uid_known("p", "ch", 1).unwrap());
     assert_eq!(
         store

@@ -46,6 +46,7 @@ fn settings() -> Settings {
             poll_interval: Duration::from_secs(5),
             list_lag: Duration::from_secs(12),
             check_interval: None,
+            uid_quarantine: Duration::from_secs(600),
         },
         scenes_file: PathBuf::from("scenes.yaml"),
         projects: vec![project("demo"), project("second")],
@@ -523,4 +524,36 @@ fn inline_token_is_refused_and_env_token_resolved() {
         secrecy::ExposeSecret::expose_secret(s[0].token.as_ref().unwrap()),
         "t0k"
     );
+}
+
+/// The warnings of a scenes file that loads.
+fn warnings(body: &str) -> Vec<Diagnostic> {
+    let text = format!("scenes:\n{body}");
+    let mut out = Vec::new();
+    crate::config::scenes::parse_into(
+        Path::new("s.yaml"),
+        &text,
+        &settings(),
+        &HashMap::new(),
+        &mut out,
+    );
+    assert!(out.iter().all(Diagnostic::is_warning), "{out:#?}");
+    out
+}
+
+#[test]
+fn a_uid_range_under_four_per_player_is_a_warning_not_an_error() {
+    // backups: 1, so 2 players: 8 UIDs are enough, 7 load with a warning.
+    assert!(warnings(&scene("a", &[("end: 10", "end: 8")])).is_empty());
+    let narrow = scene("a", &[("end: 10", "end: 7")]);
+    assert!(run(&narrow).is_ok(), "a warning does not refuse the scenes");
+    let w = warnings(&narrow);
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert_eq!((w[0].line, w[0].path.as_str()), (Some(9), "scenes[0].uids"));
+    assert_eq!(
+        w[0].message,
+        "uid range 1..=7 holds 7 uids, under 4 × (1 + backups) = 8: \
+         replacements may wait for a UID to come out of uid_quarantine"
+    );
+    assert_eq!(super::UID_RANGE_ADVISED, 4);
 }
