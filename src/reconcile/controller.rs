@@ -25,14 +25,10 @@ use crate::ncs::inbox::{Inbox, PlayerEvent};
 use crate::reconcile::execute::{Done, Executor, Launcher, PassScenes};
 use crate::reconcile::observe::{ListNews, Observed};
 use crate::reconcile::plan::{PlanInput, cleared_slots, desired_scenes, plan, scene_sources};
-use crate::reconcile::publish::{self, Publication, Waiting};
+use crate::reconcile::publish::{self, Publication, UidsFree, Waiting};
 use crate::reconcile::source_probes::{self, SourceProbing};
 use crate::reconcile::wake::{ListBackoff, Quiet, sleep_until_opt, tick_opt};
 use crate::telemetry::Metrics;
-
-/// How often `pullkeeper_scene_uids_free` is recomputed: it reads every known UID of each
-/// scene's range, too much for every poll at scale, and a quarantine lasts minutes.
-const UIDS_FREE_EVERY: Duration = Duration::from_secs(30);
 
 /// What one project's controller is given by the wiring.
 pub struct Context {
@@ -71,10 +67,8 @@ pub struct ProjectController {
     /// When the oldest notice not yet planned on arrived: a failover this pass publishes
     /// was decided that long after the notice that caused it.
     notices_since: Option<Instant>,
-    /// When `pullkeeper_scene_uids_free` is next recomputed (`None`: at the next List).
-    uids_free_due: Option<Instant>,
-    /// The scenes that gauge has a series for, to drop those of removed scenes.
-    uids_free_scenes: Vec<String>,
+    /// The free-UID gauge of the project's scenes.
+    uids_free: UidsFree,
 }
 
 impl ProjectController {
@@ -93,8 +87,7 @@ impl ProjectController {
             onair_due: None,
             quiet: None,
             notices_since: None,
-            uids_free_due: None,
-            uids_free_scenes: Vec::new(),
+            uids_free: UidsFree::default(),
             ctx,
         }
     }
@@ -204,38 +197,9 @@ impl ProjectController {
             tracing::info!(project = %project, "List works again");
         }
         let calls_for_pass = news == ListNews::News || !self.still_quiet();
-        self.refresh_uids_free(&scenes);
+        self.uids_free
+            .refresh(&ctx.project.id, &scenes, &ctx.executor, &ctx.metrics);
         calls_for_pass
-    }
-
-    /// Sets `pullkeeper_scene_uids_free` for each scene of the project, at most every
-    /// [`UIDS_FREE_EVERY`], and drops the series of scenes no longer configured.
-    fn refresh_uids_free(&mut self, scenes: &[Scene]) {
-        let now = Instant::now();
-        if self.uids_free_due.is_some_and(|due| now < due) {
-            return;
-        }
-        self.uids_free_due = Some(now + UIDS_FREE_EVERY);
-        let project = self.ctx.project.id.as_str();
-        let gauge = &self.ctx.metrics.scene_uids_free;
-        let own: Vec<&Scene> = scenes.iter().filter(|s| s.project == project).collect();
-        for gone in &self.uids_free_scenes {
-            if !own.iter().any(|s| &s.name == gone) {
-                // Absent already is fine: the goal is that it is gone.
-                let _ = gauge.remove_label_values(&[project, gone]);
-            }
-        }
-        self.uids_free_scenes = own.iter().map(|s| s.name.clone()).collect();
-        for scene in own {
-            match self.ctx.executor.free_uids(scene) {
-                Ok(free) => gauge
-                    .with_label_values(&[project, &scene.name])
-                    .set(i64::try_from(free).unwrap_or(i64::MAX)),
-                Err(e) => {
-                    tracing::error!(project, scene = %scene.name, error = %e, "cannot count free UIDs")
-                }
-            }
-        }
     }
 
     /// Whether the last pass decided nothing and would decide nothing again now, given

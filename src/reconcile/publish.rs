@@ -1,16 +1,21 @@
 //! Turning a pass into what others read: each scene's status (`/v1/scenes`), the
-//! announcement of an on-air change (logs and the app webhook), the project's gauges,
-//! and a log line when the slots waiting for quota or for their source change.
+//! announcement of an on-air change (logs and the app webhook), the project's gauges
+//! (free UIDs included), and a log line when the slots waiting for quota or for their
+//! source change.
 //!
 //! Nothing here decides: the on-air player comes from the plan.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::agora::wire::ListedPlayer;
 use crate::config::Scene;
 use crate::model::{
     SLATE_SLOT, SceneStatus, SlotKey, SlotRecord, SlotStatus, SourceStatus, Switch, role,
 };
+use crate::reconcile::execute::Executor;
 use crate::reconcile::plan::OnAirDecision;
 use crate::telemetry::Metrics;
 
@@ -162,6 +167,50 @@ impl Waiting {
             tracing::info!(project = %project, ?slots,
                 "replacements waiting for their source changed");
             self.held = held.to_vec();
+        }
+    }
+}
+
+/// How often `pullkeeper_scene_uids_free` is recomputed: it reads every known UID of each
+/// scene's range, too much for every poll at scale, and a quarantine lasts minutes.
+const UIDS_FREE_EVERY: Duration = Duration::from_secs(30);
+
+/// `pullkeeper_scene_uids_free` of one project's scenes.
+#[derive(Default)]
+pub struct UidsFree {
+    /// When it is next recomputed (`None`: at the next List).
+    due: Option<Instant>,
+    /// The scenes the gauge has a series for, to drop those of removed scenes.
+    scenes: Vec<String>,
+}
+
+impl UidsFree {
+    /// Sets the gauge for each scene of `project`, at most every [`UIDS_FREE_EVERY`], and
+    /// drops the series of scenes no longer configured.
+    pub fn refresh(&mut self, project: &str, scenes: &[Scene], exec: &Executor, metrics: &Metrics) {
+        let now = Instant::now();
+        if self.due.is_some_and(|due| now < due) {
+            return;
+        }
+        self.due = Some(now + UIDS_FREE_EVERY);
+        let gauge = &metrics.scene_uids_free;
+        let own: Vec<&Scene> = scenes.iter().filter(|s| s.project == project).collect();
+        for gone in &self.scenes {
+            if !own.iter().any(|s| &s.name == gone) {
+                // Absent already is fine: the goal is that it is gone.
+                let _ = gauge.remove_label_values(&[project, gone]);
+            }
+        }
+        self.scenes = own.iter().map(|s| s.name.clone()).collect();
+        for scene in own {
+            match exec.free_uids(scene) {
+                Ok(free) => gauge
+                    .with_label_values(&[project, &scene.name])
+                    .set(i64::try_from(free).unwrap_or(i64::MAX)),
+                Err(e) => {
+                    tracing::error!(project, scene = %scene.name, error = %e, "cannot count free UIDs")
+                }
+            }
         }
     }
 }
