@@ -247,9 +247,9 @@ async fn a_list_outage_deletes_nothing_and_is_flagged() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_failed_probes_replace_a_player_two_then_a_success_do_not() {
+async fn three_failed_checks_replace_a_player_two_then_a_success_do_not() {
     let Running { sim, app, dir, .. } = Running::start(
-        "probe",
+        "check",
         &one_scene("revertive"),
         "",
         "poll_interval: 200ms, list_lag: 1s, check_interval: 200ms",
@@ -283,7 +283,7 @@ async fn three_failed_probes_replace_a_player_two_then_a_success_do_not() {
             == 2
     })
     .await;
-    eventually(Duration::from_secs(5), "a healthy probe after them", || {
+    eventually(Duration::from_secs(5), "a healthy check after them", || {
         sim.requests()
             .iter()
             .filter(|r| r.method == "PATCH" && r.path.contains(&backup))
@@ -301,9 +301,9 @@ async fn three_failed_probes_replace_a_player_two_then_a_success_do_not() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn probes_that_all_get_a_5xx_are_an_api_fault_and_replace_nothing() {
+async fn checks_that_all_get_a_5xx_are_an_api_fault_and_replace_nothing() {
     let Running { sim, app, dir, .. } = Running::start(
-        "probe-outage",
+        "check-outage",
         &one_scene("revertive"),
         "",
         "poll_interval: 200ms, list_lag: 1s, check_interval: 200ms",
@@ -318,14 +318,14 @@ async fn probes_that_all_get_a_5xx_are_an_api_fault_and_replace_nothing() {
         count: 12,
         action: FaultAction::Status(503),
     });
-    let probes = |status| {
+    let checks = |status| {
         sim.requests()
             .iter()
             .filter(|r| r.method == "PATCH" && r.status == Some(status))
             .count()
     };
     eventually(Duration::from_secs(20), "twelve 503s, then answers", || {
-        probes(503) == 12 && probes(200) >= 2
+        checks(503) == 12 && checks(200) >= 2
     })
     .await;
     let replaced: Vec<_> = sim

@@ -80,7 +80,7 @@ async fn five_xx_bursts_on_update_below_the_strikes_delete_nothing() {
             == 4
     })
     .await;
-    eventually(Duration::from_secs(20), "probes answered again", || {
+    eventually(Duration::from_secs(20), "checks answered again", || {
         r.sim
             .requests()
             .iter()
