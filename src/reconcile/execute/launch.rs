@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
-use super::{Busy, CreateQueue, ExecError, Executor, create_rank, delete_regions};
+use super::{Busy, CreateQueue, ExecError, Executor, create_rank};
 use crate::agora::wire::ListedPlayer;
 use crate::agora::{ApiError, ErrorClass};
 use crate::config::{Project, Scene};
-use crate::model::{Region, SlotKey, SlotRecord, role};
+use crate::model::{Region, SlotKey, SlotRecord, parse_name, role};
 use crate::probe::Finding;
 use crate::reconcile::observe::CheckAnswer;
 use crate::reconcile::plan::{Action, Create};
@@ -293,4 +293,29 @@ impl Launcher {
     pub fn check_done(&mut self, key: &SlotKey) {
         self.busy.slots.remove(key);
     }
+}
+
+/// Where to send a Delete: the region the slot's record remembers for this very player,
+/// else the scene's, then every other region in turn. An older generation of a slot may
+/// have been created in another region (a rollout after the scene's region changed), and
+/// a player adopted after its scene was removed has no region anyone remembers.
+pub fn delete_regions(
+    project: &Project,
+    name: &str,
+    scene_region: impl Fn(&str) -> Option<Region>,
+    records: &BTreeMap<SlotKey, SlotRecord>,
+) -> Vec<Region> {
+    let parsed = parse_name(&project.name_prefix, name);
+    let record = parsed
+        .as_ref()
+        .and_then(|p| records.get(&SlotKey::new(&project.id, &p.scene, p.slot)));
+    if let Some(r) = record.filter(|r| r.name == name) {
+        return vec![r.region];
+    }
+    let likely = record
+        .map(|r| r.region)
+        .or_else(|| parsed.as_ref().and_then(|p| scene_region(&p.scene)));
+    let mut regions: Vec<Region> = likely.into_iter().collect();
+    regions.extend(Region::ALL.into_iter().filter(|r| Some(*r) != likely));
+    regions
 }
