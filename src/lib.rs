@@ -1,7 +1,7 @@
 //! pullkeeper: a supervisor and failover controller for Agora Media Pull cloud players.
 //!
 //! # Layout
-//! Bottom to top (README.md, "How it works", has the layers and why; `tests/it/layers.rs`
+//! Bottom to top (README.md, "How it works", has the layers and why; `tests/it/layers/mod.rs`
 //! keeps them):
 //! - vocabulary: [`model`], what is stored and shared: slot records and specs, player
 //!   names and status, on-air records, the published scene status; `clock`, wall-clock
