@@ -49,15 +49,14 @@ pub fn promtool() -> &'static str {
     "promtool"
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn live_scrape_passes_promtool_and_leaks_no_identifier() {
-    let promtool = promtool();
-    let r = Running::start("observability", &one_scene("revertive"), "", FAST)
+/// A running app with one scene of two running players, and a `/metrics` scrape taken
+/// once a pass has published them.
+pub async fn published_scrape(tag: &str) -> (Running, String) {
+    let r = Running::start(tag, &one_scene("revertive"), "", FAST)
         .await
         .until_both_running()
         .await;
     let url = format!("http://{}/metrics", r.app.addr());
-    // Wait until a pass has published the running players, so the scrape holds them.
     let mut text = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !text.contains(r#"pullkeeper_players{project="e2e",role="backup",state="running"} 1"#) {
@@ -70,6 +69,13 @@ async fn live_scrape_passes_promtool_and_leaks_no_identifier() {
         assert_eq!(response.status(), 200);
         text = response.text().await.unwrap();
     }
+    (r, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_scrape_passes_promtool_and_leaks_no_identifier() {
+    let promtool = promtool();
+    let (r, text) = published_scrape("observability").await;
     for expected in [
         r#"pullkeeper_players{project="e2e",role="master",state="running"} 1"#,
         r#"pullkeeper_players{project="e2e",role="master",state="missing"} 0"#,

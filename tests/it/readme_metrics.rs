@@ -5,9 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::Duration;
 
-use crate::harness::{FAST, Running, one_scene};
+use crate::observability::published_scrape;
 
 /// A row of the README's metric table.
 #[derive(Debug)]
@@ -123,22 +122,7 @@ fn sources(dir: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_metric_table_matches_a_live_scrape() {
     let rows = readme_rows();
-    let r = Running::start("readme-metrics", &one_scene("revertive"), "", FAST)
-        .await
-        .until_both_running()
-        .await;
-    let url = format!("http://{}/metrics", r.app.addr());
-    // A pass has published the players once the per-scene gauges are in the scrape.
-    let mut text = String::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !text.contains("pullkeeper_scene_healthy_players{") {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no scene gauges in:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        text = reqwest::get(&url).await.unwrap().text().await.unwrap();
-    }
+    let (_running, text) = published_scrape("readme-metrics").await;
     let mut wrong = Vec::new();
     for (name, (kind, labels)) in scraped(&text) {
         if !name.starts_with("pullkeeper_") {
