@@ -4,6 +4,7 @@
 //! idle time, as NCS recommends (docs/agora-api.md §2.1), and handshakes that never finish
 //! hold their places among the listener's connections until they time out.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -203,10 +204,10 @@ async fn healthz<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
     String::from_utf8(answer).unwrap()
 }
 
-#[tokio::test]
-async fn one_https_connection_carries_many_requests_and_outlives_ten_idle_seconds() {
-    let dir = temp_dir("tls-keepalive");
-    let (cert, key) = self_signed(&dir, "keepalive");
+/// A TLS listener on a loopback port with a fresh self-signed certificate for
+/// `localhost`, its address, and the certificate's file (for a client to trust).
+async fn tls_listener(dir: &Path, tag: &str) -> (TlsListener, SocketAddr, PathBuf) {
+    let (cert, key) = self_signed(dir, tag);
     pullkeeper::install_crypto_provider();
     let reloading = ReloadingCert::load(TlsFiles {
         cert: cert.clone(),
@@ -216,7 +217,13 @@ async fn one_https_connection_carries_many_requests_and_outlives_ten_idle_second
     .unwrap();
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = tcp.local_addr().unwrap();
-    let listener = TlsListener::new(tcp, reloading.server_config());
+    (TlsListener::new(tcp, reloading.server_config()), addr, cert)
+}
+
+#[tokio::test]
+async fn one_https_connection_carries_many_requests_and_outlives_ten_idle_seconds() {
+    let dir = temp_dir("tls-keepalive");
+    let (listener, addr, cert) = tls_listener(&dir, "keepalive").await;
     let router = Router::new().route("/healthz", get(|| async { "ok\n" }));
     let stop = CancellationToken::new();
     tokio::spawn(serve(Listening::Tls(listener), router, stop.clone()));
@@ -262,18 +269,8 @@ async fn stalled_handshakes_count_against_the_bound_until_they_time_out() {
     const BOUND: usize = 2;
     const HANDSHAKE: Duration = Duration::from_secs(1);
     let dir = temp_dir("tls-stalled");
-    let (cert, key) = self_signed(&dir, "stalled");
-    pullkeeper::install_crypto_provider();
-    let reloading = ReloadingCert::load(TlsFiles {
-        cert: cert.clone(),
-        key,
-        reload_every: Duration::from_secs(10),
-    })
-    .unwrap();
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tcp.local_addr().unwrap();
-    let listener =
-        TlsListener::new(tcp, reloading.server_config()).with_handshake_timeout(HANDSHAKE);
+    let (listener, addr, cert) = tls_listener(&dir, "stalled").await;
+    let listener = listener.with_handshake_timeout(HANDSHAKE);
     let router = Router::new().route("/healthz", get(|| async { "ok\n" }));
     let stop = CancellationToken::new();
     tokio::spawn(serve_bounded(
