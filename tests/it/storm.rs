@@ -82,7 +82,9 @@ fn running(sim: &SimHandle) -> usize {
 async fn forty_failures_are_replaced_at_the_allowed_rate_masters_first_without_a_429() {
     let sim = agora_like(50).await;
     let (app, store, dir) = app_at_limits(&sim, 20, 50).await;
-    eventually(Duration::from_secs(60), "40 players running", || {
+    // Budgets are for a loaded CI machine: alone the whole test takes about 80 s, and
+    // it once passed 90 s in the second wait while the rest of the suite ran beside it.
+    eventually(Duration::from_secs(120), "40 players running", || {
         running(&sim) == 40
     })
     .await;
@@ -92,7 +94,7 @@ async fn forty_failures_are_replaced_at_the_allowed_rate_masters_first_without_a
     // whose successor was admitted at once waits for it to show in List (create, then
     // delete), so the last deletes come a List after the last replacement runs.
     eventually(
-        Duration::from_secs(90),
+        Duration::from_secs(180),
         "40 replacements running, the failed players deleted",
         || {
             let players = sim.players(APP_ID);
