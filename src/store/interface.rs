@@ -36,7 +36,7 @@ pub trait StateStore: Send + Sync {
     /// restarts, and at least `floor` (§1.7: Agora applies the highest sequence it has
     /// seen and ignores older ones). With the current Unix second as the floor, a store
     /// that lost its sequences still sends numbers above those it sent before.
-    fn next_sequence(&self, player_id: &str, floor: u64) -> Result<u64, StoreError>;
+    fn next_sequence(&self, project: &str, player_id: &str, floor: u64) -> Result<u64, StoreError>;
 
     /// Hands out a UID of `start..=end` for `name` in `channel`: the lowest above the
     /// scene's high-water mark that nobody in the channel ever had; when none is left, the

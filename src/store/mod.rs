@@ -17,8 +17,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 mod error;
+mod flush;
 mod interface;
 mod sled;
+mod trees;
 
 pub use error::StoreError;
 pub use interface::{Recovery, StateStore, StoreFuture, UidRequest};

@@ -422,7 +422,9 @@ impl Executor {
     /// ignores a sequence it has seen a higher one of (§1.7), so one must never repeat,
     /// not even after a crash. The Unix second is its floor for a store that lost them.
     async fn sequence(&self, id: &str) -> Result<u64, ExecError> {
-        let sequence = self.store.next_sequence(id, self.clock.now_ms() / 1000)?;
+        let sequence = self
+            .store
+            .next_sequence(&self.project, id, self.clock.now_ms() / 1000)?;
         self.store.flush().await?;
         Ok(sequence)
     }

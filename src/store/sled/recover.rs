@@ -11,10 +11,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{SledStore, decode};
+use super::SledStore;
 use crate::model::OnAir;
 use crate::store::error::StoreError;
 use crate::store::interface::Recovery;
+use crate::store::trees::{StoredSlot, decode};
 
 /// Tree and key of the marker written when a store is created: a database that opens
 /// without it, in a directory that held files, lost its contents.
@@ -40,7 +41,7 @@ impl SledStore {
         tracing::error!(store = %path.display(), aside = %aside.display(), %cause,
             "store unreadable: moved aside, starting empty; players will be adopted from List");
         let mut store = open_checked(path)?;
-        store.recovery = Some(Arc::new(Recovery { aside, cause }));
+        store.backend.recovery = Some(Arc::new(Recovery { aside, cause }));
         Ok(store)
     }
 
@@ -49,7 +50,7 @@ impl SledStore {
     fn validate(&self) -> Result<(), StoreError> {
         for item in self.slots.iter() {
             let (_, v) = item?;
-            decode::<super::StoredSlot>("slots", &v)?;
+            decode::<StoredSlot>("slots", &v)?;
         }
         for item in self.onair.iter() {
             let (_, v) = item?;
@@ -94,7 +95,7 @@ fn open_checked(path: &Path) -> Result<SledStore, StoreError> {
         }
     })?;
     let store = opened?;
-    let meta = store.db.open_tree(META_TREE)?;
+    let meta = store.backend.db.open_tree(META_TREE)?;
     match meta.get(FORMAT_KEY)? {
         Some(v) if v.as_ref() == FORMAT => {}
         Some(v) => {
@@ -113,7 +114,7 @@ fn open_checked(path: &Path) -> Result<SledStore, StoreError> {
         }
         None => {
             meta.insert(FORMAT_KEY, FORMAT)?;
-            store.db.flush()?;
+            store.backend.db.flush()?;
         }
     }
     store.validate()?;
@@ -156,7 +157,7 @@ mod tests {
             spec: None,
         };
         store.put_slot(&SlotKey::new("p", "s", 0), &record).unwrap();
-        store.db.flush().unwrap();
+        store.backend.db.flush().unwrap();
     }
 
     fn garble_every_file(path: &Path) {
@@ -234,7 +235,7 @@ mod tests {
                 .slots
                 .insert(b"p\0s\0junk", &b"{not json"[..])
                 .unwrap();
-            store.db.flush().unwrap();
+            store.backend.db.flush().unwrap();
         }
         let store = SledStore::open_or_recover(&path, 9).unwrap();
         let recovery = store.recovery().expect("recovered");

@@ -1,8 +1,7 @@
 //! The embedded backend against the [`StateStore`] contract.
 
-use super::*;
-use crate::model::{Phase, RECORD_VERSION, Region};
-use crate::store::Store;
+use crate::model::{Phase, RECORD_VERSION, Region, SlotKey, SlotRecord};
+use crate::store::{Store, StoreError, UidRequest};
 use std::collections::HashSet;
 
 /// Nothing held in the channel.
@@ -236,17 +235,17 @@ fn a_raised_high_water_mark_is_never_allocated_below_nor_lowered() {
 fn update_sequences_increase_per_player() {
     let store = Store::temporary().unwrap();
     let got: Vec<u64> = (0..3)
-        .map(|_| store.next_sequence("a", 0).unwrap())
+        .map(|_| store.next_sequence("p", "a", 0).unwrap())
         .collect();
     assert_eq!(got, vec![0, 1, 2]);
-    assert_eq!(store.next_sequence("b", 0).unwrap(), 0);
+    assert_eq!(store.next_sequence("p", "b", 0).unwrap(), 0);
     assert_eq!(
-        store.next_sequence("a", 100).unwrap(),
+        store.next_sequence("p", "a", 100).unwrap(),
         100,
         "the floor lifts it"
     );
     assert_eq!(
-        store.next_sequence("a", 50).unwrap(),
+        store.next_sequence("p", "a", 50).unwrap(),
         101,
         "and it never goes back"
     );

@@ -1,0 +1,275 @@
+//! The keys of the projects this replica leads, in memory, and what changed since the
+//! last flush.
+//!
+//! The store's contract lets a backend serve reads and writes from memory and make them
+//! durable at the next flush, and pullkeeper flushes before every Agora call a write
+//! protects. So a leader reads nothing from etcd after taking a project over: it loads
+//! the project's keys once, and each flush writes what changed in one transaction per
+//! project, guarded by the project's leader key. A replica that lost the key can neither
+//! read nor write the project here, and its flush fails in etcd.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::gateway::Kv;
+use crate::store::error::StoreError;
+use crate::store::trees::{Tree, project_of};
+
+/// The mirrored keys, by their full etcd key.
+pub(super) struct Mirror {
+    state: Mutex<State>,
+    /// `{prefix}p/`: where the projects' data lives.
+    data_prefix: Vec<u8>,
+}
+
+#[derive(Default)]
+struct State {
+    kv: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Keys written since the last flush took them, by project.
+    dirty: HashMap<String, BTreeSet<Vec<u8>>>,
+    /// The projects led, with the lease their leader key is attached to.
+    led: HashMap<String, i64>,
+}
+
+/// The writes of one project to make durable, and the lease that must still hold its
+/// leader key for them to count.
+pub(super) struct Batch {
+    pub project: String,
+    pub lease: i64,
+    /// Each key with its value now, `None` when it was removed.
+    pub writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Mirror {
+    pub(super) fn new(prefix: &[u8]) -> Mirror {
+        let mut data_prefix = prefix.to_vec();
+        data_prefix.extend_from_slice(b"p/");
+        Mirror {
+            state: Mutex::default(),
+            data_prefix,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Where a project's keys live in etcd: every key under it.
+    pub(super) fn project_prefix(&self, project: &str) -> Vec<u8> {
+        let mut k = self.data_prefix.clone();
+        k.extend_from_slice(project.as_bytes());
+        k.push(0);
+        k
+    }
+
+    /// The etcd key of a tree key: `{prefix}p/{project}\0{tree}\0{rest of the key}`.
+    fn etcd_key(&self, tree: &str, key: &[u8]) -> (String, Vec<u8>) {
+        let project = project_of(key);
+        let rest = key.get(project.len() + 1..).unwrap_or_default();
+        let project = String::from_utf8_lossy(project).into_owned();
+        let mut k = self.project_prefix(&project);
+        k.extend_from_slice(tree.as_bytes());
+        k.push(0);
+        k.extend_from_slice(rest);
+        (project, k)
+    }
+
+    /// Starts leading `project` under `lease` with its keys as etcd has them.
+    pub(super) fn lead(&self, project: &str, lease: i64, kvs: Vec<Kv>) {
+        let mut state = self.state();
+        let prefix = self.project_prefix(project);
+        state.kv.retain(|k, _| !k.starts_with(&prefix));
+        state.dirty.remove(project);
+        for kv in kvs {
+            state.kv.insert(kv.key, kv.value);
+        }
+        state.led.insert(project.to_string(), lease);
+    }
+
+    /// Stops leading `project`: forgets its keys and its unflushed writes.
+    pub(super) fn drop_project(&self, project: &str) {
+        let mut state = self.state();
+        let prefix = self.project_prefix(project);
+        state.kv.retain(|k, _| !k.starts_with(&prefix));
+        state.dirty.remove(project);
+        state.led.remove(project);
+    }
+
+    pub(super) fn leads(&self, project: &str) -> bool {
+        self.state().led.contains_key(project)
+    }
+
+    /// Takes the writes made since the last call, one batch per project still led.
+    /// Writes of a project no longer led are dropped and reported in the second list.
+    pub(super) fn take_dirty(&self) -> (Vec<Batch>, Vec<String>) {
+        let mut state = self.state();
+        let dirty = std::mem::take(&mut state.dirty);
+        let (mut batches, mut lost) = (Vec::new(), Vec::new());
+        for (project, keys) in dirty {
+            let Some(&lease) = state.led.get(&project) else {
+                lost.push(project);
+                continue;
+            };
+            let writes = keys
+                .into_iter()
+                .map(|k| {
+                    let v = state.kv.get(&k).cloned();
+                    (k, v)
+                })
+                .collect();
+            batches.push(Batch {
+                project,
+                lease,
+                writes,
+            });
+        }
+        (batches, lost)
+    }
+
+    /// Marks a batch's keys dirty again after its transaction could not be sent, so the
+    /// next flush carries them, unless the project was lost meanwhile.
+    pub(super) fn redo(&self, batch: Batch) {
+        let mut state = self.state();
+        if state.led.get(&batch.project) == Some(&batch.lease) {
+            let keys = state.dirty.entry(batch.project).or_default();
+            keys.extend(batch.writes.into_iter().map(|(k, _)| k));
+        }
+    }
+
+    pub(super) fn tree(self: &Arc<Self>, name: &'static str) -> MirrorTree {
+        MirrorTree {
+            mirror: self.clone(),
+            name,
+        }
+    }
+}
+
+/// One of the store's trees within the mirror.
+pub(super) struct MirrorTree {
+    mirror: Arc<Mirror>,
+    name: &'static str,
+}
+
+impl MirrorTree {
+    /// Runs `f` on the state with the etcd key of `key`, if this replica leads its project.
+    fn with<T>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(&mut State, &str, Vec<u8>) -> T,
+    ) -> Result<T, StoreError> {
+        let (project, k) = self.mirror.etcd_key(self.name, key);
+        let mut state = self.mirror.state();
+        if !state.led.contains_key(&project) {
+            return Err(StoreError::NotLeader { project });
+        }
+        Ok(f(&mut state, &project, k))
+    }
+}
+
+fn mark(state: &mut State, project: &str, key: Vec<u8>) {
+    state.dirty.entry(project.to_string()).or_default().insert(key);
+}
+
+impl Tree for MirrorTree {
+    type Value = Vec<u8>;
+
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(key, |state, _, k| state.kv.get(&k).cloned())
+    }
+
+    fn insert(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.with(key, |state, project, k| {
+            state.kv.insert(k.clone(), value.to_vec());
+            mark(state, project, k);
+        })
+    }
+
+    fn remove(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.with(key, |state, project, k| {
+            if state.kv.remove(&k).is_some() {
+                mark(state, project, k);
+            }
+        })
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &[u8],
+        old: Option<&[u8]>,
+        new: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.with(key, |state, project, k| {
+            if state.kv.get(&k).map(Vec::as_slice) != old {
+                return false;
+            }
+            state.kv.insert(k.clone(), new.to_vec());
+            mark(state, project, k);
+            true
+        })
+    }
+
+    fn update(
+        &self,
+        key: &[u8],
+        mut f: impl FnMut(Option<&[u8]>) -> Vec<u8>,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.with(key, |state, project, k| {
+            let new = f(state.kv.get(&k).map(Vec::as_slice));
+            state.kv.insert(k.clone(), new.clone());
+            mark(state, project, k);
+            new
+        })
+    }
+
+    fn visit_range(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let (_, to) = self.mirror.etcd_key(self.name, to);
+        self.with(from, |state, project, from| {
+            let entries = state.kv.range(from..=to);
+            visit(entries, project, self.header_len(project), f)
+        })?
+    }
+
+    fn visit_prefix(
+        &self,
+        prefix: &[u8],
+        f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.with(prefix, |state, project, from| {
+            let entries = state
+                .kv
+                .range(from.clone()..)
+                .take_while(|(k, _)| k.starts_with(&from));
+            visit(entries, project, self.header_len(project), f)
+        })?
+    }
+}
+
+impl MirrorTree {
+    /// The length of `{prefix}p/{project}\0{tree}\0`, what an etcd key adds to the tree key.
+    fn header_len(&self, project: &str) -> usize {
+        self.mirror.project_prefix(project).len() + self.name.len() + 1
+    }
+}
+
+/// Calls `f` with each entry's tree key (`{project}\0{rest}`) and value.
+fn visit<'a>(
+    entries: impl Iterator<Item = (&'a Vec<u8>, &'a Vec<u8>)>,
+    project: &str,
+    header: usize,
+    mut f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut key = project.as_bytes().to_vec();
+    key.push(0);
+    let base = key.len();
+    for (k, v) in entries {
+        key.truncate(base);
+        key.extend_from_slice(&k[header..]);
+        f(&key, v)?;
+    }
+    Ok(())
+}
