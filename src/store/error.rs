@@ -7,6 +7,11 @@ use std::path::PathBuf;
 pub enum StoreError {
     #[error("store: {0}")]
     Backend(String),
+    #[error(transparent)]
+    Etcd(#[from] super::etcd::EtcdError),
+    /// A write or read of a project this replica does not lead (any more).
+    #[error("store: this replica does not lead project {project}")]
+    NotLeader { project: String },
     #[error("store: flush task failed: {0}")]
     Flush(String),
     #[error("store: NCS notice writer {0}")]

@@ -16,14 +16,20 @@ use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
 
+#[cfg(test)]
+mod contract;
 mod error;
+mod etcd;
 mod flush;
 mod interface;
+mod leadership;
 mod sled;
 mod trees;
 
 pub use error::StoreError;
+pub use etcd::{Credentials, EtcdError, EtcdOptions, LocalEtcd};
 pub use interface::{Recovery, StateStore, StoreFuture, UidRequest};
+pub use leadership::Leadership;
 
 /// The store: a cheap handle on one backend, shared by every clone.
 #[derive(Clone)]
@@ -62,6 +68,13 @@ impl Store {
             }
         }
         Store::open(path).unwrap_or_else(|e| panic!("cannot reopen {}: {e}", path.display()))
+    }
+
+    /// The store in etcd, with this replica's leadership of `options.projects`: nothing
+    /// can be read or written for a project until `Leadership::run` has taken it.
+    pub fn etcd(options: &EtcdOptions) -> Result<(Store, Leadership), StoreError> {
+        let (store, leader) = self::etcd::open(options)?;
+        Ok((Store(Arc::new(store)), Leadership::etcd(leader)))
     }
 
     /// An embedded store in a temporary directory that vanishes on drop (tests, demos).

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::EtcdError;
+use super::error::EtcdError;
 
 /// A connection to one etcd cluster.
 pub(super) struct Gateway {
@@ -35,7 +35,11 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials {{ user: {:?}, password: <redacted> }}", self.user)
+        write!(
+            f,
+            "Credentials {{ user: {:?}, password: <redacted> }}",
+            self.user
+        )
     }
 }
 
@@ -81,17 +85,13 @@ impl Gateway {
         endpoints: &[String],
         credentials: Option<Credentials>,
         timeout: Duration,
-        tls: Option<rustls::ClientConfig>,
+        tls: rustls::ClientConfig,
     ) -> Result<Gateway, EtcdError> {
-        crate::crypto::install_provider();
-        let mut builder = reqwest::Client::builder()
+        let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
-            .pool_idle_timeout(Duration::from_secs(30));
-        if let Some(tls) = tls {
-            builder = builder.tls_backend_preconfigured(tls);
-        }
-        let http = builder
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tls_backend_preconfigured(tls)
             .build()
             .map_err(|e| EtcdError::Setup(e.to_string()))?;
         Ok(Gateway {
@@ -160,7 +160,10 @@ impl Gateway {
     /// A new lease: its id and the TTL the server chose (at least the one asked for).
     pub(super) async fn lease_grant(&self, ttl: Duration) -> Result<(i64, i64), EtcdError> {
         let answer = self
-            .call("/v3/lease/grant", &json!({ "TTL": ttl.as_secs().to_string() }))
+            .call(
+                "/v3/lease/grant",
+                &json!({ "TTL": ttl.as_secs().to_string() }),
+            )
             .await?;
         if let Some(error) = answer["error"].as_str().filter(|e| !e.is_empty()) {
             return Err(EtcdError::Refused(error.to_string()));

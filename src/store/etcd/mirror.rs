@@ -95,10 +95,6 @@ impl Mirror {
         state.led.remove(project);
     }
 
-    pub(super) fn leads(&self, project: &str) -> bool {
-        self.state().led.contains_key(project)
-    }
-
     /// Takes the writes made since the last call, one batch per project still led.
     /// Writes of a project no longer led are dropped and reported in the second list.
     pub(super) fn take_dirty(&self) -> (Vec<Batch>, Vec<String>) {
@@ -145,7 +141,7 @@ impl Mirror {
 }
 
 /// One of the store's trees within the mirror.
-pub(super) struct MirrorTree {
+pub(in crate::store) struct MirrorTree {
     mirror: Arc<Mirror>,
     name: &'static str,
 }
@@ -167,7 +163,11 @@ impl MirrorTree {
 }
 
 fn mark(state: &mut State, project: &str, key: Vec<u8>) {
-    state.dirty.entry(project.to_string()).or_default().insert(key);
+    state
+        .dirty
+        .entry(project.to_string())
+        .or_default()
+        .insert(key);
 }
 
 impl Tree for MirrorTree {

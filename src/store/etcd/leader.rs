@@ -1,0 +1,287 @@
+//! Leadership per project: a leader key bound to this replica's lease.
+//!
+//! One lease per replica, renewed every ttl/3; each project's leader key
+//! `{prefix}leader/{project}` is created with it if absent (etcd's own election
+//! recipe without the queue: whoever finds the key gone first takes it). Every write of
+//! a project's state is guarded by the key's lease (see `mirror`), so a deposed leader's
+//! writes fail in etcd.
+//!
+//! Agora checks no fencing token, so a replica also stops acting on its own clock: a
+//! renewal sent at T keeps the lease alive at least until T + ttl at etcd, and this
+//! replica treats it as valid only until T + ttl − margin. Past that, with no renewal
+//! answered, it acts for no project, whatever it believes it leads.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::EtcdOptions;
+use super::error::EtcdError;
+use super::gateway::{Compare, Gateway, Op};
+use super::mirror::Mirror;
+
+/// This replica's leadership of its projects.
+pub(crate) struct Leader {
+    gateway: Arc<Gateway>,
+    mirror: Arc<Mirror>,
+    prefix: Vec<u8>,
+    replica: String,
+    installation: String,
+    ttl: Duration,
+    projects: Vec<String>,
+    state: Mutex<State>,
+    /// Bumped at every change of what is led, to wake those waiting for a term.
+    changed: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct State {
+    lease: Option<i64>,
+    /// Until when this replica may act: last renewal sent + ttl − margin.
+    valid_until: Option<Instant>,
+    /// The projects led now, each with the token its term ends with.
+    terms: HashMap<String, CancellationToken>,
+    /// The replica each project's leader key names, as last read.
+    leaders: BTreeMap<String, String>,
+    /// Projects another installation owns in this prefix: never acted for.
+    refused: HashSet<String>,
+}
+
+impl Leader {
+    pub(super) fn new(
+        gateway: Arc<Gateway>,
+        mirror: Arc<Mirror>,
+        options: &EtcdOptions,
+        projects: Vec<String>,
+    ) -> Leader {
+        Leader {
+            gateway,
+            mirror,
+            prefix: options.prefix.as_bytes().to_vec(),
+            replica: options.replica.clone(),
+            installation: options.installation.clone(),
+            ttl: options.ttl,
+            projects,
+            state: Mutex::default(),
+            changed: watch::channel(0).0,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How long before the lease may expire at etcd this replica stops acting: room for
+    /// a request already on its way and for clocks that run at slightly different rates.
+    pub(super) fn margin(&self) -> Duration {
+        (self.ttl / 5).max(Duration::from_secs(1))
+    }
+
+    /// How often the lease is renewed and free projects are campaigned for.
+    pub(super) fn period(&self) -> Duration {
+        self.ttl / 3
+    }
+
+    fn key(&self, kind: &str, project: &str) -> Vec<u8> {
+        let mut k = self.prefix.clone();
+        k.extend_from_slice(kind.as_bytes());
+        k.push(b'/');
+        k.extend_from_slice(project.as_bytes());
+        k
+    }
+
+    /// Whether this replica may act for `project` now.
+    pub(crate) fn acting(&self, project: &str) -> bool {
+        let state = self.state();
+        state.terms.contains_key(project) && state.valid_until.is_some_and(|v| Instant::now() < v)
+    }
+
+    /// Waits until this replica leads `project` and returns the token cancelled when
+    /// that term ends.
+    pub(crate) async fn term(&self, project: &str) -> CancellationToken {
+        let mut changed = self.changed.subscribe();
+        loop {
+            if let Some(term) = self.state().terms.get(project) {
+                return term.clone();
+            }
+            // The sender lives as long as `self`.
+            let _ = changed.changed().await;
+        }
+    }
+
+    /// The replica each project's leader key named when last read.
+    pub(crate) fn leaders(&self) -> BTreeMap<String, String> {
+        self.state().leaders.clone()
+    }
+
+    /// Ends the term of `project` (its leader key is gone or not ours any more).
+    pub(super) fn lose(&self, project: &str, why: &str) {
+        let term = self.state().terms.remove(project);
+        if let Some(term) = term {
+            tracing::warn!(
+                project,
+                why,
+                "leadership lost; stopping work for the project"
+            );
+            self.mirror.drop_project(project);
+            term.cancel();
+            self.changed.send_modify(|n| *n += 1);
+        }
+    }
+
+    fn lose_all(&self, why: &str) {
+        let projects: Vec<String> = self.state().terms.keys().cloned().collect();
+        for project in projects {
+            self.lose(&project, why);
+        }
+        let mut state = self.state();
+        state.lease = None;
+        state.valid_until = None;
+    }
+
+    /// Keeps a lease and campaigns for every free project until `stop`, then gives the
+    /// lease back so successors need not wait for it to expire.
+    pub(crate) async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let mut ticks = tokio::time::interval(self.period());
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = ticks.tick() => {}
+            }
+            if let Err(e) = self.round().await {
+                tracing::warn!(error = %e, "etcd: leadership round failed; retrying");
+            }
+            let expired = self
+                .state()
+                .valid_until
+                .is_some_and(|v| Instant::now() >= v);
+            if expired {
+                self.lose_all("no lease renewal answered within the ttl");
+            }
+        }
+        let held = self.state().lease;
+        self.lose_all("shutting down");
+        if let Some(lease) = held
+            && let Err(e) = self.gateway.lease_revoke(lease).await
+        {
+            tracing::warn!(error = %e, "etcd: could not give the lease back; successors wait for its ttl");
+        }
+    }
+
+    /// One renewal (or a new lease), then a campaign for each project not led.
+    async fn round(&self) -> Result<(), EtcdError> {
+        let sent = Instant::now();
+        let held = self.state().lease;
+        let lease = match held {
+            Some(lease) => {
+                if self.gateway.lease_keep_alive(lease).await? <= 0 {
+                    self.lose_all("the lease expired at etcd");
+                    return Ok(());
+                }
+                lease
+            }
+            None => {
+                let (lease, _ttl) = self.gateway.lease_grant(self.ttl).await?;
+                self.state().lease = Some(lease);
+                lease
+            }
+        };
+        self.state().valid_until = Some(sent + self.ttl - self.margin());
+        for project in &self.projects {
+            let free = {
+                let state = self.state();
+                !state.terms.contains_key(project) && !state.refused.contains(project)
+            };
+            if free {
+                self.campaign(project, lease).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the leader key of `project` if it is free, then loads its state.
+    async fn campaign(&self, project: &str, lease: i64) -> Result<(), EtcdError> {
+        if !self.owned_by_this_installation(project).await? {
+            return Ok(());
+        }
+        let key = self.key("leader", project);
+        let outcome = self
+            .gateway
+            .txn(
+                &[Compare::Absent(key.clone())],
+                &[Op::Put {
+                    key: key.clone(),
+                    value: self.replica.as_bytes().to_vec(),
+                    lease,
+                }],
+                &[Op::Get(key)],
+            )
+            .await?;
+        let holder = outcome.read.first();
+        let ours = outcome.succeeded || holder.is_some_and(|kv| kv.lease == lease);
+        let leader = match holder {
+            Some(kv) if !ours => String::from_utf8_lossy(&kv.value).into_owned(),
+            _ => self.replica.clone(),
+        };
+        self.state().leaders.insert(project.to_string(), leader);
+        if !ours {
+            return Ok(());
+        }
+        let kvs = self
+            .gateway
+            .range_prefix(&self.mirror.project_prefix(project))
+            .await?;
+        let keys = kvs.len();
+        self.mirror.lead(project, lease, kvs);
+        self.state()
+            .terms
+            .insert(project.to_string(), CancellationToken::new());
+        self.changed.send_modify(|n| *n += 1);
+        tracing::info!(project, keys, replica = %self.replica, "leading the project");
+        Ok(())
+    }
+
+    /// Claims `project` for this installation in this prefix, or finds that another one
+    /// did: two installations acting for one project would fight over its players.
+    async fn owned_by_this_installation(&self, project: &str) -> Result<bool, EtcdError> {
+        let key = self.key("installation", project);
+        let outcome = self
+            .gateway
+            .txn(
+                &[Compare::Absent(key.clone())],
+                &[Op::Put {
+                    key: key.clone(),
+                    value: self.installation.as_bytes().to_vec(),
+                    lease: 0,
+                }],
+                &[Op::Get(key)],
+            )
+            .await?;
+        let owner = outcome
+            .read
+            .first()
+            .map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
+        match owner {
+            Some(owner) if !outcome.succeeded && owner != self.installation => {
+                tracing::error!(project, owner = %owner, installation = %self.installation,
+                    "etcd: another installation acts for this project under the same prefix; \
+                     refusing to act for it (give each installation its own prefix)");
+                self.state().refused.insert(project.to_string());
+                Ok(false)
+            }
+            _ => Ok(true),
+        }
+    }
+
+    /// The projects refused because another installation owns them.
+    pub(crate) fn refused(&self) -> Vec<String> {
+        let mut refused: Vec<String> = self.state().refused.iter().cloned().collect();
+        refused.sort();
+        refused
+    }
+}

@@ -1,0 +1,63 @@
+//! Which projects this replica may act for, and for how long.
+//!
+//! With the embedded store there is one replica and it leads every project for ever.
+//! With etcd a replica leads a project while it holds the project's leader key (see
+//! `etcd::leader`); a term ends when the key is lost, and `acting` turns false as soon as
+//! this replica's own clock says the lease may have expired, whether or not the loss has
+//! been noticed yet.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::etcd::Leader;
+
+/// A handle on this replica's leadership; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Leadership(Option<Arc<Leader>>);
+
+impl Leadership {
+    /// The single replica: every project led, always.
+    pub fn sole() -> Leadership {
+        Leadership(None)
+    }
+
+    pub(super) fn etcd(leader: Arc<Leader>) -> Leadership {
+        Leadership(Some(leader))
+    }
+
+    /// Whether this replica may act for `project` now (call an Agora API, write its
+    /// state).
+    pub fn acting(&self, project: &str) -> bool {
+        self.0.as_ref().is_none_or(|l| l.acting(project))
+    }
+
+    /// Waits until this replica leads `project`; the token is cancelled when that term
+    /// ends. The sole replica's term never ends.
+    pub async fn term(&self, project: &str) -> CancellationToken {
+        match &self.0 {
+            None => CancellationToken::new(),
+            Some(leader) => leader.term(project).await,
+        }
+    }
+
+    /// The replica each project's leader key named when last read (empty for the sole
+    /// replica).
+    pub fn leaders(&self) -> BTreeMap<String, String> {
+        self.0.as_ref().map(|l| l.leaders()).unwrap_or_default()
+    }
+
+    /// Projects another installation owns under the same etcd prefix.
+    pub fn refused(&self) -> Vec<String> {
+        self.0.as_ref().map(|l| l.refused()).unwrap_or_default()
+    }
+
+    /// Keeps the lease and takes free projects until `stop`, then gives the lease back.
+    /// Returns at once for the sole replica.
+    pub async fn run(&self, stop: CancellationToken) {
+        if let Some(leader) = &self.0 {
+            leader.clone().run(stop).await;
+        }
+    }
+}
