@@ -38,8 +38,10 @@ use crate::reconcile::{Context, Executor, ProjectController, SourceProbing};
 use crate::reload::Reloader;
 use crate::scene_feeds::SceneFeeds;
 use crate::store::Store;
+use crate::telemetry::leadership::LeadershipMetrics;
 use crate::telemetry::scenes::SceneCollector;
 use crate::telemetry::{LogLevel, Metrics};
+use crate::terms;
 
 /// Widens every rate window a little: a request sent one window after another can
 /// arrive slightly sooner than that (see `limits::window`).
@@ -138,6 +140,19 @@ impl App {
             None => None,
         };
         let transports = Transports::default();
+        let leadership = store.leadership().clone();
+        let leader_metrics = Arc::new(LeadershipMetrics::new(&metrics));
+        let project_ids = config.settings.projects.iter().map(|p| p.id.as_str());
+        if leadership.shared() {
+            leader_metrics.shared(project_ids);
+        } else {
+            leader_metrics.sole(project_ids);
+        }
+        leadership.observe(leader_metrics);
+        tracker.spawn({
+            let (leadership, stop) = (leadership.clone(), cancel.child_token());
+            async move { leadership.run(stop).await }
+        });
         for project in &config.settings.projects {
             metrics.init_project(&project.id);
             let client = build_client(project, &metrics, &transports)
@@ -145,7 +160,11 @@ impl App {
                     project: project.id.clone(),
                     source,
                 })?
-                .with_stop(cancel.clone());
+                .with_stop(cancel.clone())
+                .with_fence({
+                    let (leadership, id) = (leadership.clone(), project.id.clone());
+                    Arc::new(move || leadership.acting(&id))
+                });
             let client = Arc::new(client);
             let refresher = IpRefresher {
                 project: project.id.clone(),
@@ -157,29 +176,57 @@ impl App {
             tracker.spawn(refresher.run(cancel.child_token()));
             let inbox = Arc::new(Inbox::default());
             inboxes.insert(project.id.clone(), inbox.clone());
-            let controller = ProjectController::new(Context {
-                project: project.clone(),
-                executor: Arc::new(Executor::new(
-                    project.id.clone(),
-                    client,
+            // Everything a term's controller needs; each term builds a fresh one.
+            let term_context = {
+                let (project, store, board, metrics) = (
+                    project.clone(),
                     store.clone(),
-                    clock,
-                    config.settings.reconcile.uid_quarantine,
-                )),
-                settings: config.settings.reconcile.clone(),
-                scenes: feeds.project(&project.id),
-                board: board.clone(),
-                metrics: metrics.clone(),
-                inbox,
-                reports: config.settings.reports.clone(),
-                switches: Some(switch_tx.clone()),
-                unseen_until_ms,
-                sources: prober
+                    board.clone(),
+                    metrics.clone(),
+                );
+                let (scenes, switches) = (feeds.project(&project.id), switch_tx.clone());
+                let settings = config.settings.clone();
+                let sources = prober
                     .clone()
                     .zip(config.settings.source_probe.clone())
-                    .map(|(prober, settings)| SourceProbing { prober, settings }),
-            });
-            tracker.spawn(controller.run(cancel.child_token()));
+                    .map(|(prober, settings)| SourceProbing { prober, settings });
+                move || Context {
+                    executor: Arc::new(Executor::new(
+                        project.id.clone(),
+                        client.clone(),
+                        store.clone(),
+                        clock,
+                        settings.reconcile.uid_quarantine,
+                    )),
+                    project: project.clone(),
+                    settings: settings.reconcile.clone(),
+                    scenes: scenes.clone(),
+                    board: board.clone(),
+                    metrics: metrics.clone(),
+                    inbox: inbox.clone(),
+                    reports: settings.reports.clone(),
+                    switches: Some(switches.clone()),
+                    unseen_until_ms,
+                    sources: sources.clone(),
+                }
+            };
+            tracker.spawn(terms::supervise(
+                project.id.clone(),
+                leadership.clone(),
+                {
+                    let (board, id) = (board.clone(), project.id.clone());
+                    move |term| {
+                        let run = ProjectController::new(term_context()).run(term);
+                        let (board, id) = (board.clone(), id.clone());
+                        async move {
+                            run.await;
+                            // What this replica published is stale once another leads.
+                            board.publish(&id, Vec::new());
+                        }
+                    }
+                },
+                cancel.child_token(),
+            ));
         }
 
         let notices = NoticeLog::open(&store).map_err(AppError::Store)?;
@@ -195,7 +242,11 @@ impl App {
                 (p.id.clone(), project)
             })
             .collect();
-        let mut ncs = route::router(Intake::new(ncs_projects, notices.clone()), metrics.clone());
+        let mut ncs = route::router(
+            Intake::new(ncs_projects, notices.clone()),
+            metrics.clone(),
+            leadership.clone(),
+        );
         let allow = &config.settings.ncs_allowlist;
         if allow.enforce {
             ncs = guard::enforce(
@@ -235,7 +286,7 @@ impl App {
         let readiness = Readiness {
             accepting: accepting.clone(),
         };
-        let mut admin_routes = scenes::router(board.clone())
+        let mut admin_routes = scenes::router(board.clone(), leadership.clone())
             .merge(report_route)
             .merge(ips::router(addresses, allow.enforce));
         if let Some(level) = log_level {

@@ -45,6 +45,7 @@ mod scene_feeds;
 pub mod simulator;
 pub mod store;
 mod telemetry;
+mod terms;
 
 pub use app::{App, SHUTDOWN_GRACE};
 pub use appwebhook::SIGNATURE_HEADER as APP_WEBHOOK_SIGNATURE_HEADER;

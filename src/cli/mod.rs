@@ -13,10 +13,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 
 use crate::app::App;
-use crate::config::{self, TlsFiles};
+use crate::config::{self, StoreBackend, TlsFiles};
 use crate::embedded;
 use crate::simulator::{SimConfig, Simulator};
-use crate::store::Store;
+use crate::store::{Credentials, EtcdOptions, Store};
 use crate::telemetry::LogLevel;
 
 mod status;
@@ -196,6 +196,42 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
+/// The store the settings name: the embedded one in its directory, or etcd (where
+/// nothing is read until this replica leads a project, so an unreachable cluster delays
+/// work, not the start).
+fn open_store(settings: &config::Settings) -> anyhow::Result<Store> {
+    let etcd = match &settings.store.backend {
+        StoreBackend::Etcd(etcd) => etcd,
+        StoreBackend::Sled => {
+            let path = &settings.store.path;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).with_context(|| {
+                    format!("cannot create the store directory {}", parent.display())
+                })?;
+            }
+            return Store::open_or_recover(path, crate::clock::Clock::new().now_ms())
+                .with_context(|| format!("cannot open the store at {}", path.display()));
+        }
+    };
+    let options = EtcdOptions {
+        endpoints: etcd.endpoints.clone(),
+        prefix: etcd.prefix.clone(),
+        ttl: settings.leader.ttl,
+        credentials: etcd
+            .user
+            .clone()
+            .zip(etcd.password.clone())
+            .map(|(user, password)| Credentials { user, password }),
+        ca_file: etcd.ca_file.clone(),
+        installation: etcd.installation.clone(),
+        replica: settings.leader.replica.clone(),
+        projects: settings.projects.iter().map(|p| p.id.clone()).collect(),
+    };
+    tracing::info!(endpoints = ?options.endpoints, prefix = %options.prefix,
+        replica = %options.replica, ttl_s = options.ttl.as_secs(), "store: etcd");
+    Store::etcd(&options).context("cannot set up the etcd store")
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -216,13 +252,7 @@ async fn run(
     } else {
         None
     };
-    let store_path = &config.settings.store.path;
-    if let Some(parent) = store_path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create the store directory {}", parent.display()))?;
-    }
-    let store = Store::open_or_recover(store_path, crate::clock::Clock::new().now_ms())
-        .with_context(|| format!("cannot open the store at {}", store_path.display()))?;
+    let store = open_store(&config.settings)?;
     let listen = config.settings.server.listen;
     let listener = TcpListener::bind(listen)
         .await

@@ -26,8 +26,9 @@ pub use env::{Env, NoSecrets, ProcessEnv};
 pub use limits::{Limits, QpsLimits, Rate};
 pub use scene::{Failback, Scene, UidRange};
 pub use settings::{
-    ApiSettings, AppWebhook, NcsAllowlist, PrimaryDomain, Project, ReconcileSettings,
-    ReportSettings, ServerSettings, Settings, SourceProbeSettings, StoreSettings, TlsFiles,
+    ApiSettings, AppWebhook, EtcdSettings, LeaderSettings, MIN_LEADER_TTL, NcsAllowlist,
+    PrimaryDomain, Project, ReconcileSettings, ReportSettings, ServerSettings, Settings,
+    SourceProbeSettings, StoreBackend, StoreSettings, TlsFiles,
 };
 pub use yaml::MAX_FILE_BYTES;
 

@@ -65,6 +65,9 @@ pub enum Receipt {
     /// Refused by the address allowlist before anything else was looked at; decided
     /// before the intake.
     Forbidden,
+    /// For a project another replica may be leading (or none, while etcd is away);
+    /// decided before the intake.
+    NotLeading,
 }
 
 impl Receipt {
@@ -78,6 +81,7 @@ impl Receipt {
             Receipt::Malformed => "malformed",
             Receipt::UnknownProject => "unknown_project",
             Receipt::TooLarge => "too_large",
+            Receipt::NotLeading => "not_leading",
             Receipt::Forbidden => "forbidden",
         }
     }
@@ -98,6 +102,11 @@ impl Intake {
             notices,
             order: Mutex::new(LtsOrder::new(ORDER_RETAIN_MS, ORDER_CAP)),
         }
+    }
+
+    /// Whether notices for `project` are taken here.
+    pub fn knows(&self, project: &str) -> bool {
+        self.projects.contains_key(project)
     }
 
     /// Runs one request for `project` through the checks above. An error means the

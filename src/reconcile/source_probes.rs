@@ -14,6 +14,7 @@ use crate::reconcile::execute::Done;
 use crate::reconcile::plan::{configured_sources, sources_to_probe};
 
 /// Source probing as configured for a controller.
+#[derive(Clone)]
 pub struct SourceProbing {
     pub prober: Arc<Prober>,
     pub settings: SourceProbeSettings,

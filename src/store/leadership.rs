@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::etcd::Leader;
+use super::observer::LeadershipObserver;
 
 /// A handle on this replica's leadership; cheap to clone.
 #[derive(Clone, Default)]
@@ -51,6 +52,19 @@ impl Leadership {
     /// Projects another installation owns under the same etcd prefix.
     pub fn refused(&self) -> Vec<String> {
         self.0.as_ref().map(|l| l.refused()).unwrap_or_default()
+    }
+
+    /// Reports renewals and terms to `observer` from now on (nothing for the sole replica,
+    /// which never renews and never changes terms).
+    pub fn observe(&self, observer: Arc<dyn LeadershipObserver>) {
+        if let Some(leader) = &self.0 {
+            leader.observe(observer);
+        }
+    }
+
+    /// Whether leadership is shared through etcd (false: the sole replica).
+    pub fn shared(&self) -> bool {
+        self.0.is_some()
     }
 
     /// Keeps the lease and takes free projects until `stop`, then gives the lease back.

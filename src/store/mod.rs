@@ -23,6 +23,7 @@ mod etcd;
 mod flush;
 mod interface;
 mod leadership;
+mod observer;
 mod sled;
 mod trees;
 
@@ -30,25 +31,30 @@ pub use error::StoreError;
 pub use etcd::{Credentials, EtcdError, EtcdOptions, LocalEtcd};
 pub use interface::{Recovery, StateStore, StoreFuture, UidRequest};
 pub use leadership::Leadership;
+pub use observer::LeadershipObserver;
 
-/// The store: a cheap handle on one backend, shared by every clone.
+/// The store: a cheap handle on one backend, shared by every clone, with this replica's
+/// leadership of the projects whose state it holds.
 #[derive(Clone)]
-pub struct Store(Arc<dyn StateStore>);
+pub struct Store {
+    state: Arc<dyn StateStore>,
+    leadership: Leadership,
+}
 
 impl Store {
     /// Opens (or creates) the embedded store in the directory `path`. Call once per
     /// process and path.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Ok(Store(Arc::new(self::sled::SledStore::open(path)?)))
+        Ok(Store::sole(self::sled::SledStore::open(path)?))
     }
 
     /// Opens the embedded store at `path`; if it cannot be opened or read, moves it to
     /// `<path>.corrupt-<now_ms>`, logs an error and opens an empty one in its place
     /// (see [`StateStore::recovery`]). Fails only when even that is impossible.
     pub fn open_or_recover(path: &Path, now_ms: u64) -> Result<Store, StoreError> {
-        Ok(Store(Arc::new(self::sled::SledStore::open_or_recover(
+        Ok(Store::sole(self::sled::SledStore::open_or_recover(
             path, now_ms,
-        )?)))
+        )?))
     }
 
     /// Opens the embedded store at `path` that this process just closed, as a restart
@@ -71,15 +77,31 @@ impl Store {
     }
 
     /// The store in etcd, with this replica's leadership of `options.projects`: nothing
-    /// can be read or written for a project until `Leadership::run` has taken it.
-    pub fn etcd(options: &EtcdOptions) -> Result<(Store, Leadership), StoreError> {
+    /// can be read or written for a project until [`Leadership::run`] has taken it.
+    pub fn etcd(options: &EtcdOptions) -> Result<Store, StoreError> {
         let (store, leader) = self::etcd::open(options)?;
-        Ok((Store(Arc::new(store)), Leadership::etcd(leader)))
+        Ok(Store {
+            state: Arc::new(store),
+            leadership: Leadership::etcd(leader),
+        })
+    }
+
+    /// The embedded store of the single replica, which leads every project.
+    fn sole(store: self::sled::SledStore) -> Store {
+        Store {
+            state: Arc::new(store),
+            leadership: Leadership::sole(),
+        }
+    }
+
+    /// Which projects this replica may act for.
+    pub fn leadership(&self) -> &Leadership {
+        &self.leadership
     }
 
     /// An embedded store in a temporary directory that vanishes on drop (tests, demos).
     pub fn temporary() -> Result<Store, StoreError> {
-        Ok(Store(Arc::new(self::sled::SledStore::temporary()?)))
+        Ok(Store::sole(self::sled::SledStore::temporary()?))
     }
 }
 
@@ -87,6 +109,6 @@ impl Deref for Store {
     type Target = dyn StateStore;
 
     fn deref(&self) -> &Self::Target {
-        &*self.0
+        &*self.state
     }
 }

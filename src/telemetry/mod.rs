@@ -1,5 +1,6 @@
 //! Metrics and logging set-up.
 
+pub mod leadership;
 pub mod logging;
 pub mod metrics;
 pub mod scenes;

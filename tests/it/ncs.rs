@@ -53,7 +53,11 @@ impl Rx {
                 },
             );
         }
-        let router = ncs_router(Intake::new(configured, notices.clone()), metrics.clone());
+        let router = ncs_router(
+            Intake::new(configured, notices.clone()),
+            metrics.clone(),
+            pullkeeper::store::Leadership::sole(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind receiver");

@@ -5,6 +5,7 @@
 //! more than Agora allows; each request carries a fresh `X-Request-ID` so a failure can be
 //! traced in Agora's logs. Retry policy lives above this layer: a call here is one attempt.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -99,6 +100,11 @@ pub type WaitObserver = dyn Fn(Op, Duration) + Send + Sync;
 /// Observer of domain switches, for metrics.
 pub type SwitchObserver = dyn Fn() + Send + Sync;
 
+/// Says whether this process may call Agora for the client's project now: false once
+/// another replica may be leading it. Agora checks no fencing token, so the check is
+/// made right before each request goes out.
+pub type Fence = dyn Fn() -> bool + Send + Sync;
+
 pub struct MediaPullClient {
     http: reqwest::Client,
     /// Bound on each whole request (the transport may be shared, so it is set per request).
@@ -116,6 +122,7 @@ pub struct MediaPullClient {
     on_wait: Option<Box<WaitObserver>>,
     /// Once cancelled, calls still waiting for their turn are not sent (shutdown).
     stop: CancellationToken,
+    fence: Option<Arc<Fence>>,
 }
 
 impl std::fmt::Debug for MediaPullClient {
@@ -164,6 +171,7 @@ impl MediaPullClient {
             on_switch: None,
             on_wait: None,
             stop: CancellationToken::new(),
+            fence: None,
         }
     }
 
@@ -172,6 +180,12 @@ impl MediaPullClient {
     /// to its answer or timeout.
     pub fn with_stop(mut self, stop: CancellationToken) -> Self {
         self.stop = stop;
+        self
+    }
+
+    /// Sends nothing while `fence` says no: such a call ends with [`ApiError::Stopped`].
+    pub fn with_fence(mut self, fence: Arc<Fence>) -> Self {
+        self.fence = Some(fence);
         self
     }
 
@@ -416,6 +430,9 @@ impl MediaPullClient {
         };
         if let Some(observe) = &self.on_wait {
             observe(op, waited);
+        }
+        if self.fence.as_ref().is_some_and(|may_call| !may_call()) {
+            return Err(ApiError::Stopped { op });
         }
         let request_id = uuid::Uuid::new_v4().to_string();
         let started = Instant::now();

@@ -26,16 +26,20 @@ mod api;
 mod raw;
 mod server;
 mod source_probe;
+mod store;
 
 pub(crate) use raw::{RawAppWebhook, RawSettings};
 use raw::{RawProject, Text};
 pub use source_probe::SourceProbeSettings;
+pub use store::{EtcdSettings, LeaderSettings, MIN_LEADER_TTL, StoreBackend, StoreSettings};
 
 /// Process-wide settings.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub server: ServerSettings,
     pub store: StoreSettings,
+    /// How replicas lead projects when the store is etcd.
+    pub leader: LeaderSettings,
     pub reconcile: ReconcileSettings,
     /// Resolved against the settings file's directory.
     pub scenes_file: PathBuf,
@@ -114,12 +118,6 @@ pub struct ReportSettings {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreSettings {
-    /// Resolved against the settings file's directory.
-    pub path: PathBuf,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReconcileSettings {
     pub poll_interval: Duration,
     /// How long a freshly created player may be missing from List before it counts as gone.
@@ -185,7 +183,6 @@ impl PrimaryDomain {
     }
 }
 
-const DEFAULT_STORE: &str = "data/pullkeeper.sled";
 const DEFAULT_SCENES_FILE: &str = "scenes.yaml";
 const DEFAULT_POLL: Duration = Duration::from_secs(5);
 const DEFAULT_LIST_LAG: Duration = Duration::from_secs(12);
@@ -211,7 +208,6 @@ pub(crate) fn build(
     diags: &mut Diags<'_>,
 ) -> Settings {
     let base = base_dir(settings_path);
-    let store = raw.store.path.as_ref().map_or(DEFAULT_STORE, |t| &t.value);
     let scenes = raw
         .scenes_file
         .as_ref()
@@ -285,9 +281,8 @@ pub(crate) fn build(
         .collect();
     Settings {
         server: server::server(&raw.server, &base, env, diags),
-        store: StoreSettings {
-            path: base.join(store),
-        },
+        store: store::store(&raw.store, &base, env, diags),
+        leader: store::leader(&raw.leader, env, diags),
         reconcile,
         scenes_file: base.join(scenes),
         projects,

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::PrimaryDomain;
+use super::store::{RawLeader, RawStore};
 use crate::config::limits::RawLimits;
 use crate::config::secret::SecretRef;
 
@@ -18,6 +19,8 @@ pub(crate) struct RawSettings {
     pub(super) server: RawServer,
     #[serde(default)]
     pub(super) store: RawStore,
+    #[serde(default)]
+    pub(super) leader: RawLeader,
     #[serde(default)]
     pub(super) reconcile: RawReconcile,
     #[serde(default)]
@@ -82,13 +85,6 @@ pub(super) struct RawReports {
     pub(super) window: Option<Text>,
     #[serde(default)]
     pub(super) threshold: Option<Spanned<u32>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawStore {
-    #[serde(default)]
-    pub(super) path: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,5 +1,6 @@
 //! Tests of the process settings: defaults, the app webhook, the admin token and reports.
 
+use super::store::RawLeader;
 use super::*;
 use crate::config::diagnostic::Diagnostic;
 use crate::config::secret::INLINE_SECRET;
@@ -294,4 +295,86 @@ fn uid_quarantine_defaults_to_ten_minutes_and_is_at_least_five() {
     assert!(message.contains("at least 5m"), "{message}");
     let (line, _, _) = one("reconcile:\n  uid_quarantine: soon\n");
     assert_eq!(line, Some(2));
+}
+
+#[test]
+fn the_store_is_sled_unless_etcd_is_asked_for_and_etcd_gets_its_defaults() {
+    let s = load("").unwrap();
+    assert!(matches!(s.store.backend, StoreBackend::Sled));
+    assert_eq!(
+        s.leader.ttl,
+        Duration::from_secs(10),
+        "README: leader.ttl 10 s"
+    );
+    let s = load(
+        "store:\n  backend: etcd\n  etcd:\n    endpoints: [http://127.0.0.1:2379, https://etcd-1.etcd:2379/]\n    \
+         prefix: /pk/prod/\n    ca_file: ca.pem\n    user: pk\n    password: { env: TOKEN }\n\
+         leader: { ttl: 15s, replica: pod-a }\n",
+    )
+    .unwrap();
+    let StoreBackend::Etcd(etcd) = &s.store.backend else {
+        panic!("etcd expected")
+    };
+    assert_eq!(
+        etcd.endpoints,
+        ["http://127.0.0.1:2379", "https://etcd-1.etcd:2379"]
+    );
+    assert_eq!(etcd.installation, "/pk/prod/", "defaults to the prefix");
+    assert_eq!(etcd.ca_file.as_deref(), Some(Path::new("ca.pem")));
+    assert_eq!(etcd.password.as_ref().unwrap().expose_secret(), "t0ken");
+    assert_eq!(
+        s.leader,
+        LeaderSettings {
+            ttl: Duration::from_secs(15),
+            replica: "pod-a".into()
+        }
+    );
+}
+
+#[test]
+fn a_bad_etcd_block_is_named_by_line_and_field() {
+    let etcd = |body: &str| one(&format!("store:\n  backend: etcd\n  etcd:\n{body}"));
+    let (line, path, message) = etcd("    endpoints: [etcd:2379]\n    prefix: /pk/\n");
+    assert_eq!((line, path.as_str()), (Some(4), "store.etcd.endpoints[0]"));
+    assert!(message.contains("http://HOST:PORT"), "{message}");
+    let (_, path, _) = etcd("    endpoints: []\n    prefix: /pk/\n");
+    assert_eq!(path, "store.etcd.endpoints");
+    let (_, path, _) = etcd("    endpoints: [http://e:2379]\n    prefix: ''\n");
+    assert_eq!(path, "store.etcd.prefix");
+    let (_, path, message) = etcd("    endpoints: [https://e:2379]\n    prefix: /pk/\n");
+    assert_eq!(path, "store.etcd.ca_file");
+    assert!(message.contains("https"), "{message}");
+    let (_, path, _) = etcd("    endpoints: [http://e:2379]\n    prefix: /pk/\n    user: pk\n");
+    assert_eq!(path, "store.etcd.user");
+    let (line, path, _) = one("store: { backend: etcd }\n");
+    assert_eq!((line, path.as_str()), (Some(1), "store.etcd"));
+    let (_, path, message) = one("store: { backend: redis }\n");
+    assert_eq!(path, "store.backend");
+    assert!(message.contains("sled or etcd"), "{message}");
+}
+
+#[test]
+fn the_leader_ttl_is_at_least_three_seconds_and_the_replica_defaults_to_the_hostname() {
+    let (line, path, message) = one("leader: { ttl: 2s }\n");
+    assert_eq!((line, path.as_str()), (Some(1), "leader.ttl"));
+    assert!(message.contains("at least 3 s"), "{message}");
+    assert_eq!(MIN_LEADER_TTL, Duration::from_secs(3));
+    assert_eq!(
+        load("leader: { ttl: 3s }\n").unwrap().leader.ttl,
+        Duration::from_secs(3)
+    );
+    let mut vars = env();
+    vars.insert("HOSTNAME".into(), "pullkeeper-7d9f".into());
+    let mut out = Vec::new();
+    let raw = RawLeader::default();
+    let file = Path::new("p.yaml");
+    let leader = store::leader(
+        &raw,
+        &vars,
+        &mut Diags {
+            file,
+            out: &mut out,
+        },
+    );
+    assert_eq!(leader.replica, "pullkeeper-7d9f");
 }

@@ -233,7 +233,11 @@ fn rig() -> Rig {
         },
     )]);
     let notices = NoticeLog::open(&store).expect("notice log");
-    let router = route::router(Intake::new(projects, notices), Metrics::new());
+    let router = route::router(
+        Intake::new(projects, notices),
+        Metrics::new(),
+        crate::store::Leadership::sole(),
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

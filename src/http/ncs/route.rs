@@ -11,8 +11,10 @@
 //! | `bad_signature` | 401 | the intake |
 //! | `malformed` | 400 | the intake (or a body that cannot be read) |
 //! | `ignored`, `duplicate`, `stale`, `accepted` | 200 | the intake |
+//! | `not_leading` | 503 | this route: leadership is shared through etcd and this replica does not lead the project now |
 //!
-//! A notice the intake cannot record gets 500, so NCS resends it.
+//! A notice the intake cannot record gets 500, and one this replica may not act on 503,
+//! so NCS resends it (to a replica that leads the project, or once etcd is back).
 
 use std::sync::Arc;
 
@@ -25,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use crate::ncs::intake::{Intake, Receipt};
+use crate::store::Leadership;
 use crate::telemetry::Metrics;
 
 /// Largest accepted request body. Media Pull notices are well under 2 KiB.
@@ -35,16 +38,21 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 struct Webhook {
     intake: Intake,
     metrics: Metrics,
+    leadership: Leadership,
 }
 
 /// `POST /ncs/{project}`, with the body limit on the route.
-pub fn router(intake: Intake, metrics: Metrics) -> Router {
+pub fn router(intake: Intake, metrics: Metrics, leadership: Leadership) -> Router {
     Router::new()
         .route(
             "/ncs/{project}",
             post(receive).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
         )
-        .with_state(Arc::new(Webhook { intake, metrics }))
+        .with_state(Arc::new(Webhook {
+            intake,
+            metrics,
+            leadership,
+        }))
 }
 
 /// The status NCS is answered with for `outcome`.
@@ -58,6 +66,7 @@ pub(super) fn status(outcome: Receipt) -> StatusCode {
         Receipt::UnknownProject => StatusCode::NOT_FOUND,
         Receipt::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Receipt::Forbidden => StatusCode::FORBIDDEN,
+        Receipt::NotLeading => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -73,6 +82,7 @@ fn answer(outcome: Receipt) -> Response {
         Receipt::UnknownProject => r#"{"error":"unknown project"}"#,
         Receipt::TooLarge => r#"{"error":"body too large"}"#,
         Receipt::Forbidden => r#"{"error":"address not allowed"}"#,
+        Receipt::NotLeading => r#"{"error":"not leading this project now; retry"}"#,
     };
     json_answer(status(outcome), body)
 }
@@ -96,6 +106,9 @@ async fn receive(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let taken = match body {
+        Ok(_) if !webhook.leadership.acting(&project) && webhook.intake.knows(&project) => {
+            Ok(Receipt::NotLeading)
+        }
         Ok(body) => webhook.intake.take(&project, &headers, &body).await,
         Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Ok(Receipt::TooLarge),
         Err(_) => Ok(Receipt::Malformed),

@@ -23,6 +23,7 @@ use super::EtcdOptions;
 use super::error::EtcdError;
 use super::gateway::{Compare, Gateway, Op};
 use super::mirror::Mirror;
+use crate::store::observer::LeadershipObserver;
 
 /// This replica's leadership of its projects.
 pub(crate) struct Leader {
@@ -34,6 +35,7 @@ pub(crate) struct Leader {
     ttl: Duration,
     projects: Vec<String>,
     state: Mutex<State>,
+    observer: Mutex<Option<Arc<dyn LeadershipObserver>>>,
     /// Bumped at every change of what is led, to wake those waiting for a term.
     changed: watch::Sender<u64>,
 }
@@ -67,12 +69,28 @@ impl Leader {
             ttl: options.ttl,
             projects,
             state: Mutex::default(),
+            observer: Mutex::default(),
             changed: watch::channel(0).0,
         }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn observe(&self, observer: Arc<dyn LeadershipObserver>) {
+        *self.observer.lock().unwrap_or_else(|e| e.into_inner()) = Some(observer);
+    }
+
+    fn report(&self, f: impl FnOnce(&dyn LeadershipObserver)) {
+        let observer = self
+            .observer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(observer) = observer {
+            f(&*observer);
+        }
     }
 
     /// How long before the lease may expire at etcd this replica stops acting: room for
@@ -129,6 +147,7 @@ impl Leader {
             );
             self.mirror.drop_project(project);
             term.cancel();
+            self.report(|o| o.term(project, false));
             self.changed.send_modify(|n| *n += 1);
         }
     }
@@ -177,20 +196,24 @@ impl Leader {
     async fn round(&self) -> Result<(), EtcdError> {
         let sent = Instant::now();
         let held = self.state().lease;
-        let lease = match held {
-            Some(lease) => {
-                if self.gateway.lease_keep_alive(lease).await? <= 0 {
-                    self.lose_all("the lease expired at etcd");
-                    return Ok(());
-                }
-                lease
-            }
-            None => {
-                let (lease, _ttl) = self.gateway.lease_grant(self.ttl).await?;
-                self.state().lease = Some(lease);
-                lease
-            }
+        let renewed = match held {
+            Some(lease) => self
+                .gateway
+                .lease_keep_alive(lease)
+                .await
+                .map(|ttl| (ttl > 0).then_some(lease)),
+            None => self
+                .gateway
+                .lease_grant(self.ttl)
+                .await
+                .map(|(lease, _ttl)| Some(lease)),
         };
+        self.report(|o| o.renewal(sent.elapsed(), matches!(renewed, Ok(Some(_)))));
+        let Some(lease) = renewed? else {
+            self.lose_all("the lease expired at etcd");
+            return Ok(());
+        };
+        self.state().lease = Some(lease);
         self.state().valid_until = Some(sent + self.ttl - self.margin());
         for project in &self.projects {
             let free = {
@@ -242,6 +265,7 @@ impl Leader {
             .terms
             .insert(project.to_string(), CancellationToken::new());
         self.changed.send_modify(|n| *n += 1);
+        self.report(|o| o.term(project, true));
         tracing::info!(project, keys, replica = %self.replica, "leading the project");
         Ok(())
     }

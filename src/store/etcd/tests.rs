@@ -38,7 +38,8 @@ struct Replica {
 
 impl Replica {
     fn start(options: &EtcdOptions) -> Replica {
-        let (store, leadership) = Store::etcd(options).expect("etcd store");
+        let store = Store::etcd(options).expect("etcd store");
+        let leadership = store.leadership().clone();
         let stop = CancellationToken::new();
         let task = tokio::spawn({
             let (leadership, stop) = (leadership.clone(), stop.clone());

@@ -69,7 +69,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("core", &["reconcile"]),
     (
         "wiring",
-        &["app", "http", "reload", "scene_feeds", "embedded"],
+        &["app", "http", "reload", "scene_feeds", "embedded", "terms"],
     ),
     // `lib` is the library's root (its public API), `main` the binary's.
     ("top", &["main", "cli", "bench", "lib"]),

@@ -41,6 +41,11 @@ fn settings() -> Settings {
         },
         store: StoreSettings {
             path: PathBuf::from("s"),
+            backend: crate::config::StoreBackend::Sled,
+        },
+        leader: crate::config::LeaderSettings {
+            ttl: Duration::from_secs(10),
+            replica: "r".into(),
         },
         reconcile: ReconcileSettings {
             poll_interval: Duration::from_secs(5),

@@ -1,0 +1,51 @@
+//! A project's controller, run once per term this replica leads the project.
+//!
+//! A term starts like a process start (the controller is new, its state read from the
+//! store, open intents resolved by the next List) and ends like a crash that loses
+//! nothing: the controller is cancelled, and whatever it had not flushed was never
+//! acted on. With the embedded store the one term lasts until shutdown.
+
+use std::future::Future;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::store::Leadership;
+
+/// Runs `controller(term)` for each term of `project` until `stop`.
+pub async fn supervise<F, Fut>(
+    project: String,
+    leadership: Leadership,
+    controller: F,
+    stop: CancellationToken,
+) where
+    F: Fn(CancellationToken) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    loop {
+        let ended = tokio::select! {
+            _ = stop.cancelled() => return,
+            ended = leadership.term(&project) => ended,
+        };
+        // Cancelled when the term ends or the process stops, whichever comes first.
+        let term = stop.child_token();
+        let run = controller(term.clone());
+        tokio::pin!(run);
+        tokio::select! {
+            // Ended on its own (the scenes went away at shutdown): nothing to restart
+            // before the term ends.
+            _ = &mut run => tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = ended.cancelled() => {}
+            },
+            _ = ended.cancelled() => {
+                // The controller returns promptly once cancelled; the next term's must
+                // not start while this one still runs.
+                term.cancel();
+                run.await;
+            }
+        }
+        if stop.is_cancelled() {
+            return;
+        }
+    }
+}
