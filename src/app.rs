@@ -229,7 +229,16 @@ impl App {
             ));
         }
 
-        let notices = NoticeLog::open(&store).map_err(AppError::Store)?;
+        let notices = NoticeLog::for_projects(
+            &store,
+            config
+                .settings
+                .projects
+                .iter()
+                .map(|p| p.id.clone())
+                .collect(),
+        )
+        .map_err(AppError::Store)?;
         let ncs_projects = config
             .settings
             .projects

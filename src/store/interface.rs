@@ -87,6 +87,17 @@ pub trait StateStore: Send + Sync {
     /// Whether `uid` was ever handed out or seen in `channel`.
     fn uid_known(&self, project: &str, channel: &str, uid: u32) -> Result<bool, StoreError>;
 
+    /// Records the NCS notice `key` (it starts with the project, then a zero byte) as
+    /// first seen at `now_ms`: true the first time, false for a resend. Durable at the
+    /// next flush, which the receiver awaits before it answers 200.
+    fn note_notice(&self, key: &[u8], now_ms: u64) -> Result<bool, StoreError>;
+
+    /// Whether the NCS notice `key` was recorded (and not forgotten).
+    fn notice_known(&self, key: &[u8]) -> Result<bool, StoreError>;
+
+    /// Forgets the project's notice keys first seen before `older_than_ms`; how many.
+    fn forget_notices(&self, project: &str, older_than_ms: u64) -> Result<usize, StoreError>;
+
     /// Makes everything written so far durable against a process kill.
     fn flush(&self) -> StoreFuture<'_, ()>;
 

@@ -92,6 +92,16 @@ impl Proc {
         }
     }
 
+    /// How many log lines so far have `needle` in them.
+    pub fn logged(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
     /// The last `n` log lines.
     pub fn log_tail(&self, n: usize) -> String {
         let log = self.log.lock().unwrap();

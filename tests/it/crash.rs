@@ -22,7 +22,7 @@ const SCENES: usize = 4;
 const BACKUPS: u32 = 2;
 
 /// Four scenes of a master and two backups, each with a wide UID range of its own.
-fn scenes() -> String {
+pub fn scenes() -> String {
     let mut out = String::from("scenes:\n");
     for i in 0..SCENES {
         let start = 10_000 * (i + 1);
@@ -35,13 +35,13 @@ fn scenes() -> String {
     out
 }
 
-fn desired() -> Vec<(String, u32)> {
+pub fn desired() -> Vec<(String, u32)> {
     (0..SCENES)
         .map(|i| (format!("s{i}"), BACKUPS + 1))
         .collect()
 }
 
-fn env_number(name: &str) -> Option<u64> {
+pub fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
@@ -56,7 +56,7 @@ fn creates(count: u32, action: FaultAction) -> FaultRule {
 
 /// One gust of the storm: players fail, and Agora is slow, refuses or hangs up on the
 /// next creates, so that kills land between intent, request and answer.
-fn gust(sim: &SimHandle, rng: &mut StdRng) {
+pub fn gust(sim: &SimHandle, rng: &mut StdRng) {
     let mut alive: Vec<_> = sim
         .players(APP_ID)
         .into_iter()

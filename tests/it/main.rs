@@ -13,6 +13,7 @@ mod domains;
 mod e2e;
 mod failover;
 mod faults;
+mod ha;
 mod harness;
 mod invariants;
 mod layers;

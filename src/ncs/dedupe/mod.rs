@@ -1,6 +1,10 @@
 //! Which NCS notices were already acted on (docs/agora-api.md §2.1: duplicates are
 //! possible).
 //!
+//! Where the store keeps nothing locally (etcd, shared by replicas), the ids are kept in
+//! the store itself, under their project, so a resend is acted on once whichever replica
+//! leads the project when it arrives. Otherwise:
+//!
 //! An append-only log of its own in the store's local directory (`ncs_notices/`), indexed in
 //! memory. One writer thread ([`writer`]) records the keys in groups: of several
 //! concurrent deliveries of one notice exactly one sees "first time", and only once the
@@ -47,7 +51,18 @@ pub const TTL_MS: u64 = 24 * 60 * 60 * 1000;
 /// writer thread, as do all logs opened on one store in one process.
 #[derive(Clone)]
 pub struct NoticeLog {
-    shared: Arc<Shared>,
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    /// The log in the store's local directory.
+    File(Arc<Shared>),
+    /// The store's own notice keys, for these projects.
+    Store {
+        store: Store,
+        projects: Arc<[String]>,
+    },
 }
 
 struct Shared {
@@ -80,22 +95,23 @@ impl NoticeLog {
     /// and starts its writer thread, or returns the log already open there.
     pub fn open(store: &Store) -> Result<NoticeLog, StoreError> {
         let dir = store.local_dir().ok_or(StoreError::NoLocalDir)?.join(DIR);
-        loop {
-            let mut open = lock(&OPEN);
-            match open.get(&dir).map(Weak::upgrade) {
-                Some(Some(shared)) => return Ok(NoticeLog { shared }),
-                Some(None) => {
-                    // Its last handle is being dropped: its writer is finishing.
-                    drop(open);
-                    std::thread::sleep(std::time::Duration::from_millis(1));
-                }
-                None => {
-                    let shared = Arc::new(Shared::open(dir.clone(), wall_clock_ms())?);
-                    open.insert(dir, Arc::downgrade(&shared));
-                    return Ok(NoticeLog { shared });
-                }
-            }
+        Ok(NoticeLog {
+            kind: Kind::File(open_file(dir)?),
+        })
+    }
+
+    /// The log of `projects`' notices: in the store's local directory if it has one,
+    /// else in the store.
+    pub fn for_projects(store: &Store, projects: Vec<String>) -> Result<NoticeLog, StoreError> {
+        if store.local_dir().is_some() {
+            return NoticeLog::open(store);
         }
+        Ok(NoticeLog {
+            kind: Kind::Store {
+                store: store.clone(),
+                projects: projects.into(),
+            },
+        })
     }
 
     /// Records `key` as first seen at `now_ms`. True exactly once per key (until pruned);
@@ -107,19 +123,65 @@ impl NoticeLog {
         key: impl Into<Vec<u8>>,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        self.shared.writer.record(key.into(), now_ms).await
+        match &self.kind {
+            Kind::File(shared) => shared.writer.record(key.into(), now_ms).await,
+            Kind::Store { store, .. } => {
+                let first = store.note_notice(&key.into(), now_ms)?;
+                if first {
+                    store.flush().await?;
+                }
+                Ok(first)
+            }
+        }
     }
 
     /// Whether `key` is recorded (tests, diagnostics).
     pub fn contains(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(lock(&self.shared.index).contains(key.as_bytes()))
+        match &self.kind {
+            Kind::File(shared) => Ok(lock(&shared.index).contains(key.as_bytes())),
+            Kind::Store { store, .. } => store.notice_known(key.as_bytes()),
+        }
     }
 
-    /// Forgets the ids of every segment whose ids were all first seen before
-    /// `older_than_ms`, deleting its file; returns how many ids. The segment being
-    /// written stays until the next one starts.
+    /// Forgets the ids first seen before `older_than_ms` (in the file log: of every
+    /// segment whose ids were all first seen before it, deleting its file; the segment
+    /// being written stays until the next one starts); returns how many ids.
     pub fn prune(&self, older_than_ms: u64) -> Result<usize, StoreError> {
-        lock(&self.shared.index).prune(older_than_ms)
+        match &self.kind {
+            Kind::File(shared) => lock(&shared.index).prune(older_than_ms),
+            Kind::Store { store, projects } => {
+                let mut forgotten = 0;
+                for project in projects.iter() {
+                    match store.forget_notices(project, older_than_ms) {
+                        Ok(n) => forgotten += n,
+                        // Another replica leads it and prunes it.
+                        Err(StoreError::NotLeader { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(forgotten)
+            }
+        }
+    }
+}
+
+/// The file log in `dir`, or the one already open there.
+fn open_file(dir: PathBuf) -> Result<Arc<Shared>, StoreError> {
+    loop {
+        let mut open = lock(&OPEN);
+        match open.get(&dir).map(Weak::upgrade) {
+            Some(Some(shared)) => return Ok(shared),
+            Some(None) => {
+                // Its last handle is being dropped: its writer is finishing.
+                drop(open);
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            None => {
+                let shared = Arc::new(Shared::open(dir.clone(), wall_clock_ms())?);
+                open.insert(dir, Arc::downgrade(&shared));
+                return Ok(shared);
+            }
+        }
     }
 }
 

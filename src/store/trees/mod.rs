@@ -26,6 +26,9 @@
 //!   is O(1) in the common case and never walks back into used space.
 //! - `onair`: `{project}\0{scene}` → the scene's on-air record and its version.
 //! - `update_sequences`: `{project}\0{player id}` → the last Update `sequence` sent to it.
+//! - `notice_ids`: `{project}\0{rest of the NCS dedupe key}` → when it was first seen
+//!   (ms). Only where the NCS module keeps no log of its own (a backend without a local
+//!   directory).
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -104,6 +107,7 @@ pub(super) struct TreeStore<B: Backend> {
     pub(super) uids_unknown_until: B::Tree,
     pub(super) onair: B::Tree,
     pub(super) sequences: B::Tree,
+    pub(super) notice_ids: B::Tree,
 }
 
 /// The trees' names, as backends store them.
@@ -114,6 +118,7 @@ pub(super) const UID_HWM: &str = "uid_hwm";
 pub(super) const UID_RELEASED: &str = "uid_released";
 pub(super) const UIDS_UNKNOWN_UNTIL: &str = "uids_unknown_until";
 pub(super) const SEQUENCES: &str = "update_sequences";
+pub(super) const NOTICE_IDS: &str = "notice_ids";
 
 impl<B: Backend> TreeStore<B> {
     pub(super) fn new(backend: B) -> Result<TreeStore<B>, StoreError> {
@@ -125,6 +130,7 @@ impl<B: Backend> TreeStore<B> {
             uids_unknown_until: backend.tree(UIDS_UNKNOWN_UNTIL)?,
             onair: backend.tree(ONAIR)?,
             sequences: backend.tree(SEQUENCES)?,
+            notice_ids: backend.tree(NOTICE_IDS)?,
             backend,
         })
     }

@@ -174,6 +174,31 @@ impl<B: Backend> StateStore for TreeStore<B> {
         Ok(self.uids.get(&uid_key(project, channel, uid))?.is_some())
     }
 
+    fn note_notice(&self, key: &[u8], now_ms: u64) -> Result<bool, StoreError> {
+        self.notice_ids
+            .compare_and_swap(key, None, &now_ms.to_be_bytes())
+    }
+
+    fn notice_known(&self, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.notice_ids.get(key)?.is_some())
+    }
+
+    fn forget_notices(&self, project: &str, older_than_ms: u64) -> Result<usize, StoreError> {
+        let mut prefix = project.as_bytes().to_vec();
+        prefix.push(0);
+        let mut old = Vec::new();
+        self.notice_ids.visit_prefix(&prefix, |k, v| {
+            if read_ms(Some(v)) < older_than_ms {
+                old.push(k.to_vec());
+            }
+            Ok(())
+        })?;
+        for key in &old {
+            self.notice_ids.remove(key)?;
+        }
+        Ok(old.len())
+    }
+
     fn flush(&self) -> StoreFuture<'_, ()> {
         self.backend.flush()
     }

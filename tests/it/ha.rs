@@ -1,0 +1,141 @@
+//! High availability on etcd: real pullkeeper processes sharing one real etcd server,
+//! the leader SIGKILLed at random moments of a failure storm, 20 times.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pullkeeper::simulator::SimHandle;
+use pullkeeper::store::LocalEtcd;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use tokio::time::Instant;
+
+use crate::audit::{audit, report};
+use crate::binary::Proc;
+use crate::crash::{desired, env_number, gust, scenes};
+use crate::harness::{APP_ID, FAST, start_simulator_with_lag, temp_dir, write_config_full};
+
+const KILLS: usize = 20;
+/// The shortest lease `check` accepts, so that takeovers are quick.
+const TTL: Duration = Duration::from_secs(3);
+/// The issue's bound on a takeover: the lease runs out, then up to one campaign round.
+const TAKEOVER_LIMIT: Duration = Duration::from_secs(3 + 5);
+/// What a replica logs when a term begins.
+const LEADING: &str = "leading the project";
+
+/// Settings for replica `name` in `dir`: the usual test settings with the store in
+/// etcd under `prefix`.
+fn configure(dir: &Path, sim: &SimHandle, etcd: &LocalEtcd, prefix: &str, name: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    write_config_full(dir, sim, &scenes(), "", FAST);
+    let path = dir.join("pullkeeper.yaml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "store: { path: store }",
+        &format!(
+            "store: {{ backend: etcd, etcd: {{ endpoints: [\"{}\"], prefix: \"{prefix}\" }} }}\n\
+             leader: {{ ttl: {}s, replica: {name} }}",
+            etcd.endpoint(),
+            TTL.as_secs()
+        ),
+    );
+    std::fs::write(&path, text).unwrap();
+}
+
+async fn start(dir: &Path, sim: &SimHandle, leads: bool) -> Proc {
+    let proc = Proc::start(dir).await;
+    if leads {
+        sim.set_ncs_url(APP_ID, Some(format!("http://{}/ncs/e2e", proc.addr)));
+    }
+    proc
+}
+
+/// Waits until `proc` has begun more than `terms` terms; how long that took.
+async fn new_term(proc: &Proc, terms: usize, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if proc.logged(LEADING) > terms {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_during_a_storm_hands_over_within_the_ttl_and_loses_nothing() {
+    let kills = env_number("PULLKEEPER_HA_KILLS").map_or(KILLS, |n| n as usize);
+    let seed = env_number("PULLKEEPER_KILL_SEED").unwrap_or_else(rand::random);
+    report(&format!("HA kill -9 test: {kills} kills, seed {seed}"));
+    let mut rng = StdRng::seed_from_u64(seed);
+    let etcd = LocalEtcd::start().expect("etcd (Debian package etcd-server) starts");
+    let sim = start_simulator_with_lag(Duration::from_millis(1200)).await;
+    let root = temp_dir("ha");
+    let dirs: Vec<PathBuf> = ["a", "b"].iter().map(|n| root.join(n)).collect();
+    for (dir, name) in dirs.iter().zip(["a", "b"]) {
+        configure(dir, &sim, &etcd, "/pk-ha/", name);
+    }
+    let mut procs = vec![start(&dirs[0], &sim, true).await];
+    assert!(
+        new_term(&procs[0], 0, 4 * TTL).await.is_some(),
+        "the first replica never led; log:\n{}",
+        procs[0].log_tail(30)
+    );
+    procs.push(start(&dirs[1], &sim, false).await);
+    let mut leader = 0;
+    let mut takeovers = Vec::new();
+    for _ in 0..kills {
+        gust(&sim, &mut rng);
+        tokio::time::sleep(Duration::from_millis(rng.random_range(200..1500))).await;
+        let follower = 1 - leader;
+        let terms = procs[follower].logged(LEADING);
+        procs.remove(leader).kill();
+        // `procs` now holds the follower alone.
+        let took = new_term(&procs[0], terms, 2 * TAKEOVER_LIMIT).await;
+        let Some(took) = took else {
+            panic!(
+                "no takeover within {:?}; survivor's log:\n{}",
+                2 * TAKEOVER_LIMIT,
+                procs[0].log_tail(40)
+            );
+        };
+        takeovers.push(took);
+        sim.set_ncs_url(APP_ID, Some(format!("http://{}/ncs/e2e", procs[0].addr)));
+        // The killed replica comes back as the follower.
+        let restarted = start(&dirs[leader], &sim, false).await;
+        if leader == 0 {
+            procs.insert(0, restarted);
+        } else {
+            procs.push(restarted);
+        }
+        leader = follower;
+    }
+    sim.clear_faults();
+    let converged = tokio::time::timeout(Duration::from_secs(90), async {
+        while !audit(&sim, &desired()).converged() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let figures = audit(&sim, &desired());
+    takeovers.sort();
+    let ms: Vec<u128> = takeovers.iter().map(Duration::as_millis).collect();
+    report(&format!(
+        "HA kill -9 figures: kills={kills} seed={seed} takeover_ms={ms:?} {figures}"
+    ));
+    assert!(
+        converged.is_ok(),
+        "no convergence within 90 s: {figures}; leader's log:\n{}",
+        procs[leader].log_tail(40)
+    );
+    assert_eq!(figures.duplicates, 0, "duplicate players");
+    assert_eq!(figures.healthy_deleted, 0, "second players made for a slot");
+    assert_eq!(figures.orphans, 0, "orphaned players");
+    assert_eq!(figures.uid_reuse, 0, "UIDs created twice in a channel");
+    let slowest = *takeovers.last().unwrap();
+    assert!(
+        slowest <= TAKEOVER_LIMIT,
+        "slowest takeover {slowest:?} > ttl + 5 s"
+    );
+    drop(procs);
+    let _ = std::fs::remove_dir_all(&root);
+}
