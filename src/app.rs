@@ -161,6 +161,7 @@ impl App {
                     source,
                 })?
                 .with_stop(cancel.clone())
+                .with_replica(&config.settings.leader.replica)
                 .with_fence({
                     let (leadership, id) = (leadership.clone(), project.id.clone());
                     Arc::new(move || leadership.acting(&id))

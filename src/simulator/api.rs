@@ -85,6 +85,14 @@ async fn handle(
         .filter(|v| !v.is_empty())
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let seen = Seen {
+        method: &method,
+        uri: &uri,
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+        request_id: &request_id,
+    };
     let path_and_query = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
     let fault = lock(&inner.faults).take(method.as_str(), path_and_query);
     let routed = route(&method, uri.path());
@@ -100,7 +108,7 @@ async fn handle(
     let result = match fault {
         Some(FaultAction::Drop) => {
             kill.kill();
-            log(&inner, &method, &uri, None, &request_id);
+            log(&inner, &seen, None);
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
         Some(FaultAction::Status(code)) => Err(ApiError::Injected(code)),
@@ -140,16 +148,10 @@ async fn handle(
         }
     };
     if fault == Some(FaultAction::Cut) {
-        log(&inner, &method, &uri, None, &request_id);
+        log(&inner, &seen, None);
         return cut(response, &kill).await;
     }
-    log(
-        &inner,
-        &method,
-        &uri,
-        Some(response.status().as_u16()),
-        &request_id,
-    );
+    log(&inner, &seen, Some(response.status().as_u16()));
     response
 }
 
@@ -186,14 +188,23 @@ fn set_header(headers: &mut HeaderMap, name: &'static str, value: Option<&str>) 
     }
 }
 
-fn log(inner: &Inner, method: &Method, uri: &Uri, status: Option<u16>, request_id: &str) {
+/// What the request log keeps of a request.
+struct Seen<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    user_agent: Option<&'a str>,
+    request_id: &'a str,
+}
+
+fn log(inner: &Inner, seen: &Seen<'_>, status: Option<u16>) {
     let record = RequestRecord {
-        method: method.to_string(),
-        path: uri.path().to_string(),
-        query: uri.query().map(str::to_string),
+        method: seen.method.to_string(),
+        path: seen.uri.path().to_string(),
+        query: seen.uri.query().map(str::to_string),
         status,
         at_ms: inner.clock.elapsed_ms(inner.clock.now()),
-        request_id: request_id.to_string(),
+        request_id: seen.request_id.to_string(),
+        user_agent: seen.user_agent.map(str::to_string),
     };
     lock(&inner.requests).push(record);
 }

@@ -56,6 +56,8 @@ pub struct RequestRecord {
     /// Simulator time, ms since start.
     pub at_ms: u64,
     pub request_id: String,
+    /// Who sent it (pullkeeper names its replica here).
+    pub user_agent: Option<String>,
 }
 
 impl Inner {

@@ -69,11 +69,17 @@ impl Proc {
 
     /// SIGTERM, as Kubernetes sends it.
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends `SIG{name}` (`STOP` freezes the process as a long GC pause or a stopped VM
+    /// would, `CONT` resumes it).
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .expect("kill(1) runs");
-        assert!(status.success(), "kill -TERM failed");
+        assert!(status.success(), "kill -{name} failed");
     }
 
     /// Waits up to `limit` for the process to exit; its status and how long it took.

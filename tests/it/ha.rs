@@ -139,3 +139,86 @@ async fn killing_the_leader_during_a_storm_hands_over_within_the_ttl_and_loses_n
     drop(procs);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_frozen_past_its_lease_makes_no_call_after_it_resumes() {
+    let seed = env_number("PULLKEEPER_KILL_SEED").unwrap_or_else(rand::random);
+    report(&format!("HA SIGSTOP test: seed {seed}"));
+    let mut rng = StdRng::seed_from_u64(seed);
+    let etcd = LocalEtcd::start().expect("etcd (Debian package etcd-server) starts");
+    let sim = start_simulator_with_lag(Duration::from_millis(1200)).await;
+    let root = temp_dir("ha-stop");
+    let dirs: Vec<PathBuf> = ["a", "b"].iter().map(|n| root.join(n)).collect();
+    for (dir, name) in dirs.iter().zip(["a", "b"]) {
+        configure(dir, &sim, &etcd, "/pk-stop/", name);
+    }
+    let a = start(&dirs[0], &sim, true).await;
+    assert!(new_term(&a, 0, 4 * TTL).await.is_some(), "a never led");
+    let b = start(&dirs[1], &sim, false).await;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !audit(&sim, &desired()).converged() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("converged before the freeze");
+    gust(&sim, &mut rng);
+    a.signal("STOP");
+    let took = new_term(&b, 0, 2 * TAKEOVER_LIMIT).await;
+    assert!(
+        took.is_some(),
+        "b never took over; log:\n{}",
+        b.log_tail(30)
+    );
+    sim.set_ncs_url(APP_ID, Some(format!("http://{}/ncs/e2e", b.addr)));
+    // Frozen for two lease lengths in all, while b works through a second gust.
+    tokio::time::sleep((2 * TTL).saturating_sub(took.unwrap())).await;
+    gust(&sim, &mut rng);
+    let before_resume = sim.requests().len();
+    a.signal("CONT");
+    tokio::time::sleep(2 * TTL).await;
+    sim.clear_faults();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while !audit(&sim, &desired()).converged() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("converged after the resume");
+    let requests = sim.requests();
+    let by_a = |r: &&pullkeeper::simulator::RequestRecord| {
+        r.user_agent
+            .as_deref()
+            .is_some_and(|ua| ua.ends_with("(a)"))
+    };
+    assert!(
+        requests[..before_resume].iter().any(|r| by_a(&r)),
+        "a's calls are told apart by their User-Agent"
+    );
+    let from_a: Vec<String> = requests[before_resume..]
+        .iter()
+        .filter(by_a)
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    let figures = audit(&sim, &desired());
+    report(&format!(
+        "HA SIGSTOP figures: seed={seed} takeover_ms={} calls_by_a_after_resume={} {figures}",
+        took.unwrap().as_millis(),
+        from_a.len()
+    ));
+    assert!(
+        from_a.is_empty(),
+        "the deposed leader called Agora: {from_a:?}"
+    );
+    assert_eq!(figures.duplicates, 0, "duplicate players");
+    assert_eq!(figures.healthy_deleted, 0, "b's work undone");
+    assert_eq!(figures.orphans, 0, "orphaned players");
+    assert_eq!(figures.uid_reuse, 0, "UIDs created twice in a channel");
+    assert!(
+        a.logged("leadership lost") > 0,
+        "a noticed its loss; log:\n{}",
+        a.log_tail(20)
+    );
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -123,6 +123,9 @@ pub struct MediaPullClient {
     /// Once cancelled, calls still waiting for their turn are not sent (shutdown).
     stop: CancellationToken,
     fence: Option<Arc<Fence>>,
+    /// `pullkeeper/{version}`, and the replica once named: Agora's request logs (and the
+    /// simulator's) tell replicas apart by it.
+    user_agent: HeaderValue,
 }
 
 impl std::fmt::Debug for MediaPullClient {
@@ -172,6 +175,7 @@ impl MediaPullClient {
             on_wait: None,
             stop: CancellationToken::new(),
             fence: None,
+            user_agent: HeaderValue::from_static(concat!("pullkeeper/", env!("CARGO_PKG_VERSION"))),
         }
     }
 
@@ -186,6 +190,16 @@ impl MediaPullClient {
     /// Sends nothing while `fence` says no: such a call ends with [`ApiError::Stopped`].
     pub fn with_fence(mut self, fence: Arc<Fence>) -> Self {
         self.fence = Some(fence);
+        self
+    }
+
+    /// Names `replica` in the `User-Agent` of every request (ignored if it cannot be a
+    /// header value).
+    pub fn with_replica(mut self, replica: &str) -> Self {
+        let agent = format!("pullkeeper/{} ({replica})", env!("CARGO_PKG_VERSION"));
+        if let Ok(value) = HeaderValue::from_str(&agent) {
+            self.user_agent = value;
+        }
         self
     }
 
@@ -407,6 +421,7 @@ impl MediaPullClient {
     fn request(&self, method: Method, url: &str) -> RequestBuilder {
         let mut headers = HeaderMap::new();
         headers.insert(reqwest::header::AUTHORIZATION, self.auth.clone());
+        headers.insert(reqwest::header::USER_AGENT, self.user_agent.clone());
         self.http
             .request(method, url)
             .timeout(self.timeout)
