@@ -222,3 +222,106 @@ async fn a_leader_frozen_past_its_lease_makes_no_call_after_it_resumes() {
     drop((a, b));
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// How many terms `proc` has lost so far.
+fn losses(proc: &Proc) -> usize {
+    proc.logged("leadership lost")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_etcd_member_down_changes_nothing_two_stop_the_work_and_their_return_resumes_it() {
+    let mut members = LocalEtcd::cluster(3).expect("a three-member etcd cluster starts");
+    let sim = start_simulator_with_lag(Duration::from_millis(1200)).await;
+    let dir = temp_dir("ha-quorum");
+    write_config_full(&dir, &sim, &scenes(), "", FAST);
+    let path = dir.join("pullkeeper.yaml");
+    let endpoints: Vec<String> = members
+        .iter()
+        .map(|m| format!("\"{}\"", m.endpoint()))
+        .collect();
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "store: { path: store }",
+        &format!(
+            "store: {{ backend: etcd, etcd: {{ endpoints: [{}], prefix: /pk-q/ }} }}\n\
+             leader: {{ ttl: {}s, replica: a }}",
+            endpoints.join(", "),
+            TTL.as_secs()
+        ),
+    );
+    std::fs::write(&path, text).unwrap();
+    let a = start(&dir, &sim, true).await;
+    assert!(new_term(&a, 0, 4 * TTL).await.is_some(), "a never led");
+    let converge = |limit: u64| {
+        let sim = sim.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(limit), async {
+                while !audit(&sim, &desired()).converged() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+            .await
+        }
+    };
+    converge(30).await.expect("converged");
+    let deletes = || {
+        sim.requests()
+            .iter()
+            .filter(|r| r.method == "DELETE")
+            .count()
+    };
+
+    // One member down (the first endpoint): no interruption.
+    members[0].kill();
+    tokio::time::sleep(3 * TTL).await;
+    assert_eq!(
+        losses(&a),
+        0,
+        "one member down cost the lead; log:\n{}",
+        a.log_tail(20)
+    );
+
+    // Two down: no quorum. Acting stops within the ttl; nothing is deleted.
+    let deletes_before = deletes();
+    members[1].kill();
+    let lost = Instant::now();
+    while losses(&a) == 0 {
+        assert!(
+            lost.elapsed() <= TTL + Duration::from_secs(1),
+            "still acting; log:\n{}",
+            a.log_tail(20)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopped_after = lost.elapsed();
+    tokio::time::sleep(2 * TTL).await;
+    assert_eq!(
+        deletes(),
+        deletes_before,
+        "nothing deleted while etcd is away"
+    );
+    assert!(
+        audit(&sim, &desired()).converged(),
+        "the players keep running"
+    );
+
+    // Both back: led again, work resumes without duplicates.
+    let terms = a.logged(LEADING);
+    members[0].revive().unwrap();
+    members[1].restart().unwrap();
+    let back = new_term(&a, terms, 6 * TTL).await;
+    assert!(back.is_some(), "never led again; log:\n{}", a.log_tail(30));
+    let victim = sim.players(APP_ID)[0].id.clone();
+    sim.fail_player(APP_ID, &victim);
+    converge(60).await.expect("the failed player replaced");
+    let figures = audit(&sim, &desired());
+    report(&format!(
+        "HA quorum figures: stopped_acting_ms={} led_again_ms={} {figures}",
+        stopped_after.as_millis(),
+        back.unwrap().as_millis()
+    ));
+    assert_eq!(figures.duplicates, 0, "duplicate players");
+    assert_eq!(figures.orphans, 0, "orphaned players");
+    assert_eq!(figures.uid_reuse, 0, "UIDs created twice");
+    drop(a);
+    let _ = std::fs::remove_dir_all(&dir);
+}

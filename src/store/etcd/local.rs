@@ -14,6 +14,8 @@ pub struct LocalEtcd {
     client_port: u16,
     peer_port: u16,
     cluster: String,
+    /// Unique per cluster, so members of two test clusters never talk.
+    token: String,
 }
 
 /// Between two `/health` asks while a member starts.
@@ -24,21 +26,41 @@ const START_POLLS: u32 = 1000;
 impl LocalEtcd {
     /// Starts a single-member cluster and waits until it is healthy.
     pub fn start() -> std::io::Result<LocalEtcd> {
-        let (client_port, peer_port) = (free_port()?, free_port()?);
-        let name = "m1".to_string();
-        let cluster = format!("{name}=http://127.0.0.1:{peer_port}");
-        let dir = std::env::temp_dir().join(format!("pk-etcd-{}", uuid::Uuid::new_v4()));
-        let mut etcd = LocalEtcd {
-            child: None,
-            name,
-            dir,
-            client_port,
-            peer_port,
-            cluster,
-        };
-        etcd.spawn()?;
-        etcd.wait_healthy()?;
-        Ok(etcd)
+        Ok(LocalEtcd::cluster(1)?.remove(0))
+    }
+
+    /// Starts a cluster of `members` and waits until each is healthy (which takes a
+    /// quorum, so all are started first).
+    pub fn cluster(members: usize) -> std::io::Result<Vec<LocalEtcd>> {
+        let ports = (0..members)
+            .map(|_| Ok((free_port()?, free_port()?)))
+            .collect::<std::io::Result<Vec<(u16, u16)>>>()?;
+        let cluster = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let token = format!("pk-etcd-{}", uuid::Uuid::new_v4());
+        let base = std::env::temp_dir().join(&token);
+        let mut out = Vec::new();
+        for (i, (client_port, peer_port)) in ports.into_iter().enumerate() {
+            let mut member = LocalEtcd {
+                child: None,
+                name: format!("m{i}"),
+                dir: base.join(format!("m{i}")),
+                client_port,
+                peer_port,
+                cluster: cluster.clone(),
+                token: token.clone(),
+            };
+            member.spawn()?;
+            out.push(member);
+        }
+        for member in &mut out {
+            member.wait_healthy()?;
+        }
+        Ok(out)
     }
 
     /// The client URL.
@@ -54,11 +76,18 @@ impl LocalEtcd {
         }
     }
 
-    /// Starts the killed member again on the same ports and data.
+    /// Starts the killed member again on the same ports and data, and waits until it
+    /// is healthy (for a member of a cluster that has lost its quorum: until enough
+    /// members are back, so restart those with [`LocalEtcd::revive`] first).
     pub fn restart(&mut self) -> std::io::Result<()> {
-        self.kill();
-        self.spawn()?;
+        self.revive()?;
         self.wait_healthy()
+    }
+
+    /// Starts the killed member again without waiting for it.
+    pub fn revive(&mut self) -> std::io::Result<()> {
+        self.kill();
+        self.spawn()
     }
 
     fn spawn(&mut self) -> std::io::Result<()> {
@@ -73,6 +102,8 @@ impl LocalEtcd {
             .args(["--listen-peer-urls", &peer])
             .args(["--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &self.cluster])
+            .args(["--initial-cluster-state", "new"])
+            .args(["--initial-cluster-token", &self.token])
             // Fast elections and no fsync: a test server, not a durable one.
             .args(["--heartbeat-interval", "10", "--election-timeout", "100"])
             .arg("--unsafe-no-fsync")
@@ -118,6 +149,10 @@ impl Drop for LocalEtcd {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+        // The cluster's directory, once its last member's is gone.
+        if let Some(base) = self.dir.parent() {
+            let _ = std::fs::remove_dir(base);
+        }
     }
 }
 
