@@ -215,14 +215,15 @@ impl App {
                 project.id.clone(),
                 leadership.clone(),
                 {
-                    let (board, id) = (board.clone(), project.id.clone());
+                    let (board, metrics, id) = (board.clone(), metrics.clone(), project.id.clone());
                     move |term| {
                         let run = ProjectController::new(term_context()).run(term);
-                        let (board, id) = (board.clone(), id.clone());
+                        let (board, metrics, id) = (board.clone(), metrics.clone(), id.clone());
                         async move {
                             run.await;
                             // What this replica published is stale once another leads.
                             board.publish(&id, Vec::new());
+                            metrics.forget_project_state(&id);
                         }
                     }
                 },

@@ -315,6 +315,16 @@ impl Metrics {
         self.reconcile_skipped.with_label_values(&[project]);
     }
 
+    /// Drops what a project's controller last said about the project's state, once
+    /// another replica may be leading it: a stale List time or outage on this replica
+    /// would page for a project it no longer watches.
+    pub fn forget_project_state(&self, project: &str) {
+        let _ = self.last_list_success.remove_label_values(&[project]);
+        let _ = self.api_outage.remove_label_values(&[project]);
+        let _ = self.tasks_active.remove_label_values(&[project]);
+        let _ = self.slots_over_quota.remove_label_values(&[project]);
+    }
+
     /// Adds a collector whose values are computed at scrape time.
     pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
         self.registry

@@ -227,3 +227,30 @@ async fn with_etcd_gone_a_leader_stops_acting_within_the_ttl_and_leads_again_whe
     assert!(a.leadership.acting("p"));
     a.stop().await;
 }
+
+#[test]
+fn renewals_come_every_third_of_the_ttl_and_acting_stops_a_margin_before_it_ends() {
+    let options = |ttl: u64| EtcdOptions {
+        // Never contacted: opening connects lazily.
+        endpoints: vec!["http://127.0.0.1:9".into()],
+        prefix: "/pk/".into(),
+        ttl: Duration::from_secs(ttl),
+        credentials: None,
+        ca_file: None,
+        installation: "test".into(),
+        replica: "r".into(),
+        projects: vec![],
+    };
+    let (_, leader) = super::open(&options(10)).unwrap();
+    assert_eq!(
+        leader.period(),
+        Duration::from_millis(3333) + Duration::from_nanos(333_333)
+    );
+    assert_eq!(
+        leader.margin(),
+        Duration::from_secs(2),
+        "README: 8 s after the last renewal at ttl 10 s"
+    );
+    let (_, leader) = super::open(&options(3)).unwrap();
+    assert_eq!(leader.margin(), Duration::from_secs(1), "at least 1 s");
+}
