@@ -28,6 +28,12 @@ const LEADING: &str = "leading the project";
 fn configure(dir: &Path, sim: &SimHandle, etcd: &LocalEtcd, prefix: &str, name: &str) {
     std::fs::create_dir_all(dir).unwrap();
     write_config_full(dir, sim, &scenes(), "", FAST);
+    use_etcd(dir, etcd, prefix, name);
+}
+
+/// Moves the store of the settings in `dir` to etcd under `prefix`, as replica `name`
+/// with the shortest lease.
+pub fn use_etcd(dir: &Path, etcd: &LocalEtcd, prefix: &str, name: &str) {
     let path = dir.join("pullkeeper.yaml");
     let text = std::fs::read_to_string(&path).unwrap().replace(
         "store: { path: store }",
@@ -47,6 +53,14 @@ async fn start(dir: &Path, sim: &SimHandle, leads: bool) -> Proc {
         sim.set_ncs_url(APP_ID, Some(format!("http://{}/ncs/e2e", proc.addr)));
     }
     proc
+}
+
+/// Waits until `proc` leads (it began a term), at most the killed predecessor's lease
+/// and a round.
+pub async fn leads(proc: &Proc) {
+    if new_term(proc, 0, TAKEOVER_LIMIT).await.is_none() {
+        panic!("never led; log:\n{}", proc.log_tail(30));
+    }
 }
 
 /// Waits until `proc` has begun more than `terms` terms; how long that took.
