@@ -14,6 +14,7 @@ mod report;
 mod rig;
 mod scale;
 mod storm;
+mod takeover;
 
 use clap::ValueEnum;
 
@@ -32,6 +33,8 @@ pub enum Scenario {
     Intake,
     /// 1,000 projects x 50 players: convergence, steady CPU and memory, restarts.
     Scale,
+    /// Two replicas on etcd, the leader SIGKILLed: time to the new leader's first call.
+    Takeover,
 }
 
 /// Runs `scenario` (`quick`: smaller, for a CI smoke run; its figures are not the
@@ -68,6 +71,9 @@ pub async fn run(scenario: Scenario, quick: bool, projects: usize) -> anyhow::Re
         for r in scale::run(quick, projects).await? {
             done(r);
         }
+    }
+    if wanted(Scenario::Takeover) {
+        done(takeover::run(quick).await?);
     }
     println!("\n{missed} target(s) missed");
     Ok(missed)
