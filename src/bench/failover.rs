@@ -20,7 +20,7 @@ use axum::routing::post;
 use tokio::net::TcpListener;
 
 use super::report::{Figure, Limit, ScenarioReport};
-use super::rig::{self, Layout, SettingsYaml, TempDir};
+use super::rig::{self, BenchStore, Layout, SettingsYaml, TempDir};
 use crate::app::App;
 use crate::model::format_name;
 use crate::simulator::SimHandle;
@@ -140,7 +140,7 @@ fn us(d: u64) -> Duration {
 }
 
 /// Failovers with NCS on, spread so every project has a create token free.
-pub async fn with_ncs(quick: bool) -> anyhow::Result<ScenarioReport> {
+pub async fn with_ncs(quick: bool, backend: BenchStore) -> anyhow::Result<ScenarioReport> {
     let layout = Layout {
         projects: if quick { 5 } else { 20 },
         scenes: 10,
@@ -159,7 +159,7 @@ pub async fn with_ncs(quick: bool) -> anyhow::Result<ScenarioReport> {
         &sim.base_url(),
         &settings("poll_interval: 5s", &extra),
     )?;
-    let (app, _store) = rig::start_app(config, &dir.0.join("store")).await?;
+    let (app, _store) = rig::start_app_in(config, &dir.0, backend).await?;
     rig::connect_ncs(&sim, &app, layout);
     converge(&app, layout).await?;
     // Every project made its last creates just now, all together: until they leave the
@@ -229,7 +229,12 @@ pub async fn with_ncs(quick: bool) -> anyhow::Result<ScenarioReport> {
         .filter(|r| r.status == Some(429))
         .count();
 
-    let mut r = ScenarioReport::new("failover latency, NCS on (from the failed notice being sent)");
+    let mut r = ScenarioReport::new(match backend {
+        BenchStore::Sled => "failover latency, NCS on (from the failed notice being sent)",
+        BenchStore::Etcd => {
+            "failover latency, NCS on, store in etcd (from the failed notice being sent)"
+        }
+    });
     r.note(format!(
         "{} projects x {} scenes (master + 1 backup, non-revertive), one failover per project per second, \
          starting {CREATE_WINDOW:?} after the convergence's last creates; simulator at Agora's limits (create 2/s), connect delay {CONNECT_DELAY:?}, loopback",

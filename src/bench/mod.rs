@@ -19,6 +19,7 @@ mod takeover;
 use clap::ValueEnum;
 
 pub use report::ScenarioReport;
+pub use rig::BenchStore;
 
 /// Which scenario to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -38,9 +39,14 @@ pub enum Scenario {
 }
 
 /// Runs `scenario` (`quick`: smaller, for a CI smoke run; its figures are not the
-/// published ones; `projects`: the scale scenario's size) and prints each report as it
-/// completes. Returns how many targets were missed.
-pub async fn run(scenario: Scenario, quick: bool, projects: usize) -> anyhow::Result<usize> {
+/// published ones; `projects`: the scale scenario's size; `store`: where the failover
+/// scenario keeps state) and prints each report as it completes. Returns how many targets were missed.
+pub async fn run(
+    scenario: Scenario,
+    quick: bool,
+    projects: usize,
+    store: BenchStore,
+) -> anyhow::Result<usize> {
     println!(
         "pullkeeper {} bench {:?}{} on {}",
         env!("CARGO_PKG_VERSION"),
@@ -58,7 +64,7 @@ pub async fn run(scenario: Scenario, quick: bool, projects: usize) -> anyhow::Re
         missed += r.missed();
     };
     if wanted(Scenario::Failover) {
-        done(failover::with_ncs(quick).await?);
+        done(failover::with_ncs(quick, store).await?);
         done(failover::polling_only(quick).await?);
     }
     if wanted(Scenario::Storm) {

@@ -173,6 +173,80 @@ pub async fn start_app(config: Config, store_path: &Path) -> anyhow::Result<(App
     Ok((app, store))
 }
 
+/// Where a scenario keeps pullkeeper's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchStore {
+    /// The embedded store on disk (durable flushes, as in production).
+    Sled,
+    /// A local etcd member (Debian's etcd-server; no fsync, so etcd's disk is not
+    /// what is measured), this process leading every project.
+    Etcd,
+}
+
+/// What keeps a started app's store alive (and its etcd server running).
+pub struct Running {
+    _store: Store,
+    _etcd: Option<crate::store::LocalEtcd>,
+}
+
+/// Starts the app on `backend` under `dir`, and waits until it leads every project.
+pub async fn start_app_in(
+    config: Config,
+    dir: &Path,
+    backend: BenchStore,
+) -> anyhow::Result<(App, Running)> {
+    if backend == BenchStore::Sled {
+        let (app, store) = start_app(config, &dir.join("store")).await?;
+        return Ok((
+            app,
+            Running {
+                _store: store,
+                _etcd: None,
+            },
+        ));
+    }
+    let etcd = crate::store::LocalEtcd::start()
+        .context("cannot start etcd (Debian package etcd-server)")?;
+    let projects: Vec<String> = config
+        .settings
+        .projects
+        .iter()
+        .map(|p| p.id.clone())
+        .collect();
+    let options = crate::store::EtcdOptions {
+        endpoints: vec![etcd.endpoint()],
+        prefix: "/pk-bench/".into(),
+        ttl: config.settings.leader.ttl,
+        credentials: None,
+        ca_file: None,
+        installation: "bench".into(),
+        replica: "bench".into(),
+        projects: projects.clone(),
+    };
+    let store = Store::etcd(&options)?;
+    let app = start_app_on(
+        config,
+        store.clone(),
+        TcpListener::bind("127.0.0.1:0").await?,
+    )
+    .await?;
+    let leadership = store.leadership().clone();
+    wait_for(
+        "every project led",
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || projects.iter().all(|p| leadership.acting(p)),
+    )
+    .await?;
+    Ok((
+        app,
+        Running {
+            _store: store,
+            _etcd: Some(etcd),
+        },
+    ))
+}
+
 pub async fn start_app_on(
     config: Config,
     store: Store,

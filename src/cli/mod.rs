@@ -103,6 +103,9 @@ pub enum Command {
         /// or profile a smaller run; the published figures use the default.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=5000))]
         projects: u32,
+        /// Where the failover scenario keeps state (etcd: a local etcd-server it starts).
+        #[arg(long, value_enum, default_value = "sled")]
+        store: crate::bench::BenchStore,
     },
 }
 
@@ -166,8 +169,9 @@ pub fn execute(cli: Cli) -> ExitCode {
             scenario,
             quick,
             projects,
+            store,
         } => ExitCode::from(bench_exit_code(runtime().and_then(|rt| {
-            rt.block_on(crate::bench::run(scenario, quick, projects as usize))
+            rt.block_on(crate::bench::run(scenario, quick, projects as usize, store))
         }))),
     }
 }
