@@ -2,10 +2,11 @@
 //! observed, the plan decides, the executor starts the actions, the pass is published.
 //!
 //! Triggers are level-only: a poll tick, a notice in the inbox, a scene change, a
-//! finished action, a hold-back expiring. Whatever woke it, the loop plans from the whole
-//! picture. Actions run as tasks so a slow create never delays the next decision (a
-//! `failed` notice switches the on-air player in the same pass it arrives, before any
-//! replacement exists); a slot or player with work in flight or held back is busy and
+//! finished action, a source verdict that changed (or that a held slot waited for), a
+//! hold-back expiring. Whatever woke it, the loop plans from the whole picture. Actions
+//! run as tasks so a slow create never delays the next decision (a `failed` notice
+//! switches the on-air player in the same pass it arrives, before any replacement
+//! exists); a slot or player with work in flight or held back is busy and
 //! not decided again until it is free.
 
 use std::collections::BTreeMap;
