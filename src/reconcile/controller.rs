@@ -109,6 +109,9 @@ impl ProjectController {
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut checks = self.ctx.settings.check_interval.map(delayed_interval);
         let mut tasks: JoinSet<Done> = JoinSet::new();
+        // Probes only read, so shutdown abandons them (dropping the set aborts them)
+        // rather than wait up to a probe timeout.
+        let mut probes: JoinSet<Done> = JoinSet::new();
         loop {
             let wake_at = [self.launcher.busy().next_expiry(), self.onair_due]
                 .into_iter()
@@ -141,6 +144,10 @@ impl ProjectController {
                     Ok(done) => replan = self.finished(done),
                     Err(e) => tracing::error!(project = %project, error = %e, "action task panicked"),
                 },
+                Some(done) = probes.join_next(), if !probes.is_empty() => match done {
+                    Ok(done) => replan = self.finished(done),
+                    Err(e) => tracing::error!(project = %project, error = %e, "probe task panicked"),
+                },
                 _ = tick_opt(&mut checks) => self.start_checks(&mut tasks),
                 _ = self.ctx.inbox.notified() => replan = false,
                 _ = sleep_until_opt(wake_at) => {}
@@ -155,7 +162,7 @@ impl ProjectController {
                 self.notices_since = None;
             }
             self.launcher.start_creates(&mut tasks);
-            self.start_probes(&mut tasks);
+            self.start_probes(&mut probes);
         }
         // Shutdown: in-flight calls finish (the caller bounds the wait); nothing new starts,
         // and no player is deleted because pullkeeper stops.
