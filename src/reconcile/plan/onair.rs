@@ -42,7 +42,7 @@ impl SlotView {
         self.running() && self.source != Some(SlotSource::Down)
     }
 
-    /// Since when (Unix ms) it has been running with its source up, if it is sound.
+    /// Since when (Unix ms) it has been running with its source not down, if it is sound.
     fn steady_since_ms(&self) -> Option<u64> {
         let running = self.running_since_ms.filter(|_| self.sound())?;
         Some(match self.source {
