@@ -95,9 +95,12 @@ pub fn write_config(
     api: &str,
     settings: &SettingsYaml<'_>,
 ) -> anyhow::Result<Config> {
+    // The scenes' origins do not exist, so a probe could only say `unknown`: probing is
+    // off, and the figures measure pullkeeper's own paths, as before it was on by default.
     let mut text = format!(
         "server: {{ listen: \"127.0.0.1:0\" }}\nstore: {{ path: store }}\n\
-         reconcile: {{ {} }}\nscenes_file: scenes.yaml\n{}\nprojects:\n",
+         reconcile: {{ {} }}\nscenes_file: scenes.yaml\nsource_probe: {{ enabled: false }}\n{}\n\
+         projects:\n",
         settings.reconcile, settings.extra
     );
     let mut scenes = String::from("scenes:\n");

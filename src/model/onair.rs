@@ -36,6 +36,9 @@ pub enum SwitchReason {
     MasterUp,
     /// A player went on air where none was.
     Started,
+    /// The on-air player still ran, but its source was probed down while another
+    /// running player's source was not.
+    SourceDown,
 }
 
 /// An on-air change, for logs and the app webhook.

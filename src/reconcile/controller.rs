@@ -2,10 +2,11 @@
 //! observed, the plan decides, the executor starts the actions, the pass is published.
 //!
 //! Triggers are level-only: a poll tick, a notice in the inbox, a scene change, a
-//! finished action, a hold-back expiring. Whatever woke it, the loop plans from the whole
-//! picture. Actions run as tasks so a slow create never delays the next decision (a
-//! `failed` notice switches the on-air player in the same pass it arrives, before any
-//! replacement exists); a slot or player with work in flight or held back is busy and
+//! finished action, a source verdict that changed (or that a held slot waited for), a
+//! hold-back expiring. Whatever woke it, the loop plans from the whole picture. Actions
+//! run as tasks so a slow create never delays the next decision (a `failed` notice
+//! switches the on-air player in the same pass it arrives, before any replacement
+//! exists); a slot or player with work in flight or held back is busy and
 //! not decided again until it is free.
 
 use std::collections::BTreeMap;
@@ -20,11 +21,13 @@ use tokio_util::sync::CancellationToken;
 use crate::agora::wire::ListedPlayer;
 use crate::agora::{ApiError, ErrorClass};
 use crate::config::{Project, ReconcileSettings, ReportSettings, Scene};
-use crate::model::{StatusBoard, Switch, SwitchReason, is_dead, parse_name};
+use crate::model::{SlotKey, StatusBoard, Switch, SwitchReason, is_dead, parse_name};
 use crate::ncs::inbox::{Inbox, PlayerEvent};
 use crate::reconcile::execute::{Done, Executor, Launcher, PassScenes};
 use crate::reconcile::observe::{ListNews, Observed};
-use crate::reconcile::plan::{PlanInput, cleared_slots, desired_scenes, plan, scene_sources};
+use crate::reconcile::plan::{
+    PlanInput, cleared_slots, desired_scenes, plan, scene_sources, slot_sources,
+};
 use crate::reconcile::publish::{self, Publication, UidsFree, Waiting};
 use crate::reconcile::source_probes::{self, SourceProbing};
 use crate::reconcile::wake::{ListBackoff, Quiet, sleep_until_opt, tick_opt};
@@ -69,6 +72,8 @@ pub struct ProjectController {
     notices_since: Option<Instant>,
     /// The free-UID gauge of the project's scenes.
     uids_free: UidsFree,
+    /// The slots the last pass held for their source.
+    held: Vec<SlotKey>,
 }
 
 impl ProjectController {
@@ -88,6 +93,7 @@ impl ProjectController {
             quiet: None,
             notices_since: None,
             uids_free: UidsFree::default(),
+            held: Vec::new(),
             ctx,
         }
     }
@@ -103,15 +109,15 @@ impl ProjectController {
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut checks = self.ctx.settings.check_interval.map(delayed_interval);
         let mut tasks: JoinSet<Done> = JoinSet::new();
+        // Probes only read, so shutdown abandons them (dropping the set aborts them)
+        // rather than wait up to a probe timeout.
+        let mut probes: JoinSet<Done> = JoinSet::new();
         loop {
-            let wake_at = [
-                self.launcher.busy().next_expiry(),
-                self.onair_due,
-                self.observed.sources().and_then(|m| m.next_due()),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
+            let wake_at = [self.launcher.busy().next_expiry(), self.onair_due]
+                .into_iter()
+                .flatten()
+                .min();
+            let probe_at = self.observed.sources().and_then(|m| m.next_due());
             // Everything but a notice may change what the plan sees besides the players
             // (store, busy work, time, scenes, sources); a notice only through them.
             let mut replan = true;
@@ -135,12 +141,18 @@ impl ProjectController {
                         self.listing = false;
                         replan = self.on_list(answer, &mut poll);
                     }
-                    Ok(done) => self.finished(done),
+                    Ok(done) => replan = self.finished(done),
                     Err(e) => tracing::error!(project = %project, error = %e, "action task panicked"),
+                },
+                Some(done) = probes.join_next(), if !probes.is_empty() => match done {
+                    Ok(done) => replan = self.finished(done),
+                    Err(e) => tracing::error!(project = %project, error = %e, "probe task panicked"),
                 },
                 _ = tick_opt(&mut checks) => self.start_checks(&mut tasks),
                 _ = self.ctx.inbox.notified() => replan = false,
                 _ = sleep_until_opt(wake_at) => {}
+                // A probe falling due changes nothing the plan sees until it returns.
+                _ = sleep_until_opt(probe_at) => replan = false,
             }
             let changed = self.apply_notices();
             if self.observed.listed() && (replan || changed) {
@@ -150,6 +162,7 @@ impl ProjectController {
                 self.notices_since = None;
             }
             self.launcher.start_creates(&mut tasks);
+            self.start_probes(&mut probes);
         }
         // Shutdown: in-flight calls finish (the caller bounds the wait); nothing new starts,
         // and no player is deleted because pullkeeper stops.
@@ -218,8 +231,10 @@ impl ProjectController {
         quiet
     }
 
-    /// Takes in a finished action or probe.
-    fn finished(&mut self, done: Done) {
+    /// Takes in a finished action or probe; returns whether it calls for a pass. A probe
+    /// that repeats its source's verdict does not, unless a held slot waits for it: with
+    /// every source probed every few seconds, a pass per probe would be most of the work.
+    fn finished(&mut self, done: Done) -> bool {
         match done {
             // An adoption records a player as a create would.
             Done::Adopt(key, ok) => self.launcher.slot_done(key, ok, "create"),
@@ -237,20 +252,38 @@ impl ProjectController {
                 self.observed.apply_check(&id, answer, threshold);
             }
             Done::Source { url, finding } => {
-                if let Some(change) = self.observed.apply_source(&url, finding.verdict) {
+                let change = self.observed.apply_source(&url, finding.verdict);
+                let waited_for = self
+                    .observed
+                    .sources()
+                    .is_some_and(|m| m.fresh(&url).is_some());
+                if let Some(change) = &change {
                     let all = self.ctx.scenes.borrow().clone();
                     let scenes = PassScenes::new(&all, &self.ctx.project.id);
                     source_probes::log_change(
                         &self.ctx.project.id,
                         &scenes.scenes(),
                         &url,
-                        &change,
+                        change,
                         &finding,
                     );
                 }
+                return change.is_some() || waited_for;
             }
             Done::List(_) => unreachable!("Lists are taken in by on_list"),
         }
+        true
+    }
+
+    /// Starts the source probes that are due, on the scenes as they are now.
+    fn start_probes(&mut self, tasks: &mut JoinSet<Done>) {
+        let (Some(probing), Some(monitor)) = (&self.ctx.sources, self.observed.source_schedule())
+        else {
+            return;
+        };
+        let all = self.ctx.scenes.borrow().clone();
+        let scenes = PassScenes::new(&all, &self.ctx.project.id);
+        probing.start_due(monitor, &scenes.scenes(), &self.held, tasks);
     }
 
     /// Checks every slot's current player that List shows alive and nobody is busy with.
@@ -345,6 +378,9 @@ impl ProjectController {
         let monitor = observed.sources();
         let desired = desired_scenes(project, &scenes, monitor, &records, players);
         let cleared = monitor.map(|m| cleared_slots(project, &scenes, m));
+        let sources = monitor
+            .map(|m| slot_sources(project, &scenes, m, Instant::now(), now_ms))
+            .unwrap_or_default();
         let onair = ctx
             .executor
             .onair_records(scenes.iter().map(|s| s.name.as_str()));
@@ -366,6 +402,7 @@ impl ProjectController {
             max_players: ctx.project.limits.max_players,
             unseen_until_ms: ctx.unseen_until_ms,
             cleared: cleared.as_ref(),
+            sources: &sources,
         });
         ctx.metrics
             .reconcile_passes
@@ -438,10 +475,11 @@ impl ProjectController {
                 records: records.clone(),
                 recheck_at_ms: plan.recheck_at_ms,
             });
-        if let (Some(probing), Some(monitor)) = (&ctx.sources, self.observed.source_schedule()) {
-            probing.start_due(monitor, &scenes, &plan.held, tasks);
+        if ctx.sources.is_some() {
             self.waiting.note_held(project, &plan.held);
+            self.launcher.note_held(&plan.held);
         }
+        self.held = plan.held;
         for action in plan.actions {
             self.launcher.start(action, &by_name, &records, tasks);
         }

@@ -1,5 +1,6 @@
-//! The controller's side of source probing: starting the probes the plan's held slots
-//! and down sources call for, and logging what they find.
+//! The controller's side of source probing: starting the probes that are due (every
+//! source of the project's scenes, and at once those the plan's held slots wait for),
+//! and logging what they find.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use crate::model::SlotKey;
 use crate::probe::monitor::{Change, SourceMonitor};
 use crate::probe::{Finding, Prober, Verdict, redact};
 use crate::reconcile::execute::Done;
-use crate::reconcile::plan::{configured_sources, sources_to_probe};
+use crate::reconcile::plan::{configured_sources, held_sources};
 
 /// Source probing as configured for a controller.
 #[derive(Clone)]
@@ -26,7 +27,8 @@ impl SourceProbing {
         SourceMonitor::new(self.settings.interval, self.settings.max_interval)
     }
 
-    /// Tracks the sources the plan needs judged and starts the probes that are due.
+    /// Tracks the scenes' sources, marks those held slots wait for, and starts the probes
+    /// that are due.
     pub fn start_due(
         &self,
         monitor: &mut SourceMonitor,
@@ -35,8 +37,8 @@ impl SourceProbing {
         tasks: &mut JoinSet<Done>,
     ) {
         let now = Instant::now();
-        let wanted = sources_to_probe(scenes, held, monitor);
-        monitor.track(&wanted, &configured_sources(scenes), now);
+        monitor.track(&configured_sources(scenes), now);
+        monitor.want(&held_sources(scenes, held), now);
         for url in monitor.start_due(now) {
             let prober = self.prober.clone();
             tasks.spawn(async move {

@@ -45,6 +45,22 @@ pub struct SimConfig {
     /// playlist adds one segment per target duration.
     #[serde(with = "duration")]
     pub hls_target_duration: Duration,
+    /// What a running player does when its source stops playing.
+    pub source_loss: SourceLoss,
+}
+
+/// What a running player does when its source stops playing. Agora documents both: a
+/// `failed` status ("cannot connect or cannot play", §1.8) and the destruction of a
+/// player idle for longer than its `idleTimeout` (`"Idle Timeout"`, §2.3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceLoss {
+    /// It turns `failed` at once (NCS event 4).
+    #[default]
+    Fail,
+    /// It stays `running` (List and NCS say nothing) until its `idleTimeout` ends, then
+    /// is destroyed (NCS event 3, `"Idle Timeout"`), unless the source comes back first.
+    Linger,
 }
 
 impl Default for SimConfig {
@@ -67,6 +83,7 @@ impl Default for SimConfig {
             ncs_ips: vec![std::net::IpAddr::from([127, 0, 0, 1])],
             ncs_ca_files: Vec::new(),
             hls_target_duration: Duration::from_secs(2),
+            source_loss: SourceLoss::Fail,
         }
     }
 }
@@ -88,6 +105,7 @@ impl fmt::Debug for SimConfig {
             .field("ncs_ips", &self.ncs_ips)
             .field("ncs_ca_files", &self.ncs_ca_files)
             .field("hls_target_duration", &self.hls_target_duration)
+            .field("source_loss", &self.source_loss)
             .finish()
     }
 }

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-pub use config::{SimConfig, SimProject, SimQps, Window};
+pub use config::{SimConfig, SimProject, SimQps, SourceLoss, Window};
 pub use control::RequestRecord;
 pub use faults::{FaultAction, FaultRule};
 pub use ncs::{DeliveryOutcome, DeliveryRecord, NcsChaos};
@@ -62,7 +62,7 @@ impl Simulator {
             &config.ncs_ca_files,
         )?;
         let inner = Arc::new(Inner {
-            state: Mutex::new(State::new(&config.projects)),
+            state: Mutex::new(State::new(&config.projects, config.source_loss)),
             ncs_ips: Mutex::new(config.ncs_ips.clone()),
             config,
             clock,

@@ -12,7 +12,8 @@
 //!
 //! A down source answers HTTP 404. Like Agora's, a player whose source is not up fails:
 //! at once (status `failed`, NCS event 4) when the source goes down, or when its
-//! `connecting` phase ends while the source is down.
+//! `connecting` phase ends while the source is down. With `source_loss: linger` a running
+//! player instead keeps running until its `idleTimeout` ends (see `SourceLoss`).
 
 use std::sync::Arc;
 
@@ -71,6 +72,8 @@ impl Inner {
             let events = st.set_source(&self.clock, name, SourceState { mode, frozen_at }, now);
             ((), events)
         });
+        // An idle timeout may now be due before anything the ticker sleeps for.
+        self.wake.notify_one();
     }
 
     fn source_state(&self, name: &str) -> (SourceState, u64) {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::clock::SimClock;
-use super::config::SimProject;
+use super::config::{SimProject, SourceLoss};
 use super::ncs::Event;
 use super::rate::RateWindow;
 use super::sources::{SourceMode, SourceState, source_name};
@@ -96,6 +96,8 @@ pub(crate) struct LivePlayer {
     pub created_at: Instant,
     /// When `connecting` turns into `running`.
     pub connect_due: Option<Instant>,
+    /// With [`SourceLoss::Linger`], when a player whose source stopped is destroyed.
+    pub idle_due: Option<Instant>,
 }
 
 /// A List continuation: the last player returned and the filter it was made for.
@@ -122,10 +124,14 @@ pub(crate) struct State {
     /// Every request settles due transitions, so scanning all players instead would make
     /// each request O(players) (50,000 in the scale benchmark).
     transitions: BinaryHeap<Reverse<(Instant, String, u64)>>,
+    /// What a running player does when its source stops.
+    source_loss: SourceLoss,
+    /// Pending idle-timeout destructions, earliest first, like `transitions`.
+    idle: BinaryHeap<Reverse<(Instant, String, u64)>>,
 }
 
 impl State {
-    pub fn new(projects: &[SimProject]) -> State {
+    pub fn new(projects: &[SimProject], source_loss: SourceLoss) -> State {
         let projects = projects
             .iter()
             .map(|p| {
@@ -145,6 +151,8 @@ impl State {
             sources: HashMap::new(),
             next_seq: 0,
             transitions: BinaryHeap::new(),
+            source_loss,
+            idle: BinaryHeap::new(),
         }
     }
 
@@ -185,8 +193,37 @@ impl State {
             // `lts` is when the transition happened, not when it was noticed.
             events.push(status_event(&app_id, &live.player, clock.wall_ms(due)));
         }
-        let next = self.transitions.peek().map(|Reverse((due, _, _))| *due);
+        events.extend(self.settle_idle(clock, now));
+        let next = [&self.transitions, &self.idle]
+            .into_iter()
+            .filter_map(|heap| heap.peek().map(|Reverse((due, _, _))| *due))
+            .min();
         (events, next)
+    }
+
+    /// Destroys the players whose source has been gone for their `idleTimeout` (§2.3
+    /// `"Idle Timeout"`).
+    fn settle_idle(&mut self, clock: &SimClock, now: Instant) -> Vec<Event> {
+        let mut events = Vec::new();
+        while let Some(Reverse((due, _, _))) = self.idle.peek() {
+            if *due > now {
+                break;
+            }
+            let Some(Reverse((due, app_id, seq))) = self.idle.pop() else {
+                break;
+            };
+            let id = self.projects.get(&app_id).and_then(|p| {
+                let i = p.players.binary_search_by_key(&seq, |l| l.seq).ok()?;
+                let live = &p.players[i];
+                (live.idle_due == Some(due)).then(|| live.player.id.clone())
+            });
+            if let Some(event) =
+                id.and_then(|id| self.remove(clock, &app_id, &id, "Idle Timeout", due))
+            {
+                events.push(event);
+            }
+        }
+        events
     }
 
     /// Inserts a validated player; limits and uniqueness are the caller's business.
@@ -246,6 +283,7 @@ impl State {
             seq: self.next_seq,
             created_at: now,
             connect_due: Some(connect_due),
+            idle_due: None,
         });
         let event = created_event(app_id, &player, clock.wall_ms(now), request_id);
         Some((player, event))
@@ -304,7 +342,9 @@ impl State {
         Some(event)
     }
 
-    /// Sets a source's mode; a source that stops playing fails every live player on it.
+    /// Sets a source's mode. A source that stops playing fails every live player on it;
+    /// with [`SourceLoss::Linger`] a running one keeps running until its `idleTimeout`
+    /// ends, then is destroyed, unless the source comes back first.
     pub fn set_source(
         &mut self,
         clock: &SimClock,
@@ -314,9 +354,8 @@ impl State {
     ) -> Vec<Event> {
         self.sources.insert(name.to_string(), state);
         let mut events = Vec::new();
-        if state.mode == SourceMode::Up {
-            return events;
-        }
+        let up = state.mode == SourceMode::Up;
+        let linger = self.source_loss == SourceLoss::Linger;
         for (app_id, project) in &mut self.projects {
             for live in &mut project.players {
                 let on_it = source_name(&live.player.stream_url) == Some(name);
@@ -324,7 +363,20 @@ impl State {
                     live.player.status,
                     PlayerStatus::Failed | PlayerStatus::Stopped
                 );
-                if on_it && alive {
+                if !on_it || !alive {
+                    continue;
+                }
+                if up {
+                    live.idle_due = None;
+                } else if linger && live.player.status == PlayerStatus::Running {
+                    if live.idle_due.is_none() {
+                        let idle =
+                            std::time::Duration::from_secs(live.player.idle_timeout.max(0) as u64);
+                        live.idle_due = Some(now + idle);
+                        self.idle
+                            .push(Reverse((now + idle, app_id.clone(), live.seq)));
+                    }
+                } else {
                     live.connect_due = None;
                     live.player.status = PlayerStatus::Failed;
                     events.push(status_event(app_id, &live.player, clock.wall_ms(now)));

@@ -74,7 +74,7 @@ fn prometheus_rule_is_generated_from_the_alert_rules() {
 }
 
 /// `kubectl kustomize deploy/kubernetes`, parsed: the objects as applied.
-fn rendered_manifests() -> Vec<Value> {
+pub(crate) fn rendered_manifests() -> Vec<Value> {
     render(&repo(KUSTOMIZATION))
 }
 
@@ -98,7 +98,7 @@ fn render(kustomization: &Path) -> Vec<Value> {
     serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap()
 }
 
-fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+pub(crate) fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
     objects
         .iter()
         .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)

@@ -1,14 +1,14 @@
 //! Probe verdicts against the simulator's real sources over loopback: an RTMP handshake,
 //! live and frozen HLS playlists, ranged GETs; and simulated players that fail with
-//! their source, as Agora's do.
+//! their source, as Agora's do (at once, or after their idle timeout).
 
 use std::time::Duration;
 
 use pullkeeper::agora::wire::{CreatePlayer, PlayerStatus};
-use pullkeeper::simulator::SourceMode;
+use pullkeeper::simulator::{SourceLoss, SourceMode};
 use pullkeeper::{Prober, Verdict};
 
-use crate::harness::{APP_ID, eventually, start_simulator};
+use crate::harness::{APP_ID, eventually, start_simulator, start_simulator_with};
 
 fn prober() -> Prober {
     Prober::new(Duration::from_secs(5)).unwrap()
@@ -143,4 +143,55 @@ async fn simulated_players_fail_with_their_source() {
         status(&other) == Some(PlayerStatus::Running)
     })
     .await;
+}
+
+#[tokio::test]
+async fn with_source_loss_linger_players_outlive_their_source_until_the_idle_timeout() {
+    let sim = start_simulator_with(|c| c.source_loss = SourceLoss::Linger).await;
+    let player = |name: &str| CreatePlayer {
+        stream_url: sim.hls_url("src"),
+        channel_name: "c".into(),
+        uid: None,
+        account: None,
+        token: None,
+        idle_timeout: Some(60),
+        play_ts: None,
+        name: Some(name.into()),
+    };
+    let (a, b) = (
+        sim.add_foreign_player(APP_ID, player("a")),
+        sim.add_foreign_player(APP_ID, player("b")),
+    );
+    let status = |id: &str| {
+        sim.players(APP_ID)
+            .into_iter()
+            .find(|p| p.id == id)
+            .map(|p| p.status)
+    };
+    eventually(Duration::from_secs(10), "running", || {
+        status(&a) == Some(PlayerStatus::Running) && status(&b) == Some(PlayerStatus::Running)
+    })
+    .await;
+    sim.set_source("src", SourceMode::Down);
+    sim.advance(Duration::from_secs(59));
+    assert_eq!(status(&a), Some(PlayerStatus::Running), "still running");
+    // Back before the idle timeout: the player carries on.
+    sim.set_source("src", SourceMode::Up);
+    sim.advance(Duration::from_secs(5));
+    assert_eq!(status(&a), Some(PlayerStatus::Running));
+
+    sim.set_source("src", SourceMode::Down);
+    sim.advance(Duration::from_secs(59));
+    assert_eq!(status(&b), Some(PlayerStatus::Running));
+    sim.advance(Duration::from_secs(1));
+    eventually(Duration::from_secs(10), "destroyed", || {
+        status(&a).is_none() && status(&b).is_none()
+    })
+    .await;
+    let reasons: Vec<_> = sim
+        .history()
+        .into_iter()
+        .map(|h| h.destroy_reason)
+        .collect();
+    assert_eq!(reasons, vec![Some("Idle Timeout".to_string()); 2]);
 }

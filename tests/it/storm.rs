@@ -49,7 +49,16 @@ async fn app_at_limits(
     max_players: u32,
 ) -> (App, Store, std::path::PathBuf) {
     let dir = temp_dir("storm");
-    write_config_full(&dir, sim, &scenes(n), "", "poll_interval: 1s, list_lag: 1s");
+    // Probing off: its origins do not exist, and with it on each replacement would wait
+    // for its own source's probe, so the order would show probe timing, not admission.
+    let probing_off = "source_probe: { enabled: false }\n";
+    write_config_full(
+        &dir,
+        sim,
+        &scenes(n),
+        probing_off,
+        "poll_interval: 1s, list_lag: 1s",
+    );
     let path = dir.join("pullkeeper.yaml");
     let text = std::fs::read_to_string(&path)
         .unwrap()

@@ -50,7 +50,7 @@ pub struct Settings {
     pub reports: ReportSettings,
     /// Which addresses may deliver NCS notices.
     pub ncs_allowlist: NcsAllowlist,
-    /// Source probes before replacements; `None` (no `source_probe:` block) is off.
+    /// Source probing; `None` only with `source_probe: { enabled: false }`.
     pub source_probe: Option<SourceProbeSettings>,
 }
 
@@ -289,10 +289,7 @@ pub(crate) fn build(
         app_webhook,
         reports,
         ncs_allowlist: server::ncs_allowlist(&raw.ncs_allowlist, diags),
-        source_probe: raw
-            .source_probe
-            .as_ref()
-            .map(|p| source_probe::build(p, diags)),
+        source_probe: source_probe::build(raw.source_probe.as_ref(), diags),
     }
 }
 

@@ -32,12 +32,15 @@ pub(crate) struct RawSettings {
     pub(super) reports: RawReports,
     #[serde(default)]
     pub(super) ncs_allowlist: RawNcsAllowlist,
+    #[serde(default)]
     pub(super) source_probe: Option<Spanned<RawSourceProbe>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSourceProbe {
+    #[serde(default)]
+    pub(super) enabled: Option<Spanned<bool>>,
     #[serde(default)]
     pub(super) interval: Option<Text>,
     #[serde(default)]

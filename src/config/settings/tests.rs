@@ -247,16 +247,28 @@ fn bad_server_and_allowlist_values_name_line_and_field() {
 }
 
 #[test]
-fn source_probe_is_off_unless_configured_and_checks_its_bounds() {
-    assert_eq!(load("").unwrap().source_probe, None);
-    let s = load("source_probe: {}\n").unwrap();
+fn source_probe_is_on_by_default_off_when_disabled_and_checks_its_bounds() {
+    let defaults = SourceProbeSettings {
+        interval: Duration::from_secs(5),
+        max_interval: Duration::from_secs(8),
+        timeout: Duration::from_secs(5),
+    };
+    assert_eq!(load("").unwrap().source_probe, Some(defaults.clone()));
     assert_eq!(
-        s.source_probe,
-        Some(SourceProbeSettings {
-            interval: Duration::from_secs(5),
-            max_interval: Duration::from_secs(60),
-            timeout: Duration::from_secs(5),
-        })
+        load("source_probe: {}\n").unwrap().source_probe,
+        Some(defaults)
+    );
+    assert_eq!(
+        load("source_probe: { enabled: false }\n")
+            .unwrap()
+            .source_probe,
+        None
+    );
+    assert!(
+        load("source_probe:\n  enabled: true\n")
+            .unwrap()
+            .source_probe
+            .is_some()
     );
     let s = load("source_probe: { interval: 2m, timeout: 1s }\n").unwrap();
     let p = s.source_probe.unwrap();
@@ -274,6 +286,23 @@ fn source_probe_is_off_unless_configured_and_checks_its_bounds() {
     );
     let (line, path, _) = one("source_probe: { timeout: 0s }\n");
     assert_eq!((line, path.as_str()), (Some(1), "source_probe.timeout"));
+    // The opt-out written any other way is refused, with where and what is expected.
+    for (text, path, message) in [
+        (
+            "source_probe:\n  enabled: maybe\n",
+            "source_probe.enabled",
+            "invalid boolean",
+        ),
+        (
+            "store: {}\nsource_probe: off\n",
+            "source_probe",
+            "expected a mapping here",
+        ),
+    ] {
+        let d = load(text).unwrap_err();
+        assert_eq!((d[0].line, d[0].path.as_str()), (Some(2), path), "{d:#?}");
+        assert!(d[0].message.contains(message), "{d:#?}");
+    }
 }
 
 #[test]

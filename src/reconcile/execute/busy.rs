@@ -4,7 +4,9 @@
 //! cools its slot or player down on the retreat schedule Agora prescribes (5, 10, 15 s,
 //! §1.9), and a slot that keeps needing *replacement* waits exponentially
 //! longer each time (1 s doubling to about 60 s, jittered) so a source that kills every
-//! player cannot turn pullkeeper into a create storm. Neither ever gives up.
+//! player cannot turn pullkeeper into a create storm. Neither ever gives up. A slot held
+//! for its source starts its back-off afresh: the probe, not the count of failures,
+//! decides when it may go, and it goes as soon as its source is back.
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
@@ -116,6 +118,13 @@ impl Busy {
         true
     }
 
+    /// A slot waits for its source (probed down): its replacement back-off is forgotten,
+    /// so the replacement starts once the source is back rather than up to
+    /// [`REPLACEMENT_CAP`] later. Probes pace it meanwhile: nothing is created while held.
+    pub(super) fn held_for_source(&mut self, key: &SlotKey) {
+        self.replacements.remove(key);
+    }
+
     /// Players with a delete of pullkeeper's in flight.
     pub fn deleting(&self) -> &BTreeSet<String> {
         &self.players
@@ -205,6 +214,14 @@ mod tests {
                 "{i}: {w} vs {base}"
             );
         }
+        // Held for its source: the back-off is forgotten, the next replacement immediate.
+        // (The capped wait is 60 s, jittered up to 72 s.)
+        tokio::time::advance(Duration::from_secs(73)).await;
+        assert!(busy.admit_replacement(&key));
+        assert!(!busy.admit_replacement(&key), "about 60 s to wait");
+        busy.held_for_source(&key);
+        assert!(busy.admit_replacement(&key));
+        assert!(!busy.admit_replacement(&key), "and backs off from there");
         // Quiet for a while: the next replacement is immediate again.
         tokio::time::advance(REPLACEMENT_MEMORY + Duration::from_secs(61)).await;
         assert!(busy.admit_replacement(&key));

@@ -138,6 +138,13 @@ impl Launcher {
         &self.busy
     }
 
+    /// Slots held for their source: see [`Busy::held_for_source`].
+    pub fn note_held(&mut self, held: &[SlotKey]) {
+        for key in held {
+            self.busy.held_for_source(key);
+        }
+    }
+
     pub fn start(
         &mut self,
         action: Action,

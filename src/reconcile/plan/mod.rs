@@ -29,7 +29,8 @@
 //!   whose create-only settings changed is replaced, one slot of a scene at a time,
 //!   backups first, the old player deleted only once its successor runs (see `rollout`);
 //! - the on-air player is the master while it runs, else the first running backup, with
-//!   the scene's failback policy deciding the way back (see `onair`).
+//!   the scene's failback policy deciding the way back; a running player whose source is
+//!   down gives the air to one whose source is not (see `onair`).
 //!
 //! The work is split the way it is decided: [`slot`] decides each slot on its own,
 //! [`admission`] then admits creates under the quota, holds and ordering, and [`onair`]
@@ -51,7 +52,9 @@ mod sources;
 
 pub use actions::{Action, Adopt, Create, Delete, OnAirDecision, Plan, Update};
 pub use desired::{DesiredScene, created_spec, desired_scenes, desired_spec};
-pub use sources::{cleared_slots, configured_sources, scene_sources, sources_to_probe};
+pub use sources::{
+    SlotSource, cleared_slots, configured_sources, held_sources, scene_sources, slot_sources,
+};
 
 /// Everything the plan decides from. Borrowed, so planning allocates only its answer.
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +87,9 @@ pub struct PlanInput<'a> {
     /// With source probing on, the slots whose source was found up or unknown: only they
     /// may be replaced. `None`: probing is off and every replacement proceeds.
     pub cleared: Option<&'a BTreeSet<SlotKey>>,
+    /// Slots whose source was probed down or came back (see `onair`); empty without
+    /// source probing.
+    pub sources: &'a BTreeMap<SlotKey, SlotSource>,
 }
 
 /// An owned player from the List, with its parsed name.

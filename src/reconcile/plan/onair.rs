@@ -7,12 +7,19 @@
 //! flaps does not drag the audience along), `non-revertive` stays on the backup while the
 //! backup is healthy. Every change bumps a version that never goes down, so apps can
 //! discard an older announcement that arrives late.
+//!
+//! A running player is not necessarily playing: Agora may keep a player whose source died
+//! for up to its idle timeout. So with source probing, a running player whose source was
+//! probed down counts only while no running player has a source that is not down; the
+//! air leaves it at once (reason `source_down`), and a master whose source came back
+//! must have been running *and* its source back for the hold-down time before a
+//! revertive scene returns to it.
 
 use crate::model::{OnAir, SLATE_SLOT, SlotKey, SwitchReason, is_running};
 
 use super::actions::OnAirDecision;
 use super::desired::FailbackPolicy;
-use super::{BySlot, DesiredScene, PlanInput};
+use super::{BySlot, DesiredScene, PlanInput, SlotSource};
 
 /// What the decision needs to know about one slot's current player.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +28,28 @@ struct SlotView {
     pub uid: Option<u32>,
     /// Since when (Unix ms) the player has been running, if it is.
     pub running_since_ms: Option<u64>,
+    /// What is known against its source, if anything.
+    pub source: Option<SlotSource>,
+}
+
+impl SlotView {
+    fn running(&self) -> bool {
+        self.running_since_ms.is_some() && self.uid.is_some()
+    }
+
+    /// Running on a source not known to be down.
+    fn sound(&self) -> bool {
+        self.running() && self.source != Some(SlotSource::Down)
+    }
+
+    /// Since when (Unix ms) it has been running with its source not down, if it is sound.
+    fn steady_since_ms(&self) -> Option<u64> {
+        let running = self.running_since_ms.filter(|_| self.sound())?;
+        Some(match self.source {
+            Some(SlotSource::BackSince(back)) => running.max(back),
+            _ => running,
+        })
+    }
 }
 
 /// The on-air decision for `scene`, and when (Unix ms) it falls due again with nothing
@@ -58,14 +87,16 @@ fn views(input: &PlanInput<'_>, scene: &DesiredScene, by_slot: &BySlot<'_>) -> V
         .map(|slot| {
             let key = SlotKey::new(input.project, &scene.name, slot);
             let record = input.records.get(&key);
+            let source = input.sources.get(&key).copied();
             let current = SlotView {
                 slot,
                 uid: record.map(|r| r.uid).filter(|&u| u != 0),
                 running_since_ms: record.and_then(|r| input.running_since.get(&r.name).copied()),
+                source,
             };
             match record {
                 Some(r) if current.running_since_ms.is_none() => {
-                    outgoing(input, by_slot, &key, r.generation).unwrap_or(current)
+                    outgoing(input, by_slot, &key, r.generation, source).unwrap_or(current)
                 }
                 _ => current,
             }
@@ -81,6 +112,7 @@ fn outgoing(
     by_slot: &BySlot<'_>,
     key: &SlotKey,
     generation: u64,
+    source: Option<SlotSource>,
 ) -> Option<SlotView> {
     by_slot
         .get(key)?
@@ -95,6 +127,7 @@ fn outgoing(
             slot: key.slot,
             uid: Some(uid),
             running_since_ms: since,
+            source,
         })
 }
 
@@ -105,20 +138,26 @@ fn choose(
     policy: FailbackPolicy,
     now_ms: u64,
 ) -> (OnAir, Option<SwitchReason>) {
-    let running = |s: &&SlotView| s.running_since_ms.is_some() && s.uid.is_some();
-    let current = previous
+    // A player on a dead source is better than none, but worse than any other.
+    let any_sound = slots.iter().any(SlotView::sound);
+    let usable = |s: &&SlotView| {
+        if any_sound { s.sound() } else { s.running() }
+    };
+    let previous_view = previous
         .slot
-        .and_then(|slot| slots.iter().find(|s| s.slot == slot))
-        .filter(running);
-    let master = slots.iter().find(|s| s.slot == 0).filter(running);
-    let first_running = slots.iter().filter(running).min_by_key(|s| s.slot);
+        .and_then(|slot| slots.iter().find(|s| s.slot == slot));
+    let current = previous_view.filter(usable);
+    let master = slots.iter().find(|s| s.slot == 0).filter(usable);
+    let first_usable = slots.iter().filter(usable).min_by_key(|s| s.slot);
+    // The on-air player still runs, but its source is down and another's is not.
+    let left_for_source = previous_view.is_some_and(|s| s.running() && current.is_none());
 
     let (next, reason) = match (current, master) {
         // On a backup, the master is back: revertive policy decides.
         (Some(cur), Some(m)) if cur.slot != 0 => match policy {
             _ if !previous.failed_over => (Some(m), SwitchReason::MasterUp),
             FailbackPolicy::Revertive { hold_down_ms }
-                if m.running_since_ms
+                if m.steady_since_ms()
                     .is_some_and(|t| now_ms >= t + hold_down_ms) =>
             {
                 (Some(m), SwitchReason::Failback)
@@ -126,7 +165,8 @@ fn choose(
             _ => (Some(cur), SwitchReason::Failover),
         },
         (Some(cur), _) => (Some(cur), SwitchReason::Replaced),
-        (None, _) => match first_running {
+        (None, _) => match first_usable {
+            Some(s) if left_for_source => (Some(s), SwitchReason::SourceDown),
             Some(s) if previous.slot.is_none() => (Some(s), SwitchReason::Started),
             Some(s) => (Some(s), SwitchReason::Failover),
             None => (None, SwitchReason::NoHealthyPlayer),
@@ -138,8 +178,16 @@ fn choose(
         return (*previous, None);
     }
     let failed_over = match reason {
-        SwitchReason::Failover => slot.is_some_and(|s| s != 0),
+        SwitchReason::Failover | SwitchReason::SourceDown => slot.is_some_and(|s| s != 0),
         SwitchReason::Replaced => previous.failed_over,
+        // At start on a backup because the master's source is down: the way back to the
+        // master is the failback policy's, as after any failover.
+        SwitchReason::Started => {
+            slot.is_some_and(|s| s != 0)
+                && slots
+                    .iter()
+                    .any(|s| s.slot == 0 && s.running() && !s.sound())
+        }
         _ => false,
     };
     let onair = OnAir {
@@ -154,8 +202,9 @@ fn choose(
 }
 
 /// When, with nothing else changing, [`choose`] would change its mind: a revertive scene
-/// on a backup fails back once its running master has held for the hold-down time. The
-/// controller wakes then, because no other event is due to make it look.
+/// on a backup fails back once its running master (and its source) has held for the
+/// hold-down time. The controller wakes then, because no other event is due to make it
+/// look.
 fn next_change_at(current: &OnAir, slots: &[SlotView], policy: FailbackPolicy) -> Option<u64> {
     let FailbackPolicy::Revertive { hold_down_ms } = policy else {
         return None;
@@ -164,7 +213,7 @@ fn next_change_at(current: &OnAir, slots: &[SlotView], policy: FailbackPolicy) -
         return None;
     }
     let master = slots.iter().find(|s| s.slot == 0 && s.uid.is_some())?;
-    master.running_since_ms.map(|t| t + hold_down_ms)
+    master.steady_since_ms().map(|t| t + hold_down_ms)
 }
 
 #[cfg(test)]
@@ -180,6 +229,14 @@ mod tests {
             slot,
             uid: Some(uid),
             running_since_ms: running_since,
+            source: None,
+        }
+    }
+
+    fn on_source(view: SlotView, source: SlotSource) -> SlotView {
+        SlotView {
+            source: Some(source),
+            ..view
         }
     }
 
@@ -292,5 +349,60 @@ mod tests {
         assert_eq!((a.slot, a.uid, a.version), (None, None, 5));
         assert_eq!(why, Some(SwitchReason::NoHealthyPlayer));
         assert_eq!(choose(&a, &[], REV, 70), (a, None));
+    }
+
+    #[test]
+    fn a_running_master_on_a_dead_source_gives_the_air_to_a_sound_backup() {
+        let master_down = on_source(view(0, 10, Some(0)), SlotSource::Down);
+        let slots = [master_down, view(1, 11, Some(0))];
+        let (a, why) = choose(&on(0, 10, 1), &slots, REV, 5_000);
+        assert_eq!((a.slot, why), (Some(1), Some(SwitchReason::SourceDown)));
+        assert!(a.failed_over, "the way back is the failback policy's");
+        assert_eq!(choose(&a, &slots, REV, 6_000), (a, None), "stays");
+
+        // Every source down: the master, still running, stays on air.
+        let both = [
+            master_down,
+            on_source(view(1, 11, Some(0)), SlotSource::Down),
+        ];
+        assert_eq!(choose(&on(0, 10, 1), &both, REV, 5_000).1, None);
+        // At start, a backup goes first; the master follows the failback policy.
+        let (b, why) = choose(&OnAir::default(), &slots, REV, 5_000);
+        assert_eq!(
+            (b.slot, why, b.failed_over),
+            (Some(1), Some(SwitchReason::Started), true)
+        );
+    }
+
+    #[test]
+    fn revertive_returns_once_the_source_has_been_back_for_the_hold_down() {
+        let prev = on(1, 11, 2);
+        // The master ran all along; its source came back at 100 s.
+        let master = on_source(view(0, 10, Some(0)), SlotSource::BackSince(100_000));
+        let slots = [master, view(1, 11, Some(0))];
+        assert_eq!(next_change_at(&prev, &slots, REV), Some(130_000));
+        assert_eq!(choose(&prev, &slots, REV, 129_999), (prev, None));
+        let (a, why) = choose(&prev, &slots, REV, 130_000);
+        assert_eq!((a.slot, why), (Some(0), Some(SwitchReason::Failback)));
+        // Non-revertive stays on the sound backup.
+        let policy = FailbackPolicy::NonRevertive;
+        assert_eq!(choose(&prev, &slots, policy, 10_000_000), (prev, None));
+        // While the master's source is down, no failback is due.
+        let down = [on_source(view(0, 10, Some(0)), SlotSource::Down), slots[1]];
+        assert_eq!(next_change_at(&prev, &down, REV), None);
+    }
+
+    #[test]
+    fn an_onair_backup_on_a_dead_source_gives_way_to_a_sound_master() {
+        let prev = on(1, 11, 2);
+        let slots = [
+            view(0, 10, Some(0)),
+            on_source(view(1, 11, Some(0)), SlotSource::Down),
+        ];
+        let (a, why) = choose(&prev, &slots, FailbackPolicy::NonRevertive, 5);
+        assert_eq!(
+            (a.slot, why, a.failed_over),
+            (Some(0), Some(SwitchReason::SourceDown), false)
+        );
     }
 }

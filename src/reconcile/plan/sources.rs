@@ -1,19 +1,31 @@
 //! What the source verdicts mean for a project's scenes: which slots may be replaced,
-//! which sources to keep probing, when a scene shows its slate, and what status and
-//! metrics say. Pure functions of the scenes, the verdicts and the observed players; the
-//! controller runs the probes they ask for.
+//! which sources to probe, which slots pull a dead source (for the on-air choice), when a
+//! scene shows its slate, and what status and metrics say. Pure functions of the scenes,
+//! the verdicts and the observed players; the controller runs the probes they ask for.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use tokio::time::Instant;
 
 use crate::agora::wire::ListedPlayer;
 use crate::config::Scene;
 use crate::model::{PlayerStatus, SLATE_SLOT, SlotKey, SlotRecord, SourceStatus, is_dead};
 
 use crate::probe::Verdict;
-use crate::probe::monitor::SourceMonitor;
+use crate::probe::monitor::{Health, SourceMonitor};
 
-/// Slots whose source may be relied on for a replacement: found `up` or `unknown` since
-/// it was last needed. Slate slots play the slate, which is not gated.
+/// What the on-air choice knows against a slot's source; a slot without one has nothing
+/// against it (up, unknown, not probed yet, or the slate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotSource {
+    /// Its source was last probed down.
+    Down,
+    /// Its source came back from down at this Unix ms.
+    BackSince(u64),
+}
+
+/// Slots whose source may be relied on for a replacement: found `up` or `unknown` by a
+/// probe started since the slot was held. Slate slots play the slate, which is not gated.
 pub fn cleared_slots(
     project: &str,
     scenes: &[&Scene],
@@ -22,7 +34,7 @@ pub fn cleared_slots(
     let mut out = BTreeSet::new();
     for scene in scenes {
         for slot in 0..=scene.backups {
-            let verdict = monitor.current(scene.slot_url(slot));
+            let verdict = monitor.fresh(scene.slot_url(slot));
             if matches!(verdict, Some(Verdict::Up | Verdict::Unknown)) {
                 out.insert(SlotKey::new(project, &scene.name, slot));
             }
@@ -32,30 +44,45 @@ pub fn cleared_slots(
     out
 }
 
-/// The sources to probe: those of held slots, those found down (until they return), and
-/// every source of a scene with a source down (its slate and status need them all).
-pub fn sources_to_probe(
+/// The sources held slots wait for (see [`SourceMonitor::want`]).
+pub fn held_sources<'a>(scenes: &[&'a Scene], held: &[SlotKey]) -> BTreeSet<&'a str> {
+    scenes
+        .iter()
+        .flat_map(|scene| {
+            held.iter()
+                .filter(|k| k.scene == scene.name)
+                .map(|k| scene.slot_url(k.slot))
+        })
+        .collect()
+}
+
+/// Each slot whose source is down or came back, for the on-air choice; instants become
+/// Unix ms against `now`/`now_ms`.
+pub fn slot_sources(
+    project: &str,
     scenes: &[&Scene],
-    held: &[SlotKey],
     monitor: &SourceMonitor,
-) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+    now: Instant,
+    now_ms: u64,
+) -> BTreeMap<SlotKey, SlotSource> {
+    let mut out = BTreeMap::new();
     for scene in scenes {
-        for key in held.iter().filter(|k| k.scene == scene.name) {
-            out.insert(scene.slot_url(key.slot).to_string());
-        }
-        let sources = scene.sources();
-        if sources
-            .iter()
-            .any(|(_, url)| monitor.current(url) == Some(Verdict::Down))
-        {
-            out.extend(sources.iter().map(|(_, url)| url.to_string()));
+        for slot in 0..=scene.backups {
+            let source = match monitor.health(scene.slot_url(slot)) {
+                Health::Down => SlotSource::Down,
+                Health::Clear { since: Some(at) } => {
+                    let ago = now.saturating_duration_since(at).as_millis() as u64;
+                    SlotSource::BackSince(now_ms.saturating_sub(ago))
+                }
+                Health::Clear { since: None } => continue,
+            };
+            out.insert(SlotKey::new(project, &scene.name, slot), source);
         }
     }
     out
 }
 
-/// Every URL some scene names, so verdicts of removed sources are forgotten.
+/// Every source some scene names: all are probed, and verdicts of others forgotten.
 pub fn configured_sources<'a>(scenes: &[&'a Scene]) -> BTreeSet<&'a str> {
     scenes
         .iter()
@@ -104,7 +131,7 @@ pub fn scene_sources(scene: &Scene, monitor: &SourceMonitor) -> (bool, Vec<Sourc
         .into_iter()
         .map(|(source, url)| SourceStatus {
             source,
-            state: monitor.last_known(url).map_or("unchecked", Verdict::as_str),
+            state: monitor.current(url).map_or("unchecked", Verdict::as_str),
         })
         .collect();
     let down = statuses.iter().any(|s| s.state == Verdict::Down.as_str());
@@ -116,7 +143,6 @@ mod tests {
     use super::*;
     use crate::config::{Failback, UidRange};
     use std::time::Duration;
-    use tokio::time::Instant;
 
     fn scene(backup_urls: &[&str], slate: bool) -> Scene {
         Scene {
@@ -140,12 +166,13 @@ mod tests {
         }
     }
 
+    /// Verdicts found by probes started after every slot was held.
     fn monitor(verdicts: &[(&str, Verdict)]) -> SourceMonitor {
         let mut m = SourceMonitor::new(Duration::from_secs(1), Duration::from_secs(4));
         let now = Instant::now();
-        let urls: BTreeSet<String> = verdicts.iter().map(|(u, _)| u.to_string()).collect();
-        let configured: BTreeSet<&str> = verdicts.iter().map(|(u, _)| *u).collect();
-        m.track(&urls, &configured, now);
+        let urls: BTreeSet<&str> = verdicts.iter().map(|(u, _)| *u).collect();
+        m.track(&urls, now);
+        m.want(&urls, now);
         m.start_due(now);
         for (url, v) in verdicts {
             m.record(url, *v, now);
@@ -174,22 +201,31 @@ mod tests {
     }
 
     #[test]
-    fn held_slots_and_down_scenes_are_probed() {
+    fn held_slots_want_their_sources_and_down_or_returned_ones_reach_the_onair_choice() {
         let s = scene(&["rtmp://h/backup"], false);
-        let none = monitor(&[]);
-        let held = [SlotKey::new("p", "news", 2)];
+        let held = [SlotKey::new("p", "news", 2), SlotKey::new("p", "other", 1)];
         assert_eq!(
-            sources_to_probe(&[&s], &held, &none),
-            BTreeSet::from(["rtmp://h/primary".to_string()])
+            held_sources(&[&s], &held),
+            BTreeSet::from(["rtmp://h/primary"])
         );
-        let down = monitor(&[("rtmp://h/primary", Verdict::Down)]);
+
+        let mut m = monitor(&[
+            ("rtmp://h/primary", Verdict::Down),
+            ("rtmp://h/backup", Verdict::Up),
+        ]);
+        let now = Instant::now();
+        let got = slot_sources("p", &[&s], &m, now, 50_000);
+        let key = |slot| SlotKey::new("p", "news", slot);
         assert_eq!(
-            sources_to_probe(&[&s], &[], &down).len(),
-            2,
-            "all of the scene's sources"
+            got,
+            BTreeMap::from([(key(0), SlotSource::Down), (key(2), SlotSource::Down)]),
+            "the backup's up source says nothing against slot 1"
         );
-        let up = monitor(&[("rtmp://h/primary", Verdict::Up)]);
-        assert!(sources_to_probe(&[&s], &[], &up).is_empty());
+        m.start_due(now);
+        m.record("rtmp://h/primary", Verdict::Up, now);
+        let later = now + Duration::from_secs(3);
+        let got = slot_sources("p", &[&s], &m, later, 50_000);
+        assert_eq!(got.get(&key(0)), Some(&SlotSource::BackSince(47_000)));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Source gating and the slate: replacements wait for a cleared source, nothing healthy
-//! is touched, and a slate slot comes and goes with `slate`.
+//! is touched, a slate slot comes and goes with `slate`, and a running player on a down
+//! source leaves the air.
 
 use super::*;
 
@@ -103,4 +104,42 @@ fn the_slate_slot_is_created_while_wanted_and_removed_after() {
         w.plan().actions.contains(&Action::Forget(slate)),
         "its record goes once the player is gone"
     );
+}
+
+#[test]
+fn a_running_master_on_a_down_source_goes_off_air_with_nothing_created_or_deleted() {
+    let mut w = failed_master();
+    w.scenes[0].failback = FailbackPolicy::Revertive {
+        hold_down_ms: 30_000,
+    };
+    w.observed[0].status = Some(PlayerStatus::Running);
+    w.running_since.insert("pk_news_m_1".into(), 10_000);
+    w.running_since.insert("pk_news_b1_1".into(), 10_000);
+    w.cleared = Some(BTreeSet::new());
+    let master_on_air = OnAir {
+        slot: Some(0),
+        uid: Some(1),
+        version: 1,
+        switches: 1,
+        since_ms: 10_000,
+        failed_over: false,
+    };
+    w.onair.insert("news".into(), master_on_air);
+    w.sources.insert(key("news", 0), SlotSource::Down);
+    let p = w.plan();
+    assert!(p.actions.is_empty() && p.held.is_empty(), "{p:?}");
+    let decision = &p.onair[0];
+    assert_eq!(
+        (decision.reason, decision.onair.slot),
+        (Some(crate::model::SwitchReason::SourceDown), Some(1))
+    );
+    assert_eq!(p.onair_due_at_ms, None, "no failback due while it is down");
+
+    // Back at 100 s: the failback is due once it has been back for the hold-down.
+    w.onair.insert("news".into(), decision.onair);
+    w.sources
+        .insert(key("news", 0), SlotSource::BackSince(100_000));
+    let p = w.plan();
+    assert_eq!(p.onair[0].reason, None);
+    assert_eq!(p.onair_due_at_ms, Some(130_000));
 }

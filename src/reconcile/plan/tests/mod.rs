@@ -90,6 +90,7 @@ struct World {
     max_players: u32,
     unseen_until_ms: u64,
     cleared: Option<BTreeSet<SlotKey>>,
+    sources: BTreeMap<SlotKey, SlotSource>,
     running_since: HashMap<String, u64>,
     onair: BTreeMap<String, OnAir>,
 }
@@ -108,6 +109,7 @@ impl World {
             max_players: 50,
             unseen_until_ms: 0,
             cleared: None,
+            sources: BTreeMap::new(),
             running_since: HashMap::new(),
             onair: BTreeMap::new(),
         }
@@ -141,6 +143,7 @@ impl World {
             max_players: self.max_players,
             unseen_until_ms: self.unseen_until_ms,
             cleared: self.cleared.as_ref(),
+            sources: &self.sources,
         })
     }
 }
