@@ -339,3 +339,46 @@ async fn one_etcd_member_down_changes_nothing_two_stop_the_work_and_their_return
     drop(a);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_etcd_unreachable_at_start_it_serves_health_acts_for_nothing_and_leads_once_etcd_answers()
+ {
+    let mut etcd = LocalEtcd::start().expect("etcd starts");
+    etcd.kill();
+    let sim = start_simulator_with_lag(Duration::from_millis(1200)).await;
+    let dir = temp_dir("ha-late");
+    configure(&dir, &sim, &etcd, "/pk-late/", "a");
+    let a = start(&dir, &sim, true).await;
+    let health = reqwest::get(format!("http://{}/healthz", a.addr))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    tokio::time::sleep(2 * TTL).await;
+    assert!(
+        a.logged(&etcd.endpoint()) > 0 && a.logged("unreachable") > 0,
+        "the log names the endpoint and the cause:\n{}",
+        a.log_tail(10)
+    );
+    assert_eq!(a.logged(LEADING), 0);
+    assert!(
+        sim.players(APP_ID).is_empty(),
+        "no player created without leadership"
+    );
+    etcd.restart().unwrap();
+    leads(&a).await;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !audit(&sim, &desired()).converged() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("converged once led");
+    let scenes = crate::harness::admin_json(format!("http://{}/v1/scenes", a.addr)).await;
+    let scenes = scenes.as_array().expect("a list of scenes");
+    assert!(!scenes.is_empty());
+    for scene in scenes {
+        assert_eq!(scene["leader"], "a", "{scene}");
+    }
+    drop(a);
+    let _ = std::fs::remove_dir_all(&dir);
+}
