@@ -83,6 +83,8 @@ struct State {
     logs: Vec<Log>,
     /// Set after a 429: nobody sends before this instant.
     paused_until: Option<Instant>,
+    /// 429s answered in a row: each steps the next pause along the retreat schedule.
+    refusals: usize,
     /// Callers waiting, best rank first, then arrival order.
     waiting: BTreeSet<(Reverse<i64>, u64)>,
     next_ticket: u64,
@@ -104,6 +106,7 @@ impl RateLimiter {
             state: Mutex::new(State {
                 logs,
                 paused_until: None,
+                refusals: 0,
                 waiting: BTreeSet::new(),
                 next_ticket: 0,
             }),
@@ -173,6 +176,25 @@ impl RateLimiter {
         if state.paused_until.is_none_or(|p| p < until) {
             state.paused_until = Some(until);
         }
+    }
+
+    /// A call was answered 429: every call waits `retry_after` if Agora sent one, else
+    /// the next step of the retreat (§1.9): 5–6 s after the first 429 in a row, 10–11 s
+    /// after the second, 15–16 s after the third and later ones. Returns the pause.
+    pub fn rate_limited(&self, retry_after: Option<Duration>) -> Duration {
+        let step = {
+            let mut state = self.lock();
+            state.refusals += 1;
+            state.refusals - 1
+        };
+        let pause = retry_after.unwrap_or_else(|| super::retreat(step));
+        self.pause_until(Instant::now() + pause);
+        pause
+    }
+
+    /// A call got an answer other than 429: the next 429 starts the retreat afresh.
+    pub fn not_rate_limited(&self) {
+        self.lock().refusals = 0;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -287,6 +309,35 @@ mod tests {
         limiter.pause_until(Instant::now() + Duration::from_secs(5));
         let (waited, _call) = limiter.acquire().await;
         assert_eq!(waited, Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn consecutive_429s_step_the_pause_5_10_15_seconds_and_another_answer_resets() {
+        let limiter = RateLimiter::new([per_second(100)]);
+        let mut waits = vec![];
+        for _ in 0..4 {
+            let (_, call) = limiter.acquire().await;
+            drop(call);
+            limiter.rate_limited(None);
+            let (waited, _call) = limiter.acquire().await;
+            waits.push(waited);
+        }
+        for (waited, base) in waits.iter().zip([5, 10, 15, 15]) {
+            assert!(
+                *waited >= Duration::from_secs(base) && *waited < Duration::from_secs(base + 1),
+                "{waits:?}"
+            );
+        }
+        limiter.not_rate_limited();
+        limiter.rate_limited(None);
+        let (waited, _call) = limiter.acquire().await;
+        assert!(waited < Duration::from_secs(6), "{waited:?}");
+        // Retry-After wins over the schedule, and still counts as a 429 in the row.
+        assert_eq!(
+            limiter.rate_limited(Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        assert!(limiter.rate_limited(None) >= Duration::from_secs(15));
     }
 
     #[tokio::test(start_paused = true)]
