@@ -45,7 +45,7 @@ pub(super) async fn read(op: Op, response: Response, sent_request_id: &str) -> A
     }
 }
 
-/// A `Retry-After` value in either of its forms (RFC 9110 §10.2.3): delay seconds, or an
+/// A `Retry-After` value in either of its forms (RFC 9110, section 10.2.3): delay seconds, or an
 /// HTTP-date, which counts from `now` (a date already past means no wait).
 fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
     let value = value.trim();
