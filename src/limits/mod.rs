@@ -1,10 +1,12 @@
 //! Limits pullkeeper imposes on itself so Agora never has to: per-API call rates, and
 //! the retreat schedule Agora prescribes after a refusal.
 
+pub mod journal;
 pub mod window;
 
 use std::time::Duration;
 
+pub use journal::journaled;
 pub use window::{RateLimiter, WindowSpec};
 
 /// Agora's retreat after a 404, 429 or 5xx (docs/agora-api.md §1.9): 5–6 s before the

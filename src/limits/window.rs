@@ -70,12 +70,25 @@ impl Log {
     }
 }
 
+/// Receives the calls that still count in the limiter's longest window after every send
+/// and every answer: the instant each was answered, or `None` while it is in flight.
+pub type Journal = dyn Fn(&[Option<Instant>]) + Send + Sync;
+
 /// A limiter for one API of one project; all of its windows apply at once.
-#[derive(Debug)]
 pub struct RateLimiter {
     state: Mutex<State>,
     /// Signalled whenever a caller is served, so the next in rank order re-checks.
     served: Notify,
+    /// Where the calls go so that a restarted process can count them (see `journal`).
+    journal: Option<Box<Journal>>,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -111,6 +124,54 @@ impl RateLimiter {
                 next_ticket: 0,
             }),
             served: Notify::new(),
+            journal: None,
+        }
+    }
+
+    /// Hands every call to `journal` as it is sent and answered.
+    pub fn with_journal(mut self, journal: Box<Journal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Counts calls an earlier process made, answered at `answered`, in every window,
+    /// and sends nothing for `quiet` (the calls it may have made too late to be
+    /// recorded: at least the shortest window covers them there).
+    pub fn restore(&self, answered: &[Instant], quiet: Duration) {
+        let mut state = self.lock();
+        for &at in answered {
+            let ticket = state.next_ticket;
+            state.next_ticket += 1;
+            for log in state.logs.iter_mut() {
+                log.calls.push(Call {
+                    ticket,
+                    answered: Some(at),
+                });
+            }
+        }
+        drop(state);
+        self.pause_until(Instant::now() + quiet);
+    }
+
+    /// The shortest window's length (zero without windows).
+    pub fn shortest_window(&self) -> Duration {
+        let state = self.lock();
+        state
+            .logs
+            .iter()
+            .map(|l| l.spec.length)
+            .min()
+            .unwrap_or_default()
+    }
+
+    /// Hands the calls of the longest window to the journal, if there is one.
+    fn write_journal(&self, state: &State) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        if let Some(log) = state.logs.iter().max_by_key(|l| l.spec.length) {
+            let calls: Vec<Option<Instant>> = log.calls.iter().map(|c| c.answered).collect();
+            journal(&calls);
         }
     }
 
@@ -153,6 +214,9 @@ impl RateLimiter {
                             answered: None,
                         });
                     }
+                    // Under the lock, so journal entries are written in the order of
+                    // the calls and a later one never loses to an earlier one.
+                    self.write_journal(&state);
                     let call = InFlight {
                         limiter: self,
                         ticket,
@@ -219,6 +283,7 @@ impl Drop for InFlight<'_> {
                 call.answered = Some(now);
             }
         }
+        self.limiter.write_journal(&state);
         drop(state);
         self.limiter.served.notify_waiters();
     }
