@@ -70,7 +70,8 @@ pub struct ProjectController {
     /// The free-UID gauge of the project's scenes.
     uids_free: UidsFree,
     /// A List or a check was answered 401 since the last List that worked: the
-    /// project's credentials are refused (what else they held back waits, see `Busy`).
+    /// project's credentials are refused (what else a 401 held back waits for a List
+    /// that works, see `Busy`).
     refused_credentials: bool,
 }
 
@@ -209,8 +210,8 @@ impl ProjectController {
         }
         if std::mem::take(&mut self.refused_credentials) {
             tracing::info!(project = %project, "Agora accepts the project's credentials again");
-            self.launcher.authorized();
         }
+        self.launcher.authorized();
         let calls_for_pass = news == ListNews::News || !self.still_quiet();
         self.uids_free
             .refresh(&ctx.project.id, &scenes, &ctx.executor, &ctx.metrics);

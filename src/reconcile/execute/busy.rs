@@ -10,7 +10,9 @@
 //! parameter, a project without Media Pull) or refusing the project's credentials (401)
 //! would answer the same to every retry, so the slot or player waits the long pause
 //! (`reconcile.rejected_retry`), or until what it was refused for changes: the scene
-//! (a rejection) or the credentials' verdict (a List answered again).
+//! (a rejection) or the credentials' verdict (a List answered since: then it waits only
+//! what the retreat schedule asks, so a 401 that only some calls get is retried as any
+//! failure, never faster).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
@@ -45,7 +47,10 @@ enum Why {
         message: String,
         wanted: Option<(Live, Fixed)>,
     },
-    Unauthorized,
+    /// Until the credentials are seen to work; then until `retreat_until`.
+    Unauthorized {
+        retreat_until: Instant,
+    },
 }
 
 /// Longest wait between replacements of one slot.
@@ -101,7 +106,11 @@ fn hold<K: Hash + Eq>(
         Outcome::Rejected { message, wanted } => {
             (now + long_pause, Why::Rejected { message, wanted })
         }
-        Outcome::Unauthorized => (now + long_pause, Why::Unauthorized),
+        Outcome::Unauthorized => {
+            c.failures += 1;
+            let retreat_until = now + retreat(c.failures - 1);
+            (now + long_pause, Why::Unauthorized { retreat_until })
+        }
     };
 }
 
@@ -175,19 +184,27 @@ impl Busy {
         self.update_cooldown.retain(same);
     }
 
-    /// Whether a slot or player is held back because the credentials were refused.
+    /// Whether a slot or player's last action was answered 401 (held back, or retried
+    /// and not yet answered).
     pub fn any_unauthorized(&self) -> bool {
         self.slot_cooldown
             .values()
             .chain(self.player_cooldown.values())
-            .any(|c| c.why == Why::Unauthorized)
+            .any(|c| matches!(c.why, Why::Unauthorized { .. }))
     }
 
-    /// The credentials work again: what their refusal held back may go now.
+    /// The credentials were seen to work: what a 401 held back waits only what the
+    /// retreat schedule asks (long past, after an outage of the credentials).
     pub(super) fn authorized(&mut self) {
-        self.slot_cooldown.retain(|_, c| c.why != Why::Unauthorized);
-        self.player_cooldown
-            .retain(|_, c| c.why != Why::Unauthorized);
+        for c in self
+            .slot_cooldown
+            .values_mut()
+            .chain(self.player_cooldown.values_mut())
+        {
+            if let Why::Unauthorized { retreat_until } = c.why {
+                c.until = c.until.min(retreat_until);
+            }
+        }
     }
 
     /// Whether a replacement of `key` may start now. If so it is counted and the next one
@@ -369,9 +386,17 @@ mod tests {
         assert_eq!(busy.next_expiry().unwrap() - Instant::now(), LONG);
         assert!(busy.for_plan().0.contains(&key));
         assert!(busy.for_plan().1.contains("id"));
+        // A List works: they wait what the retreat asks, here 5–6 s from the 401.
+        tokio::time::advance(Duration::from_secs(4)).await;
         busy.authorized();
-        assert!(!busy.any_unauthorized());
+        assert!(busy.for_plan().0.contains(&key));
+        tokio::time::advance(Duration::from_secs(2)).await;
         assert_eq!(busy.for_plan(), (BTreeSet::new(), BTreeSet::new()));
+        // Still the answer last seen, until another comes.
+        assert!(busy.any_unauthorized());
+        busy.slot_done(key, Outcome::Done, LONG);
+        busy.player_done("id".into(), Outcome::Done, LONG);
+        assert!(!busy.any_unauthorized());
     }
 
     #[tokio::test(start_paused = true)]
