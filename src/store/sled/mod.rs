@@ -20,6 +20,9 @@
 //!   is O(1) in the common case and never walks back into used space.
 //! - `onair`: `{project}\0{scene}` → the scene's on-air record and its version.
 //! - `update_sequences`: player id → the last Update `sequence` sent to it.
+//! - `api_calls`: `{project}\0{api}` → the instants (ms, 8 big-endian bytes each) of the
+//!   latest calls to that API, for the rate windows of the next process. sled writes
+//!   them to disk within its flush interval (500 ms), without a flush of their own.
 //! - `meta`: the format marker that tells an intact store from one that lost its
 //!   contents (see `recover`, which also moves an unreadable store aside).
 
@@ -55,6 +58,7 @@ pub(super) struct SledStore {
     uids_unknown_until: sled::Tree,
     onair: sled::Tree,
     sequences: sled::Tree,
+    api_calls: sled::Tree,
     flushing: Arc<tokio::sync::Mutex<()>>,
     flushes: Arc<FlushEpochs>,
     /// Set when the store was found unreadable at start and replaced by an empty one.
@@ -104,6 +108,7 @@ impl SledStore {
             uids_unknown_until: db.open_tree("uids_unknown_until")?,
             onair: db.open_tree("onair")?,
             sequences: db.open_tree("update_sequences")?,
+            api_calls: db.open_tree("api_calls")?,
             flushing: Default::default(),
             flushes: Default::default(),
             recovery: None,
@@ -170,6 +175,23 @@ impl StateStore for SledStore {
         Ok(next
             .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
             .map_or(0, u64::from_be_bytes))
+    }
+
+    fn api_calls(&self, project: &str, api: &str) -> Result<Vec<u64>, StoreError> {
+        let value = self.api_calls.get(key(&[project, api]))?;
+        Ok(value
+            .map(|v| {
+                v.chunks_exact(8)
+                    .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn put_api_calls(&self, project: &str, api: &str, at_ms: &[u64]) -> Result<(), StoreError> {
+        let value: Vec<u8> = at_ms.iter().flat_map(|ms| ms.to_be_bytes()).collect();
+        self.api_calls.insert(key(&[project, api]), value)?;
+        Ok(())
     }
 
     fn allocate_uid(&self, request: &UidRequest<'_>) -> Result<u32, StoreError> {
