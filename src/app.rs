@@ -26,7 +26,7 @@ use crate::http::reports::ReportsState;
 use crate::http::serve::{Listening, serve};
 use crate::http::tls::{ReloadingCert, TlsError, TlsListener};
 use crate::http::{self, auth, loglevel, reports, scenes};
-use crate::limits::{RateLimiter, WindowSpec};
+use crate::limits::{RateLimiter, WindowSpec, journaled};
 use crate::model::StatusBoard;
 use crate::ncs::allowlist::NcsAddresses;
 use crate::ncs::dedupe::{NoticeLog, TTL_MS};
@@ -155,7 +155,7 @@ impl App {
         });
         for project in &config.settings.projects {
             metrics.init_project(&project.id);
-            let client = build_client(project, &metrics, &transports)
+            let client = build_client(project, &metrics, &transports, (&store, clock))
                 .map_err(|source| AppError::Client {
                     project: project.id.clone(),
                     source,
@@ -437,13 +437,17 @@ fn limiter(rate: &Rate) -> RateLimiter {
 }
 
 /// The Media Pull client of one project, limited to its configured QPS, on the transport
-/// the projects share (see [`Transports`]).
+/// the projects share (see [`Transports`]); its rate windows count the calls the store
+/// recorded before a restart and record its own (see [`journaled`]).
 pub fn build_client(
     project: &Project,
     metrics: &Metrics,
     transports: &Transports,
+    (store, clock): (&Store, Clock),
 ) -> Result<MediaPullClient, TransportError> {
     let qps = &project.limits.qps;
+    let limiter =
+        |rate: &Rate, api: &'static str| journaled(limiter(rate), store, clock, &project.id, api);
     let endpoint = match &project.api.base_url {
         Some(url) => Endpoint::Fixed(url.clone()),
         None => Endpoint::Domains {
@@ -464,12 +468,12 @@ pub fn build_client(
             customer_secret: project.customer_secret.clone(),
             timeout: project.api.timeout,
             limiters: ApiLimiters {
-                create_with_name: limiter(&qps.create_with_name),
-                create_without_name: limiter(&qps.create_without_name),
-                delete: limiter(&qps.delete),
-                list: limiter(&qps.list),
-                list_filtered: limiter(&qps.list_filtered),
-                update: limiter(&qps.update),
+                create_with_name: limiter(&qps.create_with_name, "create_with_name"),
+                create_without_name: limiter(&qps.create_without_name, "create_without_name"),
+                delete: limiter(&qps.delete, "delete"),
+                list: limiter(&qps.list, "list"),
+                list_filtered: limiter(&qps.list_filtered, "list_filtered"),
+                update: limiter(&qps.update, "update"),
             },
         },
         http,

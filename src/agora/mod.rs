@@ -6,7 +6,7 @@ pub mod error;
 pub mod wire;
 
 pub use client::{ApiLimiters, ClientConfig, CreateOutcome, MediaPullClient};
-pub use error::{ApiError, CODE_CLASSES, ErrorClass, Op};
+pub use error::{ApiError, CODE_CLASSES, ErrorClass, Op, Refusal};
 
 #[cfg(test)]
 mod fuzz_tests;

@@ -46,6 +46,10 @@ pub enum Output {
 #[derive(Debug, Deserialize)]
 struct Scene {
     name: String,
+    #[serde(default)]
+    project: String,
+    #[serde(default)]
+    unauthorized: bool,
     active_slot: Option<u32>,
     over_quota_slots: Vec<u32>,
     source_down: bool,
@@ -61,6 +65,8 @@ struct Slot {
     strikes: u32,
     source: String,
     held: bool,
+    #[serde(default)]
+    rejected: Option<String>,
 }
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
@@ -131,6 +137,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         .collect::<Result<_, _>>()
         .context("the answer is not a list of scenes")?;
     print!("{}", table(&scenes, args.output == Some(Output::Wide)));
+    print!("{}", refusals(&scenes));
     Ok(())
 }
 
@@ -226,9 +233,51 @@ fn table(scenes: &[Scene], wide: bool) -> String {
     out
 }
 
+/// Below the table, what Agora refused for good: each project whose credentials it
+/// refuses, and each rejected slot with Agora's message.
+fn refusals(scenes: &[Scene]) -> String {
+    let mut out = String::new();
+    let projects: std::collections::BTreeSet<&str> = scenes
+        .iter()
+        .filter(|s| s.unauthorized)
+        .map(|s| s.project.as_str())
+        .collect();
+    for project in projects {
+        let _ = writeln!(
+            out,
+            "project {project}: unauthorized: Agora refuses its credentials (401)"
+        );
+    }
+    for scene in scenes {
+        for s in &scene.slots {
+            if let Some(message) = &s.rejected {
+                let _ = writeln!(out, "{} slot {}: rejected: {message}", scene.name, s.slot);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_follow_the_table() {
+        let scenes: Vec<Scene> = serde_json::from_str(
+            r#"[{"name":"news","project":"p","unauthorized":true,"active_slot":null,"over_quota_slots":[],"source_down":false,"slots":[
+                {"slot":0,"role":"master","uid":7,"status":"rejected","strikes":0,"source":"primary","held":false,
+                 "rejected":"HTTP 403: This project has not enabled Cloud Player product yet."},
+                {"slot":1,"role":"backup","uid":8,"status":"running","strikes":0,"source":"primary","held":false,"rejected":null}]},
+               {"name":"sports","project":"p","unauthorized":true,"active_slot":null,"over_quota_slots":[],"source_down":false,"slots":[]}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            refusals(&scenes),
+            "project p: unauthorized: Agora refuses its credentials (401)\n\
+             news slot 0: rejected: HTTP 403: This project has not enabled Cloud Player product yet.\n"
+        );
+    }
 
     #[test]
     fn one_row_per_slot_with_the_active_one_marked() {

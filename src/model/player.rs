@@ -43,8 +43,9 @@ pub fn is_running(status: Option<PlayerStatus>) -> bool {
 }
 
 /// Every state a slot can be in: Agora's statuses, then ours for a slot whose player is
-/// not (yet) listed (`pending`) or that has none (`missing`). A closed set: it is a label.
-pub const PLAYER_STATES: [&str; 9] = [
+/// not (yet) listed (`pending`), whose create Agora refused for good (`rejected`), or
+/// that has none (`missing`). A closed set: it is a label.
+pub const PLAYER_STATES: [&str; 10] = [
     "idle",
     "connecting",
     "success",
@@ -53,6 +54,7 @@ pub const PLAYER_STATES: [&str; 9] = [
     "stopped",
     "unknown",
     "pending",
+    "rejected",
     "missing",
 ];
 

@@ -40,8 +40,9 @@ impl std::fmt::Display for SlotKey {
 pub enum Phase {
     /// The create intent is durable; Agora may or may not have the player yet.
     Intended,
-    /// Agora refused the last Create (a 4xx other than 409): nothing was created, so it
-    /// is retried without waiting for the List lag.
+    /// Agora refused the last Create with an answer that says nothing was created (a
+    /// 4xx other than 409; 500, 502, 503), so it is retried without waiting for the
+    /// List lag.
     Refused,
     /// Agora answered the Create (or a 409, or a List showed the player).
     Created,

@@ -19,13 +19,18 @@ pub struct SlotStatus {
     pub generation: Option<u64>,
     /// Consecutive Lists that missed the player (three make it failed).
     pub strikes: u32,
-    /// Agora's status from the last List, `pending` while List cannot show it yet, or
-    /// `missing` when the slot has no player.
+    /// Agora's status from the last List, `pending` while List cannot show it yet,
+    /// `rejected` when Agora refused its create for good, or `missing` when the slot has
+    /// no player.
     pub status: String,
     /// Which source the slot pulls: `primary`, `backup1`, …, or `slate`.
     pub source: String,
     /// Its replacement waits for the source to come back.
     pub held: bool,
+    /// Agora's answer when it refused the slot's last create or update for good (400,
+    /// 403), e.g. `HTTP 403: This project has not enabled Cloud Player…`; retried when
+    /// the scene changes or after `reconcile.rejected_retry`.
+    pub rejected: Option<String>,
 }
 
 /// The last probe verdict of one of a scene's sources (never its URL, which may hold a
@@ -60,6 +65,9 @@ pub struct SceneStatus {
     pub source_down: bool,
     /// Empty while source probing is off.
     pub sources: Vec<SourceStatus>,
+    /// Agora refuses the project's credentials (401): nothing of the project changes
+    /// until they work again.
+    pub unauthorized: bool,
     pub slots: Vec<SlotStatus>,
 }
 
@@ -119,6 +127,7 @@ mod tests {
             slots: vec![],
             source_down: false,
             sources: vec![],
+            unauthorized: false,
         }
     }
 

@@ -23,7 +23,7 @@ use crate::agora::{ApiError, ErrorClass};
 use crate::config::{Project, ReconcileSettings, ReportSettings, Scene};
 use crate::model::{SlotKey, StatusBoard, Switch, SwitchReason, is_dead, parse_name};
 use crate::ncs::inbox::{Inbox, PlayerEvent};
-use crate::reconcile::execute::{Done, Executor, Launcher, PassScenes};
+use crate::reconcile::execute::{Done, Executor, Launcher, Outcome, PassScenes};
 use crate::reconcile::observe::{ListNews, Observed};
 use crate::reconcile::plan::{
     PlanInput, cleared_slots, desired_scenes, plan, scene_sources, slot_sources,
@@ -74,6 +74,10 @@ pub struct ProjectController {
     uids_free: UidsFree,
     /// The slots the last pass held for their source.
     held: Vec<SlotKey>,
+    /// A List or a check was answered 401 since the last List that worked: the
+    /// project's credentials are refused (what else a 401 held back waits for a List
+    /// that works, see `Busy`).
+    refused_credentials: bool,
 }
 
 impl ProjectController {
@@ -82,6 +86,7 @@ impl ProjectController {
             ctx.executor.clone(),
             ctx.project.clone(),
             ctx.metrics.clone(),
+            ctx.settings.rejected_retry,
         );
         ProjectController {
             observed: Observed::new(ctx.sources.as_ref().map(SourceProbing::monitor)),
@@ -94,6 +99,7 @@ impl ProjectController {
             notices_since: None,
             uids_free: UidsFree::default(),
             held: Vec::new(),
+            refused_credentials: false,
             ctx,
         }
     }
@@ -163,6 +169,11 @@ impl ProjectController {
             }
             self.launcher.start_creates(&mut tasks);
             self.start_probes(&mut probes);
+            self.ctx
+                .metrics
+                .api_unauthorized
+                .with_label_values(&[&project])
+                .set(i64::from(self.unauthorized()));
         }
         // Shutdown: in-flight calls finish (the caller bounds the wait); nothing new starts,
         // and no player is deleted because pullkeeper stops.
@@ -184,6 +195,7 @@ impl ProjectController {
             // Shutting down: not an outage, and the loop ends next.
             Err(e) if e.class() == ErrorClass::Stopped => return !self.still_quiet(),
             Err(e) => {
+                self.refused_credentials |= e.status() == Some(401);
                 ctx.metrics.api_outage.with_label_values(&[project]).set(1);
                 poll.reset_at(
                     Instant::now() + self.list_backoff.failed(ctx.settings.poll_interval),
@@ -209,10 +221,20 @@ impl ProjectController {
         if self.list_backoff.succeeded() {
             tracing::info!(project = %project, "List works again");
         }
+        if std::mem::take(&mut self.refused_credentials) {
+            tracing::info!(project = %project, "Agora accepts the project's credentials again");
+        }
+        self.launcher.authorized();
         let calls_for_pass = news == ListNews::News || !self.still_quiet();
         self.uids_free
             .refresh(&ctx.project.id, &scenes, &ctx.executor, &ctx.metrics);
         calls_for_pass
+    }
+
+    /// Whether Agora refuses the project's credentials: a List or check answered 401
+    /// since the last List that worked, or an action held back by a 401.
+    fn unauthorized(&self) -> bool {
+        self.refused_credentials || self.launcher.busy().any_unauthorized()
     }
 
     /// Whether the last pass decided nothing and would decide nothing again now, given
@@ -237,16 +259,25 @@ impl ProjectController {
     fn finished(&mut self, done: Done) -> bool {
         match done {
             // An adoption records a player as a create would.
-            Done::Adopt(key, ok) => self.launcher.slot_done(key, ok, "create"),
-            Done::Create(key, ok) => self.launcher.create_done(key, ok),
-            Done::Update(key, ok) => self.launcher.slot_done(key, ok, "update"),
-            Done::Delete(id, ok) => {
-                if ok {
+            Done::Adopt(key, ok) => {
+                let outcome = if ok { Outcome::Done } else { Outcome::Failed };
+                self.launcher.slot_done(key, outcome, "create");
+            }
+            Done::Create(key, outcome) => self.launcher.create_done(key, outcome),
+            Done::Update(key, outcome) => self.launcher.update_done(key, outcome),
+            Done::Delete(id, outcome) => {
+                if outcome == Outcome::Done {
                     self.observed.apply_deleted(id.clone());
                 }
-                self.launcher.delete_done(id, ok);
+                self.launcher.delete_done(id, outcome);
             }
-            Done::Check { key, id, answer } => {
+            Done::Check {
+                key,
+                id,
+                answer,
+                unauthorized,
+            } => {
+                self.refused_credentials |= unauthorized;
                 self.launcher.check_done(&key);
                 let threshold = self.threshold(&key.scene);
                 self.observed.apply_check(&id, answer, threshold);
@@ -291,7 +322,8 @@ impl ProjectController {
         let Ok(records) = self.ctx.executor.slots() else {
             return;
         };
-        if !self.observed.listed() {
+        // Refused credentials would refuse every check too.
+        if !self.observed.listed() || self.unauthorized() {
             return;
         }
         let players = self.observed.players();
@@ -384,6 +416,7 @@ impl ProjectController {
         let onair = ctx
             .executor
             .onair_records(scenes.iter().map(|s| s.name.as_str()));
+        self.launcher.retry_changed(&by_name);
         let (busy_slots, busy_players) = self.launcher.busy().for_plan();
         let plan = plan(&PlanInput {
             project,
@@ -395,6 +428,7 @@ impl ProjectController {
             onair: &onair,
             busy_slots: &busy_slots,
             busy_players: &busy_players,
+            held_updates: &self.launcher.busy().held_updates(),
             deleted: &observed.deleted(),
             strikes: observed.strikes(),
             now_ms,
@@ -428,9 +462,12 @@ impl ProjectController {
                     .collect()
             })
             .unwrap_or_default();
+        let rejected = self.launcher.busy().rejected();
         let statuses = publish::statuses(
             &Publication {
                 project,
+                rejected: &rejected,
+                unauthorized: self.unauthorized(),
                 scenes: &scenes,
                 records: &records,
                 players,

@@ -35,6 +35,10 @@ pub struct Publication<'a> {
     pub sources: &'a BTreeMap<String, (bool, Vec<SourceStatus>)>,
     /// The plan's on-air decision per scene, in the order of `scenes`.
     pub onair: &'a [OnAirDecision],
+    /// Slots whose last create or update Agora refused for good, with its message.
+    pub rejected: &'a BTreeMap<SlotKey, String>,
+    /// Agora refuses the project's credentials (401).
+    pub unauthorized: bool,
 }
 
 /// Every scene's status, and the project's gauges set.
@@ -78,6 +82,7 @@ pub fn statuses(publication: &Publication<'_>, metrics: &Metrics) -> Vec<SceneSt
                     .collect(),
                 source_down,
                 sources,
+                unauthorized: p.unauthorized,
                 slots,
             }
         })
@@ -90,6 +95,10 @@ pub fn statuses(publication: &Publication<'_>, metrics: &Metrics) -> Vec<SceneSt
         .slots_over_quota
         .with_label_values(&[p.project])
         .set(p.over_quota.len() as i64);
+    metrics
+        .slots_rejected
+        .with_label_values(&[p.project])
+        .set(p.rejected.len() as i64);
     statuses
 }
 
@@ -102,8 +111,10 @@ fn slot_status(
     let key = SlotKey::new(p.project, &scene.name, slot);
     let record = p.records.get(&key);
     let listed = record.and_then(|r| by_name.get(r.name.as_str()));
+    let rejected = p.rejected.get(&key);
     let status = match (record, listed) {
         (_, Some(player)) => player.status.map_or("unknown", |s| s.as_str()).to_string(),
+        (_, None) if rejected.is_some() => "rejected".to_string(),
         (Some(_), None) => "pending".to_string(),
         (None, None) => "missing".to_string(),
     };
@@ -118,6 +129,7 @@ fn slot_status(
         status,
         source: scene.source_label(slot),
         held: p.held.contains(&key),
+        rejected: rejected.cloned(),
     }
 }
 

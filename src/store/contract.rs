@@ -301,10 +301,16 @@ pub(super) async fn survives_reopen<H: Harness>(h: &H) {
         store
             .put_slot(&SlotKey::new("p", "s", 0), &record("a", 1))
             .unwrap();
+        store.put_api_calls("p", "create", &[5, 7]).unwrap();
+        store
+            .put_api_calls("p", "create", &[7, 9, u64::MAX])
+            .unwrap();
         store.flush().await.unwrap();
     }
     let store = place.open().await;
     assert!(store.uid_known("p", "ch", 1).unwrap());
+    assert_eq!(store.api_calls("p", "create").unwrap(), [7, 9, u64::MAX]);
+    assert_eq!(store.api_calls("p", "list").unwrap(), Vec::<u64>::new());
     assert_eq!(
         store
             .allocate_uid(&req("p", "s", "ch", 1, 10, "b"))

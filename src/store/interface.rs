@@ -98,6 +98,17 @@ pub trait StateStore: Send + Sync {
     /// Forgets the project's notice keys first seen before `older_than_ms`; how many.
     fn forget_notices(&self, project: &str, older_than_ms: u64) -> Result<usize, StoreError>;
 
+    /// The instants (Unix ms) of the latest calls to one rate-limited API of a project,
+    /// as [`StateStore::put_api_calls`] last wrote them; empty if never written.
+    fn api_calls(&self, project: &str, api: &str) -> Result<Vec<u64>, StoreError>;
+
+    /// Replaces what [`StateStore::api_calls`] answers for `project` and `api`: a
+    /// restarted process counts these calls in its rate windows, so Agora never sees
+    /// more than its limit across a restart. Written on every call and never flushed
+    /// for it: a backend makes it durable when it can, soon (the last moments before a
+    /// kill may be lost, which the reader allows for).
+    fn put_api_calls(&self, project: &str, api: &str, at_ms: &[u64]) -> Result<(), StoreError>;
+
     /// Makes everything written so far durable against a process kill.
     fn flush(&self) -> StoreFuture<'_, ()>;
 

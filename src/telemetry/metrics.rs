@@ -14,7 +14,7 @@ use prometheus::{
 /// that appears only at its first increment hides that increment from `increase()` (the
 /// alerts) and leaves dashboard panels blank until something goes wrong.
 const RECREATION_REASONS: [&str; 4] = ["failed", "superseded", "scene_removed", "slot_removed"];
-const RETRY_ACTIONS: [&str; 2] = ["create", "delete"];
+const RETRY_ACTIONS: [&str; 3] = ["create", "delete", "update"];
 const NCS_OUTCOMES: [&str; 8] = [
     "accepted",
     "duplicate",
@@ -55,6 +55,12 @@ pub struct Metrics {
     pub retries: IntCounterVec,
     /// Replacements held back because the slot was replaced again and again.
     pub replacement_backoffs: IntCounterVec,
+    /// Actions Agora refused for good (400, 403), by action.
+    pub rejections: IntCounterVec,
+    /// Slots whose last create or update Agora refused for good, per project.
+    pub slots_rejected: IntGaugeVec,
+    /// 1 while Agora refuses a project's credentials (401).
+    pub api_unauthorized: IntGaugeVec,
     pub last_list_success: GaugeVec,
     /// NCS notices by outcome: accepted, duplicate, stale, ignored, bad_signature,
     /// malformed, unknown_project, too_large.
@@ -198,6 +204,30 @@ impl Metrics {
                 &["project"],
             )
             .expect("valid metric"),
+            rejections: IntCounterVec::new(
+                Opts::new(
+                    "pullkeeper_rejections_total",
+                    "Actions Agora refused for good (400, 403), held back for reconcile.rejected_retry or until the scene changes.",
+                ),
+                &["action"],
+            )
+            .expect("valid metric"),
+            slots_rejected: IntGaugeVec::new(
+                Opts::new(
+                    "pullkeeper_slots_rejected",
+                    "Slots whose last create or update Agora refused for good (400, 403).",
+                ),
+                &["project"],
+            )
+            .expect("valid metric"),
+            api_unauthorized: IntGaugeVec::new(
+                Opts::new(
+                    "pullkeeper_api_unauthorized",
+                    "1 while Agora refuses the project's credentials (401).",
+                ),
+                &["project"],
+            )
+            .expect("valid metric"),
             last_list_success: GaugeVec::new(
                 Opts::new(
                     "pullkeeper_last_successful_list_timestamp_seconds",
@@ -279,6 +309,9 @@ impl Metrics {
             Box::new(m.recreations.clone()),
             Box::new(m.replacement_backoffs.clone()),
             Box::new(m.retries.clone()),
+            Box::new(m.rejections.clone()),
+            Box::new(m.slots_rejected.clone()),
+            Box::new(m.api_unauthorized.clone()),
             Box::new(m.domain_switches.clone()),
             Box::new(m.store_recoveries.clone()),
             Box::new(m.config_reload_failures.clone()),
@@ -297,6 +330,7 @@ impl Metrics {
         for (counter, values) in [
             (&m.recreations, &RECREATION_REASONS[..]),
             (&m.retries, &RETRY_ACTIONS[..]),
+            (&m.rejections, &RETRY_ACTIONS[..]),
             (&m.webhook_notices, &NCS_OUTCOMES[..]),
             (&m.app_webhook, &APP_WEBHOOK_OUTCOMES[..]),
         ] {
@@ -313,6 +347,8 @@ impl Metrics {
         self.replacement_backoffs.with_label_values(&[project]);
         self.reconcile_passes.with_label_values(&[project]);
         self.reconcile_skipped.with_label_values(&[project]);
+        self.slots_rejected.with_label_values(&[project]);
+        self.api_unauthorized.with_label_values(&[project]);
     }
 
     /// Drops what a project's controller last said about the project's state, once
@@ -323,6 +359,8 @@ impl Metrics {
         let _ = self.api_outage.remove_label_values(&[project]);
         let _ = self.tasks_active.remove_label_values(&[project]);
         let _ = self.slots_over_quota.remove_label_values(&[project]);
+        let _ = self.api_unauthorized.remove_label_values(&[project]);
+        let _ = self.slots_rejected.remove_label_values(&[project]);
     }
 
     /// Adds a collector whose values are computed at scrape time.

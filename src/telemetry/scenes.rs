@@ -164,6 +164,7 @@ mod tests {
             status: status.into(),
             source: "primary".into(),
             held: false,
+            rejected: None,
         }
     }
 
@@ -184,6 +185,7 @@ mod tests {
                 source: "primary".into(),
                 state: "down",
             }],
+            unauthorized: false,
             slots,
         }
     }

@@ -206,6 +206,40 @@ async fn an_absurd_retry_after_is_capped_not_a_panic() {
     assert_eq!(refusal.retry_after, Some(MAX_RETRY_AFTER));
 }
 
+/// `Retry-After` as an HTTP-date (RFC 9110) pauses the API until that date.
+#[tokio::test]
+async fn an_http_date_retry_after_pauses_until_that_date() {
+    let app = axum::Router::new().fallback(|| async {
+        let at = std::time::SystemTime::now() + Duration::from_secs(3);
+        (
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", httpdate::fmt_http_date(at))],
+            "{}",
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = client_at(base, CUSTOMER_SECRET, 50);
+    let e = client.list_all(None).await.unwrap_err();
+    let ApiError::Status { refusal, .. } = &e else {
+        panic!("{e}")
+    };
+    // The date has whole seconds: 2 to 3 s from the answer.
+    let pause = refusal.retry_after.unwrap();
+    assert!(
+        pause > Duration::from_secs(1) && pause <= Duration::from_secs(3),
+        "{pause:?}"
+    );
+    let started = tokio::time::Instant::now();
+    let _ = client.list_all(None).await;
+    assert!(
+        started.elapsed() >= pause - Duration::from_millis(50),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// Found by the fuzz review: a server whose page tokens cycle (A, B, A, …) kept the List
 /// loop going forever. A repeated token now fails the List, so it counts as an outage and
 /// never as a complete List that lacks players.

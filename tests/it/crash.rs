@@ -175,3 +175,56 @@ async fn storm_of_kills(etcd: Option<&pullkeeper::store::LocalEtcd>) {
     drop(proc);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The rate windows survive a kill: a process SIGKILLed right after its creates and
+/// restarted at once never makes Agora answer 429 at Agora's own create rate (2/s, both
+/// here and in the simulator). Before the windows were recorded, such restarts drew
+/// 429s: the new process's first creates landed in the same second as its
+/// predecessor's last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_after_kill_9_keep_to_the_create_rate() {
+    let dir = temp_dir("kill9-rate");
+    let sim = crate::harness::start_simulator_with(|sim| {
+        sim.qps.create_with_name = pullkeeper::simulator::Window::per_second(2);
+    })
+    .await;
+    write_config_full(&dir, &sim, &scenes(), "", FAST);
+    crate::harness::edit_settings(
+        &dir,
+        "create_with_name: { per_second: 50 }",
+        "create_with_name: { per_second: 2 }",
+    );
+    let creates = |sim: &SimHandle| {
+        sim.requests()
+            .iter()
+            .filter(|q| q.method == "POST" && q.status.is_some())
+            .count()
+    };
+    for _ in 0..4 {
+        let before = creates(&sim);
+        let proc = start(&dir, &sim).await;
+        // Killed the moment its second create is answered, then started again at once.
+        eventually(Duration::from_secs(30), "two creates answered", || {
+            creates(&sim) >= before + 2
+        })
+        .await;
+        proc.kill();
+    }
+    let proc = start(&dir, &sim).await;
+    let converged = tokio::time::timeout(Duration::from_secs(60), async {
+        while !audit(&sim, &desired()).converged() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(converged.is_ok(), "log:\n{}", proc.log_tail(40));
+    let refused: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|q| q.status == Some(429))
+        .map(|q| (q.method, q.at_ms))
+        .collect();
+    assert_eq!(refused, [], "Agora answered 429");
+    drop(proc);
+    let _ = std::fs::remove_dir_all(&dir);
+}

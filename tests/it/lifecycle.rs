@@ -70,6 +70,12 @@ async fn ready_although_a_project_cannot_list_and_the_others_notices_are_accepte
         scrape.contains("pullkeeper_api_outage{project=\"bad\"} 1\n"),
         "{scrape}"
     );
+    eventually(Duration::from_secs(5), "project bad unauthorized", || {
+        let scrape = app.metrics.render();
+        scrape.contains("pullkeeper_api_unauthorized{project=\"bad\"} 1\n")
+            && scrape.contains("pullkeeper_api_unauthorized{project=\"e2e\"} 0\n")
+    })
+    .await;
     // The good project's players run and their status notices are taken.
     eventually(
         Duration::from_secs(20),

@@ -14,6 +14,7 @@ mod domains;
 mod e2e;
 mod failover;
 mod faults;
+mod final_answers;
 mod ha;
 mod harness;
 mod invariants;

@@ -10,22 +10,23 @@ use std::time::Duration;
 
 use base64::Engine;
 use reqwest::header::{HeaderMap, HeaderValue};
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use reqwest::{Method, RequestBuilder, Response};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::domains::{DomainPool, Overrides, WAITS};
-use super::error::{ApiError, Op, Refusal, TransportKind};
+use super::error::{ApiError, Op, TransportKind};
 use super::wire::limits::PAGE_SIZE_MAX;
 use super::wire::{
-    CreatePlayer, CreateRequest, CreateResponse, CreatedPlayer, ErrorBody, ListResponse,
-    ListedPlayer, Region, UpdatePlayer, UpdateRequest,
+    CreatePlayer, CreateRequest, CreateResponse, CreatedPlayer, ListResponse, ListedPlayer, Region,
+    UpdatePlayer, UpdateRequest,
 };
 use crate::limits::{RateLimiter, WindowSpec};
 
 mod ncs_ip;
+mod refusal;
 mod transport;
 
 pub use ncs_ip::{NCS_IP_PATHS, NcsIps};
@@ -430,8 +431,9 @@ impl MediaPullClient {
 
     /// Sends one request with a fresh `X-Request-ID`; non-2xx answers become
     /// `ApiError::Status` with everything Agora said about them. A 429 pauses the API's
-    /// limiter: for `Retry-After` if Agora sent one, else for the first step of the
-    /// best-practice retreat (5–6 s, §1.9), so nobody hammers a throttled API.
+    /// limiter: for `Retry-After` if Agora sent one, else for the next step of the
+    /// best-practice retreat (5–6, 10–11, 15–16 s for 429s in a row, §1.9), so nobody
+    /// hammers a throttled API.
     async fn attempt(
         &self,
         op: Op,
@@ -455,7 +457,7 @@ impl MediaPullClient {
         let outcome = match result {
             Err(e) => Err(transport_error(op, &e, &request_id)),
             Ok(response) if response.status().is_success() => Ok((response, request_id)),
-            Ok(response) => Err(refusal(op, response, &request_id).await),
+            Ok(response) => Err(refusal::read(op, response, &request_id).await),
         };
         // Answered (or given up on): from now on the call's windows run out.
         drop(in_flight);
@@ -471,17 +473,18 @@ impl MediaPullClient {
             if let ApiError::Status { refusal, .. } = e
                 && refusal.status == 429
             {
-                let pause = refusal.retry_after.unwrap_or_else(|| {
-                    Duration::from_secs(5) + Duration::from_millis(rand::random_range(0..1000))
-                });
+                let pause = limiter.rate_limited(refusal.retry_after);
                 tracing::warn!(
                     api = op.as_str(),
                     pause_ms = pause.as_millis() as u64,
                     request_id = refusal.request_id.as_deref().unwrap_or("-"),
                     "429: pausing this API"
                 );
-                limiter.pause_until(Instant::now() + pause);
+            } else {
+                limiter.not_rate_limited();
             }
+        } else {
+            limiter.not_rate_limited();
         }
         outcome
     }
@@ -502,49 +505,6 @@ async fn decode<T: DeserializeOwned>(
         detail: e.to_string(),
         request_id: request_id.to_string(),
     })
-}
-
-async fn refusal(op: Op, response: Response, sent_request_id: &str) -> ApiError {
-    let status = response.status();
-    let headers = response.headers();
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && *v != "null")
-            .map(str::to_string)
-    };
-    // Agora echoes X-Request-ID, or X-Custom-Request-ID per the quick start (§1.3); a 401
-    // carries neither, so fall back to the id we sent.
-    let request_id = header("X-Request-ID")
-        .or_else(|| header("X-Custom-Request-ID"))
-        .or_else(|| Some(sent_request_id.to_string()));
-    let resource_id = header("X-Resource-ID");
-    let retry_after = header("Retry-After")
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(|secs| Duration::from_secs(secs).min(MAX_RETRY_AFTER));
-    let body = response.bytes().await.unwrap_or_default();
-    let message = serde_json::from_slice::<ErrorBody>(&body)
-        .ok()
-        .and_then(|b| b.message.or(b.reason))
-        .unwrap_or_else(|| reason_phrase(status));
-    ApiError::Status {
-        op,
-        refusal: Refusal {
-            status: status.as_u16(),
-            message,
-            request_id,
-            resource_id,
-            retry_after,
-        },
-    }
-}
-
-fn reason_phrase(status: StatusCode) -> String {
-    status
-        .canonical_reason()
-        .unwrap_or("no message")
-        .to_string()
 }
 
 fn transport_error(op: Op, e: &reqwest::Error, request_id: &str) -> ApiError {

@@ -131,6 +131,12 @@ pub struct ReconcileSettings {
     /// again. Agora's own migration may bring a failed task back for up to 240 s
     /// (docs/agora-api.md), so a replacement must not take its UID before that.
     pub uid_quarantine: Duration,
+    /// How long a slot or player waits after Agora refused its action for good (400,
+    /// 403) or refused the project's credentials (401) before it is tried again, unless
+    /// its scene changes (or a List works again) first: the same request would get the
+    /// same answer, but credentials and a project's products can be changed in Agora's
+    /// console.
+    pub rejected_retry: Duration,
 }
 
 /// One Agora project. Secrets are `SecretString`, whose `Debug` prints `[REDACTED]`.
@@ -187,6 +193,7 @@ const DEFAULT_SCENES_FILE: &str = "scenes.yaml";
 const DEFAULT_POLL: Duration = Duration::from_secs(5);
 const DEFAULT_LIST_LAG: Duration = Duration::from_secs(12);
 const DEFAULT_UID_QUARANTINE: Duration = Duration::from_secs(600);
+const DEFAULT_REJECTED_RETRY: Duration = Duration::from_secs(600);
 /// The shortest `uid_quarantine`: Agora's 240 s migration window with a margin.
 pub const MIN_UID_QUARANTINE: Duration = Duration::from_secs(300);
 /// Five minutes on a fallback domain before trying the primary again.
@@ -234,6 +241,12 @@ pub(crate) fn build(
             )
         }),
         uid_quarantine: uid_quarantine(&raw.reconcile.uid_quarantine, diags),
+        rejected_retry: duration(
+            &raw.reconcile.rejected_retry,
+            DEFAULT_REJECTED_RETRY,
+            "reconcile.rejected_retry",
+            diags,
+        ),
     };
     let app_webhook = raw
         .app_webhook

@@ -101,6 +101,8 @@ pub(super) struct RawReconcile {
     pub(super) check_interval: Option<Text>,
     #[serde(default)]
     pub(super) uid_quarantine: Option<Text>,
+    #[serde(default)]
+    pub(super) rejected_retry: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

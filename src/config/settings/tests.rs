@@ -306,6 +306,23 @@ fn source_probe_is_on_by_default_off_when_disabled_and_checks_its_bounds() {
 }
 
 #[test]
+fn rejected_retry_defaults_to_ten_minutes() {
+    assert_eq!(
+        load("").unwrap().reconcile.rejected_retry,
+        Duration::from_secs(600)
+    );
+    assert_eq!(
+        load("reconcile:\n  rejected_retry: 1h\n")
+            .unwrap()
+            .reconcile
+            .rejected_retry,
+        Duration::from_secs(3600)
+    );
+    let (line, path, _) = one("reconcile:\n  rejected_retry: 0s\n");
+    assert_eq!((line, path.as_str()), (Some(2), "reconcile.rejected_retry"));
+}
+
+#[test]
 fn uid_quarantine_defaults_to_ten_minutes_and_is_at_least_five() {
     assert_eq!(
         load("").unwrap().reconcile.uid_quarantine,

@@ -7,21 +7,53 @@
 //! player cannot turn pullkeeper into a create storm. Neither ever gives up. A slot held
 //! for its source starts its back-off afresh: the probe, not the count of failures,
 //! decides when it may go, and it goes as soon as its source is back.
+//!
+//! A *final* answer is held longer: Agora refusing an action for good (400, 403: a bad
+//! parameter, a project without Media Pull) or refusing the project's credentials (401)
+//! would answer the same to every retry, so the slot or player waits the long pause
+//! (`reconcile.rejected_retry`), or until what it was refused for changes: the scene
+//! (a rejection) or the credentials' verdict (a List answered since: then it waits only
+//! what the retreat schedule asks, so a 401 that only some calls get is retried as any
+//! failure, never faster).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::model::SlotKey;
+use crate::limits::retreat;
+use crate::model::{Fixed, Live, SlotKey};
 
-/// Waits after consecutive failures of one slot's or player's action.
-pub const RETREAT: [Duration; 3] = [
-    Duration::from_secs(5),
-    Duration::from_secs(10),
-    Duration::from_secs(15),
-];
+/// How an action ended, as holding back needs to know it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Done,
+    /// Failed in a way a retry may fix: retried on the retreat schedule.
+    Failed,
+    /// Refused for good (400, 403): Agora's message, and what the scene asked of the
+    /// slot when it was refused (`None` for a player's delete).
+    Rejected {
+        message: String,
+        wanted: Option<(Live, Fixed)>,
+    },
+    /// 401: the project's credentials were refused.
+    Unauthorized,
+}
+
+/// Why a slot or player is held back.
+#[derive(Debug, Clone, PartialEq)]
+enum Why {
+    Retreat,
+    Rejected {
+        message: String,
+        wanted: Option<(Live, Fixed)>,
+    },
+    /// Until the credentials are seen to work; then until `retreat_until`.
+    Unauthorized {
+        retreat_until: Instant,
+    },
+}
 
 /// Longest wait between replacements of one slot.
 pub const REPLACEMENT_CAP: Duration = Duration::from_secs(60);
@@ -31,6 +63,7 @@ pub const REPLACEMENT_MEMORY: Duration = Duration::from_secs(300);
 struct Cooldown {
     failures: usize,
     until: Instant,
+    why: Why,
 }
 
 struct Replacements {
@@ -46,40 +79,133 @@ pub struct Busy {
     /// Players with a delete in flight.
     pub(super) players: BTreeSet<String>,
     slot_cooldown: HashMap<SlotKey, Cooldown>,
+    /// Slots whose Update Agora refused for good: only their Updates wait, so a
+    /// failed player of theirs is still replaced.
+    update_cooldown: HashMap<SlotKey, Cooldown>,
     player_cooldown: HashMap<String, Cooldown>,
     replacements: HashMap<SlotKey, Replacements>,
 }
 
-fn fail<K: Hash + Eq>(map: &mut HashMap<K, Cooldown>, key: K) {
+/// Holds `key` back after `outcome` (not `Done`): on the retreat schedule, or for
+/// `long_pause` after a final answer.
+fn hold<K: Hash + Eq>(
+    map: &mut HashMap<K, Cooldown>,
+    key: K,
+    outcome: Outcome,
+    long_pause: Duration,
+) {
     let now = Instant::now();
     let c = map.entry(key).or_insert(Cooldown {
         failures: 0,
         until: now,
+        why: Why::Retreat,
     });
-    // 5–6 s, 10–11 s, 15–16 s: the jitter keeps many failures from retrying in lockstep.
-    let jitter = Duration::from_millis(rand::random_range(0..1000));
-    c.until = now + RETREAT[c.failures.min(RETREAT.len() - 1)] + jitter;
-    c.failures += 1;
+    (c.until, c.why) = match outcome {
+        Outcome::Done | Outcome::Failed => {
+            c.failures += 1;
+            (now + retreat(c.failures - 1), Why::Retreat)
+        }
+        Outcome::Rejected { message, wanted } => {
+            (now + long_pause, Why::Rejected { message, wanted })
+        }
+        Outcome::Unauthorized => {
+            c.failures += 1;
+            let retreat_until = now + retreat(c.failures - 1);
+            (now + long_pause, Why::Unauthorized { retreat_until })
+        }
+    };
 }
 
 impl Busy {
-    /// A slot's action ended.
-    pub(super) fn slot_done(&mut self, key: SlotKey, ok: bool) {
+    /// A slot's action ended: the slot is free, or held back (see [`hold`]).
+    pub(super) fn slot_done(&mut self, key: SlotKey, outcome: Outcome, long_pause: Duration) {
         self.slots.remove(&key);
-        if ok {
+        if outcome == Outcome::Done {
             self.slot_cooldown.remove(&key);
+            self.update_cooldown.remove(&key);
         } else {
-            fail(&mut self.slot_cooldown, key);
+            hold(&mut self.slot_cooldown, key, outcome, long_pause);
         }
     }
 
+    /// An Update of a slot's player ended: a final refusal holds back only the slot's
+    /// Updates; anything else is as [`Busy::slot_done`].
+    pub(super) fn update_done(&mut self, key: SlotKey, outcome: Outcome, long_pause: Duration) {
+        if matches!(outcome, Outcome::Rejected { .. }) {
+            self.slots.remove(&key);
+            hold(&mut self.update_cooldown, key, outcome, long_pause);
+        } else {
+            self.slot_done(key, outcome, long_pause);
+        }
+    }
+
+    /// Slots whose Updates wait for their long pause to end.
+    pub fn held_updates(&self) -> BTreeSet<SlotKey> {
+        let now = Instant::now();
+        self.update_cooldown
+            .iter()
+            .filter(|(_, c)| c.until > now)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     /// A player's action (a delete) ended.
-    pub(super) fn player_done(&mut self, id: String, ok: bool) {
+    pub(super) fn player_done(&mut self, id: String, outcome: Outcome, long_pause: Duration) {
         self.players.remove(&id);
-        if ok {
+        if outcome == Outcome::Done {
             self.player_cooldown.remove(&id);
         } else {
-            fail(&mut self.player_cooldown, id);
+            hold(&mut self.player_cooldown, id, outcome, long_pause);
+        }
+    }
+
+    /// Slots whose last action Agora refused for good, with its message. A slot stays
+    /// here through its retry, until an answer of another kind.
+    pub fn rejected(&self) -> BTreeMap<SlotKey, String> {
+        self.slot_cooldown
+            .iter()
+            .chain(&self.update_cooldown)
+            .filter_map(|(key, c)| match &c.why {
+                Why::Rejected { message, .. } => Some((key.clone(), message.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Ends the long pause of every rejected slot whose scene now asks for something
+    /// other than what was refused (`wanted` gives what it asks now; `None`: the slot
+    /// or its scene is gone).
+    pub(super) fn retry_changed(&mut self, wanted: impl Fn(&SlotKey) -> Option<(Live, Fixed)>) {
+        let same = |key: &SlotKey, c: &mut Cooldown| match &c.why {
+            Why::Rejected {
+                wanted: Some(then), ..
+            } => wanted(key).is_some_and(|now| &now == then),
+            _ => true,
+        };
+        self.slot_cooldown.retain(same);
+        self.update_cooldown.retain(same);
+    }
+
+    /// Whether a slot or player's last action was answered 401 (held back, or retried
+    /// and not yet answered).
+    pub fn any_unauthorized(&self) -> bool {
+        self.slot_cooldown
+            .values()
+            .chain(self.player_cooldown.values())
+            .any(|c| matches!(c.why, Why::Unauthorized { .. }))
+    }
+
+    /// The credentials were seen to work: what a 401 held back waits only what the
+    /// retreat schedule asks (long past, after an outage of the credentials).
+    pub(super) fn authorized(&mut self) {
+        for c in self
+            .slot_cooldown
+            .values_mut()
+            .chain(self.player_cooldown.values_mut())
+        {
+            if let Why::Unauthorized { retreat_until } = c.why {
+                c.until = c.until.min(retreat_until);
+            }
         }
     }
 
@@ -105,6 +231,7 @@ impl Busy {
                 Cooldown {
                     failures: 0,
                     until: entry.next_allowed,
+                    why: Why::Retreat,
                 },
             );
             return false;
@@ -155,6 +282,7 @@ impl Busy {
         let now = Instant::now();
         self.slot_cooldown
             .values()
+            .chain(self.update_cooldown.values())
             .chain(self.player_cooldown.values())
             .map(|c| c.until)
             .filter(|&u| u > now)
@@ -179,7 +307,7 @@ mod tests {
         let key = SlotKey::new("p", "s", 0);
         for expected in [5, 10, 15, 15] {
             busy.slots.insert(key.clone());
-            busy.slot_done(key.clone(), false);
+            busy.slot_done(key.clone(), Outcome::Failed, LONG);
             assert!(busy.for_plan().0.contains(&key));
             let wait = busy.next_expiry().unwrap() - Instant::now();
             assert!(
@@ -187,8 +315,97 @@ mod tests {
                 "{wait:?}"
             );
         }
-        busy.slot_done(key.clone(), true);
+        busy.slot_done(key.clone(), Outcome::Done, LONG);
         assert!(busy.for_plan().0.is_empty());
+    }
+
+    const LONG: Duration = Duration::from_secs(600);
+
+    fn wanted(url: &str) -> (Live, Fixed) {
+        let live = Live {
+            stream_url: url.into(),
+            volume: 100,
+        };
+        let fixed = Fixed {
+            channel: "ch".into(),
+            region: crate::model::Region::Na,
+            idle_timeout: 300,
+            token_sha256: None,
+        };
+        (live, fixed)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rejection_holds_its_slot_the_long_pause_or_until_the_scene_changes() {
+        let mut busy = Busy::default();
+        let key = SlotKey::new("p", "s", 0);
+        let rejected = Outcome::Rejected {
+            message: "HTTP 400: Parameter channelName is invalid.".into(),
+            wanted: Some(wanted("rtmp://a/live/x")),
+        };
+        busy.slot_done(key.clone(), rejected.clone(), LONG);
+        assert_eq!(busy.next_expiry().unwrap() - Instant::now(), LONG);
+        assert_eq!(
+            busy.rejected().get(&key).map(String::as_str),
+            Some("HTTP 400: Parameter channelName is invalid.")
+        );
+        // The same scene: still held; the pause over: free, and still shown rejected
+        // until the retry's answer.
+        busy.retry_changed(|_| Some(wanted("rtmp://a/live/x")));
+        assert!(busy.for_plan().0.contains(&key));
+        tokio::time::advance(LONG).await;
+        assert!(busy.for_plan().0.is_empty());
+        assert!(busy.rejected().contains_key(&key));
+        busy.slot_done(key.clone(), Outcome::Done, LONG);
+        assert!(busy.rejected().is_empty());
+
+        // The scene changed: retried at once.
+        busy.slot_done(key.clone(), rejected, LONG);
+        busy.retry_changed(|_| Some(wanted("rtmp://b/live/x")));
+        assert!(busy.for_plan().0.is_empty());
+        assert!(busy.rejected().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rejected_update_holds_only_the_slots_updates() {
+        let mut busy = Busy::default();
+        let key = SlotKey::new("p", "s", 0);
+        busy.slots.insert(key.clone());
+        let rejected = Outcome::Rejected {
+            message: "HTTP 400: Parameter volume is invalid.".into(),
+            wanted: Some(wanted("rtmp://a/live/x")),
+        };
+        busy.update_done(key.clone(), rejected, LONG);
+        assert!(busy.for_plan().0.is_empty(), "the slot itself is free");
+        assert!(busy.held_updates().contains(&key));
+        assert!(busy.rejected().contains_key(&key));
+        tokio::time::advance(LONG).await;
+        assert!(busy.held_updates().is_empty());
+        busy.update_done(key.clone(), Outcome::Done, LONG);
+        assert!(busy.rejected().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_credentials_hold_until_they_work_again() {
+        let mut busy = Busy::default();
+        let key = SlotKey::new("p", "s", 1);
+        busy.slot_done(key.clone(), Outcome::Unauthorized, LONG);
+        busy.player_done("id".into(), Outcome::Unauthorized, LONG);
+        assert!(busy.any_unauthorized());
+        assert_eq!(busy.next_expiry().unwrap() - Instant::now(), LONG);
+        assert!(busy.for_plan().0.contains(&key));
+        assert!(busy.for_plan().1.contains("id"));
+        // A List works: they wait what the retreat asks, here 5–6 s from the 401.
+        tokio::time::advance(Duration::from_secs(4)).await;
+        busy.authorized();
+        assert!(busy.for_plan().0.contains(&key));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(busy.for_plan(), (BTreeSet::new(), BTreeSet::new()));
+        // Still the answer last seen, until another comes.
+        assert!(busy.any_unauthorized());
+        busy.slot_done(key, Outcome::Done, LONG);
+        busy.player_done("id".into(), Outcome::Done, LONG);
+        assert!(!busy.any_unauthorized());
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,17 +9,18 @@
 use std::collections::BTreeMap;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use super::{Busy, CreateQueue, ExecError, Executor, create_rank};
+use super::{Busy, CreateQueue, ExecError, Executor, Outcome, create_rank, outcome};
 use crate::agora::wire::ListedPlayer;
 use crate::agora::{ApiError, ErrorClass};
 use crate::config::{Project, Scene};
 use crate::model::{Region, SlotKey, SlotRecord, parse_name, role};
 use crate::probe::Finding;
 use crate::reconcile::observe::CheckAnswer;
-use crate::reconcile::plan::{Action, Create};
+use crate::reconcile::plan::{Action, Create, desired_spec};
 use crate::telemetry::Metrics;
 
 /// What a finished task reports to the loop.
@@ -27,17 +28,18 @@ pub enum Done {
     /// An adoption of a listed player as the slot's ended.
     Adopt(SlotKey, bool),
     /// A create ended: its slot, and a place among the creates in flight.
-    Create(SlotKey, bool),
+    Create(SlotKey, Outcome),
     /// An Update of the slot's player ended (counted apart from creates in the metrics).
-    Update(SlotKey, bool),
+    Update(SlotKey, Outcome),
     /// A delete of the player `id` ended.
-    Delete(String, bool),
+    Delete(String, Outcome),
     /// A check of the player `id` (current in slot `key`) ended; `None`: no evidence
-    /// either way (a timeout, a 429).
+    /// either way (a timeout, a 429). `unauthorized`: answered 401.
     Check {
         key: SlotKey,
         id: String,
         answer: Option<CheckAnswer>,
+        unauthorized: bool,
     },
     /// A List answered (or failed).
     List(Result<Vec<ListedPlayer>, ApiError>),
@@ -119,10 +121,17 @@ pub struct Launcher {
     busy: Busy,
     /// Creates decided and not started yet; their slots are busy meanwhile.
     creates: CreateQueue<QueuedCreate>,
+    /// How long a final answer (400, 401, 403) holds its slot or player back.
+    long_pause: Duration,
 }
 
 impl Launcher {
-    pub fn new(exec: Arc<Executor>, project: Project, metrics: Metrics) -> Launcher {
+    pub fn new(
+        exec: Arc<Executor>,
+        project: Project,
+        metrics: Metrics,
+        long_pause: Duration,
+    ) -> Launcher {
         let creates = CreateQueue::for_rate(project.limits.qps.create_with_name.per_second);
         Launcher {
             exec,
@@ -130,6 +139,7 @@ impl Launcher {
             metrics,
             busy: Busy::default(),
             creates,
+            long_pause,
         }
     }
 
@@ -169,13 +179,16 @@ impl Launcher {
                 });
             }
             Action::Update(update) => {
+                let wanted = scenes
+                    .get(&update.key.scene)
+                    .map(|s| desired_spec(s, update.key.slot));
                 self.busy.slots.insert(update.key.clone());
                 tasks.spawn(async move {
                     let result = exec.update(&update).await;
                     if let Err(e) = &result {
-                        tracing::warn!(slot = %update.key, name = update.name, error = %e, "update failed; will retry");
+                        tracing::warn!(slot = %update.key, name = update.name, error = %e, "update failed");
                     }
-                    Done::Update(update.key, result.is_ok())
+                    Done::Update(update.key, outcome(&result, wanted))
                 });
             }
             Action::Delete(delete) => {
@@ -193,9 +206,9 @@ impl Launcher {
                 tasks.spawn(async move {
                     let result = exec.delete(&regions, &delete).await;
                     if let Err(e) = &result {
-                        tracing::warn!(name = delete.name, error = %e, "delete failed; will retry");
+                        tracing::warn!(name = delete.name, error = %e, "delete failed");
                     }
-                    Done::Delete(delete.id, result.is_ok())
+                    Done::Delete(delete.id, outcome(&result, None))
                 });
             }
             Action::Forget(key) => {
@@ -244,9 +257,10 @@ impl Launcher {
             tasks.spawn(async move {
                 let result = exec.create(&scene, &create).await;
                 if let Err(e) = &result {
-                    tracing::warn!(scene = %scene.name, name = create.name, error = %e, "create failed; will retry");
+                    tracing::warn!(scene = %scene.name, name = create.name, error = %e, "create failed");
                 }
-                Done::Create(create.key, result.is_ok())
+                let wanted = desired_spec(&scene, create.key.slot);
+                Done::Create(create.key, outcome(&result, Some(wanted)))
             });
         }
     }
@@ -259,7 +273,9 @@ impl Launcher {
             self.busy.slots.insert(key.clone());
             let exec = self.exec.clone();
             tasks.spawn(async move {
-                let answer = match exec.check(region, &id).await {
+                let result = exec.check(region, &id).await;
+                let unauthorized = outcome(&result, None) == Outcome::Unauthorized;
+                let answer = match result {
                     Ok(()) => Some(CheckAnswer::Healthy),
                     Err(ExecError::Api(e)) => match e.class() {
                         ErrorClass::NotFound => Some(CheckAnswer::Gone),
@@ -268,32 +284,68 @@ impl Launcher {
                     },
                     Err(ExecError::Store(_)) => None,
                 };
-                Done::Check { key, id, answer }
+                Done::Check {
+                    key,
+                    id,
+                    answer,
+                    unauthorized,
+                }
             });
         }
     }
 
-    /// A slot's action ended: its slot is free, or cools down if it failed (counted as a
-    /// retry of `action`).
-    pub fn slot_done(&mut self, key: SlotKey, ok: bool, action: &str) {
-        if !ok {
-            self.metrics.retries.with_label_values(&[action]).inc();
-        }
-        self.busy.slot_done(key, ok);
+    /// A slot's action ended: its slot is free, or held back (see [`Busy`]); a retry
+    /// is counted as one of `action`, a final refusal as a rejection.
+    pub fn slot_done(&mut self, key: SlotKey, outcome: Outcome, action: &str) {
+        self.count(&outcome, action, &key.to_string());
+        self.busy.slot_done(key, outcome, self.long_pause);
+    }
+
+    /// An Update ended: a final refusal holds back only the slot's Updates.
+    pub fn update_done(&mut self, key: SlotKey, outcome: Outcome) {
+        self.count(&outcome, "update", &key.to_string());
+        self.busy.update_done(key, outcome, self.long_pause);
     }
 
     /// A create ended: one more may start.
-    pub fn create_done(&mut self, key: SlotKey, ok: bool) {
+    pub fn create_done(&mut self, key: SlotKey, outcome: Outcome) {
         self.creates.finished();
-        self.slot_done(key, ok, "create");
+        self.slot_done(key, outcome, "create");
     }
 
-    /// A delete ended: its player is free, or cools down if it failed.
-    pub fn delete_done(&mut self, id: String, ok: bool) {
-        if !ok {
-            self.metrics.retries.with_label_values(&["delete"]).inc();
+    /// A delete ended: its player is free, or held back.
+    pub fn delete_done(&mut self, id: String, outcome: Outcome) {
+        self.count(&outcome, "delete", &id);
+        self.busy.player_done(id, outcome, self.long_pause);
+    }
+
+    fn count(&self, outcome: &Outcome, action: &str, what: &str) {
+        let pause_s = self.long_pause.as_secs();
+        match outcome {
+            Outcome::Done => {}
+            Outcome::Failed => self.metrics.retries.with_label_values(&[action]).inc(),
+            Outcome::Rejected { message, .. } => {
+                self.metrics.rejections.with_label_values(&[action]).inc();
+                tracing::error!(project = %self.project.id, action, of = what, refusal = %message, pause_s,
+                    "Agora refused this for good; retried when the scene changes or after the pause");
+            }
+            Outcome::Unauthorized => {
+                tracing::error!(project = %self.project.id, action, of = what, pause_s,
+                    "Agora refused the project's credentials (401); retried when a List works again or after the pause");
+            }
         }
-        self.busy.player_done(id, ok);
+    }
+
+    /// Ends the long pause of rejected slots whose scene changed since (see
+    /// [`Busy::rejected`]).
+    pub fn retry_changed(&mut self, scenes: &PassScenes<'_>) {
+        self.busy
+            .retry_changed(|key| scenes.get(&key.scene).map(|s| desired_spec(s, key.slot)));
+    }
+
+    /// The project's credentials work again: what their refusal held back goes now.
+    pub fn authorized(&mut self) {
+        self.busy.authorized();
     }
 
     /// A check ended; a check never cools its slot down (its answer is evidence).

@@ -23,11 +23,14 @@ use crate::store::{Store, StoreError};
 mod busy;
 mod creates;
 mod launch;
+mod outcome;
 mod uids;
 
-pub use busy::Busy;
+pub use busy::{Busy, Outcome};
 pub use creates::CreateQueue;
 pub use launch::{Done, Launcher, PassScenes};
+pub use outcome::outcome;
+use outcome::{nothing_created, uid_objection};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
@@ -246,9 +249,11 @@ impl Executor {
         Ok(record)
     }
 
-    /// After a definite refusal (any 4xx but 409) nothing was created, so the record
-    /// says so and the retry need not wait for the List lag. If Agora objected to the
-    /// UID (another player holds it, one List could not show yet), the retry gets a
+    /// After an answer that says nothing was created (any 4xx but 409; 500, 502 and
+    /// 503, whose retry would get a 409 naming the player were it otherwise) the record
+    /// says so, and the retry need not wait for the List lag. A 504's outcome is unknown
+    /// (§1.9): the record stays an intent, checked against List. If Agora objected to
+    /// the UID (another player holds it, one List could not show yet), the retry gets a
     /// fresh one; the refused UID stays recorded as used and is never handed out again.
     async fn note_refusal(
         &self,
@@ -260,11 +265,11 @@ impl Executor {
         let ApiError::Status { refusal, .. } = error else {
             return Ok(());
         };
-        if !(400..500).contains(&refusal.status) || refusal.status == 409 {
+        if !nothing_created(refusal.status) {
             return Ok(());
         }
         record.phase = Phase::Refused;
-        if refusal.status == 400 && refusal.message.to_ascii_lowercase().contains("uid") {
+        if uid_objection(refusal) {
             record.uid = self.fresh_uid(scene, &record.name)?;
         }
         self.write_slot(key, Some(record))?;

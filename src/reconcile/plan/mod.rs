@@ -73,6 +73,9 @@ pub struct PlanInput<'a> {
     pub busy_slots: &'a BTreeSet<SlotKey>,
     /// Player ids with a delete in flight.
     pub busy_players: &'a BTreeSet<String>,
+    /// Slots whose last Update Agora refused for good: no Update is decided for them
+    /// while this holds, but they are decided otherwise (a failed player is replaced).
+    pub held_updates: &'a BTreeSet<SlotKey>,
     /// Player ids pullkeeper deleted within the List lag: gone, whatever a List says.
     pub deleted: &'a BTreeSet<String>,
     /// Consecutive List strikes per slot's current player (see `observe`).

@@ -152,10 +152,12 @@ fn decide_slot<'p, 'a>(
             match &r.spec {
                 Some(spec) if known => {
                     let slot = key.slot;
-                    decided.updates.extend(
-                        rollout::update(key, o.name, o.player, spec, &scene.live_at(slot))
-                            .map(Action::Update),
-                    );
+                    if !input.held_updates.contains(key) {
+                        decided.updates.extend(
+                            rollout::update(key, o.name, o.player, spec, &scene.live_at(slot))
+                                .map(Action::Update),
+                        );
+                    }
                     let changed = rollout::unfit(r, spec, &scene.fixed, scene.uids);
                     if !changed.is_empty() {
                         let why = Rollout {

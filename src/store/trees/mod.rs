@@ -26,6 +26,9 @@
 //!   is O(1) in the common case and never walks back into used space.
 //! - `onair`: `{project}\0{scene}` → the scene's on-air record and its version.
 //! - `update_sequences`: `{project}\0{player id}` → the last Update `sequence` sent to it.
+//! - `api_calls`: `{project}\0{api}` → the instants (ms, 8 big-endian bytes each) of the
+//!   latest calls to that API, for the rate windows of the next process (or leader),
+//!   durable at the next flush like everything else.
 //! - `notice_ids`: `{project}\0{rest of the NCS dedupe key}` → when it was first seen
 //!   (ms). Only where the NCS module keeps no log of its own (a backend without a local
 //!   directory).
@@ -108,6 +111,7 @@ pub(super) struct TreeStore<B: Backend> {
     pub(super) onair: B::Tree,
     pub(super) sequences: B::Tree,
     pub(super) notice_ids: B::Tree,
+    pub(super) api_calls: B::Tree,
 }
 
 /// The trees' names, as backends store them.
@@ -119,6 +123,7 @@ pub(super) const UID_RELEASED: &str = "uid_released";
 pub(super) const UIDS_UNKNOWN_UNTIL: &str = "uids_unknown_until";
 pub(super) const SEQUENCES: &str = "update_sequences";
 pub(super) const NOTICE_IDS: &str = "notice_ids";
+pub(super) const API_CALLS: &str = "api_calls";
 
 impl<B: Backend> TreeStore<B> {
     pub(super) fn new(backend: B) -> Result<TreeStore<B>, StoreError> {
@@ -131,6 +136,7 @@ impl<B: Backend> TreeStore<B> {
             onair: backend.tree(ONAIR)?,
             sequences: backend.tree(SEQUENCES)?,
             notice_ids: backend.tree(NOTICE_IDS)?,
+            api_calls: backend.tree(API_CALLS)?,
             backend,
         })
     }

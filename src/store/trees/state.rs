@@ -199,6 +199,23 @@ impl<B: Backend> StateStore for TreeStore<B> {
         Ok(old.len())
     }
 
+    fn api_calls(&self, project: &str, api: &str) -> Result<Vec<u64>, StoreError> {
+        let value = self.api_calls.get(&key(&[project, api]))?;
+        Ok(value
+            .map(|v| {
+                v.as_ref()
+                    .chunks_exact(8)
+                    .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    fn put_api_calls(&self, project: &str, api: &str, at_ms: &[u64]) -> Result<(), StoreError> {
+        let value: Vec<u8> = at_ms.iter().flat_map(|ms| ms.to_be_bytes()).collect();
+        self.api_calls.insert(&key(&[project, api]), &value)
+    }
+
     fn flush(&self) -> StoreFuture<'_, ()> {
         self.backend.flush()
     }

@@ -52,6 +52,7 @@ fn settings() -> Settings {
             list_lag: Duration::from_secs(12),
             check_interval: None,
             uid_quarantine: Duration::from_secs(600),
+            rejected_retry: Duration::from_secs(600),
         },
         scenes_file: PathBuf::from("scenes.yaml"),
         projects: vec![project("demo"), project("second")],

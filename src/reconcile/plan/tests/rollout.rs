@@ -161,6 +161,19 @@ fn a_busy_slot_gets_no_update() {
 }
 
 #[test]
+fn a_held_update_is_not_decided_but_its_failed_player_is_still_replaced() {
+    let mut w = converged(1);
+    w.scenes[0].live.stream_url = "rtmp://origin/other".into();
+    w.held_updates.insert(key("news", 0));
+    assert_eq!(
+        updates(&w.plan()),
+        vec![("pk_news_b1_1".into(), true, false)]
+    );
+    w.observed[0].status = Some(PlayerStatus::Failed);
+    assert_eq!(creates(&w.plan()), vec![("pk_news_m_2".to_string(), None)]);
+}
+
+#[test]
 fn a_record_without_a_spec_is_adopted_again_to_learn_it() {
     let mut w = converged(0);
     w.records.get_mut(&key("news", 0)).unwrap().spec = None;
