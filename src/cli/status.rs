@@ -26,8 +26,9 @@ pub struct StatusArgs {
     /// A CA certificate (PEM) to trust for an https URL with a private certificate.
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
-    /// `wide`: the table with each slot's source, `held`, over quota, and the scene's
-    /// `source_down`; `json`: the scenes as `/v1/scenes` answers them.
+    /// `wide`: the table with each slot's source, `held`, over quota, the scene's
+    /// `source_down` and the replica leading its project (etcd); `json`: the scenes as
+    /// `/v1/scenes` answers them.
     #[arg(short = 'o', long = "output", value_enum)]
     pub output: Option<Output>,
     /// Only these scenes (also as `--scene NAME`); an unknown name is an error.
@@ -50,6 +51,9 @@ struct Scene {
     project: String,
     #[serde(default)]
     unauthorized: bool,
+    /// The replica leading the scene's project (absent for a single replica).
+    #[serde(default)]
+    leader: Option<String>,
     active_slot: Option<u32>,
     over_quota_slots: Vec<u32>,
     source_down: bool,
@@ -187,7 +191,7 @@ fn table(scenes: &[Scene], wide: bool) -> String {
         "SCENE", "SLOT", "ROLE", "UID", "STATUS", "STRIKES", "ACTIVE",
     ];
     if wide {
-        header.extend(["SOURCE", "HELD", "OVER-QUOTA", "SOURCE-DOWN"]);
+        header.extend(["SOURCE", "HELD", "OVER-QUOTA", "SOURCE-DOWN", "LEADER"]);
     }
     let mut rows: Vec<Vec<String>> = vec![header.into_iter().map(String::from).collect()];
     for scene in scenes {
@@ -212,6 +216,7 @@ fn table(scenes: &[Scene], wide: bool) -> String {
                     yes_no(s.held),
                     yes_no(scene.over_quota_slots.contains(&s.slot)),
                     yes_no(scene.source_down),
+                    scene.leader.clone().unwrap_or_else(|| "-".into()),
                 ]);
             }
             rows.push(row);
@@ -299,9 +304,9 @@ mod tests {
     }
 
     #[test]
-    fn wide_adds_source_held_over_quota_and_source_down() {
+    fn wide_adds_source_held_over_quota_source_down_and_leader() {
         let scenes: Vec<Scene> = serde_json::from_str(
-            r#"[{"name":"news","active_slot":1,"over_quota_slots":[2],"source_down":true,"slots":[
+            r#"[{"name":"news","leader":"pk-1","active_slot":1,"over_quota_slots":[2],"source_down":true,"slots":[
                 {"slot":0,"role":"master","uid":null,"status":"missing","strikes":0,"source":"primary","held":true},
                 {"slot":1,"role":"backup","uid":1001,"status":"running","strikes":0,"source":"backup1","held":false},
                 {"slot":2,"role":"backup","uid":null,"status":"missing","strikes":0,"source":"primary","held":false}]}]"#,
@@ -309,10 +314,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             table(&scenes, true),
-            "SCENE  SLOT  ROLE    UID   STATUS   STRIKES  ACTIVE  SOURCE   HELD  OVER-QUOTA  SOURCE-DOWN\n\
-             news   0     master  -     missing  0                primary  yes   no          yes\n\
-             news   1     backup  1001  running  0        *       backup1  no    no          yes\n\
-             news   2     backup  -     missing  0                primary  no    yes         yes\n"
+            "SCENE  SLOT  ROLE    UID   STATUS   STRIKES  ACTIVE  SOURCE   HELD  OVER-QUOTA  SOURCE-DOWN  LEADER\n\
+             news   0     master  -     missing  0                primary  yes   no          yes          pk-1\n\
+             news   1     backup  1001  running  0        *       backup1  no    no          yes          pk-1\n\
+             news   2     backup  -     missing  0                primary  no    yes         yes          pk-1\n"
         );
     }
 
