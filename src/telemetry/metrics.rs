@@ -5,6 +5,7 @@
 //! Labels are bounded sets only: api, code class, role, scene (bounded by config),
 //! project. Never a UID, player id, stream URL or notice id.
 
+use super::process::ProcessCollector;
 use prometheus::{
     CounterVec, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
     IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -291,6 +292,7 @@ impl Metrics {
             Box::new(m.ratelimit_wait.clone()),
             Box::new(m.ncs_ip_fetch_failures.clone()),
             Box::new(build),
+            Box::new(ProcessCollector::new()),
         ] {
             m.registry.register(c).expect("metric names are unique");
         }

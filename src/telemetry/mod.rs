@@ -2,6 +2,7 @@
 
 pub mod logging;
 pub mod metrics;
+pub mod process;
 pub mod scenes;
 
 pub use logging::{LogLevel, LogLevelError, init_logging};

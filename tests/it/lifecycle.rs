@@ -14,7 +14,7 @@ use crate::audit::{audit, report};
 use crate::binary::Proc;
 use crate::harness::{
     ADMIN_TOKEN, APP_ID, SCENES, admin_json, connect_ncs, eventually, one_scene, start_app,
-    start_simulator, temp_dir, write_config, write_config_with,
+    start_simulator, start_simulator_with_lag, temp_dir, write_config, write_config_with,
 };
 
 /// The status of `GET url`, or `None` when nothing answers.
@@ -252,7 +252,9 @@ async fn sigterm_during_a_storm_exits_0_in_time_and_the_restart_duplicates_nothi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_start_up_log_says_version_store_first_list_and_ready() {
     let dir = temp_dir("startlog");
-    let sim = start_simulator().await;
+    // No List lag: the restart's first List must show every player, however soon after
+    // the last create it comes.
+    let sim = start_simulator_with_lag(Duration::ZERO).await;
     write_config(&dir, &sim, SCENES);
     let proc = Proc::start(&dir).await;
     sim.set_ncs_url(APP_ID, Some(format!("http://{}/ncs/e2e", proc.addr)));
