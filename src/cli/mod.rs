@@ -221,8 +221,17 @@ async fn run(
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create the store directory {}", parent.display()))?;
     }
+    let opening = tokio::time::Instant::now();
     let store = Store::open_or_recover(store_path, crate::clock::Clock::new().now_ms())
         .with_context(|| format!("cannot open the store at {}", store_path.display()))?;
+    let size = store.size().with_context(|| {
+        format!(
+            "cannot read the size of the store at {}",
+            store_path.display()
+        )
+    })?;
+    tracing::info!(path = %store_path.display(), open_ms = opening.elapsed().as_millis() as u64,
+        disk_bytes = size.disk_bytes, slots = size.slots, "store opened");
     let listen = config.settings.server.listen;
     let listener = TcpListener::bind(listen)
         .await

@@ -21,7 +21,7 @@ mod interface;
 mod sled;
 
 pub use error::StoreError;
-pub use interface::{Recovery, StateStore, StoreFuture, UidRequest};
+pub use interface::{Recovery, StateStore, StoreFuture, StoreSize, UidRequest};
 
 /// The store: a cheap handle on one backend, shared by every clone.
 #[derive(Clone)]

@@ -92,6 +92,17 @@ impl Proc {
         }
     }
 
+    /// The JSON log lines whose message is `message`, in order.
+    pub fn logged(&self, message: &str) -> Vec<serde_json::Value> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v.get("message").and_then(|m| m.as_str()) == Some(message))
+            .collect()
+    }
+
     /// The last `n` log lines.
     pub fn log_tail(&self, n: usize) -> String {
         let log = self.log.lock().unwrap();

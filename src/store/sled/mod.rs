@@ -32,7 +32,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::error::StoreError;
-use super::interface::{Recovery, StateStore, StoreFuture, UidRequest};
+use super::interface::{Recovery, StateStore, StoreFuture, StoreSize, UidRequest};
 use crate::model::{OnAir, SlotKey, SlotRecord};
 
 mod flush;
@@ -325,6 +325,13 @@ impl StateStore for SledStore {
 
     fn local_dir(&self) -> Option<&Path> {
         Some(&self.dir)
+    }
+
+    fn size(&self) -> Result<StoreSize, StoreError> {
+        Ok(StoreSize {
+            disk_bytes: self.db.size_on_disk()?,
+            slots: self.slots.len() as u64,
+        })
     }
 }
 
