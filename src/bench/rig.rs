@@ -15,6 +15,7 @@ use crate::app::App;
 use crate::config::{self, Config};
 use crate::simulator::{SimConfig, SimHandle, SimProject, Simulator};
 use crate::store::Store;
+use crate::telemetry::process;
 
 pub const CUSTOMER_ID: &str = "bench-customer";
 pub const CUSTOMER_SECRET: &str = "bench-secret";
@@ -376,35 +377,14 @@ impl Drop for ChildSimulator {
     }
 }
 
-/// CPU seconds (user + system) this process used so far, from `/proc/self/stat`.
+/// CPU seconds (user + system) this process used so far.
 pub fn cpu_seconds() -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("unexpected /proc/self/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after ')'.
-    let ticks: u64 = fields
-        .get(11..13)
-        .context("short /proc/self/stat")?
-        .iter()
-        .map(|f| f.parse::<u64>())
-        .sum::<Result<u64, _>>()?;
-    // USER_HZ: Linux reports these in hundredths of a second on every architecture.
-    Ok(ticks as f64 / 100.0)
+    Ok(process::cpu_seconds()?)
 }
 
 /// A `/proc/self/status` value in MiB (`VmHWM` = peak RSS, `VmRSS` = RSS now).
 pub fn status_mib(field: &str) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("no {field} in /proc/self/status"))?;
-    Ok(kib / 1024.0)
+    Ok(process::status_bytes(field)? as f64 / (1024.0 * 1024.0))
 }
 
 /// `nproc`, CPU model and RAM, as BENCHMARKS.md records them.

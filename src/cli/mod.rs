@@ -213,8 +213,15 @@ fn open_store(settings: &config::Settings) -> anyhow::Result<Store> {
                     format!("cannot create the store directory {}", parent.display())
                 })?;
             }
-            return Store::open_or_recover(path, crate::clock::Clock::new().now_ms())
-                .with_context(|| format!("cannot open the store at {}", path.display()));
+            let opening = tokio::time::Instant::now();
+            let store = Store::open_or_recover(path, crate::clock::Clock::new().now_ms())
+                .with_context(|| format!("cannot open the store at {}", path.display()))?;
+            let size = store.size().with_context(|| {
+                format!("cannot read the size of the store at {}", path.display())
+            })?;
+            tracing::info!(path = %path.display(), open_ms = opening.elapsed().as_millis() as u64,
+                disk_bytes = size.disk_bytes, slots = size.slots, "store opened");
+            return Ok(store);
         }
     };
     let options = EtcdOptions {

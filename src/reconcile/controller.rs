@@ -63,6 +63,10 @@ pub struct ProjectController {
     list_backoff: ListBackoff,
     /// A List is in flight (one at a time).
     listing: bool,
+    /// When the List in flight (or the last one) was started.
+    list_started: Instant,
+    /// Whether a List has answered yet: the first answer goes to the start-up log.
+    listed_once: bool,
     /// When an on-air decision falls due (a revertive hold-down ending).
     onair_due: Option<Instant>,
     /// Set by a pass that decided nothing; see [`Quiet`].
@@ -94,6 +98,8 @@ impl ProjectController {
             waiting: Waiting::default(),
             list_backoff: ListBackoff::default(),
             listing: false,
+            list_started: Instant::now(),
+            listed_once: false,
             onair_due: None,
             quiet: None,
             notices_since: None,
@@ -133,6 +139,7 @@ impl ProjectController {
                 // must not hold up a notice's failover or a finished create's successor.
                 _ = poll.tick(), if !self.listing => {
                     self.listing = true;
+                    self.list_started = Instant::now();
                     let exec = self.ctx.executor.clone();
                     tasks.spawn(async move { Done::List(exec.list_all().await) });
                     replan = false;
@@ -205,6 +212,12 @@ impl ProjectController {
                 return !self.still_quiet();
             }
         };
+        if !self.listed_once {
+            self.listed_once = true;
+            // A slow start is told apart from a stuck one by each project's first List.
+            tracing::info!(project = %project, players = players.len(),
+                duration_ms = self.list_started.elapsed().as_millis() as u64, "first List");
+        }
         let scenes = ctx.scenes.borrow().clone();
         ctx.executor
             .note_uids(&players, &ctx.project.name_prefix, &scenes);

@@ -192,37 +192,32 @@ const UIDS_FREE_EVERY: Duration = Duration::from_secs(30);
 pub struct UidsFree {
     /// When it is next recomputed (`None`: at the next List).
     due: Option<Instant>,
-    /// The scenes the gauge has a series for, to drop those of removed scenes.
-    scenes: Vec<String>,
+    /// What was last published, kept for a scene whose count cannot be read this time.
+    last: Vec<(String, u64)>,
 }
 
 impl UidsFree {
-    /// Sets the gauge for each scene of `project`, at most every [`UIDS_FREE_EVERY`], and
-    /// drops the series of scenes no longer configured.
+    /// Sets the gauge for each scene of `project`, at most every [`UIDS_FREE_EVERY`]; a
+    /// scene no longer configured leaves it.
     pub fn refresh(&mut self, project: &str, scenes: &[Scene], exec: &Executor, metrics: &Metrics) {
         let now = Instant::now();
         if self.due.is_some_and(|due| now < due) {
             return;
         }
         self.due = Some(now + UIDS_FREE_EVERY);
-        let gauge = &metrics.scene_uids_free;
-        let own: Vec<&Scene> = scenes.iter().filter(|s| s.project == project).collect();
-        for gone in &self.scenes {
-            if !own.iter().any(|s| &s.name == gone) {
-                // Absent already is fine: the goal is that it is gone.
-                let _ = gauge.remove_label_values(&[project, gone]);
-            }
-        }
-        self.scenes = own.iter().map(|s| s.name.clone()).collect();
-        for scene in own {
+        let mut counts = Vec::new();
+        for scene in scenes.iter().filter(|s| s.project == project) {
             match exec.free_uids(scene) {
-                Ok(free) => gauge
-                    .with_label_values(&[project, &scene.name])
-                    .set(i64::try_from(free).unwrap_or(i64::MAX)),
+                Ok(free) => counts.push((scene.name.clone(), free)),
                 Err(e) => {
-                    tracing::error!(project, scene = %scene.name, error = %e, "cannot count free UIDs")
+                    tracing::error!(project, scene = %scene.name, error = %e, "cannot count free UIDs");
+                    if let Some(last) = self.last.iter().find(|(name, _)| name == &scene.name) {
+                        counts.push(last.clone());
+                    }
                 }
             }
         }
+        metrics.scene_uids_free.set_project(project, counts.clone());
+        self.last = counts;
     }
 }

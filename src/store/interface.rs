@@ -115,9 +115,21 @@ pub trait StateStore: Send + Sync {
     /// Set when the store was found unreadable at start and replaced by an empty one.
     fn recovery(&self) -> Option<&Recovery>;
 
+    /// How big the store is, for the start-up log: what a slow start is measured against.
+    fn size(&self) -> Result<StoreSize, StoreError>;
+
     /// A directory on this node for modules that keep files of their own next to the
     /// store (the NCS notice log); `None` for a backend that keeps nothing locally.
     fn local_dir(&self) -> Option<&Path>;
+}
+
+/// How big a store is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreSize {
+    /// What the backend takes on disk (0 for one that keeps nothing locally).
+    pub disk_bytes: u64,
+    /// Slot records, one per player pullkeeper asked for.
+    pub slots: u64,
 }
 
 /// A UID allocation: the scene's range, its channel, the player it is for, and what

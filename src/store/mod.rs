@@ -29,7 +29,7 @@ mod trees;
 
 pub use error::StoreError;
 pub use etcd::{Credentials, EtcdError, EtcdOptions, LocalEtcd};
-pub use interface::{Recovery, StateStore, StoreFuture, UidRequest};
+pub use interface::{Recovery, StateStore, StoreFuture, StoreSize, UidRequest};
 pub use leadership::Leadership;
 pub use observer::LeadershipObserver;
 

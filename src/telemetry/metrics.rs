@@ -5,6 +5,8 @@
 //! Labels are bounded sets only: api, code class, role, scene (bounded by config),
 //! project. Never a UID, player id, stream URL or notice id.
 
+use super::process::ProcessCollector;
+use super::uids_free::UidsFreeGauge;
 use prometheus::{
     CounterVec, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
     IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -37,7 +39,7 @@ pub struct Metrics {
     pub tasks_limit: IntGaugeVec,
     pub slots_over_quota: IntGaugeVec,
     /// UIDs a scene could hand out now: never used, or out of quarantine.
-    pub scene_uids_free: IntGaugeVec,
+    pub scene_uids_free: UidsFreeGauge,
     pub reconcile_passes: IntCounterVec,
     /// Polls that needed no pass: the List repeated the picture of a pass that decided
     /// nothing (the controller is alive, and idle).
@@ -133,14 +135,7 @@ impl Metrics {
                 &["project"],
             )
             .expect("valid metric"),
-            scene_uids_free: IntGaugeVec::new(
-                Opts::new(
-                    "pullkeeper_scene_uids_free",
-                    "UIDs a scene could give a new player now: never used, or not held for uid_quarantine.",
-                ),
-                &["project", "scene"],
-            )
-            .expect("valid metric"),
+            scene_uids_free: UidsFreeGauge::new(),
             reconcile_passes: IntCounterVec::new(
                 Opts::new(
                     "pullkeeper_reconcile_passes_total",
@@ -324,6 +319,7 @@ impl Metrics {
             Box::new(m.ratelimit_wait.clone()),
             Box::new(m.ncs_ip_fetch_failures.clone()),
             Box::new(build),
+            Box::new(ProcessCollector::new()),
         ] {
             m.registry.register(c).expect("metric names are unique");
         }

@@ -3,7 +3,9 @@
 pub mod leadership;
 pub mod logging;
 pub mod metrics;
+pub mod process;
 pub mod scenes;
+pub mod uids_free;
 
 pub use logging::{LogLevel, LogLevelError, init_logging};
 pub use metrics::Metrics;

@@ -98,8 +98,19 @@ impl Proc {
         }
     }
 
-    /// How many log lines so far have `needle` in them.
-    pub fn logged(&self, needle: &str) -> usize {
+    /// The JSON log lines whose message is `message`, in order.
+    pub fn logged(&self, message: &str) -> Vec<serde_json::Value> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v.get("message").and_then(|m| m.as_str()) == Some(message))
+            .collect()
+    }
+
+    /// How many log lines so far mention `needle` anywhere.
+    pub fn mentions(&self, needle: &str) -> usize {
         self.log
             .lock()
             .unwrap()

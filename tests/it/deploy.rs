@@ -336,6 +336,34 @@ fn container_port(container: &Value, name: &str) -> u64 {
         .unwrap()
 }
 
+/// Guaranteed QoS (every request equal to its limit) keeps the kernel and the kubelet
+/// from picking pullkeeper first when a node runs short, and the priority class it names
+/// is one the manifests create.
+#[test]
+fn the_pod_is_guaranteed_qos_with_a_priority_class() {
+    let objects = rendered_manifests();
+    let pod = &find(&objects, "StatefulSet", "pullkeeper")["spec"]["template"]["spec"];
+    for container in pod["containers"].as_array().unwrap() {
+        let resources = &container["resources"];
+        for resource in ["cpu", "memory"] {
+            let limit = &resources["limits"][resource];
+            assert!(limit.is_string(), "{resource} limit: {resources}");
+            assert_eq!(
+                resources["requests"][resource], *limit,
+                "{resource}: request must equal limit"
+            );
+        }
+    }
+    let class = pod["priorityClassName"]
+        .as_str()
+        .expect("a priorityClassName");
+    let created = find(&objects, "PriorityClass", class);
+    assert!(
+        created["value"].as_i64().is_some_and(|v| v > 0),
+        "{created}"
+    );
+}
+
 #[test]
 fn metrics_are_scraped_on_their_own_port_and_the_webhook_port_serves_the_rest() {
     let objects = rendered_manifests();

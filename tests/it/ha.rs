@@ -67,7 +67,7 @@ pub async fn leads(proc: &Proc) {
 async fn new_term(proc: &Proc, terms: usize, limit: Duration) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < limit {
-        if proc.logged(LEADING) > terms {
+        if proc.mentions(LEADING) > terms {
             return Some(started.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -101,7 +101,7 @@ async fn killing_the_leader_during_a_storm_hands_over_within_the_ttl_and_loses_n
         gust(&sim, &mut rng);
         tokio::time::sleep(Duration::from_millis(rng.random_range(200..1500))).await;
         let follower = 1 - leader;
-        let terms = procs[follower].logged(LEADING);
+        let terms = procs[follower].mentions(LEADING);
         procs.remove(leader).kill();
         // `procs` now holds the follower alone.
         let took = new_term(&procs[0], terms, 2 * TAKEOVER_LIMIT).await;
@@ -229,7 +229,7 @@ async fn a_leader_frozen_past_its_lease_makes_no_call_after_it_resumes() {
     assert_eq!(figures.orphans, 0, "orphaned players");
     assert_eq!(figures.uid_reuse, 0, "UIDs created twice in a channel");
     assert!(
-        a.logged("leadership lost") > 0,
+        a.mentions("leadership lost") > 0,
         "a noticed its loss; log:\n{}",
         a.log_tail(20)
     );
@@ -239,7 +239,7 @@ async fn a_leader_frozen_past_its_lease_makes_no_call_after_it_resumes() {
 
 /// How many terms `proc` has lost so far.
 fn losses(proc: &Proc) -> usize {
-    proc.logged("leadership lost")
+    proc.mentions("leadership lost")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,7 +319,7 @@ async fn one_etcd_member_down_changes_nothing_two_stop_the_work_and_their_return
     );
 
     // Both back: led again, work resumes without duplicates.
-    let terms = a.logged(LEADING);
+    let terms = a.mentions(LEADING);
     members[0].revive().unwrap();
     members[1].restart().unwrap();
     let back = new_term(&a, terms, 6 * TTL).await;
@@ -355,11 +355,11 @@ async fn with_etcd_unreachable_at_start_it_serves_health_acts_for_nothing_and_le
     assert_eq!(health.status(), 200);
     tokio::time::sleep(2 * TTL).await;
     assert!(
-        a.logged(&etcd.endpoint()) > 0 && a.logged("unreachable") > 0,
+        a.mentions(&etcd.endpoint()) > 0 && a.mentions("unreachable") > 0,
         "the log names the endpoint and the cause:\n{}",
         a.log_tail(10)
     );
-    assert_eq!(a.logged(LEADING), 0);
+    assert_eq!(a.mentions(LEADING), 0);
     assert!(
         sim.players(APP_ID).is_empty(),
         "no player created without leadership"

@@ -14,7 +14,7 @@ use crate::audit::{audit, report};
 use crate::binary::Proc;
 use crate::harness::{
     ADMIN_TOKEN, APP_ID, SCENES, admin_json, connect_ncs, eventually, one_scene, start_app,
-    start_simulator, temp_dir, write_config, write_config_with,
+    start_simulator, start_simulator_with_lag, temp_dir, write_config, write_config_with,
 };
 
 /// The status of `GET url`, or `None` when nothing answers.
@@ -250,4 +250,83 @@ async fn sigterm_during_a_storm_exits_0_in_time_and_the_restart_duplicates_nothi
     let mut proc = proc;
     assert!(proc.exit_within(Duration::from_secs(30)).await.0.success());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The start-up log of the real binary: its version, the store's open time and size,
+/// each project's first List and "ready"; on a restart the store's size and the first
+/// List show what the process found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_up_log_says_version_store_first_list_and_ready() {
+    let dir = temp_dir("startlog");
+    // No List lag: the restart's first List must show every player, however soon after
+    // the last create it comes.
+    let sim = start_simulator_with_lag(Duration::ZERO).await;
+    write_config(&dir, &sim, SCENES);
+    let proc = Proc::start(&dir).await;
+    sim.set_ncs_url(APP_ID, Some(format!("http://{}/ncs/e2e", proc.addr)));
+    eventually(Duration::from_secs(30), "9 running", || {
+        audit(&sim, &desired()).converged()
+    })
+    .await;
+    let first = start_up_log(&proc).await;
+    assert_eq!(first.slots, 0, "a new store is empty");
+    assert_eq!(first.players, 0, "nothing runs at Agora yet");
+    let mut proc = proc;
+    proc.terminate();
+    assert!(proc.exit_within(Duration::from_secs(30)).await.0.success());
+
+    let proc = Proc::start(&dir).await;
+    let again = start_up_log(&proc).await;
+    report(&format!(
+        "start-up logs: first {first:?}, restart {again:?}"
+    ));
+    assert_eq!(again.slots, 9, "the restart found the 9 slot records");
+    assert_eq!(again.players, 9, "its first List found the 9 players");
+    assert!(again.disk_bytes > 0);
+    drop(proc);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What one start logged.
+#[derive(Debug)]
+struct StartUp {
+    slots: u64,
+    disk_bytes: u64,
+    players: u64,
+}
+
+/// Waits for "ready" and the first List of project e2e, and checks the start-up lines.
+async fn start_up_log(proc: &Proc) -> StartUp {
+    eventually(
+        Duration::from_secs(30),
+        "ready and the first List logged",
+        || !proc.logged("ready").is_empty() && !proc.logged("first List").is_empty(),
+    )
+    .await;
+    let field = |v: &serde_json::Value, name: &str| {
+        v[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name} is a number in {v}"))
+    };
+    let starting = &proc.logged("pullkeeper starting")[0];
+    assert_eq!(starting["version"], env!("CARGO_PKG_VERSION"));
+    let store = &proc.logged("store opened")[0];
+    field(store, "open_ms");
+    let list = &proc.logged("first List")[0];
+    assert_eq!(list["project"], "e2e");
+    field(list, "duration_ms");
+    assert_eq!(
+        proc.logged("first List").len(),
+        1,
+        "only the first List is logged"
+    );
+    assert_eq!(
+        proc.logged("ready")[0]["version"],
+        env!("CARGO_PKG_VERSION")
+    );
+    StartUp {
+        slots: field(store, "slots"),
+        disk_bytes: field(store, "disk_bytes"),
+        players: field(list, "players"),
+    }
 }

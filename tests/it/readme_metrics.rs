@@ -8,6 +8,9 @@ use std::path::Path;
 
 use crate::observability::published_scrape;
 
+/// The families the table covers: pullkeeper's own and the process figures it exports.
+const PREFIXES: [&str; 2] = ["pullkeeper_", "process_"];
+
 /// A row of the README's metric table.
 #[derive(Debug)]
 struct Row {
@@ -20,7 +23,10 @@ fn readme_rows() -> BTreeMap<String, Row> {
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let mut rows = BTreeMap::new();
-    for line in readme.lines().filter(|l| l.starts_with("| `pullkeeper_")) {
+    for line in readme
+        .lines()
+        .filter(|l| PREFIXES.iter().any(|p| l.starts_with(&format!("| `{p}"))))
+    {
         let cells: Vec<&str> = line.split(" | ").collect();
         let name = cells[0]
             .trim_start_matches("| ")
@@ -125,7 +131,7 @@ async fn the_readme_metric_table_matches_a_live_scrape() {
     let (_running, text) = published_scrape("readme-metrics").await;
     let mut wrong = Vec::new();
     for (name, (kind, labels)) in scraped(&text) {
-        if !name.starts_with("pullkeeper_") {
+        if !PREFIXES.iter().any(|p| name.starts_with(p)) {
             continue;
         }
         let Some(row) = rows.get(&name) else {

@@ -221,6 +221,23 @@ impl Tree for MirrorTree {
         })
     }
 
+    fn len(&self) -> Result<u64, StoreError> {
+        let state = self.mirror.state();
+        let projects: Vec<&String> = state.led.keys().collect();
+        let mut n = 0;
+        for project in projects {
+            let mut prefix = self.mirror.project_prefix(project);
+            prefix.extend_from_slice(self.name.as_bytes());
+            prefix.push(0);
+            n += state
+                .kv
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .count() as u64;
+        }
+        Ok(n)
+    }
+
     fn visit_range(
         &self,
         from: &[u8],

@@ -145,6 +145,10 @@ impl Backend for EtcdBackend {
     fn local_dir(&self) -> Option<&Path> {
         None
     }
+
+    fn disk_bytes(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
 }
 
 impl EtcdBackend {

@@ -101,6 +101,10 @@ impl Backend for SledBackend {
     fn local_dir(&self) -> Option<&Path> {
         Some(&self.dir)
     }
+
+    fn disk_bytes(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
 }
 
 impl Tree for sled::Tree {
@@ -149,6 +153,10 @@ impl Tree for sled::Tree {
             f(&k, &v)?;
         }
         Ok(())
+    }
+
+    fn len(&self) -> Result<u64, StoreError> {
+        Ok(sled::Tree::len(self) as u64)
     }
 
     fn visit_prefix(

@@ -77,6 +77,9 @@ pub(super) trait Tree: Send + Sync {
         f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
 
+    /// How many entries the tree holds (for the start-up log; may walk the tree).
+    fn len(&self) -> Result<u64, StoreError>;
+
     /// Visits the entries whose key starts with `prefix` in key order. `f` must not call
     /// back into the store.
     fn visit_prefix(
@@ -98,6 +101,9 @@ pub(super) trait Backend: Send + Sync + 'static {
     fn recovery(&self) -> Option<&Recovery>;
 
     fn local_dir(&self) -> Option<&Path>;
+
+    /// What the backend takes on this node's disk (0 when it keeps nothing locally).
+    fn disk_bytes(&self) -> Result<u64, StoreError>;
 }
 
 /// The [`StateStore`](super::StateStore) of a backend's trees.

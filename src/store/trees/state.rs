@@ -6,7 +6,7 @@ use std::path::Path;
 use super::{Backend, HELD, StoredSlot, Tree, TreeStore, decode, key, read_ms, slot_key, uid_key};
 use crate::model::{OnAir, SlotKey, SlotRecord};
 use crate::store::error::StoreError;
-use crate::store::interface::{Recovery, StateStore, StoreFuture, UidRequest};
+use crate::store::interface::{Recovery, StateStore, StoreFuture, StoreSize, UidRequest};
 
 impl<B: Backend> StateStore for TreeStore<B> {
     fn slot(&self, key: &SlotKey) -> Result<Option<SlotRecord>, StoreError> {
@@ -226,6 +226,13 @@ impl<B: Backend> StateStore for TreeStore<B> {
 
     fn local_dir(&self) -> Option<&Path> {
         self.backend.local_dir()
+    }
+
+    fn size(&self) -> Result<StoreSize, StoreError> {
+        Ok(StoreSize {
+            disk_bytes: self.backend.disk_bytes()?,
+            slots: self.slots.len()?,
+        })
     }
 }
 
