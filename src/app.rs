@@ -382,16 +382,18 @@ pub fn build_client(
     transports: &Transports,
 ) -> Result<MediaPullClient, TransportError> {
     let qps = &project.limits.qps;
-    let endpoint = match &project.api.base_url {
-        Some(url) => Endpoint::Fixed(url.clone()),
-        None => Endpoint::Domains {
+    let endpoint = match (&project.api.base_url, project.api.area) {
+        (Some(url), _) => Endpoint::Fixed(url.clone()),
+        (None, Some(region)) => Endpoint::Domains {
             scheme: project.api.scheme.clone(),
             pool: DomainPool::new(
-                Domains::new(project.api.primary_domain.host(), project.api.area),
+                Domains::new(project.api.primary_domain.host(), region),
                 project.api.return_to_primary_after,
             ),
             overrides: Overrides(Arc::new(project.api.resolve.clone())),
         },
+        // The configuration check refuses this; a Project built otherwise gets no guess.
+        (None, None) => return Err(TransportError::NoArea),
     };
     let http = transports.get(project.api.timeout, &endpoint.overrides())?;
     let client = MediaPullClient::with_transport(
