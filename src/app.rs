@@ -195,7 +195,10 @@ impl App {
                 (p.id.clone(), project)
             })
             .collect();
-        let mut ncs = route::router(Intake::new(ncs_projects, notices.clone()), metrics.clone());
+        let intake =
+            Intake::new(ncs_projects, notices.clone(), store.clone()).map_err(AppError::Store)?;
+        intake.replay().map_err(AppError::Store)?;
+        let mut ncs = route::router(intake, metrics.clone());
         let allow = &config.settings.ncs_allowlist;
         if allow.enforce {
             ncs = guard::enforce(

@@ -20,6 +20,8 @@
 //!   is O(1) in the common case and never walks back into used space.
 //! - `onair`: `{project}\0{scene}` → the scene's on-air record and its version.
 //! - `update_sequences`: player id → the last Update `sequence` sent to it.
+//! - `ncs_pending`, `ncs_positions`: NCS notices acknowledged and not yet applied, and
+//!   each player's newest notice position (see `notices`).
 //! - `meta`: the format marker that tells an intact store from one that lost its
 //!   contents (see `recover`, which also moves an unreadable store aside).
 
@@ -29,10 +31,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::error::StoreError;
-use super::interface::{Recovery, StateStore, StoreFuture, UidRequest};
+use super::interface::{
+    PendingNotice, PlayerPosition, Recovery, StateStore, StoreFuture, UidRequest,
+};
 use crate::model::{OnAir, SlotKey, SlotRecord};
 
 mod flush;
+mod notices;
 mod recover;
 
 use flush::FlushEpochs;
@@ -55,6 +60,8 @@ pub(super) struct SledStore {
     uids_unknown_until: sled::Tree,
     onair: sled::Tree,
     sequences: sled::Tree,
+    pending_notices: sled::Tree,
+    notice_positions: sled::Tree,
     flushing: Arc<tokio::sync::Mutex<()>>,
     flushes: Arc<FlushEpochs>,
     /// Set when the store was found unreadable at start and replaced by an empty one.
@@ -104,6 +111,8 @@ impl SledStore {
             uids_unknown_until: db.open_tree("uids_unknown_until")?,
             onair: db.open_tree("onair")?,
             sequences: db.open_tree("update_sequences")?,
+            pending_notices: db.open_tree("ncs_pending")?,
+            notice_positions: db.open_tree("ncs_positions")?,
             flushing: Default::default(),
             flushes: Default::default(),
             recovery: None,
@@ -291,6 +300,26 @@ impl StateStore for SledStore {
 
     fn uid_known(&self, project: &str, channel: &str, uid: u32) -> Result<bool, StoreError> {
         Ok(self.uids.contains_key(uid_key(project, channel, uid))?)
+    }
+
+    fn put_notice(&self, notice: &PendingNotice) -> Result<(), StoreError> {
+        self.put_notice_impl(notice)
+    }
+
+    fn notices_applied(&self, project: &str, keys: &[String]) -> Result<(), StoreError> {
+        self.notices_applied_impl(project, keys)
+    }
+
+    fn pending_notices(&self) -> Result<Vec<PendingNotice>, StoreError> {
+        self.pending_notices_impl()
+    }
+
+    fn notice_positions(&self) -> Result<Vec<PlayerPosition>, StoreError> {
+        self.notice_positions_impl()
+    }
+
+    fn forget_notice_positions(&self, lts: u64) -> Result<usize, StoreError> {
+        self.forget_notice_positions_impl(lts)
     }
 
     fn flush(&self) -> StoreFuture<'_, ()> {
