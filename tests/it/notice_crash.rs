@@ -87,13 +87,14 @@ async fn a_notice_acknowledged_before_a_kill_is_acted_on_at_the_restart() {
     sim.clear_faults();
     let restarted = Instant::now();
     let third = start(&dir, &sim).await;
-    eventually(Duration::from_secs(10), "master replaced", || {
+    // Within 20 s (about 1 s on an idle machine): List's third miss comes 60 s after the start.
+    eventually(Duration::from_secs(20), "master replaced", || {
         masters_created(&sim).len() == 2
     })
     .await;
     let took = restarted.elapsed();
     assert!(
-        took < Duration::from_secs(10),
+        took < Duration::from_secs(20),
         "replaced {took:?} after the restart, not after List's strikes"
     );
     assert!(
