@@ -21,7 +21,9 @@
 //! instant leaves it to be replayed at the next start ([`Intake::replay`]) until the
 //! controller has applied it. Its id goes into the notice log ([`super::dedupe`]) after
 //! that flush, so a crash between the two makes NCS resend a notice the store already
-//! holds, and the resend is `stale` (its `lts` is recorded), not acted on twice. The
+//! holds, and the resend is `stale` (its `lts` is recorded), not acted on twice. A
+//! stale notice's id is recorded too, so its resend is a duplicate; a resend that comes
+//! while its first delivery is being recorded waits for the same flush before its 200. The
 //! intake never waits on Agora or the controller: NCS wants its answer within 10 s.
 //! Neither the secret nor a signature is ever logged or returned.
 
@@ -96,6 +98,18 @@ pub struct Intake {
     notices: NoticeLog,
     store: Store,
     order: Mutex<Ordering>,
+}
+
+/// How a notice stands once the ordering lock is let go.
+enum Step {
+    /// Its id is in the notice log.
+    Duplicate,
+    /// Another delivery of it is being recorded.
+    InFlight,
+    /// Not newer than its player's last event.
+    Stale,
+    /// Kept in the store and pushed to the inbox: to be made durable.
+    New,
 }
 
 /// What the intake decides under one lock.
@@ -207,29 +221,55 @@ impl Intake {
                 stage: stage.code(),
             },
         };
-        {
+        let step = {
             let mut ordering = self.ordering();
-            if ordering.in_flight.contains(&key) || self.notices.contains(&key)? {
+            let player = &observation.player_id;
+            if self.notices.contains(&key)? {
+                Step::Duplicate
+            } else if ordering.in_flight.contains(&key) {
+                Step::InFlight
+            } else {
+                let (before, floor) = (ordering.lts.last(project, player), ordering.lts.floor());
+                if !ordering.lts.admit(project, player, observation.lts, stage) {
+                    Step::Stale
+                } else {
+                    if let Err(e) = self.store.put_notice(&pending) {
+                        ordering.lts.undo(project, player, before);
+                        return Err(e);
+                    }
+                    if ordering.lts.floor() > floor
+                        && let Err(e) = self.store.forget_notice_positions(ordering.lts.floor())
+                    {
+                        // Harmless but for space: they are below the floor at the next start too.
+                        tracing::warn!(error = %e, "cannot forget old NCS notice positions");
+                    }
+                    ordering.in_flight.insert(key.clone());
+                    // Pushed under the ordering lock, so the inbox sees each player's
+                    // events in lts order.
+                    proj.inbox.push_acknowledged(key.clone(), observation);
+                    Step::New
+                }
+            }
+        };
+        match step {
+            Step::Duplicate => return Ok(Receipt::Duplicate),
+            // Its first delivery is being made durable; this 200 acknowledges the same
+            // notice, so it waits for a flush that covers it.
+            Step::InFlight => {
+                self.store.flush().await?;
                 return Ok(Receipt::Duplicate);
             }
-            let player = &observation.player_id;
-            let (before, floor) = (ordering.lts.last(project, player), ordering.lts.floor());
-            if !ordering.lts.admit(project, player, observation.lts, stage) {
-                return Ok(Receipt::Stale);
+            // Nothing to act on, but its id is recorded as every acknowledged one is,
+            // so a resend is a duplicate.
+            Step::Stale => {
+                let first = self.notices.first_time(key, now_ms()).await?;
+                return Ok(if first {
+                    Receipt::Stale
+                } else {
+                    Receipt::Duplicate
+                });
             }
-            if let Err(e) = self.store.put_notice(&pending) {
-                ordering.lts.undo(project, player, before);
-                return Err(e);
-            }
-            if ordering.lts.floor() > floor
-                && let Err(e) = self.store.forget_notice_positions(ordering.lts.floor())
-            {
-                // Harmless but for space: they are below the floor at the next start too.
-                tracing::warn!(error = %e, "cannot forget old NCS notice positions");
-            }
-            ordering.in_flight.insert(key.clone());
-            // Pushed under the ordering lock, so the inbox sees each player's events in lts order.
-            proj.inbox.push_acknowledged(key.clone(), observation);
+            Step::New => {}
         }
         let recorded = async {
             self.store.flush().await?;
