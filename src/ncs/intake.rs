@@ -112,6 +112,18 @@ enum Step {
     New,
 }
 
+/// A notice's place in [`Ordering::in_flight`] while it is recorded.
+struct InFlight<'a> {
+    intake: &'a Intake,
+    key: String,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.intake.ordering().in_flight.remove(&self.key);
+    }
+}
+
 /// What the intake decides under one lock.
 struct Ordering {
     lts: LtsOrder,
@@ -271,13 +283,12 @@ impl Intake {
             }
             Step::New => {}
         }
-        let recorded = async {
-            self.store.flush().await?;
-            self.notices.first_time(key.clone(), now_ms()).await
-        }
-        .await;
-        self.ordering().in_flight.remove(&key);
-        recorded?;
+        // Out of the set however this ends, also when the client hangs up mid-way.
+        let in_flight = InFlight { intake: self, key };
+        self.store.flush().await?;
+        self.notices
+            .first_time(in_flight.key.clone(), now_ms())
+            .await?;
         tracing::debug!(
             project,
             notice_id = %notice.notice_id,
