@@ -195,7 +195,10 @@ impl App {
                 (p.id.clone(), project)
             })
             .collect();
-        let mut ncs = route::router(Intake::new(ncs_projects, notices.clone()), metrics.clone());
+        let intake =
+            Intake::new(ncs_projects, notices.clone(), store.clone()).map_err(AppError::Store)?;
+        intake.replay().map_err(AppError::Store)?;
+        let mut ncs = route::router(intake, metrics.clone());
         let allow = &config.settings.ncs_allowlist;
         if allow.enforce {
             ncs = guard::enforce(
@@ -386,16 +389,18 @@ pub fn build_client(
     let qps = &project.limits.qps;
     let limiter =
         |rate: &Rate, api: &'static str| journaled(limiter(rate), store, clock, &project.id, api);
-    let endpoint = match &project.api.base_url {
-        Some(url) => Endpoint::Fixed(url.clone()),
-        None => Endpoint::Domains {
+    let endpoint = match (&project.api.base_url, project.api.area) {
+        (Some(url), _) => Endpoint::Fixed(url.clone()),
+        (None, Some(region)) => Endpoint::Domains {
             scheme: project.api.scheme.clone(),
             pool: DomainPool::new(
-                Domains::new(project.api.primary_domain.host(), project.api.area),
+                Domains::new(project.api.primary_domain.host(), region),
                 project.api.return_to_primary_after,
             ),
             overrides: Overrides(Arc::new(project.api.resolve.clone())),
         },
+        // The configuration check refuses this; a Project built otherwise gets no guess.
+        (None, None) => return Err(TransportError::NoArea),
     };
     let http = transports.get(project.api.timeout, &endpoint.overrides())?;
     let client = MediaPullClient::with_transport(

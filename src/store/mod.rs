@@ -1,6 +1,7 @@
 //! Durable memory: which player fills which slot, every UID ever handed out, the create
-//! intents that make a crash at any instant harmless, on-air records and Update
-//! sequences.
+//! intents that make a crash at any instant harmless, on-air records, Update sequences,
+//! and the NCS notices acknowledged but not yet acted on with each player's newest
+//! notice position.
 //!
 //! Agora is the source of truth about what runs; the store is what pullkeeper remembers
 //! about what it asked for. Everything above this module reaches it through
@@ -21,7 +22,10 @@ mod interface;
 mod sled;
 
 pub use error::StoreError;
-pub use interface::{Recovery, StateStore, StoreFuture, StoreSize, UidRequest};
+pub use interface::{
+    NoticePosition, PendingNotice, PlayerPosition, Recovery, StateStore, StoreFuture, StoreSize,
+    UidRequest,
+};
 
 /// The store: a cheap handle on one backend, shared by every clone.
 #[derive(Clone)]

@@ -53,7 +53,8 @@ impl Rx {
                 },
             );
         }
-        let router = ncs_router(Intake::new(configured, notices.clone()), metrics.clone());
+        let intake = Intake::new(configured, notices.clone(), store.clone()).expect("intake");
+        let router = ncs_router(intake, metrics.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind receiver");

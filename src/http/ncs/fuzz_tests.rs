@@ -233,7 +233,8 @@ fn rig() -> Rig {
         },
     )]);
     let notices = NoticeLog::open(&store).expect("notice log");
-    let router = route::router(Intake::new(projects, notices), Metrics::new());
+    let intake = Intake::new(projects, notices, store.clone()).expect("intake");
+    let router = route::router(intake, Metrics::new());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

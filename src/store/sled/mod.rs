@@ -23,6 +23,8 @@
 //! - `api_calls`: `{project}\0{api}` → the instants (ms, 8 big-endian bytes each) of the
 //!   latest calls to that API, for the rate windows of the next process. sled writes
 //!   them to disk within its flush interval (500 ms), without a flush of their own.
+//! - `ncs_pending`, `ncs_positions`: NCS notices acknowledged and not yet applied, and
+//!   each player's newest notice position (see `notices`).
 //! - `meta`: the format marker that tells an intact store from one that lost its
 //!   contents (see `recover`, which also moves an unreadable store aside).
 
@@ -32,10 +34,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::error::StoreError;
-use super::interface::{Recovery, StateStore, StoreFuture, StoreSize, UidRequest};
+use super::interface::{
+    PendingNotice, PlayerPosition, Recovery, StateStore, StoreFuture, StoreSize, UidRequest,
+};
 use crate::model::{OnAir, SlotKey, SlotRecord};
 
 mod flush;
+mod notices;
 mod recover;
 
 use flush::FlushEpochs;
@@ -59,6 +64,8 @@ pub(super) struct SledStore {
     onair: sled::Tree,
     sequences: sled::Tree,
     api_calls: sled::Tree,
+    pending_notices: sled::Tree,
+    notice_positions: sled::Tree,
     flushing: Arc<tokio::sync::Mutex<()>>,
     flushes: Arc<FlushEpochs>,
     /// Set when the store was found unreadable at start and replaced by an empty one.
@@ -109,6 +116,8 @@ impl SledStore {
             onair: db.open_tree("onair")?,
             sequences: db.open_tree("update_sequences")?,
             api_calls: db.open_tree("api_calls")?,
+            pending_notices: db.open_tree("ncs_pending")?,
+            notice_positions: db.open_tree("ncs_positions")?,
             flushing: Default::default(),
             flushes: Default::default(),
             recovery: None,
@@ -313,6 +322,26 @@ impl StateStore for SledStore {
 
     fn uid_known(&self, project: &str, channel: &str, uid: u32) -> Result<bool, StoreError> {
         Ok(self.uids.contains_key(uid_key(project, channel, uid))?)
+    }
+
+    fn put_notice(&self, notice: &PendingNotice) -> Result<(), StoreError> {
+        self.put_notice_impl(notice)
+    }
+
+    fn notices_applied(&self, project: &str, keys: &[String]) -> Result<(), StoreError> {
+        self.notices_applied_impl(project, keys)
+    }
+
+    fn pending_notices(&self) -> Result<Vec<PendingNotice>, StoreError> {
+        self.pending_notices_impl()
+    }
+
+    fn notice_positions(&self) -> Result<Vec<PlayerPosition>, StoreError> {
+        self.notice_positions_impl()
+    }
+
+    fn forget_notice_positions(&self, lts: u64) -> Result<usize, StoreError> {
+        self.forget_notice_positions_impl(lts)
     }
 
     fn flush(&self) -> StoreFuture<'_, ()> {
