@@ -4,8 +4,8 @@
 //! exercise the same assembly as production.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -149,10 +149,9 @@ impl App {
             leader_metrics.sole(project_ids);
         }
         leadership.observe(leader_metrics);
-        tracker.spawn({
-            let (leadership, stop) = (leadership.clone(), cancel.child_token());
-            async move { leadership.run(stop).await }
-        });
+        // Set once the intake exists, before leadership runs: a term (etcd) begins by
+        // replaying its project's acknowledged notices.
+        let intake_cell: Arc<OnceLock<Arc<Intake>>> = Arc::default();
         for project in &config.settings.projects {
             metrics.init_project(&project.id);
             let client = build_client(project, &metrics, &transports, (&store, clock))
@@ -216,10 +215,21 @@ impl App {
                 leadership.clone(),
                 {
                     let (board, metrics, id) = (board.clone(), metrics.clone(), project.id.clone());
+                    let (intake_cell, shared) = (intake_cell.clone(), leadership.shared());
                     move |term| {
                         let run = ProjectController::new(term_context()).run(term);
                         let (board, metrics, id) = (board.clone(), metrics.clone(), id.clone());
+                        let intake = intake_cell.get().cloned();
                         async move {
+                            // A takeover: what the previous leader acknowledged and did
+                            // not apply, and its players' notice order. (The single
+                            // replica's intake did both for every project at start.)
+                            if let Some(intake) = intake.filter(|_| shared)
+                                && let Err(e) = intake.take_over(&id)
+                            {
+                                tracing::error!(project = %id, error = %e,
+                                    "cannot replay the project's acknowledged NCS notices");
+                            }
                             run.await;
                             // What this replica published is stale once another leads.
                             board.publish(&id, Vec::new());
@@ -253,11 +263,16 @@ impl App {
                 (p.id.clone(), project)
             })
             .collect();
-        let mut ncs = route::router(
-            Intake::new(ncs_projects, notices.clone()),
-            metrics.clone(),
-            leadership.clone(),
-        );
+        let intake =
+            Intake::new(ncs_projects, notices.clone(), store.clone()).map_err(AppError::Store)?;
+        intake.replay().map_err(AppError::Store)?;
+        let intake = Arc::new(intake);
+        let _ = intake_cell.set(intake.clone());
+        tracker.spawn({
+            let (leadership, stop) = (leadership.clone(), cancel.child_token());
+            async move { leadership.run(stop).await }
+        });
+        let mut ncs = route::router(intake, metrics.clone(), leadership.clone());
         let allow = &config.settings.ncs_allowlist;
         if allow.enforce {
             ncs = guard::enforce(
@@ -448,16 +463,18 @@ pub fn build_client(
     let qps = &project.limits.qps;
     let limiter =
         |rate: &Rate, api: &'static str| journaled(limiter(rate), store, clock, &project.id, api);
-    let endpoint = match &project.api.base_url {
-        Some(url) => Endpoint::Fixed(url.clone()),
-        None => Endpoint::Domains {
+    let endpoint = match (&project.api.base_url, project.api.area) {
+        (Some(url), _) => Endpoint::Fixed(url.clone()),
+        (None, Some(region)) => Endpoint::Domains {
             scheme: project.api.scheme.clone(),
             pool: DomainPool::new(
-                Domains::new(project.api.primary_domain.host(), project.api.area),
+                Domains::new(project.api.primary_domain.host(), region),
                 project.api.return_to_primary_after,
             ),
             overrides: Overrides(Arc::new(project.api.resolve.clone())),
         },
+        // The configuration check refuses this; a Project built otherwise gets no guess.
+        (None, None) => return Err(TransportError::NoArea),
     };
     let http = transports.get(project.api.timeout, &endpoint.overrides())?;
     let client = MediaPullClient::with_transport(

@@ -1,8 +1,10 @@
 //! Which Agora API domain to call, and where to go when it fails (docs/agora-api.md §4):
 //! retry the primary domain; then the alternate primary (`api.agora.io` ↔
-//! `api.sd-rtn.com`); then the adjacent region's domain; waiting 1 s, 3 s, 6 s between. A
-//! network failure that is not a DNS failure skips the alternate primary (the same
-//! servers answer both names). The domain that worked sticks until it fails, and after a
+//! `api.sd-rtn.com`); then the domains of the region adjacent to the one the primary
+//! resolves to; waiting 1 s, 3 s, 6 s before the 2nd, 3rd and 4th attempt. A network
+//! failure that is not a DNS failure skips the alternate primary (the same servers answer
+//! both names), so the adjacent region is reached after 1 + 3 s, plus each attempt's own
+//! time (up to the connect timeout when the primary is black-holed). The domain that worked sticks until it fails, and after a
 //! healthy interval pullkeeper tries the primary again.
 //!
 //! For tests, each name can be mapped to a local address or to a DNS failure, like
@@ -24,24 +26,67 @@ pub const WAITS: [Duration; 3] = [
     Duration::from_secs(6),
 ];
 
-/// Where pullkeeper's server is; its regional API domains are the "adjacent" ones.
+/// The region of Agora's domain table the primary domain resolves to from pullkeeper's
+/// server (`api.area`). Each area has two regions, and each is the other's "adjacent"
+/// region: the seed's example resolves to central Europe and retries western Europe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Area {
-    Us,
-    Eu,
-    Ap,
-    Cn,
+pub enum Region {
+    UsWest,
+    UsEast,
+    EuWest,
+    EuCentral,
+    ApSoutheast,
+    ApNortheast,
+    CnEast,
+    CnNorth,
 }
 
-impl Area {
-    /// The regional domain prefixes of the area, from Agora's domain table (§4).
-    pub fn prefixes(self) -> [&'static str; 2] {
+impl Region {
+    /// Every region, as `api.area` spells them.
+    pub const ALL: [(&'static str, Region); 8] = [
+        ("us-west", Region::UsWest),
+        ("us-east", Region::UsEast),
+        ("eu-west", Region::EuWest),
+        ("eu-central", Region::EuCentral),
+        ("ap-southeast", Region::ApSoutheast),
+        ("ap-northeast", Region::ApNortheast),
+        ("cn-east", Region::CnEast),
+        ("cn-north", Region::CnNorth),
+    ];
+
+    /// The region `api.area` names, if it names one.
+    pub fn parse(name: &str) -> Option<Region> {
+        Region::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, region)| region)
+    }
+
+    /// The name `api.area` gives it.
+    pub fn name(self) -> &'static str {
+        Region::ALL
+            .iter()
+            .find(|(_, r)| *r == self)
+            .map_or("", |&(name, _)| name)
+    }
+
+    /// The other region of the same area (the domain table has two per area).
+    pub fn adjacent(self) -> Region {
         match self {
-            Area::Us => ["api-us-west-1", "api-us-east-1"],
-            Area::Eu => ["api-eu-west-1", "api-eu-central-1"],
-            Area::Ap => ["api-ap-southeast-1", "api-ap-northeast-1"],
-            Area::Cn => ["api-cn-east-1", "api-cn-north-1"],
+            Region::UsWest => Region::UsEast,
+            Region::UsEast => Region::UsWest,
+            Region::EuWest => Region::EuCentral,
+            Region::EuCentral => Region::EuWest,
+            Region::ApSoutheast => Region::ApNortheast,
+            Region::ApNortheast => Region::ApSoutheast,
+            Region::CnEast => Region::CnNorth,
+            Region::CnNorth => Region::CnEast,
         }
+    }
+
+    /// The region's domain prefix in Agora's domain table (§4), e.g. `api-eu-west-1`.
+    pub fn prefix(self) -> String {
+        format!("api-{}-1", self.name())
     }
 }
 
@@ -50,27 +95,24 @@ impl Area {
 pub struct Domains {
     pub primary: String,
     pub alternate: String,
-    /// Regional domains of the area: primary suffix first, then the alternate's.
+    /// The adjacent region's domains: on the primary's suffix first, then the
+    /// alternate's (the seed: `api-eu-west-1.agora.io` or `api-eu-west-1.sd-rtn.com`).
     pub adjacent: Vec<String>,
 }
 
 impl Domains {
-    pub fn new(primary: &str, area: Area) -> Domains {
+    /// The domains for `primary` from a server where it resolves to `current`.
+    pub fn new(primary: &str, current: Region) -> Domains {
         let (suffix, other) = if primary == "api.sd-rtn.com" {
             ("sd-rtn.com", "agora.io")
         } else {
             ("agora.io", "sd-rtn.com")
         };
-        let mut adjacent = Vec::new();
-        for s in [suffix, other] {
-            for p in area.prefixes() {
-                adjacent.push(format!("{p}.{s}"));
-            }
-        }
+        let prefix = current.adjacent().prefix();
         Domains {
             primary: primary.to_string(),
             alternate: format!("api.{other}"),
-            adjacent,
+            adjacent: vec![format!("{prefix}.{suffix}"), format!("{prefix}.{other}")],
         }
     }
 
@@ -166,27 +208,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn domain_table() {
-        let d = Domains::new("api.agora.io", Area::Eu);
+    fn the_adjacent_region_comes_first_on_the_primary_suffix() {
+        let d = Domains::new("api.agora.io", Region::EuCentral);
         assert_eq!(d.alternate, "api.sd-rtn.com");
         assert_eq!(
             d.adjacent,
-            [
-                "api-eu-west-1.agora.io",
-                "api-eu-central-1.agora.io",
-                "api-eu-west-1.sd-rtn.com",
-                "api-eu-central-1.sd-rtn.com"
-            ]
+            ["api-eu-west-1.agora.io", "api-eu-west-1.sd-rtn.com"]
         );
+        let d = Domains::new("api.sd-rtn.com", Region::CnNorth);
+        assert_eq!(d.alternate, "api.agora.io");
         assert_eq!(
-            Domains::new("api.sd-rtn.com", Area::Cn).alternate,
-            "api.agora.io"
+            d.adjacent,
+            ["api-cn-east-1.sd-rtn.com", "api-cn-east-1.agora.io"]
         );
+        for (name, region) in Region::ALL {
+            assert_eq!(Region::parse(name), Some(region));
+            assert_eq!(region.adjacent().adjacent(), region);
+            assert_ne!(region.adjacent(), region);
+            assert_eq!(&region.prefix()[4..7], &name[..3], "same area");
+        }
+        assert_eq!(Region::parse("eu"), None, "an area alone names no region");
     }
 
     #[test]
     fn dns_failure_tries_the_alternate_network_failure_skips_it() {
-        let d = Domains::new("api.agora.io", Area::Us);
+        let d = Domains::new("api.agora.io", Region::UsEast);
         assert_eq!(
             d.fallbacks("api.agora.io", TransportKind::Dns),
             ["api.agora.io", "api.sd-rtn.com", "api-us-west-1.agora.io"]
@@ -196,24 +242,20 @@ mod tests {
             [
                 "api.agora.io",
                 "api-us-west-1.agora.io",
-                "api-us-east-1.agora.io"
+                "api-us-west-1.sd-rtn.com"
             ]
         );
         // From a sticky fallback, the walk restarts at the primary.
         assert_eq!(
             d.fallbacks("api-us-west-1.agora.io", TransportKind::Connect),
-            [
-                "api.agora.io",
-                "api-us-east-1.agora.io",
-                "api-us-west-1.sd-rtn.com"
-            ]
+            ["api.agora.io", "api-us-west-1.sd-rtn.com"]
         );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_fallback_sticks_then_the_primary_is_tried_again() {
         let pool = DomainPool::new(
-            Domains::new("api.agora.io", Area::Us),
+            Domains::new("api.agora.io", Region::UsEast),
             Duration::from_secs(300),
         );
         assert!(pool.answered("api-us-west-1.agora.io"));

@@ -67,7 +67,7 @@ projects:
     api:
       primary_domain: api.agora.io
       timeout: 10s
-      area: eu
+      area: eu-central
       scheme: https
       return_to_primary_after: 5m
       resolve: { api.agora.io: \"127.0.0.1:9\" }

@@ -3,17 +3,20 @@
 //!
 //! The receiver must answer NCS within 10 s whatever Agora or the controller is doing,
 //! so it never waits on either: it records what a notice says about a player here and
-//! wakes the controller, which folds it into its picture on its next turn.
+//! wakes the controller, which folds it into its picture on its next turn. A notice
+//! comes with its key: the store keeps it until the controller says it was applied
+//! (see the intake).
 
 use std::sync::Mutex;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::agora::wire::PlayerStatus;
 
 /// What a Media Pull notice says about one player.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PlayerEvent {
     /// Event 1: the player exists (status `connecting`).
     Created {
@@ -30,7 +33,7 @@ pub enum PlayerEvent {
 }
 
 /// One decoded, verified, de-duplicated and in-order notice about a player.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observation {
     pub player_id: String,
     pub name: Option<String>,
@@ -51,26 +54,54 @@ struct Queue {
     observations: Vec<Observation>,
     /// When the oldest queued observation arrived: failover latency is measured from it.
     since: Option<Instant>,
+    /// The keys of the queued notices the store keeps until they are applied.
+    acknowledged: Vec<String>,
+}
+
+/// What one drain took.
+#[derive(Debug, Default)]
+pub struct Drained {
+    /// Everything received since the last drain, oldest first.
+    pub observations: Vec<Observation>,
+    /// When the oldest of them arrived.
+    pub since: Option<Instant>,
+    /// The keys of the acknowledged notices among them, to tell the store once applied.
+    pub acknowledged: Vec<String>,
 }
 
 impl Inbox {
+    /// An observation that nothing durable stands behind (an app report).
     pub fn push(&self, observation: Observation) {
+        self.enqueue(observation, None);
+    }
+
+    /// An NCS notice the store keeps under `key` until it is applied.
+    pub fn push_acknowledged(&self, key: String, observation: Observation) {
+        self.enqueue(observation, Some(key));
+    }
+
+    fn enqueue(&self, observation: Observation, key: Option<String>) {
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         queue.since.get_or_insert_with(Instant::now);
         queue.observations.push(observation);
+        queue.acknowledged.extend(key);
         drop(queue);
         self.wake.notify_one();
     }
 
     /// Everything received since the last drain, oldest first.
     pub fn drain(&self) -> Vec<Observation> {
-        self.drain_since().0
+        self.drain_all().observations
     }
 
-    /// [`drain`](Self::drain), with the arrival time of the oldest observation drained.
-    pub fn drain_since(&self) -> (Vec<Observation>, Option<Instant>) {
+    /// [`drain`](Self::drain), with when the oldest arrived and the notices' keys.
+    pub fn drain_all(&self) -> Drained {
         let taken = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|e| e.into_inner()));
-        (taken.observations, taken.since)
+        Drained {
+            observations: taken.observations,
+            since: taken.since,
+            acknowledged: taken.acknowledged,
+        }
     }
 
     /// Resolves when something was pushed (or had been, unobserved, since the last call).

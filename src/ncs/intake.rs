@@ -12,16 +12,23 @@
 //! | [`MediaPullPayload`](super::notice::MediaPullPayload) decodes | malformed | `malformed` |
 //! | first delivery of the notice id | resend | `duplicate` |
 //! | `lts` newer than the player's last | not newer | `stale` |
-//! | pushed to the project's [`Inbox`] | — | `accepted` |
+//! | kept in the store, pushed to the project's [`Inbox`] | — | `accepted` |
 //!
-//! Nothing is recorded before the signature and the payload check out, and the notice id
-//! is in the notice log ([`super::dedupe`]) before the intake says `accepted`, so the 200
-//! that acknowledges it is only sent for what is durable. The intake never waits on Agora
-//! or the controller: NCS wants its answer within 10 s. Neither the secret nor a
-//! signature is ever logged or returned.
+//! Nothing is recorded before the signature and the payload check out. An accepted
+//! notice is in the store ([`StateStore::put_notice`](crate::store::StateStore::put_notice)),
+//! with its player's new `lts`, and the store is flushed before the intake says
+//! `accepted`: the 200 that acknowledges a notice is only sent once a crash at any later
+//! instant leaves it to be replayed at the next start ([`Intake::replay`]) until the
+//! controller has applied it. Its id goes into the notice log ([`super::dedupe`]) after
+//! that flush, so a crash between the two makes NCS resend a notice the store already
+//! holds, and the resend is `stale` (its `lts` is recorded), not acted on twice. A
+//! stale notice's id is recorded too, so its resend is a duplicate; a resend that comes
+//! while its first delivery is being recorded waits for the same flush before its 200. The
+//! intake never waits on Agora or the controller: NCS wants its answer within 10 s.
+//! Neither the secret nor a signature is ever logged or returned.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderMap;
@@ -29,16 +36,16 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::decode::{Decoded, Envelope};
 use super::dedupe::NoticeLog;
-use super::inbox::{Inbox, PlayerEvent};
+use super::inbox::{Inbox, Observation, PlayerEvent};
 use super::notice::Notice;
 use super::order::{LtsOrder, Stage};
 use super::signature::{self, Algorithm};
-use crate::store::StoreError;
+use crate::store::{NoticePosition, PendingNotice, Store, StoreError};
 
 /// How far (in `lts` ms) behind the newest event a player's ordering entry is kept.
 pub const ORDER_RETAIN_MS: u64 = 60 * 60 * 1000;
 
-/// Most players whose last `lts` is kept in memory.
+/// Most players whose last `lts` is kept (in memory and in the store).
 pub const ORDER_CAP: usize = 100_000;
 
 /// One pullkeeper project as the intake sees it.
@@ -87,21 +94,126 @@ impl Receipt {
     }
 }
 
-/// Every project's secret and inbox, the notice log, and each player's last `lts`.
+/// Every project's secret and inbox, the notice log, the store, and each player's last
+/// `lts`.
 pub struct Intake {
     /// By pullkeeper project id (the `{project}` of the webhook's path).
     projects: HashMap<String, NcsProject>,
     notices: NoticeLog,
-    order: Mutex<LtsOrder>,
+    store: Store,
+    order: Mutex<Ordering>,
+}
+
+/// How a notice stands once the ordering lock is let go.
+enum Step {
+    /// Its id is in the notice log.
+    Duplicate,
+    /// Another delivery of it is being recorded.
+    InFlight,
+    /// Not newer than its player's last event.
+    Stale,
+    /// Kept in the store and pushed to the inbox: to be made durable.
+    New,
+}
+
+/// A notice's place in [`Ordering::in_flight`] while it is recorded.
+struct InFlight<'a> {
+    intake: &'a Intake,
+    key: String,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.intake.ordering().in_flight.remove(&self.key);
+    }
+}
+
+/// What the intake decides under one lock.
+struct Ordering {
+    lts: LtsOrder,
+    /// Keys of notices accepted whose id is not in the notice log yet: a resend meanwhile
+    /// is a duplicate, not stale.
+    in_flight: HashSet<String>,
 }
 
 impl Intake {
-    pub fn new(projects: HashMap<String, NcsProject>, notices: NoticeLog) -> Intake {
-        Intake {
+    /// The intake, its per-player order continued from the store's.
+    pub fn new(
+        projects: HashMap<String, NcsProject>,
+        notices: NoticeLog,
+        store: Store,
+    ) -> Result<Intake, StoreError> {
+        let entries = store.notice_positions()?.into_iter().filter_map(|p| {
+            let stage = Stage::from_code(p.position.stage)?;
+            Some((p.project, p.player, p.position.lts, stage))
+        });
+        let lts = LtsOrder::restored(ORDER_RETAIN_MS, ORDER_CAP, entries);
+        Ok(Intake {
             projects,
             notices,
-            order: Mutex::new(LtsOrder::new(ORDER_RETAIN_MS, ORDER_CAP)),
+            store,
+            order: Mutex::new(Ordering {
+                lts,
+                in_flight: HashSet::new(),
+            }),
+        })
+    }
+
+    /// Hands every notice acknowledged before a restart and not applied to its project's
+    /// inbox, oldest event first; drops those of projects no longer configured. Call
+    /// before the webhook is served. Returns how many were replayed.
+    pub fn replay(&self) -> Result<usize, StoreError> {
+        self.replay_where(|_| true)
+    }
+
+    /// What a new leader of `project` does first (etcd): continues the project's
+    /// per-player order from the store and replays what the previous leader acknowledged
+    /// and did not apply. Returns how many notices were replayed.
+    pub fn take_over(&self, project: &str) -> Result<usize, StoreError> {
+        let positions = self.store.notice_positions()?;
+        {
+            let mut ordering = self.ordering();
+            for p in positions.into_iter().filter(|p| p.project == project) {
+                if let Some(stage) = Stage::from_code(p.position.stage) {
+                    ordering
+                        .lts
+                        .admit(&p.project, &p.player, p.position.lts, stage);
+                }
+            }
         }
+        self.replay_where(|p| p.project == project)
+    }
+
+    fn replay_where(&self, wanted: impl Fn(&PendingNotice) -> bool) -> Result<usize, StoreError> {
+        let mut pending = self.store.pending_notices()?;
+        pending.retain(|p| wanted(p));
+        pending.sort_by_key(|p| p.position);
+        let mut replayed = 0;
+        for p in pending {
+            let observation = serde_json::from_slice::<Observation>(&p.body).ok();
+            match (self.projects.get(&p.project), observation) {
+                (Some(project), Some(observation)) => {
+                    project.inbox.push_acknowledged(p.key, observation);
+                    replayed += 1;
+                }
+                (project, _) => {
+                    tracing::warn!(project = %p.project, configured = project.is_some(),
+                        "an acknowledged NCS notice of a project not configured, or unreadable, is dropped");
+                    self.store.notices_applied(&p.project, &[p.key])?;
+                }
+            }
+        }
+        if replayed > 0 {
+            tracing::info!(
+                notices = replayed,
+                "NCS notices acknowledged before the restart are applied now"
+            );
+        }
+        Ok(replayed)
+    }
+
+    fn ordering(&self) -> MutexGuard<'_, Ordering> {
+        self.order.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether notices for `project` are taken here.
@@ -110,8 +222,7 @@ impl Intake {
     }
 
     /// Runs one request for `project` through the checks above. An error means the
-    /// notice could not be recorded, and nothing was: it must not be acknowledged, so
-    /// that NCS resends it.
+    /// notice could not be recorded: it must not be acknowledged, so that NCS resends it.
     pub async fn take(
         &self,
         project: &str,
@@ -139,22 +250,77 @@ impl Intake {
             notice.event_type,
             &notice.notice_id,
         );
-        if !self.notices.first_time(key, now_ms()).await? {
-            return Ok(Receipt::Duplicate);
-        }
-        {
-            let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
-            let stage = match observation.event {
-                PlayerEvent::Created { .. } => Stage::Created,
-                PlayerEvent::Destroyed { .. } => Stage::Destroyed,
-                PlayerEvent::Status(_) | PlayerEvent::Stalled => Stage::Status,
-            };
-            if !order.admit(project, &observation.player_id, observation.lts, stage) {
-                return Ok(Receipt::Stale);
+        let stage = match observation.event {
+            PlayerEvent::Created { .. } => Stage::Created,
+            PlayerEvent::Destroyed { .. } => Stage::Destroyed,
+            PlayerEvent::Status(_) | PlayerEvent::Stalled => Stage::Status,
+        };
+        let pending = PendingNotice {
+            project: project.to_string(),
+            key: key.clone(),
+            body: serde_json::to_vec(&observation).expect("observations serialize"),
+            player: observation.player_id.clone(),
+            position: NoticePosition {
+                lts: observation.lts,
+                stage: stage.code(),
+            },
+        };
+        let step = {
+            let mut ordering = self.ordering();
+            let player = &observation.player_id;
+            if self.notices.contains(&key)? {
+                Step::Duplicate
+            } else if ordering.in_flight.contains(&key) {
+                Step::InFlight
+            } else {
+                let (before, floor) = (ordering.lts.last(project, player), ordering.lts.floor());
+                if !ordering.lts.admit(project, player, observation.lts, stage) {
+                    Step::Stale
+                } else {
+                    if let Err(e) = self.store.put_notice(&pending) {
+                        ordering.lts.undo(project, player, before);
+                        return Err(e);
+                    }
+                    if ordering.lts.floor() > floor
+                        && let Err(e) = self.store.forget_notice_positions(ordering.lts.floor())
+                    {
+                        // Harmless but for space: they are below the floor at the next start too.
+                        tracing::warn!(error = %e, "cannot forget old NCS notice positions");
+                    }
+                    ordering.in_flight.insert(key.clone());
+                    // Pushed under the ordering lock, so the inbox sees each player's
+                    // events in lts order.
+                    proj.inbox.push_acknowledged(key.clone(), observation);
+                    Step::New
+                }
             }
-            // Pushed under the ordering lock, so the inbox sees each player's events in lts order.
-            proj.inbox.push(observation);
+        };
+        match step {
+            Step::Duplicate => return Ok(Receipt::Duplicate),
+            // Its first delivery is being made durable; this 200 acknowledges the same
+            // notice, so it waits for a flush that covers it.
+            Step::InFlight => {
+                self.store.flush().await?;
+                return Ok(Receipt::Duplicate);
+            }
+            // Nothing to act on, but its id is recorded as every acknowledged one is,
+            // so a resend is a duplicate.
+            Step::Stale => {
+                let first = self.notices.first_time(key, now_ms()).await?;
+                return Ok(if first {
+                    Receipt::Stale
+                } else {
+                    Receipt::Duplicate
+                });
+            }
+            Step::New => {}
         }
+        // Out of the set however this ends, also when the client hangs up mid-way.
+        let in_flight = InFlight { intake: self, key };
+        self.store.flush().await?;
+        self.notices
+            .first_time(in_flight.key.clone(), now_ms())
+            .await?;
         tracing::debug!(
             project,
             notice_id = %notice.notice_id,
@@ -206,6 +372,7 @@ fn notice_key(project: &str, product_id: u32, event_type: u32, notice_id: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agora::wire::PlayerStatus;
     use axum::http::HeaderValue;
     use serde_json::json;
 
@@ -227,6 +394,111 @@ mod tests {
             HeaderValue::from_str(&s256).unwrap(),
         );
         assert!(signature_ok(&h, b"k", body));
+    }
+
+    /// One project `p` with secret `k` on `store`, and its inbox.
+    fn rig(store: &Store) -> (Intake, Arc<Inbox>) {
+        let inbox = Arc::new(Inbox::default());
+        let project = NcsProject {
+            secret: "k".into(),
+            inbox: inbox.clone(),
+        };
+        let projects = HashMap::from([("p".to_string(), project)]);
+        let log = NoticeLog::open(store).unwrap();
+        (Intake::new(projects, log, store.clone()).unwrap(), inbox)
+    }
+
+    /// A signed status notice `id` about player `pl` at `lts`.
+    async fn deliver(intake: &Intake, id: &str, pl: &str, status: &str, lts: u64) -> Receipt {
+        let body = serde_json::to_vec(&json!({
+            "noticeId": id, "productId": 4, "eventType": 4, "notifyMs": 1,
+            "payload": {"lts": lts, "player": {"id": pl, "name": "pk_s_m_1", "status": status}},
+        }))
+        .unwrap();
+        let mut headers = HeaderMap::new();
+        let signature = signature::sign_sha256(b"k", &body);
+        headers.insert(
+            signature::HEADER_SHA256,
+            HeaderValue::from_str(&signature).unwrap(),
+        );
+        intake.take("p", &headers, &body).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_acknowledged_notice_and_each_players_order_survive_a_restart() {
+        let dir = std::env::temp_dir().join(format!("pk-intake-{}", uuid::Uuid::new_v4()));
+        {
+            let store = Store::open(&dir).unwrap();
+            let (intake, inbox) = rig(&store);
+            assert_eq!(
+                deliver(&intake, "n1", "a", "running", 100).await,
+                Receipt::Accepted
+            );
+            assert_eq!(
+                deliver(&intake, "n2", "a", "failed", 200).await,
+                Receipt::Accepted
+            );
+            // The first was applied; the second was acknowledged, then the process died.
+            let drained = inbox.drain_all();
+            assert_eq!(drained.acknowledged.len(), 2);
+            store
+                .notices_applied("p", &drained.acknowledged[..1])
+                .unwrap();
+        }
+        let store = Store::reopen(&dir);
+        let (intake, inbox) = rig(&store);
+        assert_eq!(intake.replay().unwrap(), 1);
+        let drained = inbox.drain_all();
+        assert_eq!(drained.observations.len(), 1);
+        let failed = &drained.observations[0];
+        assert_eq!(
+            (failed.lts, &failed.event),
+            (200, &PlayerEvent::Status(PlayerStatus::Failed))
+        );
+        // The order survived: an older event delivered late is stale, a resend a duplicate.
+        assert_eq!(
+            deliver(&intake, "n0", "a", "connecting", 150).await,
+            Receipt::Stale
+        );
+        assert_eq!(
+            deliver(&intake, "n2", "a", "failed", 200).await,
+            Receipt::Duplicate
+        );
+        assert_eq!(
+            deliver(&intake, "n3", "a", "running", 300).await,
+            Receipt::Accepted
+        );
+        let applied = inbox.drain_all().acknowledged;
+        store.notices_applied("p", &drained.acknowledged).unwrap();
+        store.notices_applied("p", &applied).unwrap();
+        drop(intake);
+        drop(store);
+        let store = Store::reopen(&dir);
+        assert_eq!(
+            rig(&store).0.replay().unwrap(),
+            0,
+            "applied: nothing replays"
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_replayed_notice_of_a_project_no_longer_configured_is_dropped() {
+        let store = Store::temporary().unwrap();
+        store
+            .put_notice(&PendingNotice {
+                project: "gone".into(),
+                key: "k".into(),
+                body: b"{}".to_vec(),
+                player: "a".into(),
+                position: NoticePosition { lts: 1, stage: 1 },
+            })
+            .unwrap();
+        let (intake, inbox) = rig(&store);
+        assert_eq!(intake.replay().unwrap(), 0);
+        assert!(inbox.drain().is_empty());
+        assert!(store.pending_notices().unwrap().is_empty());
     }
 
     #[test]

@@ -17,6 +17,23 @@ pub enum Stage {
     Destroyed,
 }
 
+impl Stage {
+    /// The stage as the store keeps it (in the same order).
+    pub fn code(self) -> u8 {
+        match self {
+            Stage::Created => 0,
+            Stage::Status => 1,
+            Stage::Destroyed => 2,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<Stage> {
+        [Stage::Created, Stage::Status, Stage::Destroyed]
+            .into_iter()
+            .find(|s| s.code() == code)
+    }
+}
+
 /// The last `lts` (and stage) seen per (project, player), bounded in memory.
 ///
 /// Entries more than `retain_ms` behind the newest `lts` are pruned (hourly in `lts` time,
@@ -42,6 +59,53 @@ impl LtsOrder {
             retain_ms,
             cap: cap.max(2),
         }
+    }
+
+    /// An order that continues one kept before a restart: each `(project, player, lts,
+    /// stage)` as last admitted. The floor is an hour (`retain_ms`) behind the newest, as
+    /// the pruning that would have run by then would have left it.
+    pub fn restored(
+        retain_ms: u64,
+        cap: usize,
+        entries: impl IntoIterator<Item = (String, String, u64, Stage)>,
+    ) -> LtsOrder {
+        let mut order = LtsOrder::new(retain_ms, cap);
+        for (project, player, lts, stage) in entries {
+            order.newest = order.newest.max(lts);
+            order.last.insert((project, player), (lts, stage));
+        }
+        order.last_prune = order.newest;
+        order.floor = order.newest.saturating_sub(retain_ms);
+        if order.last.len() > order.cap {
+            order.prune();
+        }
+        order
+    }
+
+    /// The player's newest admitted event, to [`undo`](Self::undo) an admission.
+    pub fn last(&self, project: &str, player: &str) -> Option<(u64, Stage)> {
+        self.last
+            .get(&(project.to_string(), player.to_string()))
+            .copied()
+    }
+
+    /// Puts the player's newest event back to `previous` (an admission that could not
+    /// be recorded must not make a resend of the same notice stale).
+    pub fn undo(&mut self, project: &str, player: &str, previous: Option<(u64, Stage)>) {
+        let key = (project.to_string(), player.to_string());
+        match previous {
+            Some(p) => {
+                self.last.insert(key, p);
+            }
+            None => {
+                self.last.remove(&key);
+            }
+        }
+    }
+
+    /// Below this `lts` every event is stale (it rises when entries are pruned).
+    pub fn floor(&self) -> u64 {
+        self.floor
     }
 
     /// True (and remembered) when the event is newer than anything seen for the player:
@@ -118,6 +182,47 @@ mod tests {
         assert!(o.admit("p", "a", 201, Created));
         assert!(o.admit("p", "b", 100, Status), "players are independent");
         assert!(o.admit("q", "a", 100, Status), "projects are independent");
+    }
+
+    #[test]
+    fn a_restored_order_continues_the_old_one() {
+        use Stage::*;
+        let entries = [
+            ("p".to_string(), "a".to_string(), 5_000, Status),
+            ("p".to_string(), "b".to_string(), 9_000, Created),
+        ];
+        let mut o = LtsOrder::restored(1_000, CAP, entries);
+        assert!(
+            !o.admit("p", "a", 4_999, Destroyed),
+            "older than a's newest"
+        );
+        assert!(!o.admit("p", "b", 9_000, Created), "b's newest again");
+        assert!(o.admit("p", "b", 9_000, Status));
+        assert_eq!(o.floor(), 8_000, "an hour (here 1 s) behind the newest");
+        assert!(!o.admit("p", "new", 7_999, Created));
+        for stage in [Created, Status, Destroyed] {
+            assert_eq!(Stage::from_code(stage.code()), Some(stage));
+        }
+        assert_eq!(Stage::from_code(3), None);
+    }
+
+    #[test]
+    fn an_undone_admission_lets_the_same_event_in_again() {
+        let mut o = LtsOrder::new(RETAIN_MS, CAP);
+        assert!(o.admit("p", "a", 100, Stage::Status));
+        let before = o.last("p", "a");
+        assert!(o.admit("p", "a", 200, Stage::Status));
+        o.undo("p", "a", before);
+        assert!(o.admit("p", "a", 200, Stage::Status));
+        o.undo("p", "b", o.last("p", "b"));
+        assert!(
+            o.admit("p", "b", 1, Stage::Created),
+            "undo of a first event"
+        );
+        let before = o.last("p", "c");
+        assert!(o.admit("p", "c", 1, Stage::Created));
+        o.undo("p", "c", before);
+        assert!(o.admit("p", "c", 1, Stage::Created));
     }
 
     #[test]

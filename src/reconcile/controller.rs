@@ -22,7 +22,7 @@ use crate::agora::wire::ListedPlayer;
 use crate::agora::{ApiError, ErrorClass};
 use crate::config::{Project, ReconcileSettings, ReportSettings, Scene};
 use crate::model::{SlotKey, StatusBoard, Switch, SwitchReason, is_dead, parse_name};
-use crate::ncs::inbox::{Inbox, PlayerEvent};
+use crate::ncs::inbox::{Drained, Inbox, PlayerEvent};
 use crate::reconcile::execute::{Done, Executor, Launcher, Outcome, PassScenes};
 use crate::reconcile::observe::{ListNews, Observed};
 use crate::reconcile::plan::{
@@ -167,7 +167,9 @@ impl ProjectController {
                 // A probe falling due changes nothing the plan sees until it returns.
                 _ = sleep_until_opt(probe_at) => replan = false,
             }
-            let changed = self.apply_notices();
+            // Notices wait for the first List: folded into no picture they would be lost,
+            // and one acknowledged before a restart is replayed into the inbox at start.
+            let changed = self.observed.listed() && self.apply_notices();
             if self.observed.listed() && (replan || changed) {
                 self.pass(&mut tasks);
             } else if !changed {
@@ -367,7 +369,11 @@ impl ProjectController {
     /// Applies the inbox's notices; returns whether the picture changed (under a flood
     /// of repeated notices, a pass per notice would be most of the CPU).
     fn apply_notices(&mut self) -> bool {
-        let (observations, since) = self.ctx.inbox.drain_since();
+        let Drained {
+            observations,
+            since,
+            acknowledged,
+        } = self.ctx.inbox.drain_all();
         if let Some(at) = since {
             self.notices_since.get_or_insert(at);
         }
@@ -398,6 +404,11 @@ impl ProjectController {
                 .observed
                 .apply_notice(o, self.launcher.busy().deleting());
         }
+        // Forgotten before the pass that acts on them. The store makes that durable with
+        // its next flush (the one before the action's Agora call, or sled's own within
+        // half a second); a crash before it replays them, and a notice applied twice
+        // only repeats itself.
+        self.ctx.executor.notices_applied(&acknowledged);
         changed
     }
 

@@ -319,6 +319,57 @@ pub(super) async fn survives_reopen<H: Harness>(h: &H) {
     );
 }
 
+fn pending(key: &str, player: &str, lts: u64, stage: u8) -> crate::store::PendingNotice {
+    crate::store::PendingNotice {
+        project: "p".into(),
+        key: key.into(),
+        body: format!("body of {key}").into_bytes(),
+        player: player.into(),
+        position: crate::store::NoticePosition { lts, stage },
+    }
+}
+
+pub(super) async fn pending_notices_round_trip_and_positions_only_rise<H: Harness>(h: &H) {
+    let store = h.place().await.open().await;
+    store.put_notice(&pending("k2", "a", 200, 1)).unwrap();
+    // Written after a newer one of the same player: kept, but the position stays.
+    store.put_notice(&pending("k1", "a", 100, 2)).unwrap();
+    store.put_notice(&pending("k3", "b", 50, 0)).unwrap();
+    let mut all = store.pending_notices().unwrap();
+    all.sort_by_key(|p| p.position);
+    assert_eq!(
+        all,
+        [
+            pending("k3", "b", 50, 0),
+            pending("k1", "a", 100, 2),
+            pending("k2", "a", 200, 1)
+        ]
+    );
+    let mut positions: Vec<_> = store
+        .notice_positions()
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.project, p.player, p.position.lts, p.position.stage))
+        .collect();
+    positions.sort();
+    assert_eq!(
+        positions,
+        [
+            ("p".into(), "a".into(), 200, 1),
+            ("p".into(), "b".into(), 50, 0)
+        ]
+    );
+    store
+        .notices_applied("p", &["k1".to_string(), "k3".to_string()])
+        .unwrap();
+    assert_eq!(
+        store.pending_notices().unwrap(),
+        [pending("k2", "a", 200, 1)]
+    );
+    assert_eq!(store.forget_notice_positions(100).unwrap(), 1);
+    assert_eq!(store.notice_positions().unwrap().len(), 1);
+}
+
 /// Instantiates every contract test for a backend: `contract_tests!(harness_expr)`
 /// inside the backend's test module.
 macro_rules! contract_tests {
@@ -333,6 +384,7 @@ macro_rules! contract_tests {
             update_sequences_increase_per_player,
             concurrent_writers_sharing_flushes_all_end_durable,
             survives_reopen,
+            pending_notices_round_trip_and_positions_only_rise,
         );
     };
     (@each $harness:expr; $($name:ident,)*) => {

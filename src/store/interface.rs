@@ -109,6 +109,24 @@ pub trait StateStore: Send + Sync {
     /// kill may be lost, which the reader allows for).
     fn put_api_calls(&self, project: &str, api: &str, at_ms: &[u64]) -> Result<(), StoreError>;
 
+    /// Keeps an NCS notice about to be acknowledged until [`StateStore::notices_applied`]
+    /// removes it, and records its position as the newest of `notice.player`'s events.
+    /// The receiver flushes before it answers 200, so whatever it acknowledged is
+    /// replayed at the next start if the process dies before acting on it.
+    fn put_notice(&self, notice: &PendingNotice) -> Result<(), StoreError>;
+
+    /// Forgets the project's pending notices with these keys: they were acted on.
+    fn notices_applied(&self, project: &str, keys: &[String]) -> Result<(), StoreError>;
+
+    /// Every notice [`StateStore::put_notice`] kept that was not applied.
+    fn pending_notices(&self) -> Result<Vec<PendingNotice>, StoreError>;
+
+    /// The newest event position recorded per (project, player).
+    fn notice_positions(&self) -> Result<Vec<PlayerPosition>, StoreError>;
+
+    /// Forgets the positions older than `lts`; returns how many.
+    fn forget_notice_positions(&self, lts: u64) -> Result<usize, StoreError>;
+
     /// Makes everything written so far durable against a process kill.
     fn flush(&self) -> StoreFuture<'_, ()>;
 
@@ -160,4 +178,33 @@ pub struct Recovery {
     pub aside: PathBuf,
     /// What was wrong with it.
     pub cause: String,
+}
+
+/// An NCS notice acknowledged (or about to be) and not yet acted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingNotice {
+    pub project: String,
+    /// The notice's dedupe key: unique within the project.
+    pub key: String,
+    /// What the notice says, as the NCS module encodes it.
+    pub body: Vec<u8>,
+    /// The player it is about, and where it stands in that player's events.
+    pub player: String,
+    pub position: NoticePosition,
+}
+
+/// Where an event stands among one player's NCS events: Agora's `lts` (ms), then the
+/// lifecycle stage the NCS module numbers (for events in one millisecond).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NoticePosition {
+    pub lts: u64,
+    pub stage: u8,
+}
+
+/// The newest event position of one player.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlayerPosition {
+    pub project: String,
+    pub player: String,
+    pub position: NoticePosition,
 }

@@ -1,6 +1,7 @@
 //! Durable memory: which player fills which slot, every UID ever handed out, the create
-//! intents that make a crash at any instant harmless, on-air records and Update
-//! sequences.
+//! intents that make a crash at any instant harmless, on-air records, Update sequences,
+//! and the NCS notices acknowledged but not yet acted on with each player's newest
+//! notice position.
 //!
 //! Agora is the source of truth about what runs; the store is what pullkeeper remembers
 //! about what it asked for. Everything above this module reaches it through
@@ -29,7 +30,10 @@ mod trees;
 
 pub use error::StoreError;
 pub use etcd::{Credentials, EtcdError, EtcdOptions, LocalEtcd};
-pub use interface::{Recovery, StateStore, StoreFuture, StoreSize, UidRequest};
+pub use interface::{
+    NoticePosition, PendingNotice, PlayerPosition, Recovery, StateStore, StoreFuture, StoreSize,
+    UidRequest,
+};
 pub use leadership::Leadership;
 pub use observer::LeadershipObserver;
 

@@ -258,7 +258,7 @@ async fn through_domains(tag: &str, resolve: impl Fn(&SimHandle, &str) -> String
     write_config_full(&dir, &sim, &one_scene("revertive"), "", FAST);
     let path = dir.join("pullkeeper.yaml");
     let api = format!(
-        "api: {{ scheme: http, area: us, timeout: 2s, resolve: {{ {} }} }}",
+        "api: {{ scheme: http, area: us-east, timeout: 2s, resolve: {{ {} }} }}",
         resolve(&sim, &refused_addr)
     );
     let text = std::fs::read_to_string(&path).unwrap().replace(

@@ -24,6 +24,7 @@ mod loglevel;
 mod ncs;
 mod ncs_allowlist;
 mod ncs_failover;
+mod notice_crash;
 mod observability;
 mod probe;
 mod readme_metrics;

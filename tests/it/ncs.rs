@@ -53,8 +53,9 @@ impl Rx {
                 },
             );
         }
+        let intake = Intake::new(configured, notices.clone(), store.clone()).expect("intake");
         let router = ncs_router(
-            Intake::new(configured, notices.clone()),
+            std::sync::Arc::new(intake),
             metrics.clone(),
             pullkeeper::store::Leadership::sole(),
         );

@@ -33,6 +33,8 @@ pub enum TransportError {
     Tls(#[from] rustls::Error),
     #[error(transparent)]
     Http(#[from] reqwest::Error),
+    #[error("api.area is not set: Agora's domains need the region the primary resolves to")]
+    NoArea,
 }
 
 /// The settings every transport has: connect within `timeout` (at most 5 s), resolve

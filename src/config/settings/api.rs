@@ -4,23 +4,53 @@
 
 use std::collections::BTreeMap;
 
+use serde_saphyr::Location;
+
 use super::raw::RawApi;
-use crate::agora::domains::{Area, Override};
+use crate::agora::domains::{Override, Region};
 use crate::config::diagnostic::Diags;
 
-pub(super) fn area(api: &RawApi, path: &str, diags: &mut Diags<'_>) -> Area {
-    match api.area.as_ref().map(|t| (t, t.value.as_str())) {
-        None | Some((_, "us")) => Area::Us,
-        Some((_, "eu")) => Area::Eu,
-        Some((_, "ap")) => Area::Ap,
-        Some((_, "cn")) => Area::Cn,
-        Some((t, other)) => {
+/// The region `api.area` names. Required for the real API (without `api.base_url`): the
+/// adjacent fallback domains depend on it, and no default would be right for most servers.
+pub(super) fn area(
+    api: &RawApi,
+    project_at: Location,
+    path: &str,
+    diags: &mut Diags<'_>,
+) -> Option<Region> {
+    let expected = || {
+        let names: Vec<&str> = Region::ALL.iter().map(|(name, _)| *name).collect();
+        names.join(", ")
+    };
+    match &api.area {
+        None if api.base_url.is_none() => {
             diags.push(
-                t.referenced,
+                project_at,
                 format!("{path}.api.area"),
-                format!("unknown area {other:?}: expected us, eu, ap or cn"),
+                format!(
+                    "required for the real API (no api.base_url): the region the primary \
+                     domain resolves to from this server, one of {}",
+                    expected()
+                ),
             );
-            Area::Us
+            None
+        }
+        None => None,
+        Some(t) => {
+            let region = Region::parse(&t.value);
+            if region.is_none() {
+                diags.push(
+                    t.referenced,
+                    format!("{path}.api.area"),
+                    format!(
+                        "unknown region {:?}: expected one of {} (the region the primary \
+                         domain resolves to; its neighbour is the adjacent fallback)",
+                        t.value,
+                        expected()
+                    ),
+                );
+            }
+            region
         }
     }
 }

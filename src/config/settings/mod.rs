@@ -20,7 +20,7 @@ use super::duration::parse_duration;
 use super::env::Env;
 use super::limits::{Limits, positive};
 use super::secret::{self, SecretRef};
-use crate::agora::domains::{Area, Override};
+use crate::agora::domains::{Override, Region};
 
 mod api;
 mod raw;
@@ -161,8 +161,9 @@ pub struct ApiSettings {
     /// there is no domain switching.
     pub base_url: Option<String>,
     pub timeout: Duration,
-    /// Where this server is: its regional API domains are the "adjacent" fallback.
-    pub area: Area,
+    /// The region the primary domain resolves to from this server (`api.area`): the
+    /// region next to it is the "adjacent" fallback. Set whenever `base_url` is not.
+    pub area: Option<Region>,
     /// `https`; `http` only for a simulator answering under Agora's names.
     pub scheme: String,
     /// How long a fallback domain is used before the primary is tried again.
@@ -428,7 +429,7 @@ fn project(
             &format!("{path}.api.timeout"),
             diags,
         ),
-        area: api::area(&p.api, path, diags),
+        area: api::area(&p.api, p.id.referenced, path, diags),
         scheme: api::scheme(&p.api, path, diags),
         return_to_primary_after: duration(
             &p.api.return_to_primary_after,

@@ -15,6 +15,7 @@ projects:
     customer_id: { env: CID }
     customer_secret: { env: CID }
     ncs_secret: { env: CID }
+    api: { area: eu-central }
 ";
 
 fn env() -> HashMap<String, String> {

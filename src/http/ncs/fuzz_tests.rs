@@ -233,8 +233,9 @@ fn rig() -> Rig {
         },
     )]);
     let notices = NoticeLog::open(&store).expect("notice log");
+    let intake = Intake::new(projects, notices, store.clone()).expect("intake");
     let router = route::router(
-        Intake::new(projects, notices),
+        std::sync::Arc::new(intake),
         Metrics::new(),
         crate::store::Leadership::sole(),
     );

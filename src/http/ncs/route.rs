@@ -36,13 +36,13 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// What the handler reads and writes; the router shares one behind an `Arc` (a clone
 /// per request of the metrics it holds was a visible share of intake's cost).
 struct Webhook {
-    intake: Intake,
+    intake: Arc<Intake>,
     metrics: Metrics,
     leadership: Leadership,
 }
 
 /// `POST /ncs/{project}`, with the body limit on the route.
-pub fn router(intake: Intake, metrics: Metrics, leadership: Leadership) -> Router {
+pub fn router(intake: Arc<Intake>, metrics: Metrics, leadership: Leadership) -> Router {
     Router::new()
         .route(
             "/ncs/{project}",

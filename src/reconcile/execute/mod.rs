@@ -434,6 +434,18 @@ impl Executor {
         Ok(sequence)
     }
 
+    /// Tells the store these acknowledged NCS notices of the project were applied.
+    pub fn notices_applied(&self, keys: &[String]) {
+        if keys.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.notices_applied(&self.project, keys) {
+            // They are replayed at the next start; applying one twice only repeats it.
+            tracing::warn!(project = %self.project, error = %e,
+                "cannot forget applied NCS notices");
+        }
+    }
+
     pub fn forget(&self, key: &SlotKey) -> Result<(), ExecError> {
         self.write_slot(key, None)?;
         Ok(())

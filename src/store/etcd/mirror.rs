@@ -221,6 +221,26 @@ impl Tree for MirrorTree {
         })
     }
 
+    fn visit_all(
+        &self,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let state = self.mirror.state();
+        let mut projects: Vec<&String> = state.led.keys().collect();
+        projects.sort();
+        for project in projects {
+            let mut prefix = self.mirror.project_prefix(project);
+            prefix.extend_from_slice(self.name.as_bytes());
+            prefix.push(0);
+            let entries = state
+                .kv
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix));
+            visit(entries, project, self.header_len(project), &mut f)?;
+        }
+        Ok(())
+    }
+
     fn len(&self) -> Result<u64, StoreError> {
         let state = self.mirror.state();
         let projects: Vec<&String> = state.led.keys().collect();

@@ -159,6 +159,17 @@ impl Tree for sled::Tree {
         Ok(sled::Tree::len(self) as u64)
     }
 
+    fn visit_all(
+        &self,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for item in self.iter() {
+            let (k, v) = item?;
+            f(&k, &v)?;
+        }
+        Ok(())
+    }
+
     fn visit_prefix(
         &self,
         prefix: &[u8],

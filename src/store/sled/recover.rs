@@ -75,6 +75,8 @@ impl SledStore {
         for item in self.uids.iter() {
             item?;
         }
+        self.pending_notices_impl()?;
+        self.notice_positions_impl()?;
         Ok(())
     }
 }

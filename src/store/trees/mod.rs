@@ -29,6 +29,9 @@
 //! - `api_calls`: `{project}\0{api}` → the instants (ms, 8 big-endian bytes each) of the
 //!   latest calls to that API, for the rate windows of the next process (or leader),
 //!   durable at the next flush like everything else.
+//! - `ncs_pending`: `{project}\0{notice key}` → an NCS notice acknowledged and not yet
+//!   applied: its player, position and body (see `notices`).
+//! - `ncs_positions`: `{project}\0{player}` → the player's newest notice position.
 //! - `notice_ids`: `{project}\0{rest of the NCS dedupe key}` → when it was first seen
 //!   (ms). Only where the NCS module keeps no log of its own (a backend without a local
 //!   directory).
@@ -40,6 +43,7 @@ use super::error::StoreError;
 use super::interface::{Recovery, StoreFuture};
 use crate::model::{SlotKey, SlotRecord};
 
+mod notices;
 mod state;
 
 /// One sorted map of bytes. Methods take effect in the backend's memory at once and
@@ -74,6 +78,13 @@ pub(super) trait Tree: Send + Sync {
         &self,
         from: &[u8],
         to: &[u8],
+        f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+
+    /// Visits every entry this replica can read (with etcd: of the projects it leads),
+    /// in key order. `f` must not call back into the store.
+    fn visit_all(
+        &self,
         f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
 
@@ -118,6 +129,8 @@ pub(super) struct TreeStore<B: Backend> {
     pub(super) sequences: B::Tree,
     pub(super) notice_ids: B::Tree,
     pub(super) api_calls: B::Tree,
+    pub(super) pending_notices: B::Tree,
+    pub(super) notice_positions: B::Tree,
 }
 
 /// The trees' names, as backends store them.
@@ -130,6 +143,8 @@ pub(super) const UIDS_UNKNOWN_UNTIL: &str = "uids_unknown_until";
 pub(super) const SEQUENCES: &str = "update_sequences";
 pub(super) const NOTICE_IDS: &str = "notice_ids";
 pub(super) const API_CALLS: &str = "api_calls";
+pub(super) const PENDING_NOTICES: &str = "ncs_pending";
+pub(super) const NOTICE_POSITIONS: &str = "ncs_positions";
 
 impl<B: Backend> TreeStore<B> {
     pub(super) fn new(backend: B) -> Result<TreeStore<B>, StoreError> {
@@ -143,6 +158,8 @@ impl<B: Backend> TreeStore<B> {
             sequences: backend.tree(SEQUENCES)?,
             notice_ids: backend.tree(NOTICE_IDS)?,
             api_calls: backend.tree(API_CALLS)?,
+            pending_notices: backend.tree(PENDING_NOTICES)?,
+            notice_positions: backend.tree(NOTICE_POSITIONS)?,
             backend,
         })
     }

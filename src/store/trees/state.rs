@@ -6,7 +6,9 @@ use std::path::Path;
 use super::{Backend, HELD, StoredSlot, Tree, TreeStore, decode, key, read_ms, slot_key, uid_key};
 use crate::model::{OnAir, SlotKey, SlotRecord};
 use crate::store::error::StoreError;
-use crate::store::interface::{Recovery, StateStore, StoreFuture, StoreSize, UidRequest};
+use crate::store::interface::{
+    PendingNotice, PlayerPosition, Recovery, StateStore, StoreFuture, StoreSize, UidRequest,
+};
 
 impl<B: Backend> StateStore for TreeStore<B> {
     fn slot(&self, key: &SlotKey) -> Result<Option<SlotRecord>, StoreError> {
@@ -214,6 +216,26 @@ impl<B: Backend> StateStore for TreeStore<B> {
     fn put_api_calls(&self, project: &str, api: &str, at_ms: &[u64]) -> Result<(), StoreError> {
         let value: Vec<u8> = at_ms.iter().flat_map(|ms| ms.to_be_bytes()).collect();
         self.api_calls.insert(&key(&[project, api]), &value)
+    }
+
+    fn put_notice(&self, notice: &PendingNotice) -> Result<(), StoreError> {
+        self.put_notice_impl(notice)
+    }
+
+    fn notices_applied(&self, project: &str, keys: &[String]) -> Result<(), StoreError> {
+        self.notices_applied_impl(project, keys)
+    }
+
+    fn pending_notices(&self) -> Result<Vec<PendingNotice>, StoreError> {
+        self.pending_notices_impl()
+    }
+
+    fn notice_positions(&self) -> Result<Vec<PlayerPosition>, StoreError> {
+        self.notice_positions_impl()
+    }
+
+    fn forget_notice_positions(&self, lts: u64) -> Result<usize, StoreError> {
+        self.forget_notice_positions_impl(lts)
     }
 
     fn flush(&self) -> StoreFuture<'_, ()> {

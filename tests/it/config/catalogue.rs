@@ -181,10 +181,22 @@ fn catalogue_of_bad_settings() {
         (
             "unknown domain",
             SETTINGS.replace(
-                "app_id: abc123",
-                "app_id: abc123\n    api: { primary_domain: api.example.com }",
+                "api: { area: us-east }",
+                "api: { area: us-east, primary_domain: api.example.com }",
             ),
-            ":6:28: projects[0].api.primary_domain: unknown variant",
+            ":9:43: projects[0].api.primary_domain: unknown variant",
+        ),
+        (
+            "real API without an area",
+            SETTINGS.replace("    api: { area: us-east }\n", ""),
+            ":4:9: projects[0].api.area: required for the real API (no api.base_url): the region \
+             the primary domain resolves to from this server, one of us-west, us-east, eu-west, \
+             eu-central, ap-southeast, ap-northeast, cn-east, cn-north",
+        ),
+        (
+            "an area that names no region",
+            SETTINGS.replace("area: us-east", "area: eu"),
+            ":9:18: projects[0].api.area: unknown region \"eu\": expected one of us-west,",
         ),
         (
             "duplicate project",
@@ -192,7 +204,7 @@ fn catalogue_of_bad_settings() {
                 "{SETTINGS}{}",
                 &SETTINGS[SETTINGS.find("  - id").unwrap()..]
             ),
-            ":9:9: projects[1].id: duplicate project id \"demo\"",
+            ":10:9: projects[1].id: duplicate project id \"demo\"",
         ),
         (
             "bad project id",

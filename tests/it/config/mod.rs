@@ -20,6 +20,7 @@ projects:
     customer_id: { env: CID }
     customer_secret: { env: CSECRET }
     ncs_secret: { file: ncs }
+    api: { area: us-east }
 ";
 
 const GOOD_SCENE: &str = "\

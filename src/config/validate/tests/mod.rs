@@ -21,7 +21,7 @@ fn project(id: &str) -> Project {
             primary_domain: PrimaryDomain::AgoraIo,
             base_url: None,
             timeout: Duration::from_secs(10),
-            area: crate::agora::domains::Area::Us,
+            area: Some(crate::agora::domains::Region::UsEast),
             scheme: "https".into(),
             return_to_primary_after: Duration::from_secs(300),
             resolve: Default::default(),

@@ -1,0 +1,109 @@
+//! kill -9 between an NCS notice's 200 and the action it calls for: the real binary,
+//! restarted, acts on the acknowledged notice at once instead of waiting for List to
+//! strike the player out.
+//!
+//! The window is made wide and certain without touching pullkeeper: the process that
+//! receives the notice cannot List (the simulator answers its Lists 503), and a
+//! controller with no List yet holds its notices unapplied, while its webhook answers
+//! as always. So the notice is acknowledged, the process is killed, and nothing was
+//! done about it, every time.
+
+use std::time::Duration;
+
+use pullkeeper::agora::wire::PlayerStatus;
+use pullkeeper::simulator::{DeliveryOutcome, FaultAction, FaultRule, SimHandle};
+use tokio::time::Instant;
+
+use crate::binary::Proc;
+use crate::harness::{
+    APP_ID, eventually, one_scene, start_simulator_with_lag, temp_dir, write_config_full,
+};
+
+/// List polls far apart: a player missing from List is replaced only after three
+/// misses, a minute at least, so a replacement within seconds was the notice's doing.
+const RECONCILE: &str = "poll_interval: 30s, list_lag: 1s";
+
+async fn start(dir: &std::path::Path, sim: &SimHandle) -> Proc {
+    let proc = Proc::start(dir).await;
+    sim.set_ncs_url(APP_ID, Some(format!("http://{}/ncs/e2e", proc.addr)));
+    proc
+}
+
+fn masters_created(sim: &SimHandle) -> Vec<String> {
+    sim.history()
+        .into_iter()
+        .filter_map(|h| h.name)
+        .filter(|n| n.starts_with("pk_news_m_"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_acknowledged_before_a_kill_is_acted_on_at_the_restart() {
+    let dir = temp_dir("notice-kill");
+    let sim = start_simulator_with_lag(Duration::from_secs(1)).await;
+    write_config_full(&dir, &sim, &one_scene("revertive"), "", RECONCILE);
+
+    let first = start(&dir, &sim).await;
+    eventually(Duration::from_secs(20), "master and backup running", || {
+        let players = sim.players(APP_ID);
+        players.len() == 2 && players.iter().all(|p| p.status == PlayerStatus::Running)
+    })
+    .await;
+    first.kill();
+    let master = sim
+        .players(APP_ID)
+        .into_iter()
+        .find(|p| p.name.as_deref() == Some("pk_news_m_1"))
+        .expect("the master")
+        .id;
+
+    // The next process answers notices but cannot List, so it cannot act on them.
+    sim.inject(FaultRule {
+        method: Some("GET".into()),
+        path_contains: "/cloud-player/players".into(),
+        count: u32::MAX,
+        action: FaultAction::Status(503),
+    });
+    let second = start(&dir, &sim).await;
+    sim.destroy_player(APP_ID, &master, "Internal Error");
+    eventually(
+        Duration::from_secs(10),
+        "the destroy notice answered 200",
+        || {
+            sim.notices_sent().iter().any(|r| {
+                r.event_type == 3 && r.attempt == 1 && r.outcome == DeliveryOutcome::Delivered
+            })
+        },
+    )
+    .await;
+    second.kill();
+    assert_eq!(
+        masters_created(&sim),
+        ["pk_news_m_1"],
+        "nothing was done about the notice before the kill"
+    );
+
+    // Restarted with List working, the replayed notice replaces the master at once.
+    sim.clear_faults();
+    let restarted = Instant::now();
+    let third = start(&dir, &sim).await;
+    // Within 20 s (about 1 s on an idle machine): List's third miss comes 60 s after the start.
+    eventually(Duration::from_secs(20), "master replaced", || {
+        masters_created(&sim).len() == 2
+    })
+    .await;
+    let took = restarted.elapsed();
+    assert!(
+        took < Duration::from_secs(20),
+        "replaced {took:?} after the restart, not after List's strikes"
+    );
+    assert!(
+        third
+            .log_tail(usize::MAX)
+            .contains("NCS notices acknowledged before the restart are applied now"),
+        "{}",
+        third.log_tail(40)
+    );
+    third.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
