@@ -307,6 +307,14 @@ async fn one_etcd_member_down_changes_nothing_two_stop_the_work_and_their_return
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let stopped_after = lost.elapsed();
+    // NCS is told to come back: nothing is recorded, nothing acted on.
+    let notice = reqwest::Client::new()
+        .post(format!("http://{}/ncs/e2e", a.addr))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(notice.status(), 503, "NCS answered 503 while etcd is away");
     tokio::time::sleep(2 * TTL).await;
     assert_eq!(
         deletes(),

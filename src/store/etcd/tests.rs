@@ -254,3 +254,55 @@ fn renewals_come_every_third_of_the_ttl_and_acting_stops_a_margin_before_it_ends
     let (_, leader) = super::open(&options(3)).unwrap();
     assert_eq!(leader.margin(), Duration::from_secs(1), "at least 1 s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_auth_on_the_right_password_leads_and_a_wrong_one_names_endpoint_user_and_cause() {
+    let server = LocalEtcd::start().unwrap();
+    crate::crypto::install_provider();
+    let http = reqwest::Client::new();
+    for (path, body) in [
+        ("user/add", r#"{"name":"root","password":"s3cret"}"#),
+        ("role/add", r#"{"name":"root"}"#),
+        ("user/grant", r#"{"user":"root","role":"root"}"#),
+        ("enable", "{}"),
+    ] {
+        let answer = http
+            .post(format!("{}/v3/auth/{path}", server.endpoint()))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_success(), "{path}");
+    }
+    let with_password = |password: &str| EtcdOptions {
+        credentials: Some(super::Credentials {
+            user: "root".into(),
+            password: password.to_string().into(),
+        }),
+        ..options(&server, "/pk/", "a")
+    };
+    let wrong = with_password("wrong-one");
+    let gateway = super::gateway::Gateway::new(
+        &wrong.endpoints,
+        wrong.credentials.clone(),
+        Duration::from_secs(2),
+        super::tls_config(None).unwrap(),
+    )
+    .unwrap();
+    let error = gateway.range(b"/pk/x", b"").await.unwrap_err().to_string();
+    assert!(error.contains(&server.endpoint()), "{error}");
+    assert!(
+        error.contains("\"root\"") && error.contains("authentication failed"),
+        "{error}"
+    );
+    assert!(
+        !error.contains("wrong-one"),
+        "the password never shows: {error}"
+    );
+    let a = Replica::start(&with_password("s3cret"));
+    a.leads_all().await;
+    let key = SlotKey::new("p", "s", 0);
+    a.store.put_slot(&key, &record("x")).unwrap();
+    a.store.flush().await.unwrap();
+    a.stop().await;
+}
