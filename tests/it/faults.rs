@@ -8,11 +8,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use pullkeeper::simulator::{FaultAction, FaultRule, NcsChaos, SimHandle};
-use pullkeeper::store::Store;
 
 use crate::harness::{
-    APP_ID, FAST, Running, connect_ncs, eventually, one_scene, start_app, start_simulator,
-    start_simulator_with_lag, temp_dir, write_config_full,
+    APP_ID, Backend, FAST, Running, connect_ncs, eventually, one_scene, start_app_leading,
+    start_simulator, start_simulator_with_lag, temp_dir, write_config_full,
 };
 use crate::invariants::{assert_clean, converged};
 
@@ -38,8 +37,8 @@ fn fail_on_air(r: &Running) -> String {
     id
 }
 
-async fn running(tag: &str, reconcile: &str) -> Running {
-    let r = Running::start(tag, &one_scene("revertive"), "", reconcile).await;
+async fn running(backend: Backend, tag: &str, reconcile: &str) -> Running {
+    let r = Running::start_on(backend, tag, &one_scene("revertive"), "", reconcile).await;
     connect_ncs(&r.sim, &r.app);
     r.until_both_running().await
 }
@@ -49,9 +48,8 @@ async fn finish(r: Running) {
     let _ = std::fs::remove_dir_all(&r.dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_xx_bursts_on_create_delete_and_list_still_converge() {
-    let r = running("f-5xx", FAST).await;
+async fn five_xx_bursts_on_create_delete_and_list_still_converge(backend: Backend) {
+    let r = running(backend, "f-5xx", FAST).await;
     let mut failed = BTreeSet::new();
     for (method, status) in [("POST", 503), ("DELETE", 500), ("GET", 502), ("POST", 504)] {
         r.sim.inject(rule(method, 4, FaultAction::Status(status)));
@@ -63,9 +61,9 @@ async fn five_xx_bursts_on_create_delete_and_list_still_converge() {
 }
 
 /// Player checks (no-op Updates) answered 5xx fewer times than `strikes` cost nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_xx_bursts_on_update_below_the_strikes_delete_nothing() {
+async fn five_xx_bursts_on_update_below_the_strikes_delete_nothing(backend: Backend) {
     let r = running(
+        backend,
         "f-5xx-update",
         "poll_interval: 200ms, list_lag: 1s, check_interval: 300ms",
     )
@@ -95,9 +93,8 @@ async fn five_xx_bursts_on_update_below_the_strikes_delete_nothing() {
     finish(r).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_429_storm_pauses_and_recovers_without_a_violation() {
-    let r = running("f-429", FAST).await;
+async fn a_429_storm_pauses_and_recovers_without_a_violation(backend: Backend) {
+    let r = running(backend, "f-429", FAST).await;
     r.sim.inject(FaultRule {
         method: None,
         path_contains: "/cloud-player/players".into(),
@@ -116,8 +113,7 @@ async fn a_429_storm_pauses_and_recovers_without_a_violation() {
 
 /// Answers that come after the client's timeout: the List is an outage, the Create is
 /// executed by Agora after the client gave up, and its retry must adopt it by name.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn answers_slower_than_the_client_timeout() {
+async fn answers_slower_than_the_client_timeout(backend: Backend) {
     let dir = temp_dir("f-slow");
     let sim = start_simulator().await;
     write_config_full(&dir, &sim, &one_scene("revertive"), "", FAST);
@@ -127,12 +123,13 @@ async fn answers_slower_than_the_client_timeout() {
         .replace("timeout: 5s", "timeout: 1s");
     std::fs::write(&path, text).unwrap();
     let config = pullkeeper::config::load_with_env(&path, &crate::harness::env()).unwrap();
-    let store = Store::temporary().unwrap();
+    let (store, etcd) = backend.store(&config);
     let r = Running {
-        app: start_app(config, store.clone()).await,
+        app: start_app_leading(config, store.clone()).await,
         sim,
         dir,
         store,
+        _etcd: etcd,
     }
     .until_both_running()
     .await;
@@ -155,9 +152,8 @@ async fn answers_slower_than_the_client_timeout() {
 }
 
 /// The operation happens but the answer is cut halfway (or never starts).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_cut_mid_response_or_dropped() {
-    let r = running("f-cut", FAST).await;
+async fn connections_cut_mid_response_or_dropped(backend: Backend) {
+    let r = running(backend, "f-cut", FAST).await;
     r.sim.inject(rule("POST", 2, FaultAction::Cut));
     r.sim.inject(rule("GET", 2, FaultAction::Cut));
     r.sim.inject(rule("DELETE", 1, FaultAction::Cut));
@@ -178,9 +174,8 @@ async fn connections_cut_mid_response_or_dropped() {
 }
 
 /// NCS sends every notice twice and out of order (§2.1): each failure acts once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ncs_duplicates_and_reordering_act_once() {
-    let r = running("f-ncs-chaos", "poll_interval: 30s, list_lag: 1s").await;
+async fn ncs_duplicates_and_reordering_act_once(backend: Backend) {
+    let r = running(backend, "f-ncs-chaos", "poll_interval: 30s, list_lag: 1s").await;
     r.sim.set_ncs_chaos(NcsChaos {
         duplicate: true,
         max_delay: Duration::from_millis(600),
@@ -203,9 +198,8 @@ async fn ncs_duplicates_and_reordering_act_once() {
 }
 
 /// NCS cannot reach pullkeeper at all: the List alone finds the failure.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_ncs_down_polling_alone_recovers() {
-    let r = running("f-ncs-down", FAST).await;
+async fn with_ncs_down_polling_alone_recovers(backend: Backend) {
+    let r = running(backend, "f-ncs-down", FAST).await;
     let nowhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/ncs/e2e", nowhere.local_addr().unwrap());
     drop(nowhere);
@@ -225,8 +219,7 @@ async fn with_ncs_down_polling_alone_recovers() {
 
 /// Agora's List hides new players for its documented 10 s; nothing may be replaced or
 /// taken off air for it, and a failure in that time is still handled.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn list_lag_of_ten_seconds() {
+async fn list_lag_of_ten_seconds(backend: Backend) {
     let dir = temp_dir("f-lag");
     let sim = start_simulator_with_lag(Duration::from_secs(10)).await;
     let config = write_config_full(
@@ -236,7 +229,7 @@ async fn list_lag_of_ten_seconds() {
         "",
         "poll_interval: 500ms, list_lag: 12s",
     );
-    let r = Running::launch(sim, dir, config)
+    let r = Running::launch_on(backend, sim, dir, config)
         .await
         .until_both_running()
         .await;
@@ -249,7 +242,11 @@ async fn list_lag_of_ten_seconds() {
 
 /// Without `base_url` the client walks Agora's domains; here the primary refuses
 /// connections, or does not resolve at all.
-async fn through_domains(tag: &str, resolve: impl Fn(&SimHandle, &str) -> String) {
+async fn through_domains(
+    backend: Backend,
+    tag: &str,
+    resolve: impl Fn(&SimHandle, &str) -> String,
+) {
     let dir = temp_dir(tag);
     let sim = start_simulator().await;
     let refused = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -268,7 +265,7 @@ async fn through_domains(tag: &str, resolve: impl Fn(&SimHandle, &str) -> String
     assert!(text.contains(&api));
     std::fs::write(&path, text).unwrap();
     let config = pullkeeper::config::load_with_env(&path, &crate::harness::env()).unwrap();
-    let r = Running::launch(sim, dir, config)
+    let r = Running::launch_on(backend, sim, dir, config)
         .await
         .until_both_running()
         .await;
@@ -286,9 +283,8 @@ async fn through_domains(tag: &str, resolve: impl Fn(&SimHandle, &str) -> String
     finish(r).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn primary_domain_down() {
-    through_domains("f-primary", |sim, refused| {
+async fn primary_domain_down(backend: Backend) {
+    through_domains(backend, "f-primary", |sim, refused| {
         format!(
             "api.agora.io: \"{refused}\", api-us-west-1.agora.io: \"{}\"",
             sim.addr()
@@ -297,9 +293,8 @@ async fn primary_domain_down() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dns_failure_of_the_primary() {
-    through_domains("f-dns", |sim, _| {
+async fn dns_failure_of_the_primary(backend: Backend) {
+    through_domains(backend, "f-dns", |sim, _| {
         format!(
             "api.agora.io: dns-failure, api.sd-rtn.com: \"{}\", api-us-west-1.agora.io: dns-failure",
             sim.addr()
@@ -307,3 +302,40 @@ async fn dns_failure_of_the_primary() {
     })
     .await;
 }
+
+/// Every case runs on the embedded store and on etcd.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sled_store {
+            use super::Backend;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(Backend::Sled).await;
+                }
+            )*
+        }
+        mod etcd_store {
+            use super::Backend;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(Backend::Etcd).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    five_xx_bursts_on_create_delete_and_list_still_converge,
+    five_xx_bursts_on_update_below_the_strikes_delete_nothing,
+    a_429_storm_pauses_and_recovers_without_a_violation,
+    answers_slower_than_the_client_timeout,
+    connections_cut_mid_response_or_dropped,
+    ncs_duplicates_and_reordering_act_once,
+    with_ncs_down_polling_alone_recovers,
+    list_lag_of_ten_seconds,
+    primary_domain_down,
+    dns_failure_of_the_primary,
+);

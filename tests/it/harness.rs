@@ -188,33 +188,112 @@ pub struct Running {
     pub dir: PathBuf,
     /// The app's store, to check what it wrote and when.
     pub store: Store,
+    /// The etcd server the store is in, when it is: kept running for the test.
+    pub _etcd: Option<pullkeeper::store::LocalEtcd>,
+}
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded store (a temporary sled database).
+    Sled,
+    /// A real etcd server started for the test, this process leading the project.
+    Etcd,
+}
+
+impl Backend {
+    /// A fresh store of this kind; with etcd, the server it lives in.
+    pub fn store(self, config: &Config) -> (Store, Option<pullkeeper::store::LocalEtcd>) {
+        match self {
+            Backend::Sled => (Store::temporary().unwrap(), None),
+            Backend::Etcd => {
+                let etcd = pullkeeper::store::LocalEtcd::start().expect("etcd starts");
+                let options = pullkeeper::store::EtcdOptions {
+                    endpoints: vec![etcd.endpoint()],
+                    prefix: "/pk-test/".into(),
+                    ttl: Duration::from_secs(3),
+                    credentials: None,
+                    ca_file: None,
+                    installation: "test".into(),
+                    replica: "test".into(),
+                    projects: config
+                        .settings
+                        .projects
+                        .iter()
+                        .map(|p| p.id.clone())
+                        .collect(),
+                };
+                (Store::etcd(&options).unwrap(), Some(etcd))
+            }
+        }
+    }
+}
+
+/// Starts the app on `store` and waits until it leads every project (at once for the
+/// embedded store).
+pub async fn start_app_leading(config: Config, store: Store) -> App {
+    let projects: Vec<String> = config
+        .settings
+        .projects
+        .iter()
+        .map(|p| p.id.clone())
+        .collect();
+    let app = start_app(config, store.clone()).await;
+    let leadership = store.leadership().clone();
+    eventually(Duration::from_secs(15), "every project led", || {
+        projects.iter().all(|p| leadership.acting(p))
+    })
+    .await;
+    app
 }
 
 impl Running {
     /// Starts everything with `scenes`, `extra` settings and the `reconcile:` body, and
     /// waits until both players of `news` run.
     pub async fn start(tag: &str, scenes: &str, extra: &str, reconcile: &str) -> Running {
+        Running::start_on(Backend::Sled, tag, scenes, extra, reconcile).await
+    }
+
+    /// [`Running::start`] on `backend`.
+    pub async fn start_on(
+        backend: Backend,
+        tag: &str,
+        scenes: &str,
+        extra: &str,
+        reconcile: &str,
+    ) -> Running {
         let dir = temp_dir(tag);
         let sim = start_simulator().await;
         let config = write_config_full(&dir, &sim, scenes, extra, reconcile);
-        Running::with_store(sim, dir, config).await
+        Running::with_store(backend, sim, dir, config).await
     }
 
     /// Starts an app with `config` on a fresh store, its NCS notices delivered by `sim`.
     pub async fn launch(sim: SimHandle, dir: PathBuf, config: Config) -> Running {
-        let r = Running::with_store(sim, dir, config).await;
+        Running::launch_on(Backend::Sled, sim, dir, config).await
+    }
+
+    /// [`Running::launch`] on `backend`.
+    pub async fn launch_on(
+        backend: Backend,
+        sim: SimHandle,
+        dir: PathBuf,
+        config: Config,
+    ) -> Running {
+        let r = Running::with_store(backend, sim, dir, config).await;
         connect_ncs(&r.sim, &r.app);
         r
     }
 
-    async fn with_store(sim: SimHandle, dir: PathBuf, config: Config) -> Running {
-        let store = Store::temporary().unwrap();
-        let app = start_app(config, store.clone()).await;
+    async fn with_store(backend: Backend, sim: SimHandle, dir: PathBuf, config: Config) -> Running {
+        let (store, etcd) = backend.store(&config);
+        let app = start_app_leading(config, store.clone()).await;
         Running {
             sim,
             app,
             dir,
             store,
+            _etcd: etcd,
         }
     }
 

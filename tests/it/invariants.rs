@@ -101,7 +101,7 @@ pub fn deleted_by_us(sim: &SimHandle) -> BTreeSet<String> {
 
 /// Notices the app answered 200 that its store does not remember.
 pub fn lost_notices(sim: &SimHandle, store: &Store) -> usize {
-    let log = NoticeLog::open(store).unwrap();
+    let log = NoticeLog::for_projects(store, vec!["e2e".to_string()]).unwrap();
     sim.notices_sent()
         .iter()
         .filter(|r| r.outcome == DeliveryOutcome::Delivered)

@@ -60,6 +60,7 @@ async fn failed_notice_fails_over_within_seconds_and_our_own_delete_changes_noth
         app,
         dir,
         store,
+        ..
     } = running_scene("ncs-failed").await;
     sim.fail_player(APP_ID, &id_of(&sim, "pk_news_m_1"));
     eventually(Duration::from_secs(5), "backup on air", || {
