@@ -13,6 +13,10 @@ pub struct LocalEtcd {
     dir: PathBuf,
     client_port: u16,
     peer_port: u16,
+    /// Plain HTTP `/health`, also when clients must speak TLS.
+    metrics_port: u16,
+    /// Certificate and key (PEM) clients are served with, when TLS is on.
+    tls: Option<(PathBuf, PathBuf)>,
     cluster: String,
     /// Unique per cluster, so members of two test clusters never talk.
     token: String,
@@ -29,28 +33,39 @@ impl LocalEtcd {
         Ok(LocalEtcd::cluster(1)?.remove(0))
     }
 
+    /// A single member serving clients over TLS with `cert` and `key` (PEM files).
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> std::io::Result<LocalEtcd> {
+        let mut etcd = LocalEtcd::start()?;
+        etcd.kill();
+        etcd.tls = Some((cert.to_path_buf(), key.to_path_buf()));
+        etcd.restart()?;
+        Ok(etcd)
+    }
+
     /// Starts a cluster of `members` and waits until each is healthy (which takes a
     /// quorum, so all are started first).
     pub fn cluster(members: usize) -> std::io::Result<Vec<LocalEtcd>> {
         let ports = (0..members)
-            .map(|_| Ok((free_port()?, free_port()?)))
-            .collect::<std::io::Result<Vec<(u16, u16)>>>()?;
+            .map(|_| Ok((free_port()?, free_port()?, free_port()?)))
+            .collect::<std::io::Result<Vec<(u16, u16, u16)>>>()?;
         let cluster = ports
             .iter()
             .enumerate()
-            .map(|(i, (_, peer))| format!("m{i}=http://127.0.0.1:{peer}"))
+            .map(|(i, (_, peer, _))| format!("m{i}=http://127.0.0.1:{peer}"))
             .collect::<Vec<_>>()
             .join(",");
         let token = format!("pk-etcd-{}", uuid::Uuid::new_v4());
         let base = std::env::temp_dir().join(&token);
         let mut out = Vec::new();
-        for (i, (client_port, peer_port)) in ports.into_iter().enumerate() {
+        for (i, (client_port, peer_port, metrics_port)) in ports.into_iter().enumerate() {
             let mut member = LocalEtcd {
                 child: None,
                 name: format!("m{i}"),
                 dir: base.join(format!("m{i}")),
                 client_port,
                 peer_port,
+                metrics_port,
+                tls: None,
                 cluster: cluster.clone(),
                 token: token.clone(),
             };
@@ -65,7 +80,8 @@ impl LocalEtcd {
 
     /// The client URL.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     /// Kills the member (SIGKILL) and waits for it to exit; its data stays.
@@ -93,7 +109,16 @@ impl LocalEtcd {
     fn spawn(&mut self) -> std::io::Result<()> {
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let client = self.endpoint();
-        let child = Command::new("etcd")
+        let metrics = format!("http://127.0.0.1:{}", self.metrics_port);
+        let mut command = Command::new("etcd");
+        if let Some((cert, key)) = &self.tls {
+            command
+                .arg("--cert-file")
+                .arg(cert)
+                .arg("--key-file")
+                .arg(key);
+        }
+        let child = command
             .args(["--name", &self.name])
             .arg("--data-dir")
             .arg(&self.dir)
@@ -104,6 +129,7 @@ impl LocalEtcd {
             .args(["--initial-cluster", &self.cluster])
             .args(["--initial-cluster-state", "new"])
             .args(["--initial-cluster-token", &self.token])
+            .args(["--listen-metrics-urls", &metrics])
             // Fast elections and no fsync: a test server, not a durable one.
             .args(["--heartbeat-interval", "10", "--election-timeout", "100"])
             .arg("--unsafe-no-fsync")
@@ -129,7 +155,7 @@ impl LocalEtcd {
     }
 
     fn wait_healthy(&mut self) -> std::io::Result<()> {
-        let url = format!("127.0.0.1:{}", self.client_port);
+        let url = format!("127.0.0.1:{}", self.metrics_port);
         for _ in 0..START_POLLS {
             if health(&url) {
                 return Ok(());

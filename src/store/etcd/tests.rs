@@ -306,3 +306,68 @@ async fn with_auth_on_the_right_password_leads_and_a_wrong_one_names_endpoint_us
     a.store.flush().await.unwrap();
     a.stop().await;
 }
+
+/// A self-signed certificate for 127.0.0.1, by the openssl CLI: `(cert.pem, key.pem)`.
+fn self_signed(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}-key.pem")),
+    );
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", &format!("/CN={name}")])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("the openssl CLI runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_configured_ca_is_trusted_and_another_is_an_error_naming_endpoint_and_cause() {
+    let dir = std::env::temp_dir().join(format!("pk-etcd-tls-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = self_signed(&dir, "etcd");
+    let (stranger, _) = self_signed(&dir, "stranger");
+    let server = LocalEtcd::start_tls(&cert, &key).expect("etcd serves TLS");
+    assert!(server.endpoint().starts_with("https://"));
+    let trusting = |ca: &std::path::Path| EtcdOptions {
+        ca_file: Some(ca.to_path_buf()),
+        ..options(&server, "/pk/", "a")
+    };
+    let wrong = trusting(&stranger);
+    let gateway = super::gateway::Gateway::new(
+        &wrong.endpoints,
+        None,
+        Duration::from_secs(2),
+        super::tls_config(wrong.ca_file.as_deref()).unwrap(),
+    )
+    .unwrap();
+    let error = gateway.range(b"/pk/x", b"").await.unwrap_err().to_string();
+    assert!(error.contains(&server.endpoint()), "{error}");
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
+    let a = Replica::start(&trusting(&cert));
+    a.leads_all().await;
+    let key = SlotKey::new("p", "s", 0);
+    a.store.put_slot(&key, &record("over tls")).unwrap();
+    a.store.flush().await.unwrap();
+    a.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
