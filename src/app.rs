@@ -178,6 +178,7 @@ impl App {
             inboxes.insert(project.id.clone(), inbox.clone());
             // Everything a term's controller needs; each term builds a fresh one.
             let term_context = {
+                let client = client.clone();
                 let (project, store, board, metrics) = (
                     project.clone(),
                     store.clone(),
@@ -216,20 +217,14 @@ impl App {
                 {
                     let (board, metrics, id) = (board.clone(), metrics.clone(), project.id.clone());
                     let (intake_cell, shared) = (intake_cell.clone(), leadership.shared());
+                    let (client, store) = (client.clone(), store.clone());
                     move |term| {
                         let run = ProjectController::new(term_context()).run(term);
                         let (board, metrics, id) = (board.clone(), metrics.clone(), id.clone());
-                        let intake = intake_cell.get().cloned();
+                        if let Some(intake) = intake_cell.get().filter(|_| shared) {
+                            terms::take_over(&id, intake, &client, &store, clock);
+                        }
                         async move {
-                            // A takeover: what the previous leader acknowledged and did
-                            // not apply, and its players' notice order. (The single
-                            // replica's intake did both for every project at start.)
-                            if let Some(intake) = intake.filter(|_| shared)
-                                && let Err(e) = intake.take_over(&id)
-                            {
-                                tracing::error!(project = %id, error = %e,
-                                    "cannot replay the project's acknowledged NCS notices");
-                            }
                             run.await;
                             // What this replica published is stale once another leads.
                             board.publish(&id, Vec::new());

@@ -9,7 +9,10 @@ use std::future::Future;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::store::Leadership;
+use crate::agora::MediaPullClient;
+use crate::clock::Clock;
+use crate::ncs::intake::Intake;
+use crate::store::{Leadership, Store};
 
 /// Runs `controller(term)` for each term of `project` until `stop`.
 pub async fn supervise<F, Fut>(
@@ -47,5 +50,26 @@ pub async fn supervise<F, Fut>(
         if stop.is_cancelled() {
             return;
         }
+    }
+}
+
+/// What a replica does first when it takes `project` over from another (etcd): counts
+/// the previous leader's latest calls in the project's rate windows, so Agora sees no
+/// burst over its limits, and replays the notices it acknowledged and did not apply,
+/// continuing its players' notice order. (A single replica did both for every project
+/// at its start.)
+pub fn take_over(
+    project: &str,
+    intake: &Intake,
+    client: &MediaPullClient,
+    store: &Store,
+    clock: Clock,
+) {
+    for (api, limiter) in client.limiters().each() {
+        crate::limits::restore(limiter, store, clock, project, api);
+    }
+    if let Err(e) = intake.take_over(project) {
+        tracing::error!(project, error = %e,
+            "cannot replay the project's acknowledged NCS notices");
     }
 }

@@ -35,6 +35,25 @@ pub fn journaled(
     project: &str,
     api: &'static str,
 ) -> RateLimiter {
+    restore(&limiter, store, clock, project, api);
+    let store = store.clone();
+    let project = project.to_string();
+    limiter.with_journal(Box::new(move |calls| {
+        let at_ms: Vec<u64> = calls
+            .iter()
+            .map(|c| c.map_or(IN_FLIGHT, |at| clock.ms_at(at)))
+            .collect();
+        if let Err(e) = store.put_api_calls(&project, api, &at_ms) {
+            tracing::warn!(project = %project, api, error = %e,
+                "cannot record this API's calls for the next start");
+        }
+    }))
+}
+
+/// Counts in `limiter`'s windows the calls the store recorded for `project`'s `api`:
+/// at a start, those of the process before; at a takeover (etcd), those of the
+/// previous leader, so Agora never sees more than its limit across either.
+pub fn restore(limiter: &RateLimiter, store: &Store, clock: Clock, project: &str, api: &str) {
     let recorded = match store.api_calls(project, api) {
         Ok(calls) => calls,
         // With etcd, a project is read only by its leader; until this replica leads it
@@ -62,18 +81,6 @@ pub fn journaled(
     if !recorded.is_empty() {
         limiter.restore(&answered, limiter.shortest_window());
     }
-    let store = store.clone();
-    let project = project.to_string();
-    limiter.with_journal(Box::new(move |calls| {
-        let at_ms: Vec<u64> = calls
-            .iter()
-            .map(|c| c.map_or(IN_FLIGHT, |at| clock.ms_at(at)))
-            .collect();
-        if let Err(e) = store.put_api_calls(&project, api, &at_ms) {
-            tracing::warn!(project = %project, api, error = %e,
-                "cannot record this API's calls for the next start");
-        }
-    }))
 }
 
 #[cfg(test)]

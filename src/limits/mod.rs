@@ -6,7 +6,7 @@ pub mod window;
 
 use std::time::Duration;
 
-pub use journal::journaled;
+pub use journal::{journaled, restore};
 pub use window::{RateLimiter, WindowSpec};
 
 /// Agora's retreat after a 404, 429 or 5xx (docs/agora-api.md §1.9): 5–6 s before the

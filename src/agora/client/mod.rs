@@ -47,6 +47,20 @@ pub struct ApiLimiters {
     pub update: RateLimiter,
 }
 
+impl ApiLimiters {
+    /// Each limiter with the name its calls are recorded under in the store.
+    pub fn each(&self) -> [(&'static str, &RateLimiter); 6] {
+        [
+            ("create_with_name", &self.create_with_name),
+            ("create_without_name", &self.create_without_name),
+            ("delete", &self.delete),
+            ("list", &self.list),
+            ("list_filtered", &self.list_filtered),
+            ("update", &self.update),
+        ]
+    }
+}
+
 /// Where requests go.
 pub enum Endpoint {
     /// One base URL, e.g. a simulator's `http://127.0.0.1:PORT`: no domain switching.
@@ -214,6 +228,11 @@ impl MediaPullClient {
     pub fn with_wait_observer(mut self, observer: Box<WaitObserver>) -> Self {
         self.on_wait = Some(observer);
         self
+    }
+
+    /// The rate limiters of the project's APIs.
+    pub fn limiters(&self) -> &ApiLimiters {
+        &self.limiters
     }
 
     /// The domain requests currently start on (the base URL when fixed).
