@@ -145,6 +145,12 @@ async fn killing_the_leader_during_a_storm_hands_over_within_the_ttl_and_loses_n
     assert_eq!(figures.healthy_deleted, 0, "second players made for a slot");
     assert_eq!(figures.orphans, 0, "orphaned players");
     assert_eq!(figures.uid_reuse, 0, "UIDs created twice in a channel");
+    let refused = sim
+        .requests()
+        .iter()
+        .filter(|r| r.status == Some(429))
+        .count();
+    assert_eq!(refused, 0, "Agora answered 429 around a takeover");
     let slowest = *takeovers.last().unwrap();
     assert!(
         slowest <= TAKEOVER_LIMIT,
