@@ -234,20 +234,25 @@ async fn status_command_json_wide_and_a_scene_filter() {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(
-        header[header.len() - 4..],
-        ["SOURCE", "HELD", "OVER-QUOTA", "SOURCE-DOWN"]
+        header[header.len() - 5..],
+        ["SOURCE", "HELD", "OVER-QUOTA", "SOURCE-DOWN", "LEADER"]
     );
-    // The last four cells of each row (ACTIVE is blank off air): source, held, over
-    // quota, source down.
+    // The last five cells of each row (ACTIVE is blank off air): source, held, over
+    // quota, source down, and the leader (`-` for the single replica).
     let tails: Vec<Vec<&str>> = lines
         .map(|l| {
             let cells: Vec<&str> = l.split_whitespace().collect();
-            cells[cells.len() - 4..].to_vec()
+            cells[cells.len() - 5..].to_vec()
         })
         .collect();
     assert_eq!(tails.len(), 9, "{text}");
     assert_eq!(tails.iter().filter(|t| t[2] == "yes").count(), 2, "{text}");
-    assert!(tails.iter().all(|t| t[1] == "no" && t[3] == "no"), "{text}");
+    assert!(
+        tails
+            .iter()
+            .all(|t| t[1] == "no" && t[3] == "no" && t[4] == "-"),
+        "{text}"
+    );
 
     // Positional names and --scene narrow the list; an unknown one is an error.
     let (code, text) = status(&["-o", "json", "news", "--scene", "lobby"]).await;
