@@ -39,11 +39,32 @@ fn masters_created(sim: &SimHandle) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notice_acknowledged_before_a_kill_is_acted_on_at_the_restart() {
+    acknowledged_then_killed(None).await;
+}
+
+/// The same with the state in etcd: each start is a takeover by the same replica name
+/// once the killed one's lease ran out, and the takeover replays the notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_etcd_a_notice_acknowledged_before_a_kill_is_acted_on_by_the_next_leader() {
+    let etcd = pullkeeper::store::LocalEtcd::start().expect("etcd starts");
+    acknowledged_then_killed(Some(&etcd)).await;
+}
+
+async fn acknowledged_then_killed(etcd: Option<&pullkeeper::store::LocalEtcd>) {
     let dir = temp_dir("notice-kill");
     let sim = start_simulator_with_lag(Duration::from_secs(1)).await;
     write_config_full(&dir, &sim, &one_scene("revertive"), "", RECONCILE);
+    if let Some(etcd) = etcd {
+        crate::ha::use_etcd(&dir, etcd, "/pk-notice/", "solo");
+    }
+    let leads = async |proc: &Proc| {
+        if etcd.is_some() {
+            crate::ha::leads(proc).await;
+        }
+    };
 
     let first = start(&dir, &sim).await;
+    leads(&first).await;
     eventually(Duration::from_secs(20), "master and backup running", || {
         let players = sim.players(APP_ID);
         players.len() == 2 && players.iter().all(|p| p.status == PlayerStatus::Running)
@@ -65,6 +86,7 @@ async fn a_notice_acknowledged_before_a_kill_is_acted_on_at_the_restart() {
         action: FaultAction::Status(503),
     });
     let second = start(&dir, &sim).await;
+    leads(&second).await;
     sim.destroy_player(APP_ID, &master, "Internal Error");
     eventually(
         Duration::from_secs(10),
@@ -87,7 +109,8 @@ async fn a_notice_acknowledged_before_a_kill_is_acted_on_at_the_restart() {
     sim.clear_faults();
     let restarted = Instant::now();
     let third = start(&dir, &sim).await;
-    // Within 20 s (about 1 s on an idle machine): List's third miss comes 60 s after the start.
+    // Within 20 s (about 1 s on an idle machine, plus the killed one's lease with etcd):
+    // List's third miss comes 60 s after the start.
     eventually(Duration::from_secs(20), "master replaced", || {
         masters_created(&sim).len() == 2
     })
