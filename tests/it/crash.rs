@@ -183,6 +183,18 @@ async fn storm_of_kills(etcd: Option<&pullkeeper::store::LocalEtcd>) {
 /// predecessor's last.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarts_after_kill_9_keep_to_the_create_rate() {
+    kills_in_a_create_burst(None).await;
+}
+
+/// The same with the state in etcd, where each restart is a takeover by the same
+/// replica name (it counts the calls the killed one recorded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_after_kill_9_keep_to_the_create_rate_with_the_etcd_store() {
+    let etcd = pullkeeper::store::LocalEtcd::start().expect("etcd starts");
+    kills_in_a_create_burst(Some(&etcd)).await;
+}
+
+async fn kills_in_a_create_burst(etcd: Option<&pullkeeper::store::LocalEtcd>) {
     let dir = temp_dir("kill9-rate");
     let sim = crate::harness::start_simulator_with(|sim| {
         sim.qps.create_with_name = pullkeeper::simulator::Window::per_second(2);
@@ -194,6 +206,9 @@ async fn restarts_after_kill_9_keep_to_the_create_rate() {
         "create_with_name: { per_second: 50 }",
         "create_with_name: { per_second: 2 }",
     );
+    if let Some(etcd) = etcd {
+        crate::ha::use_etcd(&dir, etcd, "/pk-rate/", "solo");
+    }
     let creates = |sim: &SimHandle| {
         sim.requests()
             .iter()
