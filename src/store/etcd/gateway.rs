@@ -157,6 +157,29 @@ impl Gateway {
         Ok(TxnOutcome { succeeded, read })
     }
 
+    /// Puts `key` (attached to `lease`, 0 for none) unless it exists: whether it was put,
+    /// and the key as it was when it existed.
+    pub(super) async fn put_if_absent(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        lease: i64,
+    ) -> Result<(bool, Option<Kv>), EtcdError> {
+        let put = Op::Put {
+            key: key.to_vec(),
+            value: value.to_vec(),
+            lease,
+        };
+        let outcome = self
+            .txn(
+                &[Compare::Absent(key.to_vec())],
+                &[put],
+                &[Op::Get(key.to_vec())],
+            )
+            .await?;
+        Ok((outcome.succeeded, outcome.read.into_iter().next()))
+    }
+
     /// A new lease: its id and the TTL the server chose (at least the one asked for).
     pub(super) async fn lease_grant(&self, ttl: Duration) -> Result<(i64, i64), EtcdError> {
         let answer = self
@@ -213,19 +236,8 @@ impl Gateway {
         let endpoint = &self.endpoints[at];
         let mut retried_auth = false;
         loop {
-            let mut request = self.http.post(format!("{endpoint}{path}")).json(body);
-            if let Some(token) = self.token(endpoint).await? {
-                request = request.header("Authorization", token);
-            }
-            let response = request
-                .send()
-                .await
-                .map_err(|e| unreachable(endpoint, &e))?;
-            let status = response.status();
-            let answer: Value = response
-                .json()
-                .await
-                .map_err(|e| unreachable(endpoint, &e))?;
+            let token = self.token(endpoint).await?;
+            let (status, answer) = self.post(endpoint, path, body, token).await?;
             if status.is_success() {
                 return Ok(answer);
             }
@@ -248,6 +260,31 @@ impl Gateway {
         }
     }
 
+    /// POSTs `body` to `path` on `endpoint` (with `token` if any): the status and the
+    /// JSON answer, or why none came.
+    async fn post(
+        &self,
+        endpoint: &str,
+        path: &str,
+        body: &Value,
+        token: Option<String>,
+    ) -> Result<(reqwest::StatusCode, Value), EtcdError> {
+        let mut request = self.http.post(format!("{endpoint}{path}")).json(body);
+        if let Some(token) = token {
+            request = request.header("Authorization", token);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| unreachable(endpoint, &e))?;
+        let status = response.status();
+        let answer = response
+            .json()
+            .await
+            .map_err(|e| unreachable(endpoint, &e))?;
+        Ok((status, answer))
+    }
+
     /// The auth token for calls, authenticating first when credentials are set.
     async fn token(&self, endpoint: &str) -> Result<Option<String>, EtcdError> {
         let Some(credentials) = &self.credentials else {
@@ -260,18 +297,9 @@ impl Gateway {
             "name": credentials.user,
             "password": credentials.password.expose_secret(),
         });
-        let response = self
-            .http
-            .post(format!("{endpoint}/v3/auth/authenticate"))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| unreachable(endpoint, &e))?;
-        let status = response.status();
-        let answer: Value = response
-            .json()
-            .await
-            .map_err(|e| unreachable(endpoint, &e))?;
+        let (status, answer) = self
+            .post(endpoint, "/v3/auth/authenticate", &body, None)
+            .await?;
         let Some(token) = answer["token"].as_str().filter(|_| status.is_success()) else {
             return Err(EtcdError::Auth {
                 endpoint: endpoint.to_string(),

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::EtcdOptions;
 use super::error::EtcdError;
-use super::gateway::{Compare, Gateway, Op};
+use super::gateway::Gateway;
 use super::mirror::Mirror;
 use crate::store::observer::LeadershipObserver;
 
@@ -233,20 +233,12 @@ impl Leader {
             return Ok(());
         }
         let key = self.key("leader", project);
-        let outcome = self
+        let (taken, holder) = self
             .gateway
-            .txn(
-                &[Compare::Absent(key.clone())],
-                &[Op::Put {
-                    key: key.clone(),
-                    value: self.replica.as_bytes().to_vec(),
-                    lease,
-                }],
-                &[Op::Get(key)],
-            )
+            .put_if_absent(&key, self.replica.as_bytes(), lease)
             .await?;
-        let holder = outcome.read.first();
-        let ours = outcome.succeeded || holder.is_some_and(|kv| kv.lease == lease);
+        let holder = holder.as_ref();
+        let ours = taken || holder.is_some_and(|kv| kv.lease == lease);
         let leader = match holder {
             Some(kv) if !ours => String::from_utf8_lossy(&kv.value).into_owned(),
             _ => self.replica.clone(),
@@ -274,24 +266,13 @@ impl Leader {
     /// did: two installations acting for one project would fight over its players.
     async fn owned_by_this_installation(&self, project: &str) -> Result<bool, EtcdError> {
         let key = self.key("installation", project);
-        let outcome = self
+        let (claimed, owner) = self
             .gateway
-            .txn(
-                &[Compare::Absent(key.clone())],
-                &[Op::Put {
-                    key: key.clone(),
-                    value: self.installation.as_bytes().to_vec(),
-                    lease: 0,
-                }],
-                &[Op::Get(key)],
-            )
+            .put_if_absent(&key, self.installation.as_bytes(), 0)
             .await?;
-        let owner = outcome
-            .read
-            .first()
-            .map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
+        let owner = owner.map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
         match owner {
-            Some(owner) if !outcome.succeeded && owner != self.installation => {
+            Some(owner) if !claimed && owner != self.installation => {
                 tracing::error!(project, owner = %owner, installation = %self.installation,
                     "etcd: another installation acts for this project under the same prefix; \
                      refusing to act for it (give each installation its own prefix)");
