@@ -11,13 +11,13 @@ use std::time::Duration;
 use base64::Engine;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::domains::{DomainPool, Overrides, WAITS};
-use super::error::{ApiError, Op, TransportKind};
+use super::domains::WAITS;
+use super::error::{ApiError, Op};
 use super::wire::limits::PAGE_SIZE_MAX;
 use super::wire::{
     CreatePlayer, CreateRequest, CreateResponse, CreatedPlayer, ListResponse, ListedPlayer, Region,
@@ -25,76 +25,21 @@ use super::wire::{
 };
 use crate::limits::{RateLimiter, WindowSpec};
 
+mod config;
+mod failure;
 mod ncs_ip;
 mod refusal;
 mod transport;
 
+use failure::transport_error;
+
+pub use config::{ApiLimiters, ClientConfig, Endpoint};
 pub use ncs_ip::{NCS_IP_PATHS, NcsIps};
 pub use transport::{TransportError, Transports, transport};
 
 /// Longest pause a `Retry-After` can impose. Agora documents none; a larger value is a
 /// broken answer, and honouring it would stop failovers (or overflow the clock).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
-
-/// One rate limiter per API, as Agora counts them (§1.10).
-#[derive(Debug)]
-pub struct ApiLimiters {
-    pub create_with_name: RateLimiter,
-    pub create_without_name: RateLimiter,
-    pub delete: RateLimiter,
-    pub list: RateLimiter,
-    pub list_filtered: RateLimiter,
-    pub update: RateLimiter,
-}
-
-impl ApiLimiters {
-    /// Each limiter with the name its calls are recorded under in the store.
-    pub fn each(&self) -> [(&'static str, &RateLimiter); 6] {
-        [
-            ("create_with_name", &self.create_with_name),
-            ("create_without_name", &self.create_without_name),
-            ("delete", &self.delete),
-            ("list", &self.list),
-            ("list_filtered", &self.list_filtered),
-            ("update", &self.update),
-        ]
-    }
-}
-
-/// Where requests go.
-pub enum Endpoint {
-    /// One base URL, e.g. a simulator's `http://127.0.0.1:PORT`: no domain switching.
-    Fixed(String),
-    /// Agora's domains with the documented switch (see `domains`).
-    Domains {
-        /// `https`, or `http` for a simulator standing in for Agora's names.
-        scheme: String,
-        pool: DomainPool,
-        /// Test-only name overrides (curl `--resolve` style).
-        overrides: Overrides,
-    },
-}
-
-impl Endpoint {
-    /// The name overrides the transport must resolve (none for a fixed URL).
-    pub fn overrides(&self) -> Overrides {
-        match self {
-            Endpoint::Domains { overrides, .. } => overrides.clone(),
-            Endpoint::Fixed(_) => Overrides::default(),
-        }
-    }
-}
-
-/// Everything a client needs for one Agora project.
-pub struct ClientConfig {
-    pub endpoint: Endpoint,
-    pub app_id: String,
-    pub customer_id: SecretString,
-    pub customer_secret: SecretString,
-    /// Bound on a whole request; reqwest has none by default.
-    pub timeout: Duration,
-    pub limiters: ApiLimiters,
-}
 
 /// Answer to a Create.
 #[derive(Debug, Clone, PartialEq)]
@@ -524,36 +469,4 @@ async fn decode<T: DeserializeOwned>(
         detail: e.to_string(),
         request_id: request_id.to_string(),
     })
-}
-
-fn transport_error(op: Op, e: &reqwest::Error, request_id: &str) -> ApiError {
-    // reqwest reports a failed lookup as a connect error whose cause chain mentions DNS;
-    // the chain is the only place the distinction survives.
-    let chain = error_chain(e);
-    let kind = if e.is_timeout() {
-        TransportKind::Timeout
-    } else if chain.contains("dns error") || chain.contains("failed to lookup address") {
-        TransportKind::Dns
-    } else if e.is_connect() {
-        TransportKind::Connect
-    } else {
-        TransportKind::Other
-    };
-    ApiError::Transport {
-        op,
-        kind,
-        detail: chain,
-        request_id: request_id.to_string(),
-    }
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
