@@ -19,6 +19,7 @@ use crate::config::{Config, Scene};
 use crate::http::loglevel::LogLevelState;
 use crate::http::ncs::guard::{self, Guard};
 use crate::http::ncs::{ips, route};
+use crate::http::peers::Peers;
 use crate::http::probes::{self, Readiness};
 use crate::http::reports::ReportsState;
 use crate::http::serve::{Listening, serve};
@@ -40,6 +41,7 @@ use crate::telemetry::scenes::SceneCollector;
 use crate::telemetry::{LogLevel, Metrics};
 use crate::terms;
 
+mod advertise;
 mod client;
 
 pub use client::build_client;
@@ -62,6 +64,8 @@ pub enum AppError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Probe(#[from] crate::probe::ProbeError),
+    #[error("cannot build the HTTP client for the other replicas: {0}")]
+    Peers(reqwest::Error),
 }
 
 /// A running pullkeeper.
@@ -74,6 +78,10 @@ pub struct App {
     /// Stops the HTTP servers, last, so `/readyz` answers 503 while the work drains.
     stop_serving: CancellationToken,
     server: TaskTracker,
+    /// Keeps this replica's lease (etcd); stopped after the work and its last flush, so
+    /// successors find every write and need not wait for the lease to expire.
+    leading: tokio::task::JoinHandle<()>,
+    stop_leading: CancellationToken,
     scenes: Arc<SceneFeeds>,
     accepting: Arc<AtomicBool>,
     reload_now: Arc<Notify>,
@@ -260,11 +268,32 @@ impl App {
         intake.replay().map_err(AppError::Store)?;
         let intake = Arc::new(intake);
         let _ = intake_cell.set(intake.clone());
-        tracker.spawn({
-            let (leadership, stop) = (leadership.clone(), cancel.child_token());
+        let peers = match leadership.replica() {
+            None => None,
+            Some(replica) => {
+                let at = listener.local_addr()?;
+                let pod_ip = std::env::var("POD_IP").ok();
+                let tls = config.settings.server.tls.is_some();
+                match advertise::advertised(&config.settings.leader, at, tls, pod_ip.as_deref()) {
+                    Some(address) => {
+                        tracing::info!(%address, "reachable by the other replicas here");
+                        leadership.advertise(&address);
+                    }
+                    None => tracing::warn!(
+                        "no address to give the other replicas (listening on every address, \
+                         no leader.advertise, no POD_IP): notices for the projects this \
+                         replica leads cannot be handed to it"
+                    ),
+                }
+                Some(Arc::new(Peers::new(replica).map_err(AppError::Peers)?))
+            }
+        };
+        let stop_leading = CancellationToken::new();
+        let leading = tokio::spawn({
+            let (leadership, stop) = (leadership.clone(), stop_leading.clone());
             async move { leadership.run(stop).await }
         });
-        let mut ncs = route::router(intake, metrics.clone(), leadership.clone());
+        let mut ncs = route::router(intake, metrics.clone(), leadership.clone(), peers.clone());
         let allow = &config.settings.ncs_allowlist;
         if allow.enforce {
             ncs = guard::enforce(
@@ -304,7 +333,7 @@ impl App {
         let readiness = Readiness {
             accepting: accepting.clone(),
         };
-        let mut admin_routes = scenes::router(board.clone(), leadership.clone())
+        let mut admin_routes = scenes::router(board.clone(), leadership.clone(), peers)
             .merge(report_route)
             .merge(ips::router(addresses, allow.enforce));
         if let Some(level) = log_level {
@@ -354,6 +383,8 @@ impl App {
             tracker,
             stop_serving,
             server,
+            leading,
+            stop_leading,
             scenes: feeds,
             accepting,
             reload_now,
@@ -395,6 +426,17 @@ impl App {
             .is_err()
         {
             tracing::warn!("in-flight work did not finish within the shutdown grace period");
+        }
+        // Written while still leading; then the projects are handed over at once.
+        if let Err(e) = self.store.flush().await {
+            tracing::error!(error = %e, "store flush at shutdown failed");
+        }
+        self.stop_leading.cancel();
+        if tokio::time::timeout_at(deadline, self.leading)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the lease was not given back within the shutdown grace period");
         }
         self.stop_serving.cancel();
         if tokio::time::timeout_at(deadline, self.server.wait())

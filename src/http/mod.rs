@@ -21,6 +21,7 @@ pub mod bounded;
 pub mod loglevel;
 pub mod metrics;
 pub mod ncs;
+pub mod peers;
 pub mod probes;
 pub mod reports;
 pub mod scenes;

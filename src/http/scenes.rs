@@ -2,30 +2,48 @@
 //! as the controllers last published it. Read-only, and behind the admin bearer token
 //! ([`super::auth::require_admin`]) like everything that reads pullkeeper's view of the
 //! players.
+//!
+//! With leadership shared through etcd a replica publishes only the scenes of the
+//! projects it leads; it asks the leaders of the others (see [`super::peers`]), so any
+//! replica answers for every project. A leader that cannot be asked leaves its scenes
+//! out, and the answer says so in `X-Pullkeeper-Unanswered` (the replicas' names).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use serde::Serialize;
+use serde_json::Value;
 
 use super::answer;
+use super::peers::{HANDED_OVER, Peers};
 use crate::model::{SceneStatus, StatusBoard};
 use crate::store::Leadership;
+
+/// Names the replicas whose scenes are missing from an answer.
+pub const UNANSWERED: &str = "x-pullkeeper-unanswered";
 
 #[derive(Clone)]
 struct Scenes {
     board: StatusBoard,
     leadership: Leadership,
+    peers: Option<Arc<Peers>>,
 }
 
-pub fn router(board: StatusBoard, leadership: Leadership) -> Router {
+pub fn router(board: StatusBoard, leadership: Leadership, peers: Option<Arc<Peers>>) -> Router {
     Router::new()
         .route("/v1/scenes", get(scenes))
         .route("/v1/scenes/{name}", get(scene))
-        .with_state(Scenes { board, leadership })
+        .with_state(Scenes {
+            board,
+            leadership,
+            peers,
+        })
 }
 
 /// A scene as published, with the replica leading its project when leadership is
@@ -38,30 +56,94 @@ struct Led<'a> {
     leader: Option<&'a str>,
 }
 
-async fn scenes(State(s): State<Scenes>) -> Response {
-    let leaders = s.leadership.leaders();
-    let all = s.board.all();
-    let led: Vec<Led<'_>> = all
-        .iter()
-        .map(|scene| Led {
-            scene,
-            leader: leaders.get(&scene.project).map(String::as_str),
-        })
-        .collect();
-    axum::Json(led).into_response()
+impl Scenes {
+    /// The scenes this replica publishes, as JSON.
+    fn local(&self) -> Vec<Value> {
+        let leaders = self.leadership.leaders();
+        self.board
+            .all()
+            .iter()
+            .map(|scene| {
+                let led = Led {
+                    scene,
+                    leader: leaders.get(&scene.project).map(String::as_str),
+                };
+                serde_json::to_value(led).expect("scenes serialize")
+            })
+            .collect()
+    }
+
+    /// The local scenes, and unless the request was handed over, those the other
+    /// leaders publish; with the replicas that could not be asked.
+    async fn everywhere(&self, headers: &HeaderMap) -> (Vec<Value>, Vec<String>) {
+        let mut scenes = self.local();
+        let mut unanswered = Vec::new();
+        let Some(peers) = self
+            .peers
+            .as_ref()
+            .filter(|_| !headers.contains_key(HANDED_OVER))
+        else {
+            return (scenes, unanswered);
+        };
+        let me = self.leadership.replica().unwrap_or_default();
+        let mut others: BTreeMap<String, String> = BTreeMap::new();
+        for (project, leader) in self.leadership.leaders() {
+            if leader != me && !others.contains_key(&leader) {
+                match self.leadership.leader_address(&project) {
+                    Some(address) => others.insert(leader, address),
+                    None => {
+                        unanswered.push(leader.clone());
+                        others.insert(leader, String::new())
+                    }
+                };
+            }
+        }
+        let auth = headers.get(header::AUTHORIZATION);
+        for (name, address) in others.iter().filter(|(_, a)| !a.is_empty()) {
+            match peers.scenes(address, auth).await {
+                Some(theirs) => scenes.extend(theirs),
+                None => unanswered.push(name.clone()),
+            }
+        }
+        unanswered.sort();
+        unanswered.dedup();
+        (scenes, unanswered)
+    }
 }
 
-async fn scene(State(s): State<Scenes>, Path(name): Path<String>) -> Response {
-    match s.board.get(&name) {
-        Some(scene) => {
-            let leaders = s.leadership.leaders();
-            let leader = leaders.get(&scene.project).map(String::as_str);
-            axum::Json(Led {
-                scene: &scene,
-                leader,
-            })
-            .into_response()
-        }
-        None => answer::message(StatusCode::NOT_FOUND, "no such scene"),
+fn with_unanswered(mut response: Response, unanswered: &[String]) -> Response {
+    if !unanswered.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&unanswered.join(", "))
+    {
+        response.headers_mut().insert(UNANSWERED, value);
+    }
+    response
+}
+
+async fn scenes(State(s): State<Scenes>, headers: HeaderMap) -> Response {
+    let (scenes, unanswered) = s.everywhere(&headers).await;
+    with_unanswered(axum::Json(scenes).into_response(), &unanswered)
+}
+
+async fn scene(State(s): State<Scenes>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+    if let Some(scene) = s.board.get(&name) {
+        let leaders = s.leadership.leaders();
+        let leader = leaders.get(&scene.project).map(String::as_str);
+        return axum::Json(Led {
+            scene: &scene,
+            leader,
+        })
+        .into_response();
+    }
+    let (scenes, unanswered) = s.everywhere(&headers).await;
+    let found = scenes
+        .into_iter()
+        .find(|scene| scene.get("name").and_then(Value::as_str) == Some(name.as_str()));
+    match found {
+        Some(scene) => axum::Json(scene).into_response(),
+        None => with_unanswered(
+            answer::message(StatusCode::NOT_FOUND, "no such scene"),
+            &unanswered,
+        ),
     }
 }

@@ -217,6 +217,20 @@ impl Intake {
     }
 
     /// Whether notices for `project` are taken here.
+    /// Why a notice for `project` is refused before anything is recorded (an unknown
+    /// project, a missing or wrong signature), or `None`: a replica that does not lead
+    /// the project checks this before handing the notice to the one that does.
+    pub fn refusal(&self, project: &str, headers: &HeaderMap, body: &[u8]) -> Option<Receipt> {
+        let Some(proj) = self.projects.get(project) else {
+            return Some(Receipt::UnknownProject);
+        };
+        if !signature_ok(headers, proj.secret.expose_secret().as_bytes(), body) {
+            tracing::debug!(project, "NCS notice with a missing or wrong signature");
+            return Some(Receipt::BadSignature);
+        }
+        None
+    }
+
     pub fn knows(&self, project: &str) -> bool {
         self.projects.contains_key(project)
     }
@@ -229,13 +243,10 @@ impl Intake {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Receipt, StoreError> {
-        let Some(proj) = self.projects.get(project) else {
-            return Ok(Receipt::UnknownProject);
-        };
-        if !signature_ok(headers, proj.secret.expose_secret().as_bytes(), body) {
-            tracing::debug!(project, "NCS notice with a missing or wrong signature");
-            return Ok(Receipt::BadSignature);
+        if let Some(refused) = self.refusal(project, headers, body) {
+            return Ok(refused);
         }
+        let proj = &self.projects[project];
         let Ok(notice) = serde_json::from_slice::<Envelope>(body) else {
             return Ok(Receipt::Malformed);
         };

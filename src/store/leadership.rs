@@ -49,6 +49,24 @@ impl Leadership {
         self.0.as_ref().map(|l| l.leaders()).unwrap_or_default()
     }
 
+    /// Where the replica leading `project` is reached, when another replica leads it and
+    /// published its address.
+    pub fn leader_address(&self, project: &str) -> Option<String> {
+        self.0.as_ref().and_then(|l| l.leader_address(project))
+    }
+
+    /// This replica's name in the leader keys (none for the sole replica).
+    pub fn replica(&self) -> Option<&str> {
+        self.0.as_ref().map(|l| l.replica())
+    }
+
+    /// Publishes where the other replicas reach this one (call before [`run`](Self::run)).
+    pub fn advertise(&self, address: &str) {
+        if let Some(leader) = &self.0 {
+            leader.advertise(address);
+        }
+    }
+
     /// Projects another installation owns under the same etcd prefix.
     pub fn refused(&self) -> Vec<String> {
         self.0.as_ref().map(|l| l.refused()).unwrap_or_default()

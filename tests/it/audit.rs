@@ -55,6 +55,11 @@ impl fmt::Display for Audit {
 
 /// Audits `sim` against the desired slots: `(scene, slot count)` pairs, prefix `pk`.
 pub fn audit(sim: &SimHandle, desired: &[(String, u32)]) -> Audit {
+    audit_in(sim, &[APP_ID], desired)
+}
+
+/// [`audit`] over the players of several projects (scene names are unique across them).
+pub fn audit_in(sim: &SimHandle, apps: &[&str], desired: &[(String, u32)]) -> Audit {
     let history = sim.history();
     let ours = |name: &Option<String>| name.as_deref().and_then(|n| parse_name("pk", n)).is_some();
     let creates = history.iter().filter(|h| ours(&h.name)).count();
@@ -84,7 +89,7 @@ pub fn audit(sim: &SimHandle, desired: &[(String, u32)]) -> Audit {
     let mut names = BTreeSet::new();
     let mut duplicates = 0;
     let mut orphans = 0;
-    for p in sim.players(APP_ID) {
+    for p in apps.iter().flat_map(|app| sim.players(app)) {
         let Some(name) = p.name.clone() else { continue };
         let Some(parsed) = parse_name("pk", &name) else {
             continue;

@@ -57,17 +57,22 @@ fn creates(count: u32, action: FaultAction) -> FaultRule {
 /// One gust of the storm: players fail, and Agora is slow, refuses or hangs up on the
 /// next creates, so that kills land between intent, request and answer.
 pub fn gust(sim: &SimHandle, rng: &mut StdRng) {
-    let mut alive: Vec<_> = sim
-        .players(APP_ID)
-        .into_iter()
-        .filter(|p| p.status != PlayerStatus::Failed)
+    gust_in(sim, rng, &[APP_ID]);
+}
+
+/// [`gust`] over the players of several projects.
+pub fn gust_in(sim: &SimHandle, rng: &mut StdRng, apps: &[&str]) {
+    let mut alive: Vec<_> = apps
+        .iter()
+        .flat_map(|app| sim.players(app).into_iter().map(move |p| (*app, p)))
+        .filter(|(_, p)| p.status != PlayerStatus::Failed)
         .collect();
     for _ in 0..rng.random_range(0..=4usize) {
         if alive.is_empty() {
             break;
         }
-        let p = alive.swap_remove(rng.random_range(0..alive.len()));
-        sim.fail_player(APP_ID, &p.id);
+        let (app, p) = alive.swap_remove(rng.random_range(0..alive.len()));
+        sim.fail_player(app, &p.id);
     }
     if rng.random_bool(0.4) {
         let delay = Duration::from_millis(rng.random_range(100..900));

@@ -314,9 +314,15 @@ async fn one_etcd_member_down_changes_nothing_two_stop_the_work_and_their_return
     }
     let stopped_after = lost.elapsed();
     // NCS is told to come back: nothing is recorded, nothing acted on.
+    // Signed as NCS signs: a notice with a bad signature is refused (401) whoever leads.
+    let body = b"{}";
     let notice = reqwest::Client::new()
         .post(format!("http://{}/ncs/e2e", a.addr))
-        .body("{}")
+        .header(
+            pullkeeper::ncs::signature::HEADER_SHA256,
+            pullkeeper::ncs::signature::sign_sha256(b"e2e-ncs", body),
+        )
+        .body(&body[..])
         .send()
         .await
         .unwrap();

@@ -31,6 +31,7 @@ mod readme_metrics;
 mod recovery;
 mod reload;
 mod rollout;
+mod scaleout;
 mod security;
 mod simulator_ncs;
 mod simulator_rest;

@@ -58,6 +58,7 @@ impl Rx {
             std::sync::Arc::new(intake),
             metrics.clone(),
             pullkeeper::store::Leadership::sole(),
+            None,
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

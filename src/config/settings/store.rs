@@ -55,6 +55,9 @@ pub struct LeaderSettings {
     /// This replica's name in the leader keys: `leader.replica`, else `$HOSTNAME` (the
     /// pod's name on Kubernetes).
     pub replica: String,
+    /// Where the other replicas reach this one: `leader.advertise`, else derived at
+    /// start from the listening address (or `$POD_IP` when listening on every address).
+    pub advertise: Option<String>,
 }
 
 pub(super) const DEFAULT_STORE: &str = "data/pullkeeper.sled";
@@ -96,6 +99,8 @@ pub(crate) struct RawLeader {
     ttl: Option<Text>,
     #[serde(default)]
     replica: Option<Text>,
+    #[serde(default)]
+    advertise: Option<Text>,
 }
 
 pub(super) fn store(
@@ -152,7 +157,12 @@ fn etcd_settings(
         .enumerate()
         .map(|(i, t)| {
             https |= t.value.starts_with("https://");
-            endpoint(t, &format!("store.etcd.endpoints[{i}]"), diags)
+            http_url(
+                t,
+                &format!("store.etcd.endpoints[{i}]"),
+                "etcd endpoint",
+                diags,
+            )
         })
         .collect();
     let prefix = r.prefix.value.clone();
@@ -195,8 +205,9 @@ fn etcd_settings(
     }
 }
 
-/// An etcd client URL: `http(s)://HOST:PORT`, nothing after the port.
-fn endpoint(t: &Text, path: &str, diags: &mut Diags<'_>) -> String {
+/// `http(s)://HOST:PORT`, nothing after the port (an etcd endpoint, a replica's
+/// address).
+fn http_url(t: &Text, path: &str, what: &str, diags: &mut Diags<'_>) -> String {
     let url = t.value.trim_end_matches('/');
     let authority = url
         .strip_prefix("http://")
@@ -211,7 +222,7 @@ fn endpoint(t: &Text, path: &str, diags: &mut Diags<'_>) -> String {
             t.referenced,
             path,
             format!(
-                "invalid etcd endpoint {:?}: expected http://HOST:PORT or https://HOST:PORT",
+                "invalid {what} {:?}: expected http://HOST:PORT or https://HOST:PORT",
                 t.value
             ),
         );
@@ -242,5 +253,13 @@ pub(super) fn leader(raw: &RawLeader, env: &dyn Env, diags: &mut Diags<'_>) -> L
         .map(|t| t.value.clone())
         .or_else(|| env.var("HOSTNAME").filter(|h| !h.is_empty()))
         .unwrap_or_else(|| format!("pullkeeper-{}", std::process::id()));
-    LeaderSettings { ttl, replica }
+    let advertise = raw
+        .advertise
+        .as_ref()
+        .map(|t| http_url(t, "leader.advertise", "address", diags));
+    LeaderSettings {
+        ttl,
+        replica,
+        advertise,
+    }
 }

@@ -356,7 +356,7 @@ fn the_store_is_sled_unless_etcd_is_asked_for_and_etcd_gets_its_defaults() {
     let s = load(
         "store:\n  backend: etcd\n  etcd:\n    endpoints: [http://127.0.0.1:2379, https://etcd-1.etcd:2379/]\n    \
          prefix: /pk/prod/\n    ca_file: ca.pem\n    user: pk\n    password: { env: TOKEN }\n\
-         leader: { ttl: 15s, replica: pod-a }\n",
+         leader: { ttl: 15s, replica: pod-a, advertise: http://10.0.0.7:8080 }\n",
     )
     .unwrap();
     let StoreBackend::Etcd(etcd) = &s.store.backend else {
@@ -373,9 +373,17 @@ fn the_store_is_sled_unless_etcd_is_asked_for_and_etcd_gets_its_defaults() {
         s.leader,
         LeaderSettings {
             ttl: Duration::from_secs(15),
-            replica: "pod-a".into()
+            replica: "pod-a".into(),
+            advertise: Some("http://10.0.0.7:8080".into()),
         }
     );
+}
+
+#[test]
+fn a_bad_advertised_address_is_named() {
+    let (line, path, message) = one("leader:\n  advertise: 10.0.0.7:8080\n");
+    assert_eq!((line, path.as_str()), (Some(2), "leader.advertise"));
+    assert!(message.contains("expected http://HOST:PORT"), "{message}");
 }
 
 #[test]

@@ -238,6 +238,7 @@ fn rig() -> Rig {
         std::sync::Arc::new(intake),
         Metrics::new(),
         crate::store::Leadership::sole(),
+        None,
     );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

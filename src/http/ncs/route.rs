@@ -11,21 +11,24 @@
 //! | `bad_signature` | 401 | the intake |
 //! | `malformed` | 400 | the intake (or a body that cannot be read) |
 //! | `ignored`, `duplicate`, `stale`, `accepted` | 200 | the intake |
-//! | `not_leading` | 503 | this route: leadership is shared through etcd and this replica does not lead the project now |
+//! | `handed_over` | the leader's | this route: another replica leads the project; the notice went to it (see [`crate::http::peers`]) and its answer is relayed |
+//! | `not_leading` | 503 | this route: another replica leads the project and could not be handed the notice, or nobody leads it now |
 //!
 //! A notice the intake cannot record gets 500, and one this replica may not act on 503,
 //! so NCS resends it (to a replica that leads the project, or once etcd is back).
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::{Extension, Router};
 
+use crate::http::peers::{HANDED_OVER, Peers};
+use crate::http::serve::Peer;
 use crate::ncs::intake::{Intake, Receipt};
 use crate::store::Leadership;
 use crate::telemetry::Metrics;
@@ -39,10 +42,17 @@ struct Webhook {
     intake: Arc<Intake>,
     metrics: Metrics,
     leadership: Leadership,
+    peers: Option<Arc<Peers>>,
 }
 
-/// `POST /ncs/{project}`, with the body limit on the route.
-pub fn router(intake: Arc<Intake>, metrics: Metrics, leadership: Leadership) -> Router {
+/// `POST /ncs/{project}`, with the body limit on the route. With `peers`, notices
+/// for projects another replica leads go to it.
+pub fn router(
+    intake: Arc<Intake>,
+    metrics: Metrics,
+    leadership: Leadership,
+    peers: Option<Arc<Peers>>,
+) -> Router {
     Router::new()
         .route(
             "/ncs/{project}",
@@ -52,6 +62,7 @@ pub fn router(intake: Arc<Intake>, metrics: Metrics, leadership: Leadership) -> 
             intake,
             metrics,
             leadership,
+            peers,
         }))
 }
 
@@ -102,12 +113,19 @@ fn json_answer(status: StatusCode, body: &'static str) -> Response {
 async fn receive(
     State(webhook): State<Arc<Webhook>>,
     Path(project): Path<String>,
+    peer: Option<Extension<ConnectInfo<Peer>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let taken = match body {
-        Ok(_) if !webhook.leadership.acting(&project) && webhook.intake.knows(&project) => {
-            Ok(Receipt::NotLeading)
+        Ok(body) if !webhook.leadership.acting(&project) && webhook.intake.knows(&project) => {
+            match webhook.intake.refusal(&project, &headers, &body) {
+                Some(refused) => Ok(refused),
+                None => {
+                    let sender = peer.map(|Extension(ConnectInfo(Peer(p)))| p.ip());
+                    return hand_over(&webhook, &project, &headers, body, sender).await;
+                }
+            }
         }
         Ok(body) => webhook.intake.take(&project, &headers, &body).await,
         Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => Ok(Receipt::TooLarge),
@@ -115,11 +133,7 @@ async fn receive(
     };
     match taken {
         Ok(outcome) => {
-            webhook
-                .metrics
-                .webhook_notices
-                .with_label_values(&[outcome.label()])
-                .inc();
+            count(&webhook, outcome.label());
             answer(outcome)
         }
         Err(e) => {
@@ -129,6 +143,52 @@ async fn receive(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 r#"{"error":"store unavailable"}"#,
             )
+        }
+    }
+}
+
+fn count(webhook: &Webhook, outcome: &str) {
+    webhook
+        .metrics
+        .webhook_notices
+        .with_label_values(&[outcome])
+        .inc();
+}
+
+/// Sends a notice for a project this replica does not lead to its leader, and relays
+/// the answer; 503 (NCS resends) when there is no leader to hand it to.
+async fn hand_over(
+    webhook: &Webhook,
+    project: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+    sender: Option<std::net::IpAddr>,
+) -> Response {
+    let leader = webhook.leadership.leader_address(project);
+    let relayed = match (leader, &webhook.peers) {
+        (Some(leader), Some(peers)) if !headers.contains_key(HANDED_OVER) => {
+            peers
+                .hand_over_notice(&leader, project, headers, body, sender)
+                .await
+        }
+        _ => None,
+    };
+    match relayed {
+        Some((status, body)) => {
+            count(webhook, "handed_over");
+            (
+                status,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response()
+        }
+        None => {
+            count(webhook, Receipt::NotLeading.label());
+            answer(Receipt::NotLeading)
         }
     }
 }

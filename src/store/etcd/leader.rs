@@ -6,6 +6,11 @@
 //! a project's state is guarded by the key's lease (see `mirror`), so a deposed leader's
 //! writes fail in etcd.
 //!
+//! Every replica also keeps a member key `{prefix}member/{replica}` on its lease (its
+//! value: the address peers reach it at) and reads the leader and member keys every
+//! second, so projects are shared out among the live replicas (see `balance`) and a
+//! project whose leader is gone is taken within a second of its key expiring.
+//!
 //! Agora checks no fencing token, so a replica also stops acting on its own clock: a
 //! renewal sent at T keeps the lease alive at least until T + ttl at etcd, and this
 //! replica treats it as valid only until T + ttl − margin. Past that, with no renewal
@@ -20,8 +25,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::EtcdOptions;
+use super::balance::{self, Member, View};
 use super::error::EtcdError;
-use super::gateway::Gateway;
+use super::gateway::{Compare, Gateway, Kv, Op, prefix_end};
 use super::mirror::Mirror;
 use crate::store::observer::LeadershipObserver;
 
@@ -32,6 +38,8 @@ pub(crate) struct Leader {
     prefix: Vec<u8>,
     replica: String,
     installation: String,
+    /// Where peers reach this replica (the member key's value; empty: nowhere).
+    advertise: Mutex<String>,
     ttl: Duration,
     projects: Vec<String>,
     state: Mutex<State>,
@@ -46,11 +54,21 @@ struct State {
     /// Until when this replica may act: last renewal sent + ttl − margin.
     valid_until: Option<Instant>,
     /// The projects led now, each with the token its term ends with.
-    terms: HashMap<String, CancellationToken>,
+    terms: HashMap<String, Term>,
     /// The replica each project's leader key names, as last read.
     leaders: BTreeMap<String, String>,
+    /// The live replicas as last read, each with where it is reached and when this
+    /// replica first saw it.
+    members: BTreeMap<String, (String, Instant)>,
+    /// When each project was first seen free, while it stays free.
+    free_since: HashMap<String, Instant>,
     /// Projects another installation owns in this prefix: never acted for.
     refused: HashSet<String>,
+}
+
+struct Term {
+    ends: CancellationToken,
+    since: Instant,
 }
 
 impl Leader {
@@ -66,6 +84,7 @@ impl Leader {
             prefix: options.prefix.as_bytes().to_vec(),
             replica: options.replica.clone(),
             installation: options.installation.clone(),
+            advertise: Mutex::default(),
             ttl: options.ttl,
             projects,
             state: Mutex::default(),
@@ -99,9 +118,21 @@ impl Leader {
         (self.ttl / 5).max(Duration::from_secs(1))
     }
 
-    /// How often the lease is renewed and free projects are campaigned for.
+    /// How often the lease is renewed.
     pub(super) fn period(&self) -> Duration {
         self.ttl / 3
+    }
+
+    /// How often the leader and member keys are read: a handed-over or expired project
+    /// waits at most this long for its next leader to notice.
+    pub(super) fn scan_period(&self) -> Duration {
+        self.period().min(Duration::from_secs(1))
+    }
+
+    /// How long a new replica is a member before others hand it projects, and how long a
+    /// project may stay free before anyone takes it whatever the balance says.
+    pub(super) fn settle_time(&self) -> Duration {
+        self.ttl
     }
 
     fn key(&self, kind: &str, project: &str) -> Vec<u8> {
@@ -124,7 +155,7 @@ impl Leader {
         let mut changed = self.changed.subscribe();
         loop {
             if let Some(term) = self.state().terms.get(project) {
-                return term.clone();
+                return term.ends.clone();
             }
             // The sender lives as long as `self`.
             let _ = changed.changed().await;
@@ -134,6 +165,32 @@ impl Leader {
     /// The replica each project's leader key named when last read.
     pub(crate) fn leaders(&self) -> BTreeMap<String, String> {
         self.state().leaders.clone()
+    }
+
+    /// Where the replica leading `project` is reached, when it is another replica that
+    /// published an address.
+    pub(crate) fn leader_address(&self, project: &str) -> Option<String> {
+        let state = self.state();
+        let leader = state.leaders.get(project)?;
+        if *leader == self.replica {
+            return None;
+        }
+        state
+            .members
+            .get(leader)
+            .map(|(address, _)| address.clone())
+            .filter(|a| !a.is_empty())
+    }
+
+    /// This replica's name.
+    pub(crate) fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    /// Publishes where peers reach this replica, from the next lease on (call before
+    /// `run`).
+    pub(crate) fn advertise(&self, address: &str) {
+        *self.advertise.lock().unwrap_or_else(|e| e.into_inner()) = address.to_string();
     }
 
     /// Ends the term of `project` (its leader key is gone or not ours any more).
@@ -146,7 +203,7 @@ impl Leader {
                 "leadership lost; stopping work for the project"
             );
             self.mirror.drop_project(project);
-            term.cancel();
+            term.ends.cancel();
             self.report(|o| o.term(project, false));
             self.changed.send_modify(|n| *n += 1);
         }
@@ -162,18 +219,26 @@ impl Leader {
         state.valid_until = None;
     }
 
-    /// Keeps a lease and campaigns for every free project until `stop`, then gives the
-    /// lease back so successors need not wait for it to expire.
+    /// Keeps a lease and shares the projects out with the other replicas until `stop`,
+    /// then gives the lease back so successors need not wait for it to expire.
     pub(crate) async fn run(self: Arc<Self>, stop: CancellationToken) {
-        let mut ticks = tokio::time::interval(self.period());
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut renewals = tokio::time::interval(self.period());
+        renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut scans = tokio::time::interval(self.scan_period());
+        scans.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => break,
-                _ = ticks.tick() => {}
-            }
-            if let Err(e) = self.round().await {
-                tracing::warn!(error = %e, "etcd: leadership round failed; retrying");
+                _ = renewals.tick() => {
+                    if let Err(e) = self.renew().await {
+                        tracing::warn!(error = %e, "etcd: lease renewal failed; retrying");
+                    }
+                }
+                _ = scans.tick() => {
+                    if let Err(e) = self.scan().await {
+                        tracing::warn!(error = %e, "etcd: reading the leader keys failed; retrying");
+                    }
+                }
             }
             let expired = self
                 .state()
@@ -192,8 +257,8 @@ impl Leader {
         }
     }
 
-    /// One renewal (or a new lease), then a campaign for each project not led.
-    async fn round(&self) -> Result<(), EtcdError> {
+    /// Renews the lease, or takes a new one (with this replica's member key on it).
+    async fn renew(&self) -> Result<(), EtcdError> {
         let sent = Instant::now();
         let held = self.state().lease;
         let renewed = match held {
@@ -213,17 +278,131 @@ impl Leader {
             self.lose_all("the lease expired at etcd");
             return Ok(());
         };
+        if held.is_none() {
+            let member = Op::Put {
+                key: self.key("member", &self.replica),
+                value: self
+                    .advertise
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_bytes()
+                    .to_vec(),
+                lease,
+            };
+            self.gateway.txn(&[], &[member], &[]).await?;
+        }
         self.state().lease = Some(lease);
         self.state().valid_until = Some(sent + self.ttl - self.margin());
-        for project in &self.projects {
-            let free = {
-                let state = self.state();
-                !state.terms.contains_key(project) && !state.refused.contains(project)
-            };
-            if free {
-                self.campaign(project, lease).await?;
+        Ok(())
+    }
+
+    /// Reads the leader and member keys, then hands over and takes what the balance says.
+    async fn scan(&self) -> Result<(), EtcdError> {
+        let lease = {
+            let state = self.state();
+            match state.lease {
+                Some(lease) if state.valid_until.is_some_and(|v| Instant::now() < v) => lease,
+                _ => return Ok(()),
             }
+        };
+        let leader_keys = self.read_prefix("leader").await?;
+        let member_keys = self.read_prefix("member").await?;
+        let now = Instant::now();
+        let (moves, lost) = {
+            let mut state = self.state();
+            state.leaders = leader_keys
+                .iter()
+                .map(|(project, kv)| (project.clone(), text(&kv.value)))
+                .collect();
+            let seen = std::mem::take(&mut state.members);
+            state.members = member_keys
+                .iter()
+                .map(|(name, kv)| {
+                    let first = seen.get(name).map_or(now, |(_, first)| *first);
+                    (name.clone(), (text(&kv.value), first))
+                })
+                .collect();
+            let lost: Vec<String> = state
+                .terms
+                .keys()
+                .filter(|p| leader_keys.get(*p).is_none_or(|kv| kv.lease != lease))
+                .cloned()
+                .collect();
+            let projects: Vec<String> = self
+                .projects
+                .iter()
+                .filter(|p| !state.refused.contains(*p))
+                .cloned()
+                .collect();
+            let leaders = state.leaders.clone();
+            state.free_since.retain(|p, _| !leaders.contains_key(p));
+            for p in projects.iter().filter(|p| !leaders.contains_key(*p)) {
+                state.free_since.entry(p.clone()).or_insert(now);
+            }
+            let overdue = state
+                .free_since
+                .iter()
+                .filter(|(_, since)| now.duration_since(**since) >= self.settle_time())
+                .map(|(p, _)| p.clone())
+                .collect();
+            let members: Vec<Member> = state
+                .members
+                .iter()
+                .map(|(name, (_, first))| Member {
+                    name: name.clone(),
+                    settled: now.duration_since(*first) >= self.settle_time(),
+                })
+                .collect();
+            let mut held: Vec<(&String, Instant)> = state
+                .terms
+                .iter()
+                .filter(|(p, _)| !lost.contains(*p))
+                .map(|(p, t)| (p, t.since))
+                .collect();
+            held.sort_by_key(|(p, since)| (*since, (*p).clone()));
+            let held: Vec<String> = held.into_iter().map(|(p, _)| p.clone()).collect();
+            let view = View {
+                me: &self.replica,
+                projects: &projects,
+                leaders: &leaders,
+                members: &members,
+                held: &held,
+                overdue: &overdue,
+            };
+            (balance::balance(&view), lost)
+        };
+        for project in lost {
+            self.lose(
+                &project,
+                "its leader key is gone or held by another replica",
+            );
         }
+        for project in moves.release {
+            self.release(&project, lease).await?;
+        }
+        for project in moves.take {
+            self.campaign(&project, lease).await?;
+        }
+        Ok(())
+    }
+
+    /// The keys `{prefix}{kind}/…`, by the name after the slash.
+    async fn read_prefix(&self, kind: &str) -> Result<BTreeMap<String, Kv>, EtcdError> {
+        let start = self.key(kind, "");
+        let kvs = self.gateway.range(&start, &prefix_end(&start)).await?;
+        Ok(kvs
+            .into_iter()
+            .map(|kv| (text(&kv.key[start.len()..]), kv))
+            .collect())
+    }
+
+    /// Hands `project` over: stops acting for it, then deletes its leader key (only if
+    /// it still carries this replica's lease) so the replica the balance chose takes it.
+    async fn release(&self, project: &str, lease: i64) -> Result<(), EtcdError> {
+        self.lose(project, "handing the project over to a less loaded replica");
+        let key = self.key("leader", project);
+        let guard = [Compare::Lease(key.clone(), lease)];
+        self.gateway.txn(&guard, &[Op::Delete(key)], &[]).await?;
         Ok(())
     }
 
@@ -253,9 +432,13 @@ impl Leader {
             .await?;
         let keys = kvs.len();
         self.mirror.lead(project, lease, kvs);
-        self.state()
-            .terms
-            .insert(project.to_string(), CancellationToken::new());
+        self.state().terms.insert(
+            project.to_string(),
+            Term {
+                ends: CancellationToken::new(),
+                since: Instant::now(),
+            },
+        );
         self.changed.send_modify(|n| *n += 1);
         self.report(|o| o.term(project, true));
         tracing::info!(project, keys, replica = %self.replica, "leading the project");
@@ -289,4 +472,8 @@ impl Leader {
         refused.sort();
         refused
     }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }

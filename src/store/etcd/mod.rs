@@ -6,6 +6,8 @@
 //! - `p/{project}\0{tree}\0{key}`: the store's trees (see `trees`), one range per
 //!   project, loaded when its leadership is taken.
 //! - `leader/{project}`: the replica leading the project, attached to its lease.
+//! - `member/{replica}`: each live replica, attached to its lease; the value is the
+//!   address its peers reach it at.
 //! - `installation/{project}`: the installation that acts for the project, so a second
 //!   one configured with the same prefix refuses instead of fighting over the players.
 
@@ -18,6 +20,7 @@ use super::flush::GroupCommit;
 use super::interface::{Recovery, StoreFuture};
 use super::trees::{Backend, TreeStore};
 
+mod balance;
 mod error;
 mod gateway;
 mod leader;

@@ -229,7 +229,7 @@ async fn with_etcd_gone_a_leader_stops_acting_within_the_ttl_and_leads_again_whe
 }
 
 #[test]
-fn renewals_come_every_third_of_the_ttl_and_acting_stops_a_margin_before_it_ends() {
+fn renewals_every_third_of_the_ttl_scans_every_second_and_acting_stops_a_margin_before_the_end() {
     let options = |ttl: u64| EtcdOptions {
         // Never contacted: opening connects lazily.
         endpoints: vec!["http://127.0.0.1:9".into()],
@@ -251,8 +251,19 @@ fn renewals_come_every_third_of_the_ttl_and_acting_stops_a_margin_before_it_ends
         Duration::from_secs(2),
         "README: 8 s after the last renewal at ttl 10 s"
     );
+    assert_eq!(
+        leader.scan_period(),
+        Duration::from_secs(1),
+        "README: the keys are read every second"
+    );
+    assert_eq!(
+        leader.settle_time(),
+        Duration::from_secs(10),
+        "README: a joining replica is given projects after one ttl"
+    );
     let (_, leader) = super::open(&options(3)).unwrap();
     assert_eq!(leader.margin(), Duration::from_secs(1), "at least 1 s");
+    assert_eq!(leader.scan_period(), Duration::from_secs(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

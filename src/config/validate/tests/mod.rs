@@ -46,6 +46,7 @@ fn settings() -> Settings {
         leader: crate::config::LeaderSettings {
             ttl: Duration::from_secs(10),
             replica: "r".into(),
+            advertise: None,
         },
         reconcile: ReconcileSettings {
             poll_interval: Duration::from_secs(5),

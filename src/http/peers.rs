@@ -1,0 +1,128 @@
+//! Talking to the other replicas (etcd): each knows only the projects it leads, and a
+//! request may reach any of them.
+//!
+//! NCS sends every notice to whichever replica the Service picks, and only the leader
+//! may record and act on it. The receiving replica has checked the sender (the address guard) and the signature;
+//! it then sends the request on unchanged (the leader checks the signature again, with
+//! the same secret) and answers NCS with the leader's answer, so a 200 still means the
+//! notice is durable. It adds itself to `X-Forwarded-For` like any proxy: with the
+//! address guard on, the replicas' network must be among its trusted proxies. One hop
+//! only: a replica that is handed a notice for a project it does not lead answers 503,
+//! and NCS resends once the leader keys have settled.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+
+/// Marks a request handed on by a replica (its value: that replica's name): answered
+/// from what the receiver itself leads, never handed on again.
+pub const HANDED_OVER: &str = "x-pullkeeper-handed-over";
+
+/// NCS wants an answer within 10 s; the leader answers in milliseconds when well.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What travels with the body: the signatures and the content type.
+const KEPT: [&str; 3] = ["content-type", "agora-signature", "agora-signature-v2"];
+
+/// An HTTP client for the other replicas.
+pub struct Peers {
+    http: reqwest::Client,
+    replica: String,
+}
+
+impl Peers {
+    pub fn new(replica: &str) -> Result<Peers, reqwest::Error> {
+        use rustls_platform_verifier::ConfigVerifierExt;
+        crate::crypto::install_provider();
+        let mut builder = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .connect_timeout(Duration::from_secs(1));
+        if let Ok(tls) = rustls::ClientConfig::with_platform_verifier() {
+            builder = builder.tls_backend_preconfigured(tls);
+        }
+        Ok(Peers {
+            http: builder.build()?,
+            replica: replica.to_string(),
+        })
+    }
+
+    /// Sends the notice to the leader at `leader` (its advertised address) and returns
+    /// its answer, or `None` when it could not be reached.
+    pub async fn hand_over_notice(
+        &self,
+        leader: &str,
+        project: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+        sender: Option<IpAddr>,
+    ) -> Option<(StatusCode, Bytes)> {
+        let mut request = self
+            .http
+            .post(format!("{leader}/ncs/{project}"))
+            .header(HANDED_OVER, &self.replica)
+            .body(body);
+        for name in KEPT {
+            let name = HeaderName::from_static(name);
+            for value in headers.get_all(&name) {
+                request = request.header(&name, value);
+            }
+        }
+        let mut chain: Vec<String> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect();
+        chain.extend(sender.map(|ip| ip.to_string()));
+        if !chain.is_empty() {
+            request = request.header("x-forwarded-for", chain.join(", "));
+        }
+        match request.send().await {
+            Ok(answer) => {
+                let status = answer.status();
+                match answer.bytes().await {
+                    Ok(body) => Some((status, body)),
+                    Err(e) => {
+                        tracing::warn!(project, leader, error = %e, "NCS notice handed to the leader; its answer was cut off");
+                        None
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(project, leader, error = %e, "cannot hand an NCS notice to the project's leader");
+                None
+            }
+        }
+    }
+
+    /// The scenes of the projects the replica at `address` leads (`GET /v1/scenes` with
+    /// the caller's credentials), or `None` when it could not be asked.
+    pub async fn scenes(
+        &self,
+        address: &str,
+        authorization: Option<&HeaderValue>,
+    ) -> Option<Vec<serde_json::Value>> {
+        let mut request = self
+            .http
+            .get(format!("{address}/v1/scenes"))
+            .header(HANDED_OVER, &self.replica);
+        if let Some(auth) = authorization {
+            request = request.header("authorization", auth);
+        }
+        let answer = match request.send().await.and_then(|a| a.error_for_status()) {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::warn!(replica = address, error = %e, "cannot read the scenes another replica leads");
+                return None;
+            }
+        };
+        match answer.json().await {
+            Ok(scenes) => Some(scenes),
+            Err(e) => {
+                tracing::warn!(replica = address, error = %e, "another replica's scenes are unreadable");
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Scale-out on etcd: real pullkeeper processes sharing the projects of one real etcd
+//! server. Leadership is balanced as replicas join and leave, a drained replica hands
+//! its projects over before it exits, a notice sent to any replica is acted on by the
+//! project's leader, any replica answers for every scene, and a rolling restart of
+//! every replica during a failure storm loses nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pullkeeper::model::parse_name;
+use pullkeeper::simulator::{SimHandle, SimProject};
+use pullkeeper::store::LocalEtcd;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::time::Instant;
+
+use crate::audit::{Audit, audit_in, report};
+use crate::binary::Proc;
+use crate::crash::{env_number, gust_in};
+use crate::harness::{ADMIN_TOKEN, FAST, start_simulator_with, temp_dir};
+
+/// The shortest lease `check` accepts.
+const TTL: Duration = Duration::from_secs(3);
+const PROJECTS: usize = 6;
+const LEADING: &str = "leading the project";
+
+fn app_id(p: usize) -> String {
+    format!("scaleapp{p:08}")
+}
+
+fn apps() -> Vec<String> {
+    (0..PROJECTS).map(app_id).collect()
+}
+
+/// One scene of a master and a backup per project.
+fn desired() -> Vec<(String, u32)> {
+    (0..PROJECTS).map(|p| (format!("sc{p}"), 2)).collect()
+}
+
+async fn simulator() -> SimHandle {
+    start_simulator_with(|sim| {
+        sim.list_lag = Duration::from_millis(1200);
+        for app in apps() {
+            sim.projects.push(SimProject {
+                app_id: app,
+                ncs_secret: "e2e-ncs".into(),
+                ncs_url: None,
+            });
+        }
+    })
+    .await
+}
+
+/// The settings and scenes of replica `name` in `dir`.
+fn configure(dir: &Path, sim: &SimHandle, etcd: &LocalEtcd, name: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut settings = format!(
+        "server: {{ listen: \"127.0.0.1:0\", admin_token: {{ env: E2E_ADMIN_TOKEN }} }}\n\
+         store: {{ backend: etcd, etcd: {{ endpoints: [\"{}\"], prefix: /pk-scale/ }} }}\n\
+         leader: {{ ttl: {}s, replica: {name} }}\n\
+         reconcile: {{ {FAST} }}\n\
+         scenes_file: scenes.yaml\nprojects:\n",
+        etcd.endpoint(),
+        TTL.as_secs()
+    );
+    let mut scenes = String::from("scenes:\n");
+    for p in 0..PROJECTS {
+        settings.push_str(&format!(
+            "  - {{ id: p{p}, app_id: {}, customer_id: {{ env: E2E_CUSTOMER_ID }}, \
+             customer_secret: {{ env: E2E_CUSTOMER_SECRET }}, ncs_secret: {{ env: E2E_NCS_SECRET }}, \
+             api: {{ base_url: \"{}\", timeout: 5s }}, \
+             limits: {{ max_players: 50, qps: {{ create_with_name: {{ per_second: 50 }}, list: {{ per_second: 20 }} }} }} }}\n",
+            app_id(p),
+            sim.base_url()
+        ));
+        scenes.push_str(&format!(
+            "  - {{ name: sc{p}, project: p{p}, channel: ch{p}, stream_url: rtmp://o.example.com/{p}, \
+             region: na, backups: 1, uids: {{ start: 1000, end: 9999 }} }}\n"
+        ));
+    }
+    std::fs::write(dir.join("pullkeeper.yaml"), settings).unwrap();
+    std::fs::write(dir.join("scenes.yaml"), scenes).unwrap();
+}
+
+/// Sends every project's notices to `proc`, whichever replica leads it.
+fn notices_to(sim: &SimHandle, proc: &Proc) {
+    for p in 0..PROJECTS {
+        sim.set_ncs_url(&app_id(p), Some(format!("http://{}/ncs/p{p}", proc.addr)));
+    }
+}
+
+/// Project → leading replica, as `/v1/scenes` on `proc` says (each scene exactly once).
+async fn leaders_seen_by(proc: &Proc) -> BTreeMap<String, String> {
+    let answer = reqwest::Client::new()
+        .get(format!("http://{}/v1/scenes", proc.addr))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+    let scenes: Vec<serde_json::Value> = answer.json().await.unwrap();
+    let mut leaders = BTreeMap::new();
+    for scene in scenes {
+        let project = scene["project"].as_str().unwrap().to_string();
+        let leader = scene["leader"].as_str().unwrap_or("").to_string();
+        assert!(
+            leaders.insert(project.clone(), leader).is_none(),
+            "scene of {project} listed twice"
+        );
+    }
+    leaders
+}
+
+fn per_replica(leaders: &BTreeMap<String, String>) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for l in leaders.values() {
+        *counts.entry(l.clone()).or_default() += 1;
+    }
+    counts
+}
+
+/// Waits until every project is led by one of `replicas`, none leading more than
+/// ⌈P/N⌉ + 1, as read from `reader`; how long that took.
+async fn balanced(reader: &Proc, replicas: &[&str], limit: Duration) -> Duration {
+    let bound = PROJECTS.div_ceil(replicas.len()) + 1;
+    let start = Instant::now();
+    loop {
+        let leaders = leaders_seen_by(reader).await;
+        let counts = per_replica(&leaders);
+        let ok = leaders.len() == PROJECTS
+            && counts.keys().all(|r| replicas.contains(&r.as_str()))
+            && counts.values().all(|n| *n <= bound);
+        if ok {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "not balanced over {replicas:?} (≤ {bound} each) within {limit:?}: {counts:?} ({} of {PROJECTS} led)",
+            leaders.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How many terms each project began, over all of `procs`' logs.
+fn terms_per_project(procs: &[&Proc]) -> BTreeMap<String, usize> {
+    let mut terms = BTreeMap::new();
+    for proc in procs {
+        for line in proc.logged(LEADING) {
+            let project = line["project"].as_str().unwrap_or("").to_string();
+            *terms.entry(project).or_default() += 1;
+        }
+    }
+    terms
+}
+
+async fn converge(sim: &SimHandle, limit: Duration) -> (bool, Audit) {
+    let apps = apps();
+    let apps: Vec<&str> = apps.iter().map(String::as_str).collect();
+    let done = tokio::time::timeout(limit, async {
+        while !audit_in(sim, &apps, &desired()).converged() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    (done.is_ok(), audit_in(sim, &apps, &desired()))
+}
+
+async fn handed_over(proc: &Proc) -> f64 {
+    let body = match reqwest::get(format!("http://{}/metrics", proc.addr)).await {
+        Ok(answer) => answer.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    body.lines()
+        .filter(|l| l.starts_with("pullkeeper_webhook_notices_total{outcome=\"handed_over\"}"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projects_are_shared_out_as_replicas_join_and_leave_and_any_replica_takes_notices() {
+    let etcd = LocalEtcd::start().expect("etcd (Debian package etcd-server) starts");
+    let sim = simulator().await;
+    let root = temp_dir("scaleout");
+    let dirs: Vec<PathBuf> = ["a", "b", "c"].iter().map(|n| root.join(n)).collect();
+    for (dir, name) in dirs.iter().zip(["a", "b", "c"]) {
+        configure(dir, &sim, &etcd, name);
+    }
+    let a = Proc::start(&dirs[0]).await;
+    notices_to(&sim, &a);
+    balanced(&a, &["a"], 4 * TTL).await;
+    let (converged, _) = converge(&sim, Duration::from_secs(30)).await;
+    assert!(
+        converged,
+        "a alone never converged; log:\n{}",
+        a.log_tail(30)
+    );
+
+    // Two replicas join: within 2 × ttl of the second, the projects are shared out,
+    // each moving at most once.
+    let b = Proc::start(&dirs[1]).await;
+    let c = Proc::start(&dirs[2]).await;
+    let took = balanced(&a, &["a", "b", "c"], 2 * TTL + Duration::from_secs(1)).await;
+    report(&format!(
+        "scale-out: balanced over 3 replicas {} ms after the last joined",
+        took.as_millis()
+    ));
+    let terms = terms_per_project(&[&a, &b, &c]);
+    assert!(
+        terms.values().all(|n| *n <= 2),
+        "a project changed leader more than once: {terms:?}"
+    );
+    // Every replica answers for every scene.
+    for reader in [&a, &b, &c] {
+        assert_eq!(leaders_seen_by(reader).await.len(), PROJECTS);
+    }
+
+    // A notice sent to `a` for a project `b` leads is acted on by `b`.
+    let leaders = leaders_seen_by(&a).await;
+    let (project, _) = leaders
+        .iter()
+        .find(|(_, l)| *l == "b")
+        .expect("b leads a project");
+    let p: usize = project[1..].parse().unwrap();
+    let master = sim
+        .players(&app_id(p))
+        .into_iter()
+        .find(|pl| {
+            pl.name
+                .as_deref()
+                .and_then(|n| parse_name("pk", n))
+                .is_some_and(|n| n.slot == 0)
+        })
+        .expect("the master runs");
+    let before = handed_over(&a).await;
+    sim.fail_player(&app_id(p), &master.id);
+    let (converged, figures) = converge(&sim, Duration::from_secs(20)).await;
+    assert!(converged, "the failed master was not replaced: {figures}");
+    assert!(
+        handed_over(&a).await > before,
+        "a handed no notice over to b"
+    );
+
+    // A replica killed: the others take its projects within ttl + 5 s.
+    c.kill();
+    let took = balanced(&a, &["a", "b"], TTL + Duration::from_secs(5)).await;
+    report(&format!(
+        "scale-out: c killed, its projects led again after {} ms",
+        took.as_millis()
+    ));
+
+    // A replica drained (SIGTERM): it hands everything over before it exits.
+    let mut b = b;
+    b.terminate();
+    let (_, exited) = b.exit_within(Duration::from_secs(20)).await;
+    let took = balanced(&a, &["a"], Duration::from_secs(3)).await;
+    report(&format!(
+        "scale-out: b drained in {} ms, its projects led again {} ms after it exited",
+        exited.as_millis(),
+        took.as_millis()
+    ));
+    let (converged, figures) = converge(&sim, Duration::from_secs(30)).await;
+    assert!(converged, "no convergence after the moves: {figures}");
+    assert_eq!(figures.duplicates, 0, "duplicate players: {figures}");
+    assert_eq!(figures.orphans, 0, "orphans: {figures}");
+    drop(a);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_of_every_replica_during_a_failure_storm_loses_nothing() {
+    let seed = env_number("PULLKEEPER_KILL_SEED").unwrap_or_else(rand::random);
+    report(&format!("scale-out rolling restart: seed {seed}"));
+    let mut rng = StdRng::seed_from_u64(seed);
+    let etcd = LocalEtcd::start().expect("etcd starts");
+    let sim = simulator().await;
+    let root = temp_dir("rolling");
+    let names = ["a", "b", "c"];
+    let dirs: Vec<PathBuf> = names.iter().map(|n| root.join(n)).collect();
+    for (dir, name) in dirs.iter().zip(names) {
+        configure(dir, &sim, &etcd, name);
+    }
+    let mut procs = Vec::new();
+    for dir in &dirs {
+        procs.push(Proc::start(dir).await);
+    }
+    notices_to(&sim, &procs[0]);
+    balanced(&procs[0], &names, 4 * TTL).await;
+    let (converged, _) = converge(&sim, Duration::from_secs(30)).await;
+    assert!(converged, "never converged before the restarts");
+    let apps = apps();
+    let apps: Vec<&str> = apps.iter().map(String::as_str).collect();
+    for i in 0..names.len() {
+        gust_in(&sim, &mut rng, &apps);
+        // Notices go to a replica that stays up during this restart.
+        notices_to(&sim, &procs[(i + 1) % names.len()]);
+        let mut old = procs.remove(i);
+        old.terminate();
+        let (_, drained) = old.exit_within(Duration::from_secs(20)).await;
+        report(&format!(
+            "rolling restart: {} drained in {} ms",
+            names[i],
+            drained.as_millis()
+        ));
+        gust_in(&sim, &mut rng, &apps);
+        procs.insert(i, Proc::start(&dirs[i]).await);
+        let reader = &procs[(i + 1) % names.len()];
+        balanced(reader, &names, 4 * TTL).await;
+    }
+    sim.clear_faults();
+    let (converged, figures) = converge(&sim, Duration::from_secs(60)).await;
+    report(&format!("rolling restart figures: seed={seed} {figures}"));
+    assert!(
+        converged,
+        "no convergence after the rolling restart: {figures}"
+    );
+    assert_eq!(figures.duplicates, 0, "duplicate players");
+    assert_eq!(figures.healthy_deleted, 0, "second players made for a slot");
+    assert_eq!(figures.orphans, 0, "orphaned players");
+    assert_eq!(figures.uid_reuse, 0, "UIDs created twice in a channel");
+    drop(procs);
+    let _ = std::fs::remove_dir_all(&root);
+}
