@@ -82,6 +82,7 @@ pub struct App {
     /// successors find every write and need not wait for the lease to expire.
     leading: tokio::task::JoinHandle<()>,
     stop_leading: CancellationToken,
+    leadership: crate::store::Leadership,
     scenes: Arc<SceneFeeds>,
     accepting: Arc<AtomicBool>,
     reload_now: Arc<Notify>,
@@ -332,6 +333,7 @@ impl App {
         let accepting = Arc::new(AtomicBool::new(true));
         let readiness = Readiness {
             accepting: accepting.clone(),
+            leadership: leadership.clone(),
         };
         let mut admin_routes = scenes::router(board.clone(), leadership.clone(), peers)
             .merge(report_route)
@@ -385,6 +387,7 @@ impl App {
             server,
             leading,
             stop_leading,
+            leadership,
             scenes: feeds,
             accepting,
             reload_now,
@@ -420,6 +423,9 @@ impl App {
     pub async fn shutdown(self) {
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         self.accepting.store(false, Ordering::Release);
+        // etcd: still leading, until the replica replacing this one (if any) can take
+        // the projects over; half the grace at most, the rest is for in-flight work.
+        self.leadership.await_successor(SHUTDOWN_GRACE / 2).await;
         self.cancel.cancel();
         if tokio::time::timeout_at(deadline, self.tracker.wait())
             .await

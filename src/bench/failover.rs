@@ -27,14 +27,14 @@ use crate::simulator::SimHandle;
 
 /// On-air announcements as the apps receive them: `(scene, version)` → arrival µs.
 #[derive(Clone)]
-struct HookLog {
+pub(super) struct HookLog {
     sim: SimHandle,
     seen: Arc<Mutex<HashMap<(String, u64), u64>>>,
 }
 
 impl HookLog {
     /// Serves the app webhook receiver; returns it and its URL.
-    async fn start(sim: SimHandle) -> anyhow::Result<(HookLog, String)> {
+    pub(super) async fn start(sim: SimHandle) -> anyhow::Result<(HookLog, String)> {
         let log = HookLog {
             sim,
             seen: Arc::default(),
@@ -48,7 +48,7 @@ impl HookLog {
         Ok((log, url))
     }
 
-    fn arrival(&self, scene: &str, version: u64) -> Option<u64> {
+    pub(super) fn arrival(&self, scene: &str, version: u64) -> Option<u64> {
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         seen.get(&(scene.to_string(), version)).copied()
     }
@@ -88,7 +88,7 @@ fn settings<'a>(reconcile: &'a str, extra: &'a str) -> SettingsYaml<'a> {
     }
 }
 
-fn hook_setting(url: &str) -> String {
+pub(super) fn hook_setting(url: &str) -> String {
     format!("app_webhook: {{ url: \"{url}\", secret: {{ env: BENCH_HOOK_SECRET }} }}")
 }
 

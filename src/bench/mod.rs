@@ -10,9 +10,11 @@
 mod failover;
 mod intake;
 mod loadgen;
+mod replica;
 mod report;
 mod rig;
 mod scale;
+mod scaleout;
 mod storm;
 mod takeover;
 
@@ -36,6 +38,8 @@ pub enum Scenario {
     Scale,
     /// Two replicas on etcd, the leader SIGKILLed: time to the new leader's first call.
     Takeover,
+    /// 1,000 projects x 50 players shared by three replicas on etcd, against one.
+    Scaleout,
 }
 
 /// Runs `scenario` (`quick`: smaller, for a CI smoke run; its figures are not the
@@ -77,6 +81,9 @@ pub async fn run(
         for r in scale::run(quick, projects).await? {
             done(r);
         }
+    }
+    if wanted(Scenario::Scaleout) {
+        done(scaleout::run(quick, projects).await?);
     }
     if wanted(Scenario::Takeover) {
         done(takeover::run(quick).await?);

@@ -21,6 +21,8 @@ pub const CUSTOMER_ID: &str = "bench-customer";
 pub const CUSTOMER_SECRET: &str = "bench-secret";
 pub const NCS_SECRET: &str = "bench-ncs-secret";
 pub const HOOK_SECRET: &str = "bench-hook-secret";
+/// The admin API's token, for the scenarios that read `/v1/scenes` of child processes.
+pub const ADMIN_TOKEN: &str = "bench-admin-token";
 
 /// The `{ env: NAME }` values the generated settings refer to.
 pub fn env() -> HashMap<String, String> {
@@ -29,6 +31,7 @@ pub fn env() -> HashMap<String, String> {
         ("BENCH_CUSTOMER_SECRET".into(), CUSTOMER_SECRET.into()),
         ("BENCH_NCS_SECRET".into(), NCS_SECRET.into()),
         ("BENCH_HOOK_SECRET".into(), HOOK_SECRET.into()),
+        ("BENCH_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
     ])
 }
 

@@ -3,141 +3,28 @@
 //! new leader's first request to Agora (the simulator's request log tells the replicas
 //! apart by their `User-Agent`), judged against ttl + 5 s.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use tokio::time::Instant;
+use anyhow::Context;
 
+use super::replica::{LEADING, Replica, configure, route_ncs};
 use super::report::{Figure, Limit, ScenarioReport};
 use super::rig::{self, Layout, SettingsYaml, TempDir};
 use crate::model::parse_name;
 use crate::simulator::SimHandle;
 use crate::store::LocalEtcd;
 
-/// What a replica logs when a term begins.
-const LEADING: &str = "leading the project";
-
-/// One `pullkeeper run` child and what it logged.
-struct Replica {
-    name: &'static str,
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Replica {
-    async fn start(name: &'static str, dir: &Path) -> anyhow::Result<Replica> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["--log-format", "json", "run", "--config"])
-            .arg(dir.join("pullkeeper.yaml"))
-            .envs(rig::env())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("cannot start a pullkeeper replica")?;
-        let stderr = child.stderr.take().context("stderr is piped")?;
-        let log: Arc<Mutex<Vec<String>>> = Arc::default();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-            }
-        });
-        let replica = Replica { name, child, log };
-        replica
-            .wait_logged("pullkeeper listening", 0, Duration::from_secs(30))
-            .await?;
-        Ok(replica)
-    }
-
-    fn logged(&self, needle: &str) -> usize {
-        let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        log.iter().filter(|l| l.contains(needle)).count()
-    }
-
-    /// Waits until more than `seen` lines with `needle` were logged.
-    async fn wait_logged(&self, needle: &str, seen: usize, limit: Duration) -> anyhow::Result<()> {
-        let start = Instant::now();
-        while self.logged(needle) <= seen {
-            if start.elapsed() > limit {
-                bail!(
-                    "replica {} did not log {needle:?} within {limit:?}",
-                    self.name
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        Ok(())
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The settings of replica `name` in `dir`: the bench layout, the store in etcd.
-fn configure(
-    dir: &Path,
-    layout: Layout,
-    sim: &SimHandle,
-    etcd: &LocalEtcd,
-    name: &str,
-    ttl: Duration,
-) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let settings = SettingsYaml {
-        reconcile: "poll_interval: 5s",
-        limits: "max_players: 50",
-        extra: "",
-        scene_extra: "",
-    };
-    rig::write_config(dir, layout, &sim.base_url(), &settings)?;
-    let path = dir.join("pullkeeper.yaml");
-    let text = std::fs::read_to_string(&path)?.replace(
-        "store: { path: store }",
-        &format!(
-            "store: {{ backend: etcd, etcd: {{ endpoints: [\"{}\"], prefix: /pk-bench/ }} }}\n\
-             leader: {{ ttl: {}s, replica: {name} }}",
-            etcd.endpoint(),
-            ttl.as_secs()
-        ),
-    );
-    std::fs::write(&path, text)?;
-    Ok(())
-}
-
-/// Sends every project's notices to `replica`'s webhook (its address is in its log).
-fn route_ncs(sim: &SimHandle, replica: &Replica, layout: Layout) {
-    let addr = {
-        let log = replica.log.lock().unwrap_or_else(|e| e.into_inner());
-        log.iter().find_map(|line| {
-            let v: serde_json::Value = serde_json::from_str(line).ok()?;
-            (v["message"] == "pullkeeper listening")
-                .then(|| v["addr"].as_str().map(str::to_string))?
-        })
-    };
-    for p in 0..layout.projects {
-        let url = addr
-            .as_ref()
-            .map(|a| format!("http://{a}/ncs/{}", Layout::project_id(p)));
-        sim.set_ncs_url(&Layout::app_id(p), url);
-    }
-}
+/// The settings of the replicas: the bench layout as the other scenarios have it.
+const SETTINGS: SettingsYaml<'static> = SettingsYaml {
+    reconcile: "poll_interval: 5s",
+    limits: "max_players: 50",
+    extra: "",
+    scene_extra: "",
+};
 
 /// Live players beyond one per slot, over every project.
-fn duplicates(sim: &SimHandle, layout: Layout) -> usize {
+pub(super) fn duplicates(sim: &SimHandle, layout: Layout) -> usize {
     let mut extra = 0;
     for p in 0..layout.projects {
         let mut slots = std::collections::HashMap::new();
@@ -173,11 +60,11 @@ pub async fn run(quick: bool) -> anyhow::Result<ScenarioReport> {
     .await?;
     let dirs: Vec<PathBuf> = ["a", "b"].iter().map(|n| dir.0.join(n)).collect();
     for (d, name) in dirs.iter().zip(["a", "b"]) {
-        configure(d, layout, &sim, &etcd, name, ttl)?;
+        configure(d, layout, &sim.base_url(), &SETTINGS, &etcd, name, ttl)?;
     }
     let mut replicas = vec![Replica::start("a", &dirs[0]).await?];
     replicas[0].wait_logged(LEADING, 0, 4 * ttl).await?;
-    route_ncs(&sim, &replicas[0], layout);
+    route_ncs(&sim, &[&replicas[0]], layout);
     replicas.push(Replica::start("b", &dirs[1]).await?);
     rig::wait_for(
         "every slot running",
@@ -227,7 +114,7 @@ pub async fn run(quick: bool) -> anyhow::Result<ScenarioReport> {
             survivor_now
                 .wait_logged(LEADING, terms, ttl + ttl + Duration::from_secs(5))
                 .await?;
-            route_ncs(&sim, survivor_now, layout);
+            route_ncs(&sim, &[survivor_now], layout);
             let first = rig::wait_for(
                 "the new leader's first request",
                 ttl + Duration::from_secs(10),

@@ -113,6 +113,12 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot reach pullkeeper at {url}"))?;
     let status = response.status();
+    if let Some(replicas) = response.headers().get(crate::http::scenes::UNANSWERED) {
+        let replicas = replicas.to_str().unwrap_or("?");
+        eprintln!(
+            "warning: the scenes of the projects {replicas} lead(s) are missing: that replica did not answer"
+        );
+    }
     let body = response.text().await.context("the answer broke off")?;
     match status.as_u16() {
         200 => {}

@@ -103,24 +103,52 @@ impl Peers {
         address: &str,
         authorization: Option<&HeaderValue>,
     ) -> Option<Vec<serde_json::Value>> {
+        self.read(address, "/v1/scenes", authorization).await?
+    }
+
+    /// One scene, if the replica at `address` publishes it: `Some(None)` when it does
+    /// not, `None` when it could not be asked. `name` must be a scene name as the scenes
+    /// file allows them (`[a-z0-9-]`), which needs no escaping in a path.
+    pub async fn scene(
+        &self,
+        address: &str,
+        name: &str,
+        authorization: Option<&HeaderValue>,
+    ) -> Option<Option<serde_json::Value>> {
+        self.read(address, &format!("/v1/scenes/{name}"), authorization)
+            .await
+    }
+
+    /// `GET {address}{path}` handed over: `Some(None)` for a 404.
+    async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        address: &str,
+        path: &str,
+        authorization: Option<&HeaderValue>,
+    ) -> Option<Option<T>> {
         let mut request = self
             .http
-            .get(format!("{address}/v1/scenes"))
+            .get(format!("{address}{path}"))
             .header(HANDED_OVER, &self.replica);
         if let Some(auth) = authorization {
             request = request.header("authorization", auth);
         }
-        let answer = match request.send().await.and_then(|a| a.error_for_status()) {
+        let answer = match request.send().await {
+            Ok(a) if a.status() == StatusCode::NOT_FOUND => return Some(None),
+            Ok(a) => a.error_for_status(),
+            Err(e) => Err(e),
+        };
+        let answer = match answer {
             Ok(answer) => answer,
             Err(e) => {
-                tracing::warn!(replica = address, error = %e, "cannot read the scenes another replica leads");
+                tracing::warn!(replica = address, error = %e, "cannot read what another replica leads");
                 return None;
             }
         };
         match answer.json().await {
-            Ok(scenes) => Some(scenes),
+            Ok(value) => Some(Some(value)),
             Err(e) => {
-                tracing::warn!(replica = address, error = %e, "another replica's scenes are unreadable");
+                tracing::warn!(replica = address, error = %e, "another replica's answer is unreadable");
                 None
             }
         }

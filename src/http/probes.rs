@@ -11,20 +11,25 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
+use crate::store::Leadership;
+
 /// What readiness is made of. The configuration is loaded, the store open and the
-/// listener bound before the server starts, so only shutdown makes the app unready.
-/// Agora's answers are deliberately not part of it: a project whose List fails (bad
+/// listener bound before the server starts, so only shutdown makes the app unready, and,
+/// with leadership shared through etcd, not holding a lease (etcd unreachable): such a
+/// replica can neither act nor record a notice, and the Service should send NCS to one
+/// that can. Agora's answers are deliberately not part of it: a project whose List fails (bad
 /// credentials, an Agora outage) is an alert (`pullkeeper_api_outage`), and taking the
 /// only pod out of the Service for it would refuse every project's NCS notices.
 #[derive(Clone)]
 pub struct Readiness {
     /// Cleared when shutdown begins, so Kubernetes stops routing to us first.
     pub accepting: Arc<AtomicBool>,
+    pub leadership: Leadership,
 }
 
 impl Readiness {
     fn ready(&self) -> bool {
-        self.accepting.load(Ordering::Acquire)
+        self.accepting.load(Ordering::Acquire) && self.leadership.connected()
     }
 }
 

@@ -73,40 +73,46 @@ impl Scenes {
             .collect()
     }
 
+    /// The other replicas leading projects, each with its address; and those without
+    /// one (they cannot be asked).
+    fn other_leaders(&self) -> (BTreeMap<String, String>, Vec<String>) {
+        let me = self.leadership.replica().unwrap_or_default();
+        let mut others = BTreeMap::new();
+        let mut unreachable = Vec::new();
+        for (project, leader) in self.leadership.leaders() {
+            if leader == me || others.contains_key(&leader) || unreachable.contains(&leader) {
+                continue;
+            }
+            match self.leadership.leader_address(&project) {
+                Some(address) => {
+                    others.insert(leader, address);
+                }
+                None => unreachable.push(leader),
+            }
+        }
+        (others, unreachable)
+    }
+
     /// The local scenes, and unless the request was handed over, those the other
     /// leaders publish; with the replicas that could not be asked.
     async fn everywhere(&self, headers: &HeaderMap) -> (Vec<Value>, Vec<String>) {
         let mut scenes = self.local();
-        let mut unanswered = Vec::new();
         let Some(peers) = self
             .peers
             .as_ref()
             .filter(|_| !headers.contains_key(HANDED_OVER))
         else {
-            return (scenes, unanswered);
+            return (scenes, Vec::new());
         };
-        let me = self.leadership.replica().unwrap_or_default();
-        let mut others: BTreeMap<String, String> = BTreeMap::new();
-        for (project, leader) in self.leadership.leaders() {
-            if leader != me && !others.contains_key(&leader) {
-                match self.leadership.leader_address(&project) {
-                    Some(address) => others.insert(leader, address),
-                    None => {
-                        unanswered.push(leader.clone());
-                        others.insert(leader, String::new())
-                    }
-                };
-            }
-        }
+        let (others, mut unanswered) = self.other_leaders();
         let auth = headers.get(header::AUTHORIZATION);
-        for (name, address) in others.iter().filter(|(_, a)| !a.is_empty()) {
-            match peers.scenes(address, auth).await {
+        for (replica, address) in others {
+            match peers.scenes(&address, auth).await {
                 Some(theirs) => scenes.extend(theirs),
-                None => unanswered.push(name.clone()),
+                None => unanswered.push(replica),
             }
         }
         unanswered.sort();
-        unanswered.dedup();
         (scenes, unanswered)
     }
 }
@@ -135,15 +141,30 @@ async fn scene(State(s): State<Scenes>, Path(name): Path<String>, headers: Heade
         })
         .into_response();
     }
-    let (scenes, unanswered) = s.everywhere(&headers).await;
-    let found = scenes
-        .into_iter()
-        .find(|scene| scene.get("name").and_then(Value::as_str) == Some(name.as_str()));
-    match found {
-        Some(scene) => axum::Json(scene).into_response(),
-        None => with_unanswered(
-            answer::message(StatusCode::NOT_FOUND, "no such scene"),
-            &unanswered,
-        ),
+    let scene_name = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let peers = s
+        .peers
+        .as_ref()
+        .filter(|_| !headers.contains_key(HANDED_OVER));
+    let mut unanswered = Vec::new();
+    if let Some(peers) = peers.filter(|_| scene_name) {
+        let (others, unreachable) = s.other_leaders();
+        unanswered = unreachable;
+        let auth = headers.get(header::AUTHORIZATION);
+        for (replica, address) in others {
+            match peers.scene(&address, &name, auth).await {
+                Some(Some(scene)) => return axum::Json(scene).into_response(),
+                Some(None) => {}
+                None => unanswered.push(replica),
+            }
+        }
     }
+    with_unanswered(
+        answer::message(StatusCode::NOT_FOUND, "no such scene"),
+        &unanswered,
+    )
 }

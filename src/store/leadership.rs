@@ -34,6 +34,12 @@ impl Leadership {
         self.0.as_ref().is_none_or(|l| l.acting(project))
     }
 
+    /// Whether this replica can take part: the sole replica always; with etcd, while it
+    /// holds a live lease.
+    pub fn connected(&self) -> bool {
+        self.0.as_ref().is_none_or(|l| l.connected())
+    }
+
     /// Waits until this replica leads `project`; the token is cancelled when that term
     /// ends. The sole replica's term never ends.
     pub async fn term(&self, project: &str) -> CancellationToken {
@@ -77,6 +83,17 @@ impl Leadership {
     pub fn observe(&self, observer: Arc<dyn LeadershipObserver>) {
         if let Some(leader) = &self.0 {
             leader.observe(observer);
+        }
+    }
+
+    /// At a drain: waits, at most one ttl and at most `limit`, for a replica that joins
+    /// now (the one replacing this one), to hand the projects to it. Nothing to wait for
+    /// alone.
+    pub async fn await_successor(&self, limit: std::time::Duration) {
+        if let Some(leader) = &self.0
+            && !leader.leads_nothing()
+        {
+            leader.await_successor(limit).await;
         }
     }
 

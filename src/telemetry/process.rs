@@ -28,7 +28,16 @@ const NO_LIMIT_ABOVE: u64 = 1 << 62;
 
 /// CPU seconds (user + system) this process has used, from `/proc/self/stat`.
 pub fn cpu_seconds() -> io::Result<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    cpu_seconds_in("/proc/self/stat")
+}
+
+/// [`cpu_seconds`] of another process (a benchmark's replicas, its etcd).
+pub fn cpu_seconds_of(pid: u32) -> io::Result<f64> {
+    cpu_seconds_in(&format!("/proc/{pid}/stat"))
+}
+
+fn cpu_seconds_in(file: &str) -> io::Result<f64> {
+    let stat = std::fs::read_to_string(file)?;
     // Fields after the command name, which is in parentheses and may hold spaces; utime
     // and stime are fields 14 and 15 of the line, 12 and 13 after the ')'.
     let ticks = stat
@@ -39,20 +48,29 @@ pub fn cpu_seconds() -> io::Result<f64> {
         .map(|f| f.parse::<u64>().ok())
         .collect::<Option<Vec<u64>>>()
         .filter(|t| t.len() == 2)
-        .ok_or_else(|| unexpected("/proc/self/stat", "utime and stime"))?;
+        .ok_or_else(|| unexpected(file, "utime and stime"))?;
     Ok(ticks.iter().sum::<u64>() as f64 / USER_HZ)
 }
 
 /// A `/proc/self/status` memory value in bytes: `VmRSS` (resident now) or `VmHWM`
 /// (the peak of the resident size).
 pub fn status_bytes(field: &str) -> io::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
+    status_bytes_in("/proc/self/status", field)
+}
+
+/// [`status_bytes`] of another process.
+pub fn status_bytes_of(pid: u32, field: &str) -> io::Result<u64> {
+    status_bytes_in(&format!("/proc/{pid}/status"), field)
+}
+
+fn status_bytes_in(file: &str, field: &str) -> io::Result<u64> {
+    let status = std::fs::read_to_string(file)?;
     status
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map(|kib| kib * 1024)
-        .ok_or_else(|| unexpected("/proc/self/status", field))
+        .ok_or_else(|| unexpected(file, field))
 }
 
 /// The container's memory limit in bytes; `None` outside a container or without a limit.

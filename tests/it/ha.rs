@@ -384,8 +384,16 @@ async fn with_etcd_unreachable_at_start_it_serves_health_acts_for_nothing_and_le
         sim.players(APP_ID).is_empty(),
         "no player created without leadership"
     );
+    let ready = || async {
+        reqwest::get(format!("http://{}/readyz", a.addr))
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(ready().await, 503, "not ready without a lease");
     etcd.restart().unwrap();
     leads(&a).await;
+    assert_eq!(ready().await, 200, "ready once etcd answers");
     tokio::time::timeout(Duration::from_secs(30), async {
         while !audit(&sim, &desired()).converged() {
             tokio::time::sleep(Duration::from_millis(100)).await;

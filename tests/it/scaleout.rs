@@ -291,23 +291,40 @@ async fn a_rolling_restart_of_every_replica_during_a_failure_storm_loses_nothing
     assert!(converged, "never converged before the restarts");
     let apps = apps();
     let apps: Vec<&str> = apps.iter().map(String::as_str).collect();
+    let before = terms_per_project(&procs.iter().collect::<Vec<_>>());
+    let mut gone = Vec::new();
     for i in 0..names.len() {
         gust_in(&sim, &mut rng, &apps);
         // Notices go to a replica that stays up during this restart.
         notices_to(&sim, &procs[(i + 1) % names.len()]);
+        // As a Deployment rolls: the old pod is told to stop as its replacement starts.
         let mut old = procs.remove(i);
         old.terminate();
+        procs.insert(i, Proc::start(&dirs[i]).await);
         let (_, drained) = old.exit_within(Duration::from_secs(20)).await;
         report(&format!(
             "rolling restart: {} drained in {} ms",
             names[i],
             drained.as_millis()
         ));
+        gone.push(old);
         gust_in(&sim, &mut rng, &apps);
-        procs.insert(i, Proc::start(&dirs[i]).await);
         let reader = &procs[(i + 1) % names.len()];
         balanced(reader, &names, 4 * TTL).await;
     }
+    let all: Vec<&Proc> = procs.iter().chain(&gone).collect();
+    let after = terms_per_project(&all);
+    let moves: BTreeMap<&String, usize> = after
+        .iter()
+        .map(|(p, n)| (p, n - before.get(p).copied().unwrap_or(0)))
+        .collect();
+    report(&format!(
+        "rolling restart: leader changes per project {moves:?}"
+    ));
+    assert!(
+        moves.values().all(|n| *n == 1),
+        "each project moves once, to the replacement of its leader: {moves:?}"
+    );
     sim.clear_faults();
     let (converged, figures) = converge(&sim, Duration::from_secs(60)).await;
     report(&format!("rolling restart figures: seed={seed} {figures}"));

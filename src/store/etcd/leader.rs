@@ -57,9 +57,8 @@ struct State {
     terms: HashMap<String, Term>,
     /// The replica each project's leader key names, as last read.
     leaders: BTreeMap<String, String>,
-    /// The live replicas as last read, each with where it is reached and when this
-    /// replica first saw it.
-    members: BTreeMap<String, (String, Instant)>,
+    /// The live replicas as last read.
+    members: BTreeMap<String, Seen>,
     /// When each project was first seen free, while it stays free.
     free_since: HashMap<String, Instant>,
     /// Projects another installation owns in this prefix: never acted for.
@@ -69,6 +68,15 @@ struct State {
 struct Term {
     ends: CancellationToken,
     since: Instant,
+}
+
+/// A member key as read.
+struct Seen {
+    /// Where the replica is reached.
+    address: String,
+    /// When this replica first saw it (with this lease).
+    first: Instant,
+    lease: i64,
 }
 
 impl Leader {
@@ -149,6 +157,44 @@ impl Leader {
         state.terms.contains_key(project) && state.valid_until.is_some_and(|v| Instant::now() < v)
     }
 
+    /// Whether this replica leads no project (then a drain has nothing to hand over).
+    pub(crate) fn leads_nothing(&self) -> bool {
+        self.state().terms.is_empty()
+    }
+
+    /// Whether this replica holds a lease it may act under (etcd answered a renewal
+    /// within the ttl less the margin).
+    pub(crate) fn connected(&self) -> bool {
+        self.state().valid_until.is_some_and(|v| Instant::now() < v)
+    }
+
+    /// Waits, at most one ttl and at most `limit`, until a replica that was not a member when this was
+    /// called becomes one (the pod replacing this one in a rolling update), so that the
+    /// projects this replica hands over when it stops go to it, moving once, rather than
+    /// to the others and then again to it. Keeps leading meanwhile.
+    pub(crate) async fn await_successor(&self, limit: Duration) {
+        let known: HashSet<(String, i64)> = self
+            .state()
+            .members
+            .iter()
+            .map(|(name, m)| (name.clone(), m.lease))
+            .collect();
+        let own = self.state().lease;
+        let deadline = Instant::now() + self.ttl.min(limit);
+        while Instant::now() < deadline {
+            let arrived =
+                self.state().members.iter().any(|(name, m)| {
+                    Some(m.lease) != own && !known.contains(&(name.clone(), m.lease))
+                });
+            if arrived {
+                tracing::info!("a new replica joined; handing the projects over");
+                return;
+            }
+            tokio::time::sleep(self.scan_period() / 4).await;
+        }
+        tracing::info!("no new replica joined within the ttl; handing the projects to the others");
+    }
+
     /// Waits until this replica leads `project` and returns the token cancelled when
     /// that term ends.
     pub(crate) async fn term(&self, project: &str) -> CancellationToken {
@@ -178,7 +224,7 @@ impl Leader {
         state
             .members
             .get(leader)
-            .map(|(address, _)| address.clone())
+            .map(|m| m.address.clone())
             .filter(|a| !a.is_empty())
     }
 
@@ -318,8 +364,20 @@ impl Leader {
             state.members = member_keys
                 .iter()
                 .map(|(name, kv)| {
-                    let first = seen.get(name).map_or(now, |(_, first)| *first);
-                    (name.clone(), (text(&kv.value), first))
+                    let first = seen
+                        .get(name)
+                        .filter(|m| m.lease == kv.lease)
+                        .map_or(now, |m| m.first);
+                    let address = text(&kv.value);
+                    let lease = kv.lease;
+                    (
+                        name.clone(),
+                        Seen {
+                            address,
+                            first,
+                            lease,
+                        },
+                    )
                 })
                 .collect();
             let lost: Vec<String> = state
@@ -348,9 +406,9 @@ impl Leader {
             let members: Vec<Member> = state
                 .members
                 .iter()
-                .map(|(name, (_, first))| Member {
+                .map(|(name, m)| Member {
                     name: name.clone(),
-                    settled: now.duration_since(*first) >= self.settle_time(),
+                    settled: now.duration_since(m.first) >= self.settle_time(),
                 })
                 .collect();
             let mut held: Vec<(&String, Instant)> = state

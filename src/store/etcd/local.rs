@@ -79,6 +79,16 @@ impl LocalEtcd {
     }
 
     /// The client URL.
+    /// The member's process, while it runs (a benchmark reports its CPU).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Its Prometheus metrics (`etcd_mvcc_db_total_size_in_bytes`, …), plain HTTP.
+    pub fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.metrics_port)
+    }
+
     pub fn endpoint(&self) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         format!("{scheme}://127.0.0.1:{}", self.client_port)

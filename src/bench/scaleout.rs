@@ -1,0 +1,297 @@
+//! Scale-out: 1,000 projects × 50 players shared by three `pullkeeper run` processes on
+//! one etcd, against one replica doing it all. Convergence from empty, each replica's
+//! steady CPU and peak memory (from `/proc`, the simulator runs in this process), etcd's
+//! CPU and database size, failovers whose notice reaches a replica that does not lead the
+//! project, and a replica SIGKILLed in steady state.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::time::Instant;
+
+use super::failover::{HookLog, hook_setting};
+use super::replica::{Replica, configure, route_ncs};
+use super::report::{Figure, Limit, ScenarioReport};
+use super::rig::{self, ADMIN_TOKEN, Layout, SettingsYaml, TempDir};
+use super::takeover::duplicates;
+use crate::agora::wire::PlayerStatus;
+use crate::simulator::SimHandle;
+use crate::store::LocalEtcd;
+use crate::telemetry::process;
+
+const TTL: Duration = Duration::from_secs(10);
+const NAMES: [&str; 3] = ["a", "b", "c"];
+
+/// Players running at the simulator, over every project.
+fn running(sim: &SimHandle, layout: Layout) -> usize {
+    (0..layout.projects)
+        .map(|p| {
+            sim.players(&Layout::app_id(p))
+                .iter()
+                .filter(|pl| pl.status == PlayerStatus::Running)
+                .count()
+        })
+        .sum()
+}
+
+/// Starts `names.len()` replicas on a fresh etcd and simulator and waits until every
+/// player runs; the replicas, etcd, the simulator and the time from the first start.
+async fn converge(
+    dir: &Path,
+    layout: Layout,
+    names: &[&'static str],
+    sim: &SimHandle,
+    extra: &str,
+) -> anyhow::Result<(Vec<Replica>, LocalEtcd, Duration)> {
+    let etcd = LocalEtcd::start().context("cannot start etcd (Debian package etcd-server)")?;
+    let settings = SettingsYaml {
+        reconcile: "poll_interval: 5s",
+        limits: "max_players: 50",
+        extra,
+        scene_extra: "failback: non-revertive",
+    };
+    let start = Instant::now();
+    // Started together, as a Deployment's pods are.
+    let mut starting = Vec::new();
+    for &name in names {
+        let at = dir.join(name);
+        configure(&at, layout, &sim.base_url(), &settings, &etcd, name, TTL)?;
+        starting.push(tokio::spawn(async move { Replica::start(name, &at).await }));
+    }
+    let mut replicas = Vec::new();
+    for started in starting {
+        replicas.push(started.await??);
+    }
+    route_ncs(sim, &replicas.iter().collect::<Vec<_>>(), layout);
+    rig::wait_for(
+        "every player running",
+        Duration::from_secs(600),
+        Duration::from_millis(500),
+        || running(sim, layout) >= layout.players(),
+    )
+    .await?;
+    Ok((replicas, etcd, start.elapsed()))
+}
+
+/// `etcd_mvcc_db_total_size_in_bytes` from the member's metrics, in MiB.
+async fn etcd_db_mib(etcd: &LocalEtcd) -> anyhow::Result<f64> {
+    let text = reqwest::get(etcd.metrics_url()).await?.text().await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("etcd_mvcc_db_total_size_in_bytes "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|b| b / (1024.0 * 1024.0))
+        .context("etcd reports no database size")
+}
+
+/// Each scene's on-air player id, version and leading replica, from one replica (which
+/// asks the others).
+async fn on_air(at: &str) -> anyhow::Result<HashMap<String, (String, u64, String)>> {
+    let scenes: Vec<serde_json::Value> = reqwest::Client::new()
+        .get(format!("http://{at}/v1/scenes"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(scenes
+        .iter()
+        .filter_map(|v| {
+            let slot = v["active_slot"].as_u64()?;
+            let player = v["slots"]
+                .as_array()?
+                .iter()
+                .find(|s| s["slot"].as_u64() == Some(slot) && s["status"] == "running")?;
+            let id = player["id"].as_str()?.to_string();
+            let leader = v["leader"].as_str()?.to_string();
+            Some((
+                v["name"].as_str()?.to_string(),
+                (id, v["active_version"].as_u64()?, leader),
+            ))
+        })
+        .collect())
+}
+
+pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport> {
+    let layout = Layout {
+        projects: if quick { projects.min(30) } else { projects },
+        scenes: 25,
+    };
+    let steady_window = Duration::from_secs(if quick { 10 } else { 30 });
+    let failovers = if quick { 30 } else { 300 };
+    let dir = TempDir::new("scaleout")?;
+
+    let sim = rig::simulator(layout, |_| {}).await?;
+    let (one, etcd, alone) = converge(&dir.0.join("one"), layout, &["solo"], &sim, "").await?;
+    drop(one);
+    drop((etcd, sim));
+
+    let sim = rig::simulator(layout, |_| {}).await?;
+    let (hooks, hook_url) = HookLog::start(sim.clone()).await?;
+    let (mut replicas, etcd, shared) = converge(
+        &dir.0.join("three"),
+        layout,
+        &NAMES,
+        &sim,
+        &hook_setting(&hook_url),
+    )
+    .await?;
+
+    let mut r =
+        ScenarioReport::new("scale-out: 3 replicas on etcd (processes), simulator in this process");
+    r.note(format!(
+        "{} projects x {} scenes x 2 players = {} players; leader.ttl {} s; poll 5 s; NCS of project p sent to \
+         replica p mod 3; simulator at Agora's per-project limits; one local etcd member (Debian 3.4, no fsync)",
+        layout.projects,
+        layout.scenes,
+        layout.players(),
+        TTL.as_secs()
+    ));
+    r.push(Figure::new(
+        "converge from empty, 1 replica",
+        alone.as_secs_f64(),
+        "s",
+    ));
+    r.push(
+        Figure::new("converge from empty, 3 replicas", shared.as_secs_f64(), "s")
+            .limit(Limit::AtMost(1.3 * alone.as_secs_f64())),
+    );
+    for replica in &replicas {
+        r.push(Figure::new(
+            format!("replica {} leads (projects)", replica.name),
+            replica.leads() as f64,
+            "",
+        ));
+    }
+
+    // Steady state, after a List lag and a poll.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let etcd_pid = etcd.pid().context("etcd runs")?;
+    let before: Vec<f64> = replicas
+        .iter()
+        .map(Replica::cpu_seconds)
+        .collect::<anyhow::Result<_>>()?;
+    let etcd_before = process::cpu_seconds_of(etcd_pid)?;
+    let wall = Instant::now();
+    tokio::time::sleep(steady_window).await;
+    let secs = wall.elapsed().as_secs_f64();
+    for (replica, cpu0) in replicas.iter().zip(&before) {
+        let share = (replica.cpu_seconds()? - cpu0) / secs * 100.0;
+        r.push(
+            Figure::new(
+                format!("replica {}: steady CPU (share of one core)", replica.name),
+                share,
+                "%",
+            )
+            .limit(Limit::AtMost(10.0)),
+        );
+        r.push(
+            Figure::new(
+                format!("replica {}: peak RSS (VmHWM)", replica.name),
+                replica.status_mib("VmHWM")?,
+                "MiB",
+            )
+            .limit(Limit::AtMost(256.0)),
+        );
+    }
+    let etcd_share = (process::cpu_seconds_of(etcd_pid)? - etcd_before) / secs * 100.0;
+    r.push(Figure::new(
+        "etcd: steady CPU (share of one core)",
+        etcd_share,
+        "%",
+    ));
+    r.push(Figure::new(
+        "etcd: database size",
+        etcd_db_mib(&etcd).await?,
+        "MiB",
+    ));
+
+    // Failovers, each in another project, each notice sent to replica p mod 3.
+    let reader = replicas[0].addr().context("replica a listens")?;
+    let air = on_air(&reader).await?;
+    let mut pending = Vec::new();
+    for (p, s) in layout.scenes_spread().into_iter().take(failovers) {
+        let scene = Layout::scene(p, s);
+        if let Some((id, version, leader)) = air.get(&scene) {
+            let handed_over = leader != NAMES[p % NAMES.len()];
+            let t0 = sim.elapsed_us();
+            sim.fail_player(&Layout::app_id(p), id);
+            pending.push((scene, *version, t0, handed_over));
+        }
+        // 20 failures a second, as the single-replica failover scenario spreads them.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (mut direct, mut relayed) = (Vec::new(), Vec::new());
+    for (scene, version, t0, handed_over) in &pending {
+        if let Some(at) = hooks.arrival(scene, version + 1) {
+            let took = Duration::from_micros(at.saturating_sub(*t0));
+            if *handed_over {
+                relayed.push(took);
+            } else {
+                direct.push(took);
+            }
+        }
+    }
+    let mut switches = direct.clone();
+    switches.extend(&relayed);
+    r.push(
+        Figure::new("failovers: switches published", switches.len() as f64, "")
+            .limit(Limit::AtLeast(pending.len() as f64)),
+    );
+    r.distribution(
+        "failed notice -> on-air switch at the app webhook",
+        &switches,
+        Some(Limit::AtMost(50.0)),
+    );
+    r.distribution("  of which the notice reached the leader", &direct, None);
+    r.distribution("  of which the notice was handed over", &relayed, None);
+
+    // A replica killed in steady state.
+    rig::wait_for(
+        "every player running again",
+        Duration::from_secs(120),
+        Duration::from_millis(500),
+        || running(&sim, layout) >= layout.players(),
+    )
+    .await?;
+    let killed = replicas.pop().context("three replicas")?;
+    let orphaned = killed.leads();
+    let led_before: usize = replicas.iter().map(Replica::leads).sum();
+    let at = Instant::now();
+    killed.kill();
+    let led_again = rig::wait_for(
+        "the killed replica's projects led again",
+        TTL + Duration::from_secs(30),
+        Duration::from_millis(20),
+        || replicas.iter().map(Replica::leads).sum::<usize>() >= led_before + orphaned,
+    )
+    .await
+    .map(|_| at.elapsed());
+    r.push(Figure::new(
+        "killed replica's projects",
+        orphaned as f64,
+        "",
+    ));
+    r.push(
+        Figure::new(
+            "kill -> all its projects led again",
+            led_again.map_or(f64::INFINITY, |d| d.as_secs_f64()),
+            "s",
+        )
+        .limit(Limit::AtMost((TTL + Duration::from_secs(5)).as_secs_f64())),
+    );
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    r.push(
+        Figure::new(
+            "duplicate live players per slot",
+            duplicates(&sim, layout) as f64,
+            "",
+        )
+        .limit(Limit::AtMost(0.0)),
+    );
+    drop(replicas);
+    Ok(r)
+}
