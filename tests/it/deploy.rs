@@ -12,16 +12,16 @@ use serde_json::Value;
 use crate::harness::temp_dir;
 
 const ALERTS: &str = "deploy/prometheus/alerts.yml";
-const PROMETHEUS_RULE: &str = "deploy/kubernetes/prometheusrule.yaml";
+const PROMETHEUS_RULE: &str = "deploy/kubernetes/common/prometheusrule.yaml";
 const KUSTOMIZATION: &str = "deploy/kubernetes";
 const SECRET_EXAMPLE: &str = "deploy/kubernetes/secret.example.yaml";
 const DOCKERFILE: &str = "deploy/Dockerfile";
 
-fn repo(path: &str) -> PathBuf {
+pub(crate) fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-fn read(path: &str) -> String {
+pub(crate) fn read(path: &str) -> String {
     std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -79,7 +79,7 @@ pub(crate) fn rendered_manifests() -> Vec<Value> {
 }
 
 /// `kubectl kustomize DIR`, parsed.
-fn render(kustomization: &Path) -> Vec<Value> {
+pub(crate) fn render(kustomization: &Path) -> Vec<Value> {
     let out = Command::new("kubectl")
         .args(["kustomize"])
         .arg(kustomization)
@@ -183,12 +183,19 @@ fn kubernetes_manifests_mount_a_config_that_passes_check() {
         "Kubernetes must not kill pullkeeper before its own shutdown bound"
     );
     assert_eq!(pod["automountServiceAccountToken"], false);
-    let container = &pod["containers"][0];
-    let security = &container["securityContext"];
+    let security = &pod["containers"][0]["securityContext"];
     assert_eq!(security["readOnlyRootFilesystem"], true);
     assert_eq!(security["capabilities"]["drop"][0], "ALL");
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
 
+    check_mounted_config(&objects, pod);
+}
+
+/// Runs `pullkeeper check` on the settings of `pod` (a rendered pod spec) exactly as the
+/// pod mounts them: ConfigMaps and the Secret example's keys as files under a temporary
+/// root, the settings' container paths pointed into it.
+pub(crate) fn check_mounted_config(objects: &[Value], pod: &Value) {
+    let container = &pod["containers"][0];
     let secret_example: Value = serde_saphyr::from_str(&read(SECRET_EXAMPLE)).unwrap();
     let volumes: HashMap<&str, &Value> = pod["volumes"]
         .as_array()
@@ -211,7 +218,7 @@ fn kubernetes_manifests_mount_a_config_that_passes_check() {
         let files: Vec<(String, String)> = match volumes.get(name) {
             Some(v) if v.get("configMap").is_some() => {
                 let map = find(
-                    &objects,
+                    objects,
                     "ConfigMap",
                     v["configMap"]["name"].as_str().unwrap(),
                 );
@@ -292,17 +299,8 @@ fn a_settings_change_renames_their_config_map_and_the_scenes_keep_theirs() {
 
     // The same kustomization with one more line in the settings and in the scenes.
     let copy = temp_dir("kustomize");
-    let source = repo(KUSTOMIZATION);
-    for dir in ["", "config"] {
-        std::fs::create_dir_all(copy.join(dir)).unwrap();
-        for entry in std::fs::read_dir(source.join(dir)).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                std::fs::copy(&path, copy.join(dir).join(path.file_name().unwrap())).unwrap();
-            }
-        }
-    }
-    for file in ["config/pullkeeper.yaml", "config/scenes.yaml"] {
+    copy_tree(&repo(KUSTOMIZATION), &copy);
+    for file in ["config/pullkeeper.yaml", "common/config/scenes.yaml"] {
         let mut text = std::fs::read_to_string(copy.join(file)).unwrap();
         text.push_str("# changed\n");
         std::fs::write(copy.join(file), text).unwrap();
@@ -313,6 +311,20 @@ fn a_settings_change_renames_their_config_map_and_the_scenes_keep_theirs() {
     assert!(renamed.starts_with("pullkeeper-settings-"), "{renamed}");
     assert_eq!(mounted_config_map(&changed, "scenes"), "pullkeeper-scenes");
     let _ = std::fs::remove_dir_all(&copy);
+}
+
+/// Copies the directory `from` with everything below it to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
 }
 
 /// The port of a `host:port` listen address in the settings.
