@@ -9,6 +9,8 @@ mod crash;
 mod dashboard;
 mod deploy;
 mod deploy_egress;
+mod deploy_ha;
+mod deploy_ha_network;
 mod docs;
 mod domains;
 mod e2e;
