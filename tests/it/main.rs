@@ -8,6 +8,7 @@ mod config;
 mod crash;
 mod dashboard;
 mod deploy;
+mod deploy_docs;
 mod deploy_egress;
 mod deploy_ha;
 mod deploy_ha_network;
