@@ -35,8 +35,12 @@ fn expressions(dashboard: &Value) -> Vec<String> {
 }
 
 /// Metrics a scrape holds only in some places: the memory limit only where the
-/// container has one (a test machine may have none).
-const WHERE_THERE_IS_ONE: [&str; 1] = ["pullkeeper_memory_limit_bytes"];
+/// container has one (a test machine may have none); leadership terms only with the etcd
+/// store (the embedded store's one replica never begins one), which this scrape is not.
+const WHERE_THERE_IS_ONE: [&str; 2] = [
+    "pullkeeper_memory_limit_bytes",
+    "pullkeeper_leader_terms_total",
+];
 
 /// The `pullkeeper_*` and `process_*` names an expression refers to.
 fn metric_names(expr: &str) -> BTreeSet<String> {

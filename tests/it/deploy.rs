@@ -12,16 +12,16 @@ use serde_json::Value;
 use crate::harness::temp_dir;
 
 const ALERTS: &str = "deploy/prometheus/alerts.yml";
-const PROMETHEUS_RULE: &str = "deploy/kubernetes/prometheusrule.yaml";
+const PROMETHEUS_RULE: &str = "deploy/kubernetes/common/prometheusrule.yaml";
 const KUSTOMIZATION: &str = "deploy/kubernetes";
 const SECRET_EXAMPLE: &str = "deploy/kubernetes/secret.example.yaml";
 const DOCKERFILE: &str = "deploy/Dockerfile";
 
-fn repo(path: &str) -> PathBuf {
+pub(crate) fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-fn read(path: &str) -> String {
+pub(crate) fn read(path: &str) -> String {
     std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -79,7 +79,7 @@ pub(crate) fn rendered_manifests() -> Vec<Value> {
 }
 
 /// `kubectl kustomize DIR`, parsed.
-fn render(kustomization: &Path) -> Vec<Value> {
+pub(crate) fn render(kustomization: &Path) -> Vec<Value> {
     let out = Command::new("kubectl")
         .args(["kustomize"])
         .arg(kustomization)
@@ -183,12 +183,19 @@ fn kubernetes_manifests_mount_a_config_that_passes_check() {
         "Kubernetes must not kill pullkeeper before its own shutdown bound"
     );
     assert_eq!(pod["automountServiceAccountToken"], false);
-    let container = &pod["containers"][0];
-    let security = &container["securityContext"];
+    let security = &pod["containers"][0]["securityContext"];
     assert_eq!(security["readOnlyRootFilesystem"], true);
     assert_eq!(security["capabilities"]["drop"][0], "ALL");
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
 
+    check_mounted_config(&objects, pod);
+}
+
+/// Runs `pullkeeper check` on the settings of `pod` (a rendered pod spec) exactly as the
+/// pod mounts them: ConfigMaps and the Secret example's keys as files under a temporary
+/// root, the settings' container paths pointed into it.
+pub(crate) fn check_mounted_config(objects: &[Value], pod: &Value) {
+    let container = &pod["containers"][0];
     let secret_example: Value = serde_saphyr::from_str(&read(SECRET_EXAMPLE)).unwrap();
     let volumes: HashMap<&str, &Value> = pod["volumes"]
         .as_array()
@@ -211,7 +218,7 @@ fn kubernetes_manifests_mount_a_config_that_passes_check() {
         let files: Vec<(String, String)> = match volumes.get(name) {
             Some(v) if v.get("configMap").is_some() => {
                 let map = find(
-                    &objects,
+                    objects,
                     "ConfigMap",
                     v["configMap"]["name"].as_str().unwrap(),
                 );
@@ -292,17 +299,8 @@ fn a_settings_change_renames_their_config_map_and_the_scenes_keep_theirs() {
 
     // The same kustomization with one more line in the settings and in the scenes.
     let copy = temp_dir("kustomize");
-    let source = repo(KUSTOMIZATION);
-    for dir in ["", "config"] {
-        std::fs::create_dir_all(copy.join(dir)).unwrap();
-        for entry in std::fs::read_dir(source.join(dir)).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                std::fs::copy(&path, copy.join(dir).join(path.file_name().unwrap())).unwrap();
-            }
-        }
-    }
-    for file in ["config/pullkeeper.yaml", "config/scenes.yaml"] {
+    copy_tree(&repo(KUSTOMIZATION), &copy);
+    for file in ["config/pullkeeper.yaml", "common/config/scenes.yaml"] {
         let mut text = std::fs::read_to_string(copy.join(file)).unwrap();
         text.push_str("# changed\n");
         std::fs::write(copy.join(file), text).unwrap();
@@ -313,6 +311,20 @@ fn a_settings_change_renames_their_config_map_and_the_scenes_keep_theirs() {
     assert!(renamed.starts_with("pullkeeper-settings-"), "{renamed}");
     assert_eq!(mounted_config_map(&changed, "scenes"), "pullkeeper-scenes");
     let _ = std::fs::remove_dir_all(&copy);
+}
+
+/// Copies the directory `from` with everything below it to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
 }
 
 /// The port of a `host:port` listen address in the settings.
@@ -437,83 +449,4 @@ fn to_files(data: &Value) -> Vec<(String, String)> {
         .iter()
         .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
         .collect()
-}
-
-/// GitHub's anchor for a Markdown heading: lower case, spaces to dashes, other punctuation
-/// dropped.
-fn anchor(heading: &str) -> String {
-    heading
-        .trim()
-        .to_lowercase()
-        .chars()
-        .filter_map(|c| match c {
-            ' ' => Some('-'),
-            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
-            _ => None,
-        })
-        .collect()
-}
-
-#[test]
-fn every_alert_has_a_runbook_section_in_the_readme() {
-    let readme = read("README.md");
-    let anchors: Vec<String> = readme
-        .lines()
-        .filter_map(|l| l.strip_prefix('#'))
-        .map(|l| anchor(l.trim_start_matches('#')))
-        .collect();
-    let rules: Value = serde_saphyr::from_str(&read(ALERTS)).unwrap();
-    let mut alerts = 0;
-    for group in rules["groups"].as_array().unwrap() {
-        for rule in group["rules"].as_array().unwrap() {
-            let Some(name) = rule["alert"].as_str() else {
-                continue;
-            };
-            alerts += 1;
-            let labels = &rule["labels"];
-            assert!(labels["severity"].is_string(), "{name}: severity");
-            let notes = &rule["annotations"];
-            assert!(notes["summary"].is_string(), "{name}: summary");
-            assert!(notes["description"].is_string(), "{name}: description");
-            let url = notes["runbook_url"].as_str().unwrap_or_default();
-            let (_, target) = url
-                .split_once("README.md#")
-                .unwrap_or_else(|| panic!("{name}: runbook_url {url:?} is not a README section"));
-            assert!(
-                anchors.iter().any(|a| a == target),
-                "{name}: no README heading has the anchor #{target}"
-            );
-            assert!(
-                readme.contains(&format!("[{name}](#{target})")),
-                "{name} is missing from the README's alert table"
-            );
-        }
-    }
-    assert!(alerts > 0, "no alerts found in {ALERTS}");
-}
-
-/// The toolchain the README asks for is the manifest's `rust-version`.
-#[test]
-fn readme_states_the_manifests_rust_version() {
-    let readme = read("README.md");
-    let wanted = format!("Rust {} or newer", env!("CARGO_PKG_RUST_VERSION"));
-    assert!(readme.contains(&wanted), "README.md must say {wanted:?}");
-}
-
-/// Every tool version the README pins (`name==version`) is the one `.ci/run` installs.
-#[test]
-fn readme_tool_versions_are_the_ones_ci_installs() {
-    let readme = read("README.md");
-    let ci = read(".ci/run");
-    let pins: Vec<&str> = readme
-        .split(|c: char| c.is_whitespace() || c == '`' || c == '(' || c == ')' || c == ',')
-        .filter(|word| word.contains("=="))
-        .collect();
-    assert!(
-        !pins.is_empty(),
-        "the README names the validators it installs"
-    );
-    for pin in pins {
-        assert!(ci.contains(pin), "README pins {pin}, .ci/run does not");
-    }
 }
