@@ -127,6 +127,12 @@ fn network_policies_let_through_exactly_the_flows_the_overlay_needs() {
     };
     let needed = [
         ("replica → etcd client port", replica(), member(), 2379),
+        (
+            "replica → replica webhook port (hand-over)",
+            replica(),
+            replica(),
+            8080,
+        ),
         ("etcd → etcd peer port", member(), member(), 2380),
         ("ingress → webhook port", End::Outside, replica(), 8080),
         (
@@ -162,6 +168,7 @@ fn network_policies_let_through_exactly_the_flows_the_overlay_needs() {
         ("etcd → replica", member(), replica(), 8080),
         ("etcd → outside", member(), End::Outside, 443),
         ("replica → etcd metrics port", replica(), member(), 2381),
+        ("replica → replica metrics port", replica(), replica(), 9090),
     ];
     for (what, from, to, port) in &refused {
         assert!(!allowed(&objects, from, to, *port), "{what} is let through");

@@ -3,7 +3,8 @@
 //!
 //! Keys and values travel base64-encoded and 64-bit integers as JSON strings. A call
 //! goes to the endpoint that answered last and moves on to the next one when it cannot
-//! connect, so one member down costs one failed connect, not an outage.
+//! connect or the member cannot serve (a 5xx: cut off from its peers), so one member down
+//! or partitioned costs one failed call, not an outage.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -224,8 +225,11 @@ impl Gateway {
                     self.current.store(at, Ordering::Relaxed);
                     return Ok(answer);
                 }
-                // Another member may be fine; an answer from this one is final.
+                // Another member may be fine: one cut off from its peers answers "no
+                // leader" or times out (a 5xx) while the majority serves. Any other
+                // answer from this one is final.
                 Err(e @ EtcdError::Unreachable { .. }) => last = Some(e),
+                Err(e @ EtcdError::Answer { status: 500.., .. }) => last = Some(e),
                 Err(e) => return Err(e),
             }
         }
