@@ -54,8 +54,16 @@ struct Queue {
     observations: Vec<Observation>,
     /// When the oldest queued observation arrived: failover latency is measured from it.
     since: Option<Instant>,
-    /// The keys of the queued notices the store keeps until they are applied.
-    acknowledged: Vec<String>,
+    /// The queued notices the store keeps until they are applied.
+    acknowledged: Vec<Acknowledged>,
+}
+
+/// An NCS notice the store keeps until it is applied: its key, and the player it is about
+/// (the controller tells from the player when what the notice caused is durable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledged {
+    pub key: String,
+    pub player_id: String,
 }
 
 /// What one drain took.
@@ -65,8 +73,8 @@ pub struct Drained {
     pub observations: Vec<Observation>,
     /// When the oldest of them arrived.
     pub since: Option<Instant>,
-    /// The keys of the acknowledged notices among them, to tell the store once applied.
-    pub acknowledged: Vec<String>,
+    /// The acknowledged notices among them, to tell the store once applied.
+    pub acknowledged: Vec<Acknowledged>,
 }
 
 impl Inbox {
@@ -83,8 +91,11 @@ impl Inbox {
     fn enqueue(&self, observation: Observation, key: Option<String>) {
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         queue.since.get_or_insert_with(Instant::now);
+        queue.acknowledged.extend(key.map(|key| Acknowledged {
+            key,
+            player_id: observation.player_id.clone(),
+        }));
         queue.observations.push(observation);
-        queue.acknowledged.extend(key);
         drop(queue);
         self.wake.notify_one();
     }

@@ -384,6 +384,7 @@ fn notice_key(project: &str, product_id: u32, event_type: u32, notice_id: &str) 
 mod tests {
     use super::*;
     use crate::agora::wire::PlayerStatus;
+    use crate::ncs::inbox::Drained;
     use axum::http::HeaderValue;
     use serde_json::json;
 
@@ -452,8 +453,9 @@ mod tests {
             // The first was applied; the second was acknowledged, then the process died.
             let drained = inbox.drain_all();
             assert_eq!(drained.acknowledged.len(), 2);
+            assert_eq!(drained.acknowledged[1].player_id, "a");
             store
-                .notices_applied("p", &drained.acknowledged[..1])
+                .notices_applied("p", &[drained.acknowledged[0].key.clone()])
                 .unwrap();
         }
         let store = Store::reopen(&dir);
@@ -479,8 +481,15 @@ mod tests {
             deliver(&intake, "n3", "a", "running", 300).await,
             Receipt::Accepted
         );
-        let applied = inbox.drain_all().acknowledged;
-        store.notices_applied("p", &drained.acknowledged).unwrap();
+        let keys = |drained: Drained| {
+            drained
+                .acknowledged
+                .into_iter()
+                .map(|a| a.key)
+                .collect::<Vec<_>>()
+        };
+        let applied = keys(inbox.drain_all());
+        store.notices_applied("p", &keys(drained)).unwrap();
         store.notices_applied("p", &applied).unwrap();
         drop(intake);
         drop(store);

@@ -233,6 +233,28 @@ mod tests {
         );
     }
 
+    /// An up (or `unknown`) source is probed again `interval` after each probe returns:
+    /// what bounds how long a player on a source that died stays on air (`interval` plus
+    /// the probe; the switch is made in the pass that takes in the `down` verdict).
+    #[tokio::test(start_paused = true)]
+    async fn a_source_not_down_is_probed_every_interval() {
+        let mut m = SourceMonitor::new(Duration::from_millis(500), Duration::from_secs(8));
+        m.track(&only(URL), Instant::now());
+        let mut gaps = Vec::new();
+        let mut last = Instant::now();
+        for verdict in [Verdict::Up, Verdict::Unknown, Verdict::Up, Verdict::Up] {
+            tokio::time::sleep_until(m.next_due().unwrap()).await;
+            assert_eq!(m.start_due(Instant::now()), vec![URL.to_string()]);
+            gaps.push(Instant::now() - last);
+            last = Instant::now();
+            // The probe takes 100 ms.
+            tokio::time::advance(Duration::from_millis(100)).await;
+            m.record(URL, verdict, Instant::now());
+        }
+        let ms = Duration::from_millis;
+        assert_eq!(gaps, vec![ms(0), ms(600), ms(600), ms(600)]);
+    }
+
     /// The README's promise: with the defaults (5 s, 8 s: `config::settings::tests`), a
     /// down source is re-probed at least every 8 s however long it has been down, so its
     /// return is seen within 8 s plus the probe.

@@ -370,6 +370,57 @@ pub(super) async fn pending_notices_round_trip_and_positions_only_rise<H: Harnes
     assert_eq!(store.notice_positions().unwrap().len(), 1);
 }
 
+fn rejection(updates_only: bool, message: &str, until_ms: u64) -> crate::store::Rejection {
+    crate::store::Rejection {
+        updates_only,
+        message: message.into(),
+        wanted: record("a", 1).spec,
+        until_ms,
+    }
+}
+
+pub(super) async fn rejections_are_kept_per_slot_and_kind_across_a_reopen<H: Harness>(h: &H) {
+    let place = h.place().await;
+    let (s0, s1, other) = (
+        SlotKey::new("p", "s", 0),
+        SlotKey::new("p", "s", 1),
+        SlotKey::new("p1", "s", 0),
+    );
+    {
+        let store = place.open().await;
+        store
+            .put_rejection(&s0, &rejection(false, "old", 1))
+            .unwrap();
+        store
+            .put_rejection(&s0, &rejection(false, "HTTP 400", 5))
+            .unwrap();
+        store
+            .put_rejection(&s0, &rejection(true, "HTTP 403", 6))
+            .unwrap();
+        store
+            .put_rejection(&s1, &rejection(false, "gone", 7))
+            .unwrap();
+        store
+            .put_rejection(&other, &rejection(false, "p1's", 8))
+            .unwrap();
+        store.remove_rejection(&s1, false).unwrap();
+        store.remove_rejection(&s1, true).unwrap();
+        store.flush().await.unwrap();
+    }
+    let store = place.open().await;
+    assert_eq!(
+        store.project_rejections("p").unwrap(),
+        [
+            (s0.clone(), rejection(false, "HTTP 400", 5)),
+            (s0, rejection(true, "HTTP 403", 6))
+        ]
+    );
+    assert_eq!(
+        store.project_rejections("p1").unwrap(),
+        [(other, rejection(false, "p1's", 8))]
+    );
+}
+
 /// Instantiates every contract test for a backend: `contract_tests!(harness_expr)`
 /// inside the backend's test module.
 macro_rules! contract_tests {
@@ -385,6 +436,7 @@ macro_rules! contract_tests {
             concurrent_writers_sharing_flushes_all_end_durable,
             survives_reopen,
             pending_notices_round_trip_and_positions_only_rise,
+            rejections_are_kept_per_slot_and_kind_across_a_reopen,
         );
     };
     (@each $harness:expr; $($name:ident,)*) => {

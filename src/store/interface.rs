@@ -6,8 +6,10 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
+use serde::{Deserialize, Serialize};
+
 use super::error::StoreError;
-use crate::model::{OnAir, SlotKey, SlotRecord};
+use crate::model::{OnAir, SlotKey, SlotRecord, Spec};
 
 /// A future a backend returns from an async method; boxed so [`StateStore`] can be a
 /// trait object.
@@ -127,6 +129,16 @@ pub trait StateStore: Send + Sync {
     /// Forgets the positions older than `lts`; returns how many.
     fn forget_notice_positions(&self, lts: u64) -> Result<usize, StoreError>;
 
+    /// Keeps a slot's refusal for good, so a restart waits out its pause (one per slot
+    /// and [`Rejection::updates_only`]; a later one replaces it).
+    fn put_rejection(&self, key: &SlotKey, rejection: &Rejection) -> Result<(), StoreError>;
+
+    /// Forgets the slot's refusal of this kind, if kept.
+    fn remove_rejection(&self, key: &SlotKey, updates_only: bool) -> Result<(), StoreError>;
+
+    /// Every refusal kept for the project's slots.
+    fn project_rejections(&self, project: &str) -> Result<Vec<(SlotKey, Rejection)>, StoreError>;
+
     /// Makes everything written so far durable against a process kill.
     fn flush(&self) -> StoreFuture<'_, ()>;
 
@@ -207,4 +219,18 @@ pub struct PlayerPosition {
     pub project: String,
     pub player: String,
     pub position: NoticePosition,
+}
+
+/// A slot's create or Update that Agora refused for good (400, 403).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// Only the slot's Updates were refused (its player may still be replaced).
+    pub updates_only: bool,
+    /// Agora's answer.
+    pub message: String,
+    /// What the scene asked of the slot when it was refused: a scene that asks for
+    /// something else is tried at once.
+    pub wanted: Option<Spec>,
+    /// Until when (Unix ms) it is not tried again otherwise.
+    pub until_ms: u64,
 }

@@ -31,8 +31,8 @@ mod trees;
 pub use error::StoreError;
 pub use etcd::{Credentials, EtcdError, EtcdOptions, LocalEtcd};
 pub use interface::{
-    NoticePosition, PendingNotice, PlayerPosition, Recovery, StateStore, StoreFuture, StoreSize,
-    UidRequest,
+    NoticePosition, PendingNotice, PlayerPosition, Recovery, Rejection, StateStore, StoreFuture,
+    StoreSize, UidRequest,
 };
 pub use leadership::Leadership;
 pub use observer::LeadershipObserver;

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use pullkeeper::simulator::{FaultAction, FaultRule, SimHandle};
 
-use crate::harness::{APP_ID, FAST, Running, eventually, one_scene, temp_dir, write_config_full};
+use crate::harness::{
+    APP_ID, Backend, FAST, Running, connect_ncs, eventually, one_scene, start_app_leading,
+    temp_dir, write_config_full,
+};
 
 /// `news` with a master only, so every Create in the log is the master's.
 fn master_only() -> String {
@@ -246,4 +249,63 @@ async fn refused_credentials_make_the_project_unauthorized_without_a_retry_storm
             .contains("pullkeeper_api_unauthorized{project=\"e2e\"} 0")
     );
     finish(r).await;
+}
+
+/// A rejection outlives a restart: the restarted process shows the slot `rejected` and
+/// does not ask again before the pause ends (before, every restart asked at once), until
+/// the scene changes.
+async fn a_rejection_outlives_a_restart(backend: Backend) {
+    let dir = temp_dir("final-rejected-restart");
+    let sim = crate::harness::start_simulator().await;
+    sim.inject(create_rule(403, 1));
+    let reconcile = format!("{FAST}, rejected_retry: 10m");
+    let config = write_config_full(&dir, &sim, &master_only(), "", &reconcile);
+    let r = Running::launch_on(backend, sim, dir, config.clone()).await;
+    eventually(Duration::from_secs(10), "the master rejected", || {
+        master_status(&r).is_some_and(|(s, _)| s == "rejected")
+    })
+    .await;
+    // Kept and flushed when it was answered; the stop adds nothing.
+    r.app.shutdown().await;
+    let app = start_app_leading(config, r.store.clone()).await;
+    connect_ncs(&r.sim, &app);
+    let status = |app: &pullkeeper::App| {
+        let news = app.board.get("news")?;
+        let slot = news.slots.first()?;
+        Some((slot.status.clone(), slot.rejected.clone()))
+    };
+    eventually(
+        Duration::from_secs(10),
+        "rejected after the restart",
+        || status(&app).is_some_and(|(s, _)| s == "rejected"),
+    )
+    .await;
+    assert_eq!(
+        status(&app).unwrap().1.as_deref(),
+        Some("HTTP 403: This project has not enabled Cloud Player product yet.")
+    );
+    // Ten polls: a restart that forgot the refusal asks again in its first pass.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(creates(&r.sim).len(), 1, "{:?}", creates(&r.sim));
+    let scenes = master_only().replace("live/news", "live/news-fixed");
+    let path = r.dir.join("scenes.yaml");
+    std::fs::write(path.with_extension("tmp"), scenes).unwrap();
+    std::fs::rename(path.with_extension("tmp"), &path).unwrap();
+    eventually(Duration::from_secs(15), "the master runs", || {
+        status(&app).is_some_and(|(s, _)| s == "running")
+    })
+    .await;
+    assert_eq!(creates(&r.sim).len(), 2);
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&r.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_outlives_a_restart_on_sled() {
+    a_rejection_outlives_a_restart(Backend::Sled).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_outlives_a_restart_on_etcd() {
+    a_rejection_outlives_a_restart(Backend::Etcd).await;
 }

@@ -11,12 +11,13 @@
 use std::time::Duration;
 
 use pullkeeper::agora::wire::PlayerStatus;
-use pullkeeper::simulator::{DeliveryOutcome, FaultAction, FaultRule, SimHandle};
+use pullkeeper::simulator::{DeliveryOutcome, FaultAction, FaultRule, SimHandle, SourceMode};
 use tokio::time::Instant;
 
 use crate::binary::Proc;
 use crate::harness::{
-    APP_ID, eventually, one_scene, start_simulator_with_lag, temp_dir, write_config_full,
+    APP_ID, admin_json, eventually, one_scene, start_simulator_with_lag, temp_dir,
+    write_config_full,
 };
 
 /// List polls far apart: a player missing from List is replaced only after three
@@ -111,6 +112,93 @@ async fn acknowledged_then_killed(etcd: Option<&pullkeeper::store::LocalEtcd>) {
     let third = start(&dir, &sim).await;
     // Within 20 s (about 1 s on an idle machine, plus the killed one's lease with etcd):
     // List's third miss comes 60 s after the start.
+    eventually(Duration::from_secs(20), "master replaced", || {
+        masters_created(&sim).len() == 2
+    })
+    .await;
+    let took = restarted.elapsed();
+    assert!(
+        took < Duration::from_secs(20),
+        "replaced {took:?} after the restart, not after List's strikes"
+    );
+    assert!(
+        third
+            .log_tail(usize::MAX)
+            .contains("NCS notices acknowledged before the restart are applied now"),
+        "{}",
+        third.log_tail(40)
+    );
+    third.kill();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The held-back case: the notice is folded into the picture, but the replacement it
+/// calls for waits for its source, so nothing durable says the player is gone. Killed
+/// then, the restart must still know: the notice stays in the store until the slot's
+/// record moves on. (Were it forgotten once folded, List would need three misses, a
+/// minute at least, to find the master gone.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_whose_replacement_waits_for_its_source_survives_a_kill() {
+    let dir = temp_dir("notice-held-kill");
+    let sim = start_simulator_with_lag(Duration::from_secs(1)).await;
+    let url = sim.rtmp_url("cam").await.unwrap();
+    let scenes = one_scene("revertive").replace("rtmp://origin.example.com/live/news", &url);
+    write_config_full(
+        &dir,
+        &sim,
+        &scenes,
+        "source_probe: { interval: 200ms, max_interval: 1s, timeout: 2s }\n",
+        RECONCILE,
+    );
+    let first = start(&dir, &sim).await;
+    eventually(Duration::from_secs(20), "master and backup running", || {
+        let players = sim.players(APP_ID);
+        players.len() == 2 && players.iter().all(|p| p.status == PlayerStatus::Running)
+    })
+    .await;
+    first.kill();
+    let master = sim
+        .players(APP_ID)
+        .into_iter()
+        .find(|p| p.name.as_deref() == Some("pk_news_m_1"))
+        .expect("the master")
+        .id;
+
+    let second = start(&dir, &sim).await;
+    eventually(Duration::from_secs(20), "the second process listed", || {
+        !second.logged("first List").is_empty()
+    })
+    .await;
+    // The source fails both players (a `failed` notice each); the master is then
+    // destroyed, so List will not show it.
+    sim.set_source("cam", SourceMode::Down);
+    sim.destroy_player(APP_ID, &master, "Internal Error");
+    let scenes_url = format!("http://{}/v1/scenes/news", second.addr);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let scene = admin_json(&scenes_url).await;
+        let delivered = sim.notices_sent().iter().any(|r| {
+            r.event_type == 3 && r.attempt == 1 && r.outcome == DeliveryOutcome::Delivered
+        });
+        if delivered && scene["slots"][0]["held"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "master not held: {scene}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Longer than sled's own flush interval (500 ms): whatever the process meant to
+    // make durable by itself is.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    second.kill();
+    assert_eq!(
+        masters_created(&sim),
+        ["pk_news_m_1"],
+        "held: nothing was created"
+    );
+
+    sim.set_source("cam", SourceMode::Up);
+    let restarted = Instant::now();
+    let third = start(&dir, &sim).await;
     eventually(Duration::from_secs(20), "master replaced", || {
         masters_created(&sim).len() == 2
     })

@@ -21,7 +21,7 @@ use crate::agora::wire::ListedPlayer;
 use crate::agora::{ApiError, ErrorClass};
 use crate::config::{Project, ReconcileSettings, ReportSettings, Scene};
 use crate::model::{SlotKey, StatusBoard, Switch, is_dead, parse_name};
-use crate::ncs::inbox::{Drained, Inbox, PlayerEvent};
+use crate::ncs::inbox::{Acknowledged, Drained, Inbox, PlayerEvent};
 use crate::reconcile::execute::{Done, Executor, Launcher, Outcome, PassScenes};
 use crate::reconcile::observe::{ListNews, Observed};
 use crate::reconcile::publish::{UidsFree, Waiting};
@@ -29,6 +29,7 @@ use crate::reconcile::source_probes::{self, SourceProbing};
 use crate::reconcile::wake::{ListBackoff, Quiet, sleep_until_opt, tick_opt};
 use crate::telemetry::Metrics;
 
+mod applied;
 mod pass;
 
 /// What one project's controller is given by the wiring.
@@ -80,6 +81,9 @@ pub struct ProjectController {
     /// project's credentials are refused (what else a 401 held back waits for a List
     /// that works, see `Busy`).
     refused_credentials: bool,
+    /// Acknowledged notices folded into the picture whose consequence is not durable
+    /// yet (see [`applied`]).
+    unapplied: Vec<Acknowledged>,
 }
 
 impl ProjectController {
@@ -104,6 +108,7 @@ impl ProjectController {
             uids_free: UidsFree::default(),
             held: Vec::new(),
             refused_credentials: false,
+            unapplied: Vec::new(),
             ctx,
         }
     }
@@ -175,6 +180,7 @@ impl ProjectController {
                 self.notices_since = None;
             }
             self.launcher.start_creates(&mut tasks);
+            self.settle_notices();
             self.start_probes(&mut probes);
             self.ctx
                 .metrics
@@ -402,11 +408,8 @@ impl ProjectController {
                 .observed
                 .apply_notice(o, self.launcher.busy().deleting());
         }
-        // Forgotten before the pass that acts on them. The store makes that durable with
-        // its next flush (the one before the action's Agora call, or sled's own within
-        // half a second); a crash before it replays them, and a notice applied twice
-        // only repeats itself.
-        self.ctx.executor.notices_applied(&acknowledged);
+        // Forgotten only once what they caused is durable (`settle_notices`).
+        self.unapplied.extend(acknowledged);
         changed
     }
 }

@@ -174,16 +174,68 @@ impl Busy {
 
     /// Ends the long pause of every rejected slot whose scene now asks for something
     /// other than what was refused (`wanted` gives what it asks now; `None`: the slot
-    /// or its scene is gone).
-    pub(super) fn retry_changed(&mut self, wanted: impl Fn(&SlotKey) -> Option<(Live, Fixed)>) {
-        let same = |key: &SlotKey, c: &mut Cooldown| match &c.why {
-            Why::Rejected {
-                wanted: Some(then), ..
-            } => wanted(key).is_some_and(|now| &now == then),
-            _ => true,
+    /// or its scene is gone). Returns the slots let go, each with whether only its
+    /// Updates had been refused.
+    pub(super) fn retry_changed(
+        &mut self,
+        wanted: impl Fn(&SlotKey) -> Option<(Live, Fixed)>,
+    ) -> Vec<(SlotKey, bool)> {
+        let mut let_go = Vec::new();
+        for (map, updates_only) in [
+            (&mut self.slot_cooldown, false),
+            (&mut self.update_cooldown, true),
+        ] {
+            map.retain(|key, c| {
+                let keep = match &c.why {
+                    Why::Rejected {
+                        wanted: Some(then), ..
+                    } => wanted(key).is_some_and(|now| &now == then),
+                    _ => true,
+                };
+                if !keep {
+                    let_go.push((key.clone(), updates_only));
+                }
+                keep
+            });
+        }
+        let_go
+    }
+
+    /// Whether the slot's last create (`updates_only`: its last Update) was refused for
+    /// good and no other answer came since.
+    pub(super) fn is_rejected(&self, key: &SlotKey, updates_only: bool) -> bool {
+        let map = if updates_only {
+            &self.update_cooldown
+        } else {
+            &self.slot_cooldown
         };
-        self.slot_cooldown.retain(same);
-        self.update_cooldown.retain(same);
+        map.get(key)
+            .is_some_and(|c| matches!(c.why, Why::Rejected { .. }))
+    }
+
+    /// Holds a slot refused for good before a restart, until `until` (the refusal's
+    /// pause, counted from its answer).
+    pub(super) fn restore_rejection(
+        &mut self,
+        key: SlotKey,
+        updates_only: bool,
+        message: String,
+        wanted: Option<(Live, Fixed)>,
+        until: Instant,
+    ) {
+        let map = if updates_only {
+            &mut self.update_cooldown
+        } else {
+            &mut self.slot_cooldown
+        };
+        map.insert(
+            key,
+            Cooldown {
+                failures: 0,
+                until,
+                why: Why::Rejected { message, wanted },
+            },
+        );
     }
 
     /// Whether a slot or player's last action was answered 401 (held back, or retried
@@ -351,7 +403,10 @@ mod tests {
         );
         // The same scene: still held; the pause over: free, and still shown rejected
         // until the retry's answer.
-        busy.retry_changed(|_| Some(wanted("rtmp://a/live/x")));
+        assert!(
+            busy.retry_changed(|_| Some(wanted("rtmp://a/live/x")))
+                .is_empty()
+        );
         assert!(busy.for_plan().0.contains(&key));
         tokio::time::advance(LONG).await;
         assert!(busy.for_plan().0.is_empty());
@@ -361,7 +416,10 @@ mod tests {
 
         // The scene changed: retried at once.
         busy.slot_done(key.clone(), rejected, LONG);
-        busy.retry_changed(|_| Some(wanted("rtmp://b/live/x")));
+        assert_eq!(
+            busy.retry_changed(|_| Some(wanted("rtmp://b/live/x"))),
+            [(key.clone(), false)]
+        );
         assert!(busy.for_plan().0.is_empty());
         assert!(busy.rejected().is_empty());
     }

@@ -133,11 +133,16 @@ impl Launcher {
         long_pause: Duration,
     ) -> Launcher {
         let creates = CreateQueue::for_rate(project.limits.qps.create_with_name.per_second);
+        let mut busy = Busy::default();
+        for (key, r, until) in exec.kept_rejections() {
+            let wanted = r.wanted.map(|s| (s.live, s.fixed));
+            busy.restore_rejection(key, r.updates_only, r.message, wanted, until);
+        }
         Launcher {
             exec,
             project,
             metrics,
-            busy: Busy::default(),
+            busy,
             creates,
             long_pause,
         }
@@ -298,13 +303,38 @@ impl Launcher {
     /// is counted as one of `action`, a final refusal as a rejection.
     pub fn slot_done(&mut self, key: SlotKey, outcome: Outcome, action: &str) {
         self.count(&outcome, action, &key.to_string());
+        self.keep(&key, false, &outcome);
+        if outcome == Outcome::Done && self.busy.is_rejected(&key, true) {
+            self.exec.forget_rejection(&key, true);
+        }
         self.busy.slot_done(key, outcome, self.long_pause);
     }
 
     /// An Update ended: a final refusal holds back only the slot's Updates.
     pub fn update_done(&mut self, key: SlotKey, outcome: Outcome) {
-        self.count(&outcome, "update", &key.to_string());
-        self.busy.update_done(key, outcome, self.long_pause);
+        if matches!(outcome, Outcome::Rejected { .. }) {
+            self.count(&outcome, "update", &key.to_string());
+            self.keep(&key, true, &outcome);
+            self.busy.update_done(key, outcome, self.long_pause);
+        } else {
+            self.slot_done(key, outcome, "update");
+        }
+    }
+
+    /// Keeps a refusal for good in the store, or forgets the one kept: any other answer
+    /// ends it (see [`Busy`]).
+    fn keep(&self, key: &SlotKey, updates_only: bool, outcome: &Outcome) {
+        match outcome {
+            Outcome::Rejected { message, wanted } => {
+                let pause = self.long_pause;
+                self.exec
+                    .keep_rejection(key, updates_only, message, wanted.as_ref(), pause);
+            }
+            _ if self.busy.is_rejected(key, updates_only) => {
+                self.exec.forget_rejection(key, updates_only);
+            }
+            _ => {}
+        }
     }
 
     /// A create ended: one more may start.
@@ -339,8 +369,12 @@ impl Launcher {
     /// Ends the long pause of rejected slots whose scene changed since (see
     /// [`Busy::rejected`]).
     pub fn retry_changed(&mut self, scenes: &PassScenes<'_>) {
-        self.busy
+        let let_go = self
+            .busy
             .retry_changed(|key| scenes.get(&key.scene).map(|s| desired_spec(s, key.slot)));
+        for (key, updates_only) in let_go {
+            self.exec.forget_rejection(&key, updates_only);
+        }
     }
 
     /// The project's credentials work again: what their refusal held back goes now.

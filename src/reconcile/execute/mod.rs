@@ -24,6 +24,7 @@ mod busy;
 mod creates;
 mod launch;
 mod outcome;
+mod rejections;
 mod uids;
 
 pub use busy::{Busy, Outcome};

@@ -228,6 +228,31 @@ mod tests {
         assert_eq!(got.get(&key(0)), Some(&SlotSource::BackSince(47_000)));
     }
 
+    /// `unknown` (a timeout, a name that does not resolve: possibly pullkeeper's own
+    /// network) and a source not probed yet say nothing against a slot, so neither takes
+    /// a player off the air, and a backup on one may take the air from a master on a dead
+    /// source. Found `unknown` after `down`, a source counts as back, as it clears a held
+    /// slot: the failback's hold-down runs from that probe.
+    #[test]
+    fn unknown_or_unprobed_sources_say_nothing_against_a_slot() {
+        let s = scene(&["rtmp://h/backup"], false);
+        let now = Instant::now();
+        let m = monitor(&[("rtmp://h/primary", Verdict::Unknown)]);
+        assert!(slot_sources("p", &[&s], &m, now, 50_000).is_empty());
+        let mut m = monitor(&[("rtmp://h/primary", Verdict::Down)]);
+        m.start_due(now);
+        m.record("rtmp://h/primary", Verdict::Unknown, now);
+        let got = slot_sources("p", &[&s], &m, now, 50_000);
+        let key = |slot| SlotKey::new("p", "news", slot);
+        assert_eq!(
+            got,
+            BTreeMap::from([
+                (key(0), SlotSource::BackSince(50_000)),
+                (key(2), SlotSource::BackSince(50_000))
+            ])
+        );
+    }
+
     #[test]
     fn the_slate_shows_while_every_source_is_down() {
         let s = scene(&["rtmp://h/backup"], true);

@@ -7,7 +7,8 @@ use super::{Backend, HELD, StoredSlot, Tree, TreeStore, decode, key, read_ms, sl
 use crate::model::{OnAir, SlotKey, SlotRecord};
 use crate::store::error::StoreError;
 use crate::store::interface::{
-    PendingNotice, PlayerPosition, Recovery, StateStore, StoreFuture, StoreSize, UidRequest,
+    PendingNotice, PlayerPosition, Recovery, Rejection, StateStore, StoreFuture, StoreSize,
+    UidRequest,
 };
 
 impl<B: Backend> StateStore for TreeStore<B> {
@@ -236,6 +237,18 @@ impl<B: Backend> StateStore for TreeStore<B> {
 
     fn forget_notice_positions(&self, lts: u64) -> Result<usize, StoreError> {
         self.forget_notice_positions_impl(lts)
+    }
+
+    fn put_rejection(&self, key: &SlotKey, rejection: &Rejection) -> Result<(), StoreError> {
+        self.put_rejection_impl(key, rejection)
+    }
+
+    fn remove_rejection(&self, key: &SlotKey, updates_only: bool) -> Result<(), StoreError> {
+        self.remove_rejection_impl(key, updates_only)
+    }
+
+    fn project_rejections(&self, project: &str) -> Result<Vec<(SlotKey, Rejection)>, StoreError> {
+        self.project_rejections_impl(project)
     }
 
     fn flush(&self) -> StoreFuture<'_, ()> {
