@@ -58,7 +58,7 @@ pub enum EventKind {
     /// A player List showed under the slot's name was recorded as the slot's.
     Adopted { id: String, generation: u64 },
     /// A player was deleted (or Agora no longer knew it).
-    Deleted { id: String, reason: DeleteCause },
+    Deleted { id: String, reason: DeleteReason },
     /// The slot's replacement waits for its source, probed down.
     Held { source: String },
     /// The slot's source is no longer down: its replacement may go.
@@ -97,11 +97,24 @@ pub enum Signal {
 /// Why a player was deleted (the `reason` of `pullkeeper_player_recreations_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum DeleteCause {
+pub enum DeleteReason {
+    /// The player failed or stopped and is being replaced.
     Failed,
+    /// An older generation whose successor is up.
     Superseded,
     SceneRemoved,
     SlotRemoved,
+}
+
+impl DeleteReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeleteReason::SceneRemoved => "scene_removed",
+            DeleteReason::SlotRemoved => "slot_removed",
+            DeleteReason::Superseded => "superseded",
+            DeleteReason::Failed => "failed",
+        }
+    }
 }
 
 impl EventKind {
@@ -242,7 +255,7 @@ mod tests {
             },
             EventKind::Deleted {
                 id: "a".into(),
-                reason: DeleteCause::Failed,
+                reason: DeleteReason::Failed,
             },
             EventKind::Held {
                 source: "primary".into(),

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::PrimaryDomain;
+use super::events::RawEvents;
 use super::store::{RawLeader, RawStore};
 use crate::config::limits::RawLimits;
 use crate::config::secret::SecretRef;
@@ -34,6 +35,8 @@ pub(crate) struct RawSettings {
     pub(super) ncs_allowlist: RawNcsAllowlist,
     #[serde(default)]
     pub(super) source_probe: Option<Spanned<RawSourceProbe>>,
+    #[serde(default)]
+    pub(super) events: RawEvents,
 }
 
 #[derive(Debug, Default, Deserialize)]

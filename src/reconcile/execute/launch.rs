@@ -17,7 +17,7 @@ use super::{Busy, CreateQueue, ExecError, Executor, Outcome, create_rank, outcom
 use crate::agora::wire::ListedPlayer;
 use crate::agora::{ApiError, ErrorClass};
 use crate::config::{Project, Scene};
-use crate::model::{Region, SlotKey, SlotRecord, parse_name, role};
+use crate::model::{EventKind, Region, SlotKey, SlotRecord, parse_name, role};
 use crate::probe::Finding;
 use crate::reconcile::observe::CheckAnswer;
 use crate::reconcile::plan::{Action, Create, desired_spec};
@@ -298,13 +298,27 @@ impl Launcher {
     /// is counted as one of `action`, a final refusal as a rejection.
     pub fn slot_done(&mut self, key: SlotKey, outcome: Outcome, action: &str) {
         self.count(&outcome, action, &key.to_string());
+        self.record_rejection(&key, &outcome, action);
         self.busy.slot_done(key, outcome, self.long_pause);
     }
 
     /// An Update ended: a final refusal holds back only the slot's Updates.
     pub fn update_done(&mut self, key: SlotKey, outcome: Outcome) {
         self.count(&outcome, "update", &key.to_string());
+        self.record_rejection(&key, &outcome, "update");
         self.busy.update_done(key, outcome, self.long_pause);
+    }
+
+    /// A final refusal of a slot's action goes into its scene's history.
+    fn record_rejection(&self, key: &SlotKey, outcome: &Outcome, action: &str) {
+        if let Outcome::Rejected { message, .. } = outcome {
+            let events = self.exec.events();
+            let kind = EventKind::Rejected {
+                action: action.to_string(),
+                message: message.clone(),
+            };
+            events.record(events.at_now(&key.scene, kind).slot(key.slot));
+        }
     }
 
     /// A create ended: one more may start.
