@@ -12,6 +12,7 @@ mod deploy_egress;
 mod docs;
 mod domains;
 mod e2e;
+mod events;
 mod failover;
 mod faults;
 mod final_answers;
