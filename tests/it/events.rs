@@ -259,3 +259,68 @@ async fn the_history_keeps_its_bound_and_the_endpoint_refuses_what_is_wrong() {
     assert_eq!(unknown.status().as_u16(), 404);
     app.shutdown().await;
 }
+
+/// Runs the real binary's `events` with the test token in its environment.
+async fn events_command(args: Vec<String>) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pullkeeper"))
+            .arg("events")
+            .args(args)
+            .env_remove("PULLKEEPER_CONFIG")
+            .env("PULLKEEPER_ADMIN_TOKEN", ADMIN_TOKEN)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        (out.status.code().unwrap_or(-1), stdout, stderr)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_command_prints_the_history_as_a_table_or_json() {
+    let Started { app, .. } = start("events-cmd", "").await;
+    let url = format!("http://{}", app.addr());
+    let newest = events(&app, "?limit=2").await;
+    let (code, stdout, stderr) = events_command(vec![
+        "news".into(),
+        "--url".into(),
+        url.clone(),
+        "--limit".into(),
+        "2".into(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{stdout}");
+    assert_eq!(rows[0], ["TIME", "KIND", "SLOT", "UID", "PLAYER", "DETAIL"]);
+    for (row, event) in rows[1..].iter().zip(&newest) {
+        assert_eq!(row[0], event["at"].as_str().unwrap(), "{stdout}");
+        assert_eq!(row[1], event["kind"].as_str().unwrap(), "{stdout}");
+    }
+
+    let (code, stdout, stderr) = events_command(vec![
+        "news".into(),
+        "--url".into(),
+        url.clone(),
+        "-o".into(),
+        "json".into(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let answer: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(answer["scene"], "news");
+    assert_eq!(answer["events"][0], newest[0]);
+
+    let (code, _, stderr) = events_command(vec!["nope".into(), "--url".into(), url]).await;
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("answered 404") && stderr.contains("no such scene"),
+        "{stderr}"
+    );
+    app.shutdown().await;
+}

@@ -3,11 +3,8 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde_saphyr::Spanned;
-
 use super::duration;
-use super::raw::Text;
+use super::raw::RawEvents;
 use crate::config::diagnostic::Diags;
 
 /// Each scene keeps its newest `per_scene` events, none older than `max_age`.
@@ -23,15 +20,6 @@ pub const DEFAULT_EVENT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The most events a scene may keep: a scene's whole history is read for each request,
 /// and with etcd every event of a led project sits in the leader's memory.
 pub const MAX_EVENTS_PER_SCENE: u32 = 10_000;
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawEvents {
-    #[serde(default)]
-    per_scene: Option<Spanned<u32>>,
-    #[serde(default)]
-    max_age: Option<Text>,
-}
 
 pub(super) fn build(raw: &RawEvents, diags: &mut Diags<'_>) -> EventSettings {
     let per_scene = match &raw.per_scene {

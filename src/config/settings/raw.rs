@@ -6,7 +6,6 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::PrimaryDomain;
-use super::events::RawEvents;
 use super::store::{RawLeader, RawStore};
 use crate::config::limits::RawLimits;
 use crate::config::secret::SecretRef;
@@ -50,6 +49,15 @@ pub(super) struct RawSourceProbe {
     pub(super) max_interval: Option<Text>,
     #[serde(default)]
     pub(super) timeout: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEvents {
+    #[serde(default)]
+    pub(super) per_scene: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub(super) max_age: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]
