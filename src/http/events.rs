@@ -58,10 +58,9 @@ async fn events(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let max = state.events.bounds().per_scene;
-    let limit = match query.get("limit").map(|l| parse_limit(l, max)) {
-        None => DEFAULT_LIMIT.min(max),
-        Some(Ok(limit)) => limit,
-        Some(Err(message)) => return answer::message(StatusCode::BAD_REQUEST, &message),
+    let limit = match limit(query.get("limit"), max) {
+        Ok(limit) => limit,
+        Err(message) => return answer::message(StatusCode::BAD_REQUEST, &message),
     };
     let Some(project) = state
         .scenes
@@ -105,8 +104,12 @@ async fn events(
     }
 }
 
-/// `limit`: a whole number from 1 to `max` (the events kept per scene).
-fn parse_limit(text: &str, max: usize) -> Result<usize, String> {
+/// `limit`: a whole number from 1 to `max` (the events kept per scene); without one,
+/// [`DEFAULT_LIMIT`] (or `max` if smaller).
+fn limit(text: Option<&String>, max: usize) -> Result<usize, String> {
+    let Some(text) = text else {
+        return Ok(DEFAULT_LIMIT.min(max));
+    };
     match text.parse::<usize>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(format!(
@@ -120,11 +123,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_limit_is_a_whole_number_up_to_the_bound() {
-        assert_eq!(parse_limit("1", 1000), Ok(1));
-        assert_eq!(parse_limit("1000", 1000), Ok(1000));
+    fn a_limit_is_a_whole_number_up_to_the_bound_and_a_hundred_by_default() {
+        let parse = |text: &str, max| limit(Some(&text.to_string()), max);
+        assert_eq!(limit(None, 1000), Ok(100));
+        assert_eq!(limit(None, 30), Ok(30));
+        assert_eq!(parse("1", 1000), Ok(1));
+        assert_eq!(parse("1000", 1000), Ok(1000));
         for bad in ["0", "1001", "-1", "ten", "", "1.5"] {
-            let e = parse_limit(bad, 1000).unwrap_err();
+            let e = parse(bad, 1000).unwrap_err();
             assert_eq!(
                 e,
                 format!(
