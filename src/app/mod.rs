@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::agora::client::{TransportError, Transports};
 use crate::clock::Clock;
 use crate::config::{Config, Scene};
+use crate::http::events::EventsState;
 use crate::http::loglevel::LogLevelState;
 use crate::http::ncs::guard::{self, Guard};
 use crate::http::ncs::{ips, route};
@@ -24,7 +25,7 @@ use crate::http::probes::{self, Readiness};
 use crate::http::reports::ReportsState;
 use crate::http::serve::{Listening, serve};
 use crate::http::tls::{ReloadingCert, TlsError, TlsListener};
-use crate::http::{self, auth, loglevel, reports, scenes};
+use crate::http::{self, auth, events, loglevel, reports, scenes};
 use crate::model::StatusBoard;
 use crate::ncs::allowlist::NcsAddresses;
 use crate::ncs::dedupe::{NoticeLog, TTL_MS};
@@ -32,10 +33,10 @@ use crate::ncs::inbox::Inbox;
 use crate::ncs::intake::{Intake, NcsProject};
 use crate::ncs::ip_refresh::{IpListCollector, IpRefresher};
 use crate::probe::Prober;
-use crate::reconcile::{Context, Executor, ProjectController, SourceProbing};
+use crate::reconcile::{Context, Executor, ProjectController, ProjectEvents, SourceProbing};
 use crate::reload::Reloader;
 use crate::scene_feeds::SceneFeeds;
-use crate::store::Store;
+use crate::store::{EventBounds, EventLog, Store};
 use crate::telemetry::leadership::LeadershipMetrics;
 use crate::telemetry::scenes::SceneCollector;
 use crate::telemetry::{LogLevel, Metrics};
@@ -128,6 +129,14 @@ impl App {
         let unseen_until_ms = store.recovery().map_or(0, |_| {
             clock.now_ms() + config.settings.reconcile.list_lag.as_millis() as u64
         });
+        let events = EventLog::new(
+            store.clone(),
+            EventBounds {
+                per_scene: config.settings.events.per_scene as usize,
+                max_age: config.settings.events.max_age,
+            },
+        );
+        tracker.spawn(sweep_events(events.clone(), clock, cancel.child_token()));
         let mut inboxes = HashMap::new();
         let (switch_tx, switch_rx) = tokio::sync::mpsc::unbounded_channel();
         let addresses = NcsAddresses::default();
@@ -191,6 +200,8 @@ impl App {
                     board.clone(),
                     metrics.clone(),
                 );
+                let events =
+                    ProjectEvents::new(events.clone(), &project.id, &project.name_prefix, clock);
                 let (scenes, switches) = (feeds.project(&project.id), switch_tx.clone());
                 let settings = config.settings.clone();
                 let sources = prober
@@ -204,6 +215,7 @@ impl App {
                         store.clone(),
                         clock,
                         settings.reconcile.uid_quarantine,
+                        events.clone(),
                     )),
                     project: project.clone(),
                     settings: settings.reconcile.clone(),
@@ -335,7 +347,14 @@ impl App {
             accepting: accepting.clone(),
             leadership: leadership.clone(),
         };
+        let events_route = events::router(EventsState {
+            scenes: feeds.all(),
+            events,
+            leadership: leadership.clone(),
+            clock,
+        });
         let mut admin_routes = scenes::router(board.clone(), leadership.clone(), peers)
+            .merge(events_route)
             .merge(report_route)
             .merge(ips::router(addresses, allow.enforce));
         if let Some(level) = log_level {
@@ -459,6 +478,22 @@ impl App {
     /// Resolves when the app has stopped on its own (it only stops when told to).
     pub async fn stopped(&self) {
         self.tracker.wait().await;
+    }
+}
+
+/// Forgets events older than the history keeps, once an hour: those of scenes that get no
+/// new events (removed ones included), which no trim at a new event would reach.
+async fn sweep_events(events: EventLog, clock: Clock, cancel: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = every.tick() => match events.sweep(clock.now_ms()) {
+                Ok(n) if n > 0 => tracing::debug!(forgotten = n, "old scene events forgotten"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot forget old scene events"),
+            },
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Subcommands: `run`, `check`, `simulate`, `status`, `bench`.
+//! Subcommands: `run`, `check`, `simulate`, `status`, `events`, `bench`.
 //!
 //! This is the edge of the program, so errors here are `anyhow` and exit codes follow
 //! sysexits: 64 (EX_USAGE) for a configuration (or `RUST_LOG`) that does not validate, 1
@@ -19,6 +19,8 @@ use crate::simulator::{SimConfig, Simulator};
 use crate::store::{Credentials, EtcdOptions, Store};
 use crate::telemetry::LogLevel;
 
+mod admin;
+mod events;
 mod status;
 
 /// Exit code for a configuration that does not validate (sysexits EX_USAGE).
@@ -83,6 +85,9 @@ pub enum Command {
     /// Print the scenes of a running pullkeeper: slot, role, UID, status, strikes, on air
     /// (`-o wide`: also source, held, over quota, source down; `-o json`).
     Status(status::StatusArgs),
+    /// Print a scene's event history, newest first: failures detected (and by which
+    /// signal), on-air switches, creates, deletes, holds, rejections (`-o json`).
+    Events(events::EventsArgs),
     /// Run the Agora Media Pull simulator alone.
     Simulate {
         #[arg(long, default_value = "127.0.0.1:9000")]
@@ -162,6 +167,7 @@ pub fn execute(cli: Cli) -> ExitCode {
             exit(runtime().and_then(|rt| rt.block_on(run(loaded, embedded_simulator, log_level))))
         }
         Command::Status(args) => exit(runtime().and_then(|rt| rt.block_on(status::run(args)))),
+        Command::Events(args) => exit(runtime().and_then(|rt| rt.block_on(events::run(args)))),
         Command::Simulate { listen, config } => {
             exit(runtime().and_then(|rt| rt.block_on(simulate(listen, config))))
         }

@@ -3,29 +3,16 @@
 //! itself; all scenes or those named.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, bail};
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 
-/// Where to ask and with which token; explicit flags win over the settings file.
+use super::admin::{AdminApi, AdminArgs, columns};
+
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// Base URL of the instance [default: from --config, else http://127.0.0.1:8080].
-    #[arg(long)]
-    pub url: Option<String>,
-    /// File holding the admin token [default: $PULLKEEPER_ADMIN_TOKEN, else from --config].
-    #[arg(long)]
-    pub token_file: Option<PathBuf>,
-    /// The instance's settings file: its server.listen and server.admin_token.
-    #[arg(long, env = "PULLKEEPER_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// A CA certificate (PEM) to trust for an https URL with a private certificate.
-    #[arg(long)]
-    pub ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub admin: AdminArgs,
     /// `wide`: the table with each slot's source, `held`, over quota, the scene's
     /// `source_down` and the replica leading its project (etcd); `json`: the scenes as
     /// `/v1/scenes` answers them.
@@ -74,60 +61,7 @@ struct Slot {
 }
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let loaded = match &args.config {
-        Some(path) => Some(crate::config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?),
-        None => None,
-    };
-    let url = match (&args.url, &loaded) {
-        (Some(url), _) => url.trim_end_matches('/').to_string(),
-        (None, Some(c)) => base_url(c.settings.server.listen),
-        (None, None) => "http://127.0.0.1:8080".to_string(),
-    };
-    let token = match (
-        &args.token_file,
-        std::env::var("PULLKEEPER_ADMIN_TOKEN"),
-        &loaded,
-    ) {
-        (Some(file), _, _) => read_token(file)?,
-        (None, Ok(token), _) => token,
-        (None, Err(_), Some(c)) => c
-            .settings
-            .server
-            .admin_token
-            .as_ref()
-            .map(|t| t.expose_secret().to_string())
-            .unwrap_or_default(),
-        (None, Err(_), None) => String::new(),
-    };
-    crate::crypto::install_provider();
-    let mut client = reqwest::Client::builder().timeout(Duration::from_secs(10));
-    if let Some(ca) = &args.ca_file {
-        let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
-        client = client.tls_certs_merge([reqwest::Certificate::from_pem(&pem)?]);
-    }
-    let response = client
-        .build()?
-        .get(format!("{url}/v1/scenes"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach pullkeeper at {url}"))?;
-    let status = response.status();
-    if let Some(replicas) = response.headers().get(crate::http::scenes::UNANSWERED) {
-        let replicas = replicas.to_str().unwrap_or("?");
-        eprintln!(
-            "warning: the scenes of the projects {replicas} lead(s) are missing: that replica did not answer"
-        );
-    }
-    let body = response.text().await.context("the answer broke off")?;
-    match status.as_u16() {
-        200 => {}
-        401 => bail!(
-            "{url} refused the admin token: pass --token-file, set PULLKEEPER_ADMIN_TOKEN, or --config"
-        ),
-        403 => bail!("the admin API of {url} is off: it has no server.admin_token"),
-        code => bail!("{url}/v1/scenes answered {code}: {body}"),
-    }
+    let body = AdminApi::connect(&args.admin)?.get("/v1/scenes").await?;
     let scenes: Vec<serde_json::Value> =
         serde_json::from_str(&body).context("the answer is not a list of scenes")?;
     let wanted: Vec<&str> = args
@@ -171,23 +105,6 @@ fn only(scenes: Vec<serde_json::Value>, wanted: &[&str]) -> anyhow::Result<Vec<s
         .collect())
 }
 
-fn read_token(file: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read the token file {}", file.display()))?;
-    Ok(text.trim().to_string())
-}
-
-/// The URL of an instance listening on `listen`, reached from the same host.
-fn base_url(listen: SocketAddr) -> String {
-    let host = match listen.ip() {
-        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
-        ip if ip.is_unspecified() => "[::1]".to_string(),
-        ip if ip.is_ipv6() => format!("[{ip}]"),
-        ip => ip.to_string(),
-    };
-    format!("http://{host}:{}", listen.port())
-}
-
 /// One row per slot; `*` marks the slot on air. `wide` adds the slot's source, whether
 /// its replacement is held for that source, whether it is over the project's quota, and
 /// whether the scene has a source down.
@@ -228,20 +145,7 @@ fn table(scenes: &[Scene], wide: bool) -> String {
             rows.push(row);
         }
     }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in &rows {
-        let line = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ");
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
-    out
+    columns(&rows)
 }
 
 /// Below the table, what Agora refused for good: each project whose credentials it
@@ -344,22 +248,5 @@ mod tests {
         );
         let e = only(scenes, &["news", "nope"]).unwrap_err();
         assert_eq!(e.to_string(), "no scene named nope");
-    }
-
-    #[test]
-    fn the_url_comes_from_the_listen_address() {
-        assert_eq!(
-            base_url("0.0.0.0:8080".parse().unwrap()),
-            "http://127.0.0.1:8080"
-        );
-        assert_eq!(base_url("[::]:8080".parse().unwrap()), "http://[::1]:8080");
-        assert_eq!(
-            base_url("10.0.0.5:9000".parse().unwrap()),
-            "http://10.0.0.5:9000"
-        );
-        assert_eq!(
-            base_url("[fd00::5]:80".parse().unwrap()),
-            "http://[fd00::5]:80"
-        );
     }
 }

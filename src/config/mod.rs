@@ -26,7 +26,8 @@ pub use env::{Env, NoSecrets, ProcessEnv};
 pub use limits::{Limits, QpsLimits, Rate};
 pub use scene::{Failback, Scene, UidRange};
 pub use settings::{
-    ApiSettings, AppWebhook, EtcdSettings, LeaderSettings, MIN_LEADER_TTL, NcsAllowlist,
+    ApiSettings, AppWebhook, DEFAULT_EVENT_MAX_AGE, DEFAULT_EVENTS_PER_SCENE, EtcdSettings,
+    EventSettings, LeaderSettings, MAX_EVENTS_PER_SCENE, MIN_LEADER_TTL, NcsAllowlist,
     PrimaryDomain, Project, ReconcileSettings, ReportSettings, ServerSettings, Settings,
     SourceProbeSettings, StoreBackend, StoreSettings, TlsFiles,
 };

@@ -7,7 +7,7 @@
 //! - the NCS webhook, which carries its own signature: [`ncs`] (`/ncs/{project}`, with
 //!   the address guard in front when enforced);
 //! - the admin API, every `/v1/` route behind the bearer token of [`auth`]: [`scenes`],
-//!   [`reports`], [`loglevel`], [`ncs::ips`].
+//!   [`events`], [`reports`], [`loglevel`], [`ncs::ips`].
 //!
 //! [`serve`] serves a router over plain HTTP or over [`tls`], on a [`bounded`] listener.
 //!
@@ -18,6 +18,7 @@
 mod answer;
 pub mod auth;
 pub mod bounded;
+pub mod events;
 pub mod loglevel;
 pub mod metrics;
 pub mod ncs;

@@ -7,6 +7,7 @@
 //! types and the rules that are part of their meaning live here; decisions live in
 //! `reconcile::plan`.
 
+mod event;
 mod naming;
 mod onair;
 mod player;
@@ -15,6 +16,7 @@ mod slot;
 mod spec;
 mod status;
 
+pub use event::{DeleteReason, Event, EventKind, Signal, rfc3339_ms};
 pub use naming::{PlayerName, SLATE_SLOT, format_name, parse_name, role};
 pub use onair::{OnAir, Switch, SwitchReason};
 pub use player::{PLAYER_STATES, PlayerStatus, is_dead, is_running};

@@ -21,7 +21,7 @@ pub struct OnAir {
 }
 
 /// Why the on-air player changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SwitchReason {
     /// The on-air player stopped running; another took over.

@@ -5,6 +5,7 @@
 //! ([`publish`]). The [`controller`] is the loop that moves a signal through.
 
 mod controller;
+mod events;
 mod execute;
 mod observe;
 mod plan;
@@ -13,5 +14,6 @@ mod source_probes;
 mod wake;
 
 pub use controller::{Context, ProjectController};
+pub use events::ProjectEvents;
 pub use execute::Executor;
 pub use source_probes::SourceProbing;

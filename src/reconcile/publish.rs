@@ -13,8 +13,10 @@ use tokio::time::Instant;
 use crate::agora::wire::ListedPlayer;
 use crate::config::Scene;
 use crate::model::{
-    SLATE_SLOT, SceneStatus, SlotKey, SlotRecord, SlotStatus, SourceStatus, Switch, role,
+    Event, EventKind, OnAir, SLATE_SLOT, SceneStatus, SlotKey, SlotRecord, SlotStatus,
+    SourceStatus, Switch, role,
 };
+use crate::reconcile::events::ProjectEvents;
 use crate::reconcile::execute::Executor;
 use crate::reconcile::plan::OnAirDecision;
 use crate::telemetry::Metrics;
@@ -155,6 +157,40 @@ pub fn switch(scene: &Scene, decision: &OnAirDecision) -> Option<Switch> {
         onair: next,
         reason,
     })
+}
+
+/// The event of an announced switch from `previous`.
+pub fn switch_event(events: &ProjectEvents, switch: &Switch, previous: &OnAir) -> Event {
+    let next = switch.onair;
+    let kind = EventKind::Switched {
+        from_slot: previous.slot,
+        from_uid: previous.uid,
+        to_slot: next.slot,
+        to_uid: next.uid,
+        reason: switch.reason,
+        version: next.version,
+    };
+    let mut event = events.at_now(&switch.scene, kind);
+    event.slot = next.slot;
+    event.uid = next.uid;
+    event
+}
+
+/// The slots whose hold changed from `before` to `now`: `true` for newly held, `false`
+/// for released.
+pub fn hold_changes<'a>(
+    before: &'a [SlotKey],
+    now: &'a [SlotKey],
+) -> impl Iterator<Item = (&'a SlotKey, bool)> {
+    let held = now
+        .iter()
+        .filter(|k| !before.contains(k))
+        .map(|k| (k, true));
+    let released = before
+        .iter()
+        .filter(|k| !now.contains(k))
+        .map(|k| (k, false));
+    held.chain(released)
 }
 
 /// The slots last logged as waiting, so that only changes are logged.

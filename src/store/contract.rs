@@ -421,6 +421,55 @@ pub(super) async fn rejections_are_kept_per_slot_and_kind_across_a_reopen<H: Har
     );
 }
 
+fn event(at_ms: u64, scene: &str, slot: u32) -> crate::model::Event {
+    let kind = crate::model::EventKind::Held {
+        source: "primary".into(),
+    };
+    crate::model::Event::new(at_ms, scene, kind).slot(slot)
+}
+
+/// The slots of a scene's events as read, newest first.
+fn event_slots(store: &Store, project: &str, scene: &str, since_ms: u64) -> Vec<u32> {
+    store
+        .scene_events(project, scene, usize::MAX, since_ms)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.slot.unwrap())
+        .collect()
+}
+
+pub(super) async fn scene_events_read_newest_first_trim_and_survive_reopen<H: Harness>(h: &H) {
+    let place = h.place().await;
+    {
+        let store = place.open().await;
+        // Two events in one millisecond keep the order they were appended in.
+        for (at_ms, slot) in [(10, 0), (20, 1), (20, 2), (30, 3)] {
+            store
+                .append_event("p", &event(at_ms, "news", slot))
+                .unwrap();
+        }
+        // A scene whose name extends another's, and another project's scene, apart.
+        store.append_event("p", &event(15, "news2", 9)).unwrap();
+        store.append_event("p1", &event(15, "news", 8)).unwrap();
+        store.flush().await.unwrap();
+    }
+    let store = place.open().await;
+    assert_eq!(event_slots(&store, "p", "news", 0), [3, 2, 1, 0]);
+    assert_eq!(event_slots(&store, "p", "news", 20), [3, 2, 1]);
+    let two = store.scene_events("p", "news", 2, 0).unwrap();
+    assert_eq!(two, [event(30, "news", 3), event(20, "news", 2)]);
+    assert_eq!(event_slots(&store, "p", "news2", 0), [9]);
+    assert_eq!(event_slots(&store, "p1", "news", 0), [8]);
+    // The newest 3, then what is older than 25 ms: other scenes untouched.
+    assert_eq!(store.trim_events("p", "news", 3, 0).unwrap(), 1);
+    assert_eq!(event_slots(&store, "p", "news", 0), [3, 2, 1]);
+    assert_eq!(store.trim_events("p", "news", 3, 25).unwrap(), 2);
+    assert_eq!(event_slots(&store, "p", "news", 0), [3]);
+    assert_eq!(store.forget_events(16).unwrap(), 2, "news2 and p1's news");
+    assert_eq!(event_slots(&store, "p", "news", 0), [3]);
+    assert!(event_slots(&store, "p1", "news", 0).is_empty());
+}
+
 /// Instantiates every contract test for a backend: `contract_tests!(harness_expr)`
 /// inside the backend's test module.
 macro_rules! contract_tests {
@@ -437,6 +486,7 @@ macro_rules! contract_tests {
             survives_reopen,
             pending_notices_round_trip_and_positions_only_rise,
             rejections_are_kept_per_slot_and_kind_across_a_reopen,
+            scene_events_read_newest_first_trim_and_survive_reopen,
         );
     };
     (@each $harness:expr; $($name:ident,)*) => {

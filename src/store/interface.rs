@@ -9,7 +9,7 @@ use std::pin::Pin;
 use serde::{Deserialize, Serialize};
 
 use super::error::StoreError;
-use crate::model::{OnAir, SlotKey, SlotRecord, Spec};
+use crate::model::{Event, OnAir, SlotKey, SlotRecord, Spec};
 
 /// A future a backend returns from an async method; boxed so [`StateStore`] can be a
 /// trait object.
@@ -138,6 +138,33 @@ pub trait StateStore: Send + Sync {
 
     /// Every refusal kept for the project's slots.
     fn project_rejections(&self, project: &str) -> Result<Vec<(SlotKey, Rejection)>, StoreError>;
+
+    /// Appends `event` to its scene's history, after every event recorded before it.
+    /// Durable with the next flush, like the state it describes.
+    fn append_event(&self, project: &str, event: &Event) -> Result<(), StoreError>;
+
+    /// The scene's events at or after `since_ms`, newest first, at most `limit`.
+    fn scene_events(
+        &self,
+        project: &str,
+        scene: &str,
+        limit: usize,
+        since_ms: u64,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// Removes the scene's events beyond the newest `keep` and those before `before_ms`;
+    /// returns how many.
+    fn trim_events(
+        &self,
+        project: &str,
+        scene: &str,
+        keep: usize,
+        before_ms: u64,
+    ) -> Result<usize, StoreError>;
+
+    /// Removes every event (of the projects this replica can read) before `before_ms`,
+    /// scenes no longer configured included; returns how many.
+    fn forget_events(&self, before_ms: u64) -> Result<usize, StoreError>;
 
     /// Makes everything written so far durable against a process kill.
     fn flush(&self) -> StoreFuture<'_, ()>;

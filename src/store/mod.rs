@@ -1,7 +1,7 @@
 //! Durable memory: which player fills which slot, every UID ever handed out, the create
 //! intents that make a crash at any instant harmless, on-air records, Update sequences,
-//! and the NCS notices acknowledged but not yet acted on with each player's newest
-//! notice position.
+//! the NCS notices acknowledged but not yet acted on with each player's newest
+//! notice position, and each scene's event history ([`EventLog`]).
 //!
 //! Agora is the source of truth about what runs; the store is what pullkeeper remembers
 //! about what it asked for. Everything above this module reaches it through
@@ -21,6 +21,7 @@ use std::sync::Arc;
 mod contract;
 mod error;
 mod etcd;
+mod events;
 mod flush;
 mod interface;
 mod leadership;
@@ -30,6 +31,7 @@ mod trees;
 
 pub use error::StoreError;
 pub use etcd::{Credentials, EtcdError, EtcdOptions, LocalEtcd};
+pub use events::{EventBounds, EventLog};
 pub use interface::{
     NoticePosition, PendingNotice, PlayerPosition, Recovery, Rejection, StateStore, StoreFuture,
     StoreSize, UidRequest,

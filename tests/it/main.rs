@@ -15,6 +15,7 @@ mod deploy_ha_network;
 mod docs;
 mod domains;
 mod e2e;
+mod events;
 mod failover;
 mod faults;
 mod final_answers;

@@ -23,11 +23,15 @@ use super::secret::{self, SecretRef};
 use crate::agora::domains::{Override, Region};
 
 mod api;
+mod events;
 mod raw;
 mod server;
 mod source_probe;
 mod store;
 
+pub use events::{
+    DEFAULT_EVENT_MAX_AGE, DEFAULT_EVENTS_PER_SCENE, EventSettings, MAX_EVENTS_PER_SCENE,
+};
 pub(crate) use raw::{RawAppWebhook, RawSettings};
 use raw::{RawProject, Text};
 pub use source_probe::SourceProbeSettings;
@@ -52,6 +56,8 @@ pub struct Settings {
     pub ncs_allowlist: NcsAllowlist,
     /// Source probing; `None` only with `source_probe: { enabled: false }`.
     pub source_probe: Option<SourceProbeSettings>,
+    /// How much of each scene's event history is kept.
+    pub events: EventSettings,
 }
 
 /// `Debug` prints `[REDACTED]` for the admin token.
@@ -304,6 +310,7 @@ pub(crate) fn build(
         reports,
         ncs_allowlist: server::ncs_allowlist(&raw.ncs_allowlist, diags),
         source_probe: source_probe::build(raw.source_probe.as_ref(), diags),
+        events: events::build(&raw.events, diags),
     }
 }
 

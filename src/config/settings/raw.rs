@@ -34,6 +34,8 @@ pub(crate) struct RawSettings {
     pub(super) ncs_allowlist: RawNcsAllowlist,
     #[serde(default)]
     pub(super) source_probe: Option<Spanned<RawSourceProbe>>,
+    #[serde(default)]
+    pub(super) events: RawEvents,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +49,15 @@ pub(super) struct RawSourceProbe {
     pub(super) max_interval: Option<Text>,
     #[serde(default)]
     pub(super) timeout: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEvents {
+    #[serde(default)]
+    pub(super) per_scene: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub(super) max_age: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -433,3 +433,36 @@ fn the_leader_ttl_is_at_least_three_seconds_and_the_replica_defaults_to_the_host
     );
     assert_eq!(leader.replica, "pullkeeper-7d9f");
 }
+
+#[test]
+fn events_keep_a_thousand_per_scene_for_a_week_by_default() {
+    let s = load("").unwrap();
+    assert_eq!(
+        s.events,
+        EventSettings {
+            per_scene: 1000,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+        }
+    );
+    let s = load("events: { per_scene: 50, max_age: 24h }\n").unwrap();
+    assert_eq!(
+        (s.events.per_scene, s.events.max_age),
+        (50, Duration::from_secs(86_400))
+    );
+}
+
+#[test]
+fn event_bounds_out_of_range_are_named() {
+    let (line, path, message) = one("events:\n  per_scene: 0\n");
+    assert_eq!((line, path.as_str()), (Some(2), "events.per_scene"));
+    assert_eq!(message, "expected 1 to 10000 events, got 0");
+    let (_, path, message) = one("events:\n  per_scene: 10001\n");
+    assert_eq!(path, "events.per_scene");
+    assert!(message.contains("got 10001"), "{message}");
+    let (line, path, message) = one("events:\n  max_age: 8d\n");
+    assert_eq!((line, path.as_str()), (Some(2), "events.max_age"));
+    assert!(message.contains("invalid duration"), "{message}");
+    let (_, path, message) = one("events:\n  max_age: 169h\n");
+    assert_eq!(path, "events.max_age");
+    assert!(message.contains("at most 168h"), "{message}");
+}

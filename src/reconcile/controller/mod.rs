@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::agora::wire::ListedPlayer;
 use crate::agora::{ApiError, ErrorClass};
 use crate::config::{Project, ReconcileSettings, ReportSettings, Scene};
-use crate::model::{SlotKey, StatusBoard, Switch, is_dead, parse_name};
+use crate::model::{EventKind, SlotKey, StatusBoard, Switch, is_dead, parse_name};
 use crate::ncs::inbox::{Acknowledged, Drained, Inbox, PlayerEvent};
 use crate::reconcile::execute::{Done, Executor, Launcher, Outcome, PassScenes};
 use crate::reconcile::observe::{ListNews, Observed};
@@ -173,6 +173,7 @@ impl ProjectController {
             // Notices wait for the first List: folded into no picture they would be lost,
             // and one acknowledged before a restart is replayed into the inbox at start.
             let changed = self.observed.listed() && self.apply_notices();
+            self.record_detections();
             if self.observed.listed() && (replan || changed) {
                 self.pass(&mut tasks);
             } else if !changed {
@@ -229,9 +230,19 @@ impl ProjectController {
             .note_uids(&players, &ctx.project.name_prefix, &scenes);
         let now_ms = ctx.executor.now_ms();
         let records = ctx.executor.slots().ok();
-        let news =
-            self.observed
-                .apply_list(players, records.as_deref(), now_ms, ctx.settings.list_lag);
+        let threshold = |scene: &str| {
+            scenes
+                .iter()
+                .find(|s| s.project == *project && s.name == scene)
+                .map_or(u32::MAX, |s| s.strike_threshold)
+        };
+        let news = self.observed.apply_list(
+            players,
+            records.as_deref(),
+            now_ms,
+            ctx.settings.list_lag,
+            threshold,
+        );
         ctx.metrics
             .last_list_success
             .with_label_values(&[project])
@@ -323,6 +334,20 @@ impl ProjectController {
             Done::List(_) => unreachable!("Lists are taken in by on_list"),
         }
         true
+    }
+
+    /// Records the failures the signals just applied found, before the pass that acts
+    /// on them publishes anything.
+    fn record_detections(&mut self) {
+        let events = self.ctx.executor.events();
+        for d in self.observed.take_detections() {
+            let Some(name) = d.name else { continue };
+            let kind = EventKind::FailureDetected {
+                signal: d.signal,
+                detail: d.detail,
+            };
+            events.player(&name, d.uid, kind);
+        }
     }
 
     /// Starts the source probes that are due, on the scenes as they are now.

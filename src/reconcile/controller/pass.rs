@@ -7,7 +7,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::ProjectController;
-use crate::model::SwitchReason;
+use crate::model::{EventKind, SwitchReason};
 use crate::reconcile::execute::{Done, PassScenes};
 use crate::reconcile::plan::{
     PlanInput, cleared_slots, desired_scenes, plan, scene_sources, slot_sources,
@@ -76,9 +76,11 @@ impl ProjectController {
 
         // Publish before starting anything: the on-air switch must not wait for creates.
         let mut switches = Vec::new();
+        let events = ctx.executor.events();
         for (scene, decision) in scenes.iter().zip(&plan.onair) {
             if let Some(switch) = publish::switch(scene, decision) {
                 ctx.executor.record_onair(&scene.name, &decision.onair);
+                events.record(publish::switch_event(events, &switch, &decision.previous));
                 switches.push(switch);
             }
         }
@@ -143,6 +145,17 @@ impl ProjectController {
         if ctx.sources.is_some() {
             self.waiting.note_held(project, &plan.held);
             self.launcher.note_held(&plan.held);
+        }
+        for (key, held) in publish::hold_changes(&self.held, &plan.held) {
+            if let Some(scene) = by_name.get(&key.scene) {
+                let source = scene.source_label(key.slot);
+                let kind = if held {
+                    EventKind::Held { source }
+                } else {
+                    EventKind::HoldReleased { source }
+                };
+                events.record(events.at_now(&key.scene, kind).slot(key.slot));
+            }
         }
         self.held = plan.held;
         for action in plan.actions {

@@ -17,7 +17,7 @@ use super::{Busy, CreateQueue, ExecError, Executor, Outcome, create_rank, outcom
 use crate::agora::wire::ListedPlayer;
 use crate::agora::{ApiError, ErrorClass};
 use crate::config::{Project, Scene};
-use crate::model::{Region, SlotKey, SlotRecord, parse_name, role};
+use crate::model::{EventKind, Region, SlotKey, SlotRecord, parse_name, role};
 use crate::probe::Finding;
 use crate::reconcile::observe::CheckAnswer;
 use crate::reconcile::plan::{Action, Create, desired_spec};
@@ -303,6 +303,7 @@ impl Launcher {
     /// is counted as one of `action`, a final refusal as a rejection.
     pub fn slot_done(&mut self, key: SlotKey, outcome: Outcome, action: &str) {
         self.count(&outcome, action, &key.to_string());
+        self.record_rejection(&key, &outcome, action);
         self.keep(&key, false, &outcome);
         if outcome == Outcome::Done && self.busy.is_rejected(&key, true) {
             self.exec.forget_rejection(&key, true);
@@ -314,6 +315,7 @@ impl Launcher {
     pub fn update_done(&mut self, key: SlotKey, outcome: Outcome) {
         if matches!(outcome, Outcome::Rejected { .. }) {
             self.count(&outcome, "update", &key.to_string());
+            self.record_rejection(&key, &outcome, "update");
             self.keep(&key, true, &outcome);
             self.busy.update_done(key, outcome, self.long_pause);
         } else {
@@ -334,6 +336,18 @@ impl Launcher {
                 self.exec.forget_rejection(key, updates_only);
             }
             _ => {}
+        }
+    }
+
+    /// A final refusal of a slot's action goes into its scene's history.
+    fn record_rejection(&self, key: &SlotKey, outcome: &Outcome, action: &str) {
+        if let Outcome::Rejected { message, .. } = outcome {
+            let events = self.exec.events();
+            let kind = EventKind::Rejected {
+                action: action.to_string(),
+                message: message.clone(),
+            };
+            events.record(events.at_now(&key.scene, kind).slot(key.slot));
         }
     }
 

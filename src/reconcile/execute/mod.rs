@@ -16,7 +16,10 @@ use crate::agora::wire::{AudioOptions, CreatePlayer, ListedPlayer, UpdatePlayer}
 use crate::agora::{ApiError, CreateOutcome, ErrorClass, MediaPullClient};
 use crate::clock::Clock;
 use crate::config::Scene;
-use crate::model::{OnAir, Phase, RECORD_VERSION, Region, SlotKey, SlotRecord, Spec, role};
+use crate::model::{
+    EventKind, OnAir, Phase, RECORD_VERSION, Region, SlotKey, SlotRecord, Spec, role,
+};
+use crate::reconcile::events::ProjectEvents;
 use crate::reconcile::plan::{Adopt, Create, Delete, Update, created_spec, desired_spec};
 use crate::store::{Store, StoreError};
 
@@ -68,6 +71,8 @@ pub struct Executor {
     slots: Mutex<Option<Arc<Slots>>>,
     /// Each scene's on-air record as last written, read from the store on first use.
     onair: Mutex<HashMap<String, OnAir>>,
+    /// Where what the executor did (and what the pass published) is recorded.
+    events: ProjectEvents,
 }
 
 impl Executor {
@@ -77,6 +82,7 @@ impl Executor {
         store: Store,
         clock: Clock,
         uid_quarantine: Duration,
+        events: ProjectEvents,
     ) -> Self {
         Executor {
             project,
@@ -88,7 +94,13 @@ impl Executor {
             uid_quarantine,
             slots: Mutex::default(),
             onair: Mutex::default(),
+            events,
         }
+    }
+
+    /// The project's event history, for what the controller publishes and observes.
+    pub fn events(&self) -> &ProjectEvents {
+        &self.events
     }
 
     /// Wall-clock milliseconds, as records and the plan count them.
@@ -222,9 +234,9 @@ impl Executor {
             name: Some(name.clone()),
         };
         let rank = create_rank(key.is_master(), scene.priority);
-        let (id, how) = match self.client.create(scene.region, request, rank).await {
-            Ok(CreateOutcome::Created(p)) => (p.id, "created"),
-            Ok(CreateOutcome::AlreadyExists { id }) => (id, "adopted after 409"),
+        let (id, after_conflict) = match self.client.create(scene.region, request, rank).await {
+            Ok(CreateOutcome::Created(p)) => (p.id, false),
+            Ok(CreateOutcome::AlreadyExists { id }) => (id, true),
             Err(e) => {
                 self.note_refusal(scene, key, &mut record, &e).await?;
                 return Err(e.into());
@@ -237,6 +249,18 @@ impl Executor {
         record.created_at_ms = self.clock.now_ms();
         self.write_slot(key, Some(&record))?;
         self.store.flush().await?;
+        let how = if after_conflict {
+            "adopted after 409"
+        } else {
+            "created"
+        };
+        let created = EventKind::Created {
+            id: id.clone(),
+            generation,
+            after_conflict,
+        };
+        let event = self.events.at_now(&key.scene, created).slot(key.slot);
+        self.events.record(event.player(name, Some(uid)));
         tracing::info!(
             scene = %scene.name,
             role = role(key.slot),
@@ -337,6 +361,12 @@ impl Executor {
         self.store.flush().await?;
         if previous.as_ref().is_none_or(|r| r.name != name) {
             tracing::info!(scene = %scene.name, role = role(key.slot), name, uid, id, "player adopted");
+            let adopted = EventKind::Adopted {
+                id: id.to_string(),
+                generation,
+            };
+            let event = self.events.at_now(&key.scene, adopted).slot(key.slot);
+            self.events.record(event.player(name, Some(uid)));
         }
         Ok(())
     }
@@ -345,21 +375,31 @@ impl Executor {
     /// `regions` are tried in order while Agora answers 404, because a player adopted
     /// from List with no record says nothing about the region it was created in.
     pub async fn delete(&self, regions: &[Region], delete: &Delete) -> Result<(), ExecError> {
-        let Delete { id, name, .. } = delete;
+        let Delete {
+            id,
+            name,
+            uid,
+            reason,
+        } = delete;
         for (i, region) in regions.iter().enumerate() {
             match self.client.delete(*region, id).await {
                 Ok(()) => {
                     tracing::info!(name, id, region = %region, "player deleted");
-                    return Ok(());
+                    break;
                 }
                 Err(e) if e.class() == ErrorClass::NotFound && i + 1 < regions.len() => continue,
                 Err(e) if e.class() == ErrorClass::NotFound => {
                     tracing::info!(name, id, "player already gone");
-                    return Ok(());
+                    break;
                 }
                 Err(e) => return Err(e.into()),
             }
         }
+        let deleted = EventKind::Deleted {
+            id: id.clone(),
+            reason: *reason,
+        };
+        self.events.player(name, *uid, deleted);
         Ok(())
     }
 

@@ -18,6 +18,7 @@ use crate::agora::{ApiLimiters, ClientConfig};
 use crate::config::UidRange;
 use crate::limits::{RateLimiter, WindowSpec};
 use crate::reconcile::plan::created_spec;
+use crate::store::{EventBounds, EventLog};
 
 /// The default `uid_quarantine`.
 const QUARANTINE: Duration = Duration::from_secs(600);
@@ -58,7 +59,23 @@ fn unused_client() -> Arc<MediaPullClient> {
 }
 
 fn executor(project: &str, store: Store, clock: Clock, quarantine: Duration) -> Executor {
-    Executor::new(project.into(), unused_client(), store, clock, quarantine)
+    let events = events(project, &store, clock);
+    Executor::new(
+        project.into(),
+        unused_client(),
+        store,
+        clock,
+        quarantine,
+        events,
+    )
+}
+
+fn events(project: &str, store: &Store, clock: Clock) -> ProjectEvents {
+    let bounds = EventBounds {
+        per_scene: 1000,
+        max_age: Duration::from_secs(7 * 24 * 3600),
+    };
+    ProjectEvents::new(EventLog::new(store.clone(), bounds), project, "pk", clock)
 }
 
 /// What `Executor::create` does before and after it calls Agora: a UID, the intent, the
@@ -282,13 +299,7 @@ async fn the_demo_lobby_survives_100_quick_start_restarts() {
     let mut books: Vec<Book> = slots.iter().map(|_| Book::default()).collect();
     let mut longest = Duration::ZERO;
     for _ in 0..100 {
-        let exec = Executor::new(
-            lobby.project.clone(),
-            unused_client(),
-            Store::reopen(dir.path()),
-            clock,
-            quarantine,
-        );
+        let exec = executor(&lobby.project, Store::reopen(dir.path()), clock, quarantine);
         // The embedded simulator starts empty: every remembered player is gone.
         list(&exec, &lobby, &[]);
         let mut uids = Vec::new();

@@ -14,8 +14,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::agora::wire::ListedPlayer;
-use crate::model::{PlayerStatus, SlotKey, SlotRecord, is_running};
-use crate::ncs::inbox::Observation;
+use crate::model::{PlayerStatus, Signal, SlotKey, SlotRecord, is_dead, is_running};
+use crate::ncs::inbox::{Observation, PlayerEvent};
 use crate::probe::Verdict;
 use crate::probe::monitor::{Change, SourceMonitor};
 
@@ -41,6 +41,16 @@ pub enum ListNews {
     Same,
 }
 
+/// A player found failed, and by which signal: what the event history records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detection {
+    /// The player's name; `None` when no signal named it (a foreign player, most likely).
+    pub name: Option<String>,
+    pub uid: Option<u32>,
+    pub signal: Signal,
+    pub detail: String,
+}
+
 /// A project's observed state.
 pub struct Observed {
     /// The last complete List, with notices and finished deletes folded in since;
@@ -56,6 +66,8 @@ pub struct Observed {
     sources: Option<SourceMonitor>,
     /// Since when (Unix ms) each player, by name, has been running.
     running_since: HashMap<String, u64>,
+    /// Failures found since the controller last took them.
+    detections: Vec<Detection>,
 }
 
 impl Observed {
@@ -67,18 +79,27 @@ impl Observed {
             evidence: Evidence::default(),
             sources,
             running_since: HashMap::new(),
+            detections: Vec::new(),
         }
+    }
+
+    /// The failures found since the last call, in the order they were found.
+    pub fn take_detections(&mut self) -> Vec<Detection> {
+        std::mem::take(&mut self.detections)
     }
 
     /// A complete, successful List. Players deleted by pullkeeper stay gone whatever the
     /// List says; players of records created within the List lag that the picture
     /// already had stay (List cannot show them yet); strikes are counted.
+    /// `threshold` is each scene's strike threshold: a slot whose player reaches it is
+    /// detected missing.
     pub fn apply_list(
         &mut self,
         mut players: Vec<ListedPlayer>,
         records: Option<&BTreeMap<SlotKey, SlotRecord>>,
         now_ms: u64,
         list_lag: Duration,
+        threshold: impl Fn(&str) -> u32,
     ) -> ListNews {
         // Kept past the lag: the plan replaces a slot whose dead player it deleted only
         // once no master create is in flight, which in a storm of 25 masters at 2/s
@@ -93,6 +114,19 @@ impl Observed {
                 list::carry_over_young(&mut players, previous, records, now_ms, lag_ms);
             }
             list::count_strikes(&mut self.strikes, records, &players, now_ms, lag_ms);
+            for (key, &strikes) in &self.strikes {
+                let threshold = threshold(&key.scene);
+                let before = strikes_before.get(key).copied().unwrap_or(0);
+                if strikes >= threshold && before < threshold {
+                    let record = &records[key];
+                    self.detections.push(Detection {
+                        name: Some(record.name.clone()),
+                        uid: Some(record.uid),
+                        signal: Signal::ListAbsence,
+                        detail: format!("missing from {strikes} complete Lists in a row"),
+                    });
+                }
+            }
         }
         let news = self.players.as_ref() != Some(&players) || self.strikes != strikes_before;
         self.players = Some(players);
@@ -108,7 +142,34 @@ impl Observed {
         };
         let recently_deleted = &self.recently_deleted;
         let ours = |id: &str| recently_deleted.contains_key(id) || deleting.contains(id);
-        notices::fold(players, observation, ours)
+        let id = observation.player_id.clone();
+        let status =
+            |players: &[ListedPlayer]| players.iter().find(|p| p.id == id).map(|p| p.status);
+        let before = status(players);
+        let (signal, detail) = match &observation.event {
+            PlayerEvent::Destroyed { reason } => (Signal::NcsDestroy, reason.clone()),
+            PlayerEvent::Status(s) => (Signal::NcsStatus, s.as_str().to_string()),
+            _ => (Signal::NcsStatus, String::new()),
+        };
+        let changed = notices::fold(players, observation, ours);
+        let failed_now = status(players).is_some_and(is_dead);
+        if failed_now && !before.is_some_and(is_dead) {
+            self.detected(&id, signal, detail);
+        }
+        changed
+    }
+
+    /// Notes a failure of the player `id` found by `signal`.
+    fn detected(&mut self, id: &str, signal: Signal, detail: String) {
+        let player = self.players.iter().flatten().find(|p| p.id == id);
+        self.detections.push(Detection {
+            name: player.and_then(|p| p.name.clone()),
+            uid: player
+                .and_then(|p| p.uid)
+                .and_then(|u| u32::try_from(u).ok()),
+            signal,
+            detail,
+        });
     }
 
     /// A delete of pullkeeper's finished: the player is gone now.
@@ -128,7 +189,8 @@ impl Observed {
     /// a player with `threshold` consecutive strikes is failed, as a `failed` notice would.
     pub fn apply_check(&mut self, id: &str, answer: Option<CheckAnswer>, threshold: u32) {
         for failed in self.evidence.check_answered(id, answer, threshold) {
-            self.fail(&failed);
+            let detail = "player checks answered 404 or 5xx in a row".to_string();
+            self.fail(&failed, Signal::PlayerCheck, detail);
         }
     }
 
@@ -139,7 +201,10 @@ impl Observed {
             .evidence
             .report(id, Instant::now(), window, needed, threshold)
         {
-            self.fail(id);
+            let detail = format!(
+                "{needed} app reports of stalled media within {window:?}, {threshold} times"
+            );
+            self.fail(id, Signal::AppReport, detail);
         }
     }
 
@@ -164,9 +229,14 @@ impl Observed {
         }
     }
 
-    fn fail(&mut self, id: &str) {
-        if let Some(p) = self.players.iter_mut().flatten().find(|p| p.id == id) {
-            p.status = Some(PlayerStatus::Failed);
+    fn fail(&mut self, id: &str, signal: Signal, detail: String) {
+        let Some(p) = self.players.iter_mut().flatten().find(|p| p.id == id) else {
+            return;
+        };
+        let already = is_dead(p.status);
+        p.status = Some(PlayerStatus::Failed);
+        if !already {
+            self.detected(id, signal, detail);
         }
     }
 

@@ -1,6 +1,7 @@
 //! What a plan can decide: its actions, each with the payload the executor takes as it
 //! is, and the plan's whole answer.
 
+pub use crate::model::DeleteReason;
 use crate::model::{Live, OnAir, SlotKey, SwitchReason};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +63,8 @@ impl Update {
 pub struct Delete {
     pub id: String,
     pub name: String,
+    /// The player's UID as List showed it, for the event history.
+    pub uid: Option<u32>,
     pub reason: DeleteReason,
 }
 
@@ -70,27 +73,6 @@ pub struct Delete {
 pub struct Rollout {
     pub replaces: String,
     pub changed: Vec<&'static str>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeleteReason {
-    SceneRemoved,
-    SlotRemoved,
-    /// An older generation whose successor is up.
-    Superseded,
-    /// The player failed or stopped and is being replaced.
-    Failed,
-}
-
-impl DeleteReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeleteReason::SceneRemoved => "scene_removed",
-            DeleteReason::SlotRemoved => "slot_removed",
-            DeleteReason::Superseded => "superseded",
-            DeleteReason::Failed => "failed",
-        }
-    }
 }
 
 /// The on-air decision for one scene.

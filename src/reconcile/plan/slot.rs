@@ -56,6 +56,7 @@ pub(super) fn delete(
         deletes.push(Action::Delete(Delete {
             id: o.player.id.clone(),
             name: o.name.to_string(),
+            uid: o.player.uid.and_then(|u| u32::try_from(u).ok()),
             reason,
         }));
     }

@@ -37,6 +37,8 @@
 //! - `notice_ids`: `{project}\0{rest of the NCS dedupe key}` → when it was first seen
 //!   (ms). Only where the NCS module keeps no log of its own (a backend without a local
 //!   directory).
+//! - `events`: `{project}\0{scene}\0{position}` → one event of the scene's history (see
+//!   `events`).
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -45,6 +47,7 @@ use super::error::StoreError;
 use super::interface::{Recovery, StoreFuture};
 use crate::model::{SlotKey, SlotRecord};
 
+mod events;
 mod notices;
 mod rejections;
 mod state;
@@ -135,6 +138,7 @@ pub(super) struct TreeStore<B: Backend> {
     pub(super) pending_notices: B::Tree,
     pub(super) notice_positions: B::Tree,
     pub(super) rejections: B::Tree,
+    pub(super) events: B::Tree,
 }
 
 /// The trees' names, as backends store them.
@@ -150,6 +154,7 @@ pub(super) const API_CALLS: &str = "api_calls";
 pub(super) const PENDING_NOTICES: &str = "ncs_pending";
 pub(super) const NOTICE_POSITIONS: &str = "ncs_positions";
 pub(super) const REJECTIONS: &str = "rejections";
+pub(super) const EVENTS: &str = "events";
 
 impl<B: Backend> TreeStore<B> {
     pub(super) fn new(backend: B) -> Result<TreeStore<B>, StoreError> {
@@ -166,6 +171,7 @@ impl<B: Backend> TreeStore<B> {
             pending_notices: backend.tree(PENDING_NOTICES)?,
             notice_positions: backend.tree(NOTICE_POSITIONS)?,
             rejections: backend.tree(REJECTIONS)?,
+            events: backend.tree(EVENTS)?,
             backend,
         })
     }

@@ -4,7 +4,7 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 
 use super::{Backend, HELD, StoredSlot, Tree, TreeStore, decode, key, read_ms, slot_key, uid_key};
-use crate::model::{OnAir, SlotKey, SlotRecord};
+use crate::model::{Event, OnAir, SlotKey, SlotRecord};
 use crate::store::error::StoreError;
 use crate::store::interface::{
     PendingNotice, PlayerPosition, Recovery, Rejection, StateStore, StoreFuture, StoreSize,
@@ -249,6 +249,34 @@ impl<B: Backend> StateStore for TreeStore<B> {
 
     fn project_rejections(&self, project: &str) -> Result<Vec<(SlotKey, Rejection)>, StoreError> {
         self.project_rejections_impl(project)
+    }
+
+    fn append_event(&self, project: &str, event: &Event) -> Result<(), StoreError> {
+        self.append_event_impl(project, event)
+    }
+
+    fn scene_events(
+        &self,
+        project: &str,
+        scene: &str,
+        limit: usize,
+        since_ms: u64,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.scene_events_impl(project, scene, limit, since_ms)
+    }
+
+    fn trim_events(
+        &self,
+        project: &str,
+        scene: &str,
+        keep: usize,
+        before_ms: u64,
+    ) -> Result<usize, StoreError> {
+        self.trim_events_impl(project, scene, keep, before_ms)
+    }
+
+    fn forget_events(&self, before_ms: u64) -> Result<usize, StoreError> {
+        self.forget_events_impl(before_ms)
     }
 
     fn flush(&self) -> StoreFuture<'_, ()> {

@@ -68,6 +68,10 @@ fn settings() -> Settings {
             trusted_proxies: Vec::new(),
         },
         source_probe: None,
+        events: crate::config::EventSettings {
+            per_scene: 1000,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+        },
     }
 }
 
