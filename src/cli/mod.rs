@@ -19,6 +19,8 @@ use crate::simulator::{SimConfig, Simulator};
 use crate::store::{Credentials, EtcdOptions, Store};
 use crate::telemetry::LogLevel;
 
+mod admin;
+mod control;
 mod status;
 
 /// Exit code for a configuration that does not validate (sysexits EX_USAGE).
@@ -83,6 +85,14 @@ pub enum Command {
     /// Print the scenes of a running pullkeeper: slot, role, UID, status, strikes, on air
     /// (`-o wide`: also source, held, over quota, source down; `-o json`).
     Status(status::StatusArgs),
+    /// Put a scene's slot on air now (if its player runs); `--pin` keeps it there.
+    Switch(control::SwitchArgs),
+    /// Release a scene's pin: the failback policy decides again.
+    Unpin(control::UnpinArgs),
+    /// Pause (`on`) or resume (`off`) a scene's supervision: no create, delete or update.
+    Maintenance(control::MaintenanceArgs),
+    /// Start a failover drill on a scene (`--replace`: replace the master too).
+    Drill(control::DrillArgs),
     /// Run the Agora Media Pull simulator alone.
     Simulate {
         #[arg(long, default_value = "127.0.0.1:9000")]
@@ -162,6 +172,12 @@ pub fn execute(cli: Cli) -> ExitCode {
             exit(runtime().and_then(|rt| rt.block_on(run(loaded, embedded_simulator, log_level))))
         }
         Command::Status(args) => exit(runtime().and_then(|rt| rt.block_on(status::run(args)))),
+        Command::Switch(args) => exit(runtime().and_then(|rt| rt.block_on(control::switch(args)))),
+        Command::Unpin(args) => exit(runtime().and_then(|rt| rt.block_on(control::unpin(args)))),
+        Command::Maintenance(args) => {
+            exit(runtime().and_then(|rt| rt.block_on(control::maintenance(args))))
+        }
+        Command::Drill(args) => exit(runtime().and_then(|rt| rt.block_on(control::drill(args)))),
         Command::Simulate { listen, config } => {
             exit(runtime().and_then(|rt| rt.block_on(simulate(listen, config))))
         }

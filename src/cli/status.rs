@@ -3,29 +3,17 @@
 //! itself; all scenes or those named.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, bail};
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 
-/// Where to ask and with which token; explicit flags win over the settings file.
+use super::admin::{Admin, AdminArgs};
+
+/// Which instance, and what to show of it.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// Base URL of the instance [default: from --config, else http://127.0.0.1:8080].
-    #[arg(long)]
-    pub url: Option<String>,
-    /// File holding the admin token [default: $PULLKEEPER_ADMIN_TOKEN, else from --config].
-    #[arg(long)]
-    pub token_file: Option<PathBuf>,
-    /// The instance's settings file: its server.listen and server.admin_token.
-    #[arg(long, env = "PULLKEEPER_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// A CA certificate (PEM) to trust for an https URL with a private certificate.
-    #[arg(long)]
-    pub ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub admin: AdminArgs,
     /// `wide`: the table with each slot's source, `held`, over quota, the scene's
     /// `source_down` and the replica leading its project (etcd); `json`: the scenes as
     /// `/v1/scenes` answers them.
@@ -74,53 +62,10 @@ struct Slot {
 }
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let loaded = match &args.config {
-        Some(path) => Some(crate::config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?),
-        None => None,
-    };
-    let url = match (&args.url, &loaded) {
-        (Some(url), _) => url.trim_end_matches('/').to_string(),
-        (None, Some(c)) => base_url(c.settings.server.listen),
-        (None, None) => "http://127.0.0.1:8080".to_string(),
-    };
-    let token = match (
-        &args.token_file,
-        std::env::var("PULLKEEPER_ADMIN_TOKEN"),
-        &loaded,
-    ) {
-        (Some(file), _, _) => read_token(file)?,
-        (None, Ok(token), _) => token,
-        (None, Err(_), Some(c)) => c
-            .settings
-            .server
-            .admin_token
-            .as_ref()
-            .map(|t| t.expose_secret().to_string())
-            .unwrap_or_default(),
-        (None, Err(_), None) => String::new(),
-    };
-    crate::crypto::install_provider();
-    let mut client = reqwest::Client::builder().timeout(Duration::from_secs(10));
-    if let Some(ca) = &args.ca_file {
-        let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
-        client = client.tls_certs_merge([reqwest::Certificate::from_pem(&pem)?]);
-    }
-    let response = client
-        .build()?
-        .get(format!("{url}/v1/scenes"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach pullkeeper at {url}"))?;
-    let status = response.status();
-    let body = response.text().await.context("the answer broke off")?;
-    match status.as_u16() {
-        200 => {}
-        401 => bail!(
-            "{url} refused the admin token: pass --token-file, set PULLKEEPER_ADMIN_TOKEN, or --config"
-        ),
-        403 => bail!("the admin API of {url} is off: it has no server.admin_token"),
-        code => bail!("{url}/v1/scenes answered {code}: {body}"),
+    let admin = Admin::connect(&args.admin)?;
+    let (status, body) = admin.send(reqwest::Method::GET, "/v1/scenes", None).await?;
+    if status != 200 {
+        bail!("{}/v1/scenes answered {status}: {body}", admin.url());
     }
     let scenes: Vec<serde_json::Value> =
         serde_json::from_str(&body).context("the answer is not a list of scenes")?;
@@ -163,23 +108,6 @@ fn only(scenes: Vec<serde_json::Value>, wanted: &[&str]) -> anyhow::Result<Vec<s
         .into_iter()
         .filter(|s| wanted.contains(&name(s).as_str()))
         .collect())
-}
-
-fn read_token(file: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read the token file {}", file.display()))?;
-    Ok(text.trim().to_string())
-}
-
-/// The URL of an instance listening on `listen`, reached from the same host.
-fn base_url(listen: SocketAddr) -> String {
-    let host = match listen.ip() {
-        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
-        ip if ip.is_unspecified() => "[::1]".to_string(),
-        ip if ip.is_ipv6() => format!("[{ip}]"),
-        ip => ip.to_string(),
-    };
-    format!("http://{host}:{}", listen.port())
 }
 
 /// One row per slot; `*` marks the slot on air. `wide` adds the slot's source, whether
@@ -338,22 +266,5 @@ mod tests {
         );
         let e = only(scenes, &["news", "nope"]).unwrap_err();
         assert_eq!(e.to_string(), "no scene named nope");
-    }
-
-    #[test]
-    fn the_url_comes_from_the_listen_address() {
-        assert_eq!(
-            base_url("0.0.0.0:8080".parse().unwrap()),
-            "http://127.0.0.1:8080"
-        );
-        assert_eq!(base_url("[::]:8080".parse().unwrap()), "http://[::1]:8080");
-        assert_eq!(
-            base_url("10.0.0.5:9000".parse().unwrap()),
-            "http://10.0.0.5:9000"
-        );
-        assert_eq!(
-            base_url("[fd00::5]:80".parse().unwrap()),
-            "http://[fd00::5]:80"
-        );
     }
 }

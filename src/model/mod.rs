@@ -7,6 +7,7 @@
 //! types and the rules that are part of their meaning live here; decisions live in
 //! `reconcile::plan`.
 
+mod control;
 mod naming;
 mod onair;
 mod player;
@@ -15,6 +16,10 @@ mod slot;
 mod spec;
 mod status;
 
+pub use control::{
+    ControlAnswer, ControlMailbox, ControlRequest, DrillMode, DrillReport, DrillState, DrillStep,
+    Drills, Maintenance, MaintenanceBy, Pending, SceneControl,
+};
 pub use naming::{PlayerName, SLATE_SLOT, format_name, parse_name, role};
 pub use onair::{OnAir, Switch, SwitchReason};
 pub use player::{PLAYER_STATES, PlayerStatus, is_dead, is_running};

@@ -370,6 +370,46 @@ pub(super) async fn pending_notices_round_trip_and_positions_only_rise<H: Harnes
     assert_eq!(store.notice_positions().unwrap().len(), 1);
 }
 
+pub(super) async fn scene_controls_survive_reopen_per_project_and_empty_ones_go<H: Harness>(h: &H) {
+    use crate::model::{Maintenance, MaintenanceBy, SceneControl};
+    let place = h.place().await;
+    let pinned = SceneControl {
+        pinned: Some(1),
+        maintenance: None,
+    };
+    let maintained = SceneControl {
+        pinned: None,
+        maintenance: Some(Maintenance {
+            since_ms: 77,
+            by: MaintenanceBy::Api,
+        }),
+    };
+    {
+        let store = place.open().await;
+        store.put_scene_control("p", "news", &pinned).unwrap();
+        store.put_scene_control("p", "sport", &maintained).unwrap();
+        store.put_scene_control("p1", "news", &maintained).unwrap();
+        store.put_scene_control("p", "gone", &pinned).unwrap();
+        store
+            .put_scene_control("p", "gone", &SceneControl::default())
+            .unwrap();
+        store.flush().await.unwrap();
+    }
+    let store = place.open().await;
+    assert_eq!(
+        store.scene_controls("p").unwrap(),
+        [
+            ("news".to_string(), pinned),
+            ("sport".to_string(), maintained)
+        ]
+    );
+    assert_eq!(
+        store.scene_controls("p1").unwrap(),
+        [("news".to_string(), maintained)]
+    );
+    assert!(store.scene_controls("p10").unwrap().is_empty());
+}
+
 /// Instantiates every contract test for a backend: `contract_tests!(harness_expr)`
 /// inside the backend's test module.
 macro_rules! contract_tests {
@@ -385,6 +425,7 @@ macro_rules! contract_tests {
             concurrent_writers_sharing_flushes_all_end_durable,
             survives_reopen,
             pending_notices_round_trip_and_positions_only_rise,
+            scene_controls_survive_reopen_per_project_and_empty_ones_go,
         );
     };
     (@each $harness:expr; $($name:ident,)*) => {

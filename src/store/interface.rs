@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
 use super::error::StoreError;
-use crate::model::{OnAir, SlotKey, SlotRecord};
+use crate::model::{OnAir, SceneControl, SlotKey, SlotRecord};
 
 /// A future a backend returns from an async method; boxed so [`StateStore`] can be a
 /// trait object.
@@ -126,6 +126,17 @@ pub trait StateStore: Send + Sync {
 
     /// Forgets the positions older than `lts`; returns how many.
     fn forget_notice_positions(&self, lts: u64) -> Result<usize, StoreError>;
+
+    /// The operator's pins and maintenance of a project's scenes, by scene name.
+    fn scene_controls(&self, project: &str) -> Result<Vec<(String, SceneControl)>, StoreError>;
+
+    /// Writes a scene's pin and maintenance; an empty [`SceneControl`] removes them.
+    fn put_scene_control(
+        &self,
+        project: &str,
+        scene: &str,
+        control: &SceneControl,
+    ) -> Result<(), StoreError>;
 
     /// Makes everything written so far durable against a process kill.
     fn flush(&self) -> StoreFuture<'_, ()>;

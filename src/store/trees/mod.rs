@@ -32,6 +32,8 @@
 //! - `ncs_pending`: `{project}\0{notice key}` → an NCS notice acknowledged and not yet
 //!   applied: its player, position and body (see `notices`).
 //! - `ncs_positions`: `{project}\0{player}` → the player's newest notice position.
+//! - `scene_controls`: `{project}\0{scene}` → the operator's pin and maintenance of the
+//!   scene (see `control`).
 //! - `notice_ids`: `{project}\0{rest of the NCS dedupe key}` → when it was first seen
 //!   (ms). Only where the NCS module keeps no log of its own (a backend without a local
 //!   directory).
@@ -43,6 +45,7 @@ use super::error::StoreError;
 use super::interface::{Recovery, StoreFuture};
 use crate::model::{SlotKey, SlotRecord};
 
+mod control;
 mod notices;
 mod state;
 
@@ -131,6 +134,7 @@ pub(super) struct TreeStore<B: Backend> {
     pub(super) api_calls: B::Tree,
     pub(super) pending_notices: B::Tree,
     pub(super) notice_positions: B::Tree,
+    pub(super) scene_controls: B::Tree,
 }
 
 /// The trees' names, as backends store them.
@@ -145,6 +149,7 @@ pub(super) const NOTICE_IDS: &str = "notice_ids";
 pub(super) const API_CALLS: &str = "api_calls";
 pub(super) const PENDING_NOTICES: &str = "ncs_pending";
 pub(super) const NOTICE_POSITIONS: &str = "ncs_positions";
+pub(super) const SCENE_CONTROLS: &str = "scene_controls";
 
 impl<B: Backend> TreeStore<B> {
     pub(super) fn new(backend: B) -> Result<TreeStore<B>, StoreError> {
@@ -160,6 +165,7 @@ impl<B: Backend> TreeStore<B> {
             api_calls: backend.tree(API_CALLS)?,
             pending_notices: backend.tree(PENDING_NOTICES)?,
             notice_positions: backend.tree(NOTICE_POSITIONS)?,
+            scene_controls: backend.tree(SCENE_CONTROLS)?,
             backend,
         })
     }
