@@ -78,11 +78,16 @@ impl ProjectController {
                     return ControlAnswer::Refused { reason };
                 }
                 // A switch replaces any pin: the old one would pull the air back.
-                self.set_control(&scene, |c| c.pinned = pin.then_some(slot));
-                ControlAnswer::Done {
-                    active_version: decision.onair.version,
-                    drill: None,
+                let pinned = pin.then_some(slot);
+                if self.controls.get(&scene).and_then(|c| c.pinned) == pinned {
+                    return ControlAnswer::Done {
+                        active_version: decision.onair.version,
+                        drill: None,
+                    };
                 }
+                self.set_control(&scene, |c| c.pinned = pinned);
+                // Published with the pin, and planned from it.
+                self.done(&scene, tasks)
             }
             ControlRequest::Unpin { .. } => {
                 if self
@@ -198,15 +203,11 @@ impl ProjectController {
         let id = drill.id().to_string();
         log_drill(DrillEvent::Step(drill.report(), "switch_published"));
         self.ctx.drills.put(drill.report().clone());
-        let replace = drill.failed().is_some();
         self.drill = Some(drill);
-        // The master fails only now, once the air has left it: the same order as a real
-        // failure's, whose failover comes in the pass that learns of it.
-        let decision = if replace {
-            self.decide(scene, tasks)
-        } else {
-            decision
-        };
+        // A replace drill's master fails only now, once the air has left it: the same
+        // order as a real failure's, whose failover comes in the pass that learns of it.
+        // Either drill is published with this pass.
+        let decision = self.decide(scene, tasks);
         ControlAnswer::Done {
             active_version: decision.onair.version,
             drill: Some(id),
