@@ -596,3 +596,120 @@ async fn pin_and_maintenance_work_on_the_etcd_store_too() {
     r.app.shutdown().await;
     let _ = std::fs::remove_dir_all(&r.dir);
 }
+
+/// Runs `pullkeeper ARGS… --url URL` with the admin token in its environment.
+async fn cli(args: &[&str], url: &str) -> (i32, String) {
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    args.extend(["--url".to_string(), url.to_string()]);
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pullkeeper"))
+            .args(args)
+            .env_remove("PULLKEEPER_CONFIG")
+            .env("PULLKEEPER_ADMIN_TOKEN", ADMIN_TOKEN)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap_or(-1), text)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_switches_pins_maintains_and_drills_through_the_admin_api() {
+    let r = started("ctl-cli", "revertive").await;
+    let url = format!("http://{}", r.app.addr());
+    let (code, text) = cli(&["switch", "news", "1", "--pin"], &url).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.starts_with("news: slot 1 on air, pinned (version "),
+        "{text}"
+    );
+    assert_eq!(news(&r).pinned_slot, Some(1));
+    let (code, text) = cli(&["status", "news"], &url).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("news: pinned on air on slot 1"), "{text}");
+    let (code, text) = cli(&["drill", "news"], &url).await;
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("refused: the scene is pinned on air; unpin it first"),
+        "{text}"
+    );
+    let (code, text) = cli(&["unpin", "news"], &url).await;
+    assert_eq!((code, text.trim()), (0, "news: not pinned"));
+    let (code, text) = cli(&["maintenance", "news", "on"], &url).await;
+    assert_eq!((code, text.trim()), (0, "news: in maintenance"));
+    let (code, text) = cli(&["status", "news"], &url).await;
+    assert!(
+        text.contains("news: in maintenance since ") && text.contains("(Unix s, by api)"),
+        "{code} {text}"
+    );
+    let (code, text) = cli(&["maintenance", "news", "off"], &url).await;
+    assert_eq!((code, text.trim()), (0, "news: supervised"));
+    eventually(Duration::from_secs(10), "back on the master", || {
+        news(&r).active_slot == Some(0)
+    })
+    .await;
+    let (code, text) = cli(&["drill", "news", "--replace"], &url).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.starts_with("news: replace drill news-"), "{text}");
+    let (code, text) = cli(&["switch", "nope", "0"], &url).await;
+    assert_eq!(code, 1);
+    assert!(text.contains("answered 404: no such scene"), "{text}");
+    r.app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&r.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_from_the_scenes_file_holds_until_the_file_ends_it() {
+    let dir = temp_dir("ctl-file");
+    let sim = start_simulator().await;
+    let scenes = format!("{}    maintenance: true\n", one_scene("revertive"));
+    let config = write_config_full(&dir, &sim, &scenes, "", FAST);
+    let r = Running::launch(sim, dir, config.clone()).await;
+    let base = format!("http://{}", r.app.addr());
+    eventually(Duration::from_secs(10), "published in maintenance", || {
+        r.app
+            .board
+            .get("news")
+            .is_some_and(|s| s.maintenance.is_some())
+    })
+    .await;
+    let scene = admin_json(format!("{base}/v1/scenes/news")).await;
+    assert_eq!(scene["maintenance"]["by"], "scenes_file");
+    let (status, body) = call(
+        &base,
+        reqwest::Method::DELETE,
+        "/v1/scenes/news/maintenance",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("remove `maintenance: true`"),
+        "{body}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(created(&r.sim).is_empty(), "nothing created in maintenance");
+
+    let mut scenes = config.scenes.clone();
+    scenes[0].maintenance = false;
+    r.app.set_scenes(scenes);
+    eventually(
+        Duration::from_secs(20),
+        "supervised once the file says so",
+        || {
+            r.app
+                .board
+                .get("news")
+                .is_some_and(|s| s.maintenance.is_none() && s.healthy_players == 2)
+        },
+    )
+    .await;
+    r.app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&r.dir);
+}
