@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use tokio::task::JoinSet;
 
 use super::ProjectController;
-use super::drill::{Drill, Finished};
+use super::drill::Drill;
 use crate::config::Scene;
 use crate::model::{
     ControlAnswer, ControlRequest, DrillMode, DrillReport, DrillStep, Maintenance, MaintenanceBy,
@@ -332,7 +332,7 @@ impl ProjectController {
         if !steps.is_empty() || decision.is_none() {
             self.ctx.drills.put(drill.report().clone());
         }
-        if drill.finished() != Finished::No {
+        if drill.finished() {
             self.drill = None;
         }
     }

@@ -28,12 +28,6 @@ pub(super) struct Drill {
     revertive: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Finished {
-    No,
-    Yes,
-}
-
 impl Drill {
     pub(super) fn start(
         report: DrillReport,
@@ -72,11 +66,8 @@ impl Drill {
         self.victim.as_ref().map(|(name, _)| name.as_str())
     }
 
-    pub(super) fn finished(&self) -> Finished {
-        match self.report.state {
-            DrillState::Running => Finished::No,
-            _ => Finished::Yes,
-        }
+    pub(super) fn finished(&self) -> bool {
+        self.report.state != DrillState::Running
     }
 
     fn has(&self, step: &str) -> bool {

@@ -9,7 +9,8 @@
 //!   that slot's player runs, whatever the failback policy says; when it stops running,
 //!   the air fails over as it always does and the pin is released.
 //! - A **drill** starts only from a scene on its master, neither pinned nor in
-//!   maintenance, with a running backup: the air goes to the first running backup (sound sources first).
+//!   maintenance, with a running backup: the air goes to the first running backup
+//!   (one whose source is not probed down first).
 
 use crate::model::{OnAir, SLATE_SLOT, SwitchReason};
 
