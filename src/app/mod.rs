@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use crate::agora::client::{TransportError, Transports};
 use crate::clock::Clock;
 use crate::config::{Config, Scene};
+use crate::http::control::ControlState;
 use crate::http::events::EventsState;
 use crate::http::loglevel::LogLevelState;
 use crate::http::ncs::guard::{self, Guard};
@@ -25,8 +26,8 @@ use crate::http::probes::{self, Readiness};
 use crate::http::reports::ReportsState;
 use crate::http::serve::{Listening, serve};
 use crate::http::tls::{ReloadingCert, TlsError, TlsListener};
-use crate::http::{self, auth, events, loglevel, reports, scenes};
-use crate::model::StatusBoard;
+use crate::http::{self, auth, control, events, loglevel, reports, scenes};
+use crate::model::{ControlMailbox, Drills, StatusBoard};
 use crate::ncs::allowlist::NcsAddresses;
 use crate::ncs::dedupe::{NoticeLog, TTL_MS};
 use crate::ncs::inbox::Inbox;
@@ -138,6 +139,8 @@ impl App {
         );
         tracker.spawn(sweep_events(events.clone(), clock, cancel.child_token()));
         let mut inboxes = HashMap::new();
+        let mut mailboxes = HashMap::new();
+        let drills = Drills::default();
         let (switch_tx, switch_rx) = tokio::sync::mpsc::unbounded_channel();
         let addresses = NcsAddresses::default();
         metrics.register(Box::new(IpListCollector::new(addresses.clone())));
@@ -191,6 +194,8 @@ impl App {
             tracker.spawn(refresher.run(cancel.child_token()));
             let inbox = Arc::new(Inbox::default());
             inboxes.insert(project.id.clone(), inbox.clone());
+            let mailbox = Arc::new(ControlMailbox::default());
+            mailboxes.insert(project.id.clone(), mailbox.clone());
             // Everything a term's controller needs; each term builds a fresh one.
             let term_context = {
                 let client = client.clone();
@@ -204,6 +209,7 @@ impl App {
                     ProjectEvents::new(events.clone(), &project.id, &project.name_prefix, clock);
                 let (scenes, switches) = (feeds.project(&project.id), switch_tx.clone());
                 let settings = config.settings.clone();
+                let drills = drills.clone();
                 let sources = prober
                     .clone()
                     .zip(config.settings.source_probe.clone())
@@ -227,6 +233,8 @@ impl App {
                     switches: Some(switches.clone()),
                     unseen_until_ms,
                     sources: sources.clone(),
+                    control: mailbox.clone(),
+                    drills: drills.clone(),
                 }
             };
             tracker.spawn(terms::supervise(
@@ -353,9 +361,15 @@ impl App {
             leadership: leadership.clone(),
             clock,
         });
+        let control_route = control::router(ControlState {
+            scenes: feeds.all(),
+            mailboxes: Arc::new(mailboxes),
+            drills,
+        });
         let mut admin_routes = scenes::router(board.clone(), leadership.clone(), peers)
             .merge(events_route)
             .merge(report_route)
+            .merge(control_route)
             .merge(ips::router(addresses, allow.enforce));
         if let Some(level) = log_level {
             admin_routes = admin_routes.merge(loglevel::router(LogLevelState { level }));

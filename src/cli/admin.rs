@@ -1,5 +1,7 @@
-//! The admin API as the command line reaches it: where the instance is, which token to
-//! show it, and the errors of a refused request, shared by `status` and `events`.
+//! How the CLI reaches a running instance's admin API: the URL and token resolution
+//! every admin command shares (`status`, `events`, `switch`, `unpin`, `maintenance`,
+//! `drill`), one request with the answers every command reads the same way, and the
+//! columns of their tables.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,18 +27,18 @@ pub struct AdminArgs {
     pub ca_file: Option<PathBuf>,
 }
 
-/// A running instance's admin API, with the token to show it.
-pub struct AdminApi {
+/// A connection to one instance's admin API.
+pub struct Admin {
+    client: reqwest::Client,
     url: String,
     token: String,
-    client: reqwest::Client,
 }
 
-impl AdminApi {
+impl Admin {
     /// The URL comes from `--url`, else `server.listen` of `--config`, else
     /// `http://127.0.0.1:8080`; the token from `--token-file`, else
     /// `$PULLKEEPER_ADMIN_TOKEN`, else `--config`.
-    pub fn connect(args: &AdminArgs) -> anyhow::Result<AdminApi> {
+    pub fn connect(args: &AdminArgs) -> anyhow::Result<Admin> {
         let loaded = match &args.config {
             Some(path) => Some(crate::config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?),
             None => None,
@@ -63,29 +65,40 @@ impl AdminApi {
             (None, Err(_), None) => String::new(),
         };
         crate::crypto::install_provider();
-        let mut client = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        // Above the 10 s an instance waits for its controller's answer.
+        let mut client = reqwest::Client::builder().timeout(Duration::from_secs(15));
         if let Some(ca) = &args.ca_file {
             let pem = std::fs::read(ca).with_context(|| format!("cannot read {}", ca.display()))?;
             client = client.tls_certs_merge([reqwest::Certificate::from_pem(&pem)?]);
         }
-        Ok(AdminApi {
+        Ok(Admin {
+            client: client.build()?,
             url,
             token,
-            client: client.build()?,
         })
     }
 
-    /// GETs `path` (`/v1/…`); the body of a 200, else an error that says what to fix.
-    pub async fn get(&self, path: &str) -> anyhow::Result<String> {
+    /// Sends `method path` (with `body` as JSON, if any) and returns the answer's status
+    /// and body. A refused token or a closed admin API is an error here.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<(u16, String)> {
         let url = &self.url;
-        let response = self
+        let mut request = self
             .client
-            .get(format!("{url}{path}"))
-            .bearer_auth(&self.token)
+            .request(method, format!("{url}{path}"))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
             .send()
             .await
             .with_context(|| format!("cannot reach pullkeeper at {url}"))?;
-        let status = response.status();
+        let status = response.status().as_u16();
         // A replica answering for others (etcd) names those it could not ask.
         if let Some(replicas) = response.headers().get(crate::http::scenes::UNANSWERED) {
             let replicas = replicas.to_str().unwrap_or("?");
@@ -94,14 +107,26 @@ impl AdminApi {
             );
         }
         let body = response.text().await.context("the answer broke off")?;
-        match status.as_u16() {
-            200 => Ok(body),
+        match status {
             401 => bail!(
                 "{url} refused the admin token: pass --token-file, set PULLKEEPER_ADMIN_TOKEN, or --config"
             ),
             403 => bail!("the admin API of {url} is off: it has no server.admin_token"),
-            code => bail!("{url}{path} answered {code}: {body}"),
+            _ => Ok((status, body)),
         }
+    }
+
+    /// GETs `path`; the body of a 200, else an error with the answer.
+    pub async fn get(&self, path: &str) -> anyhow::Result<String> {
+        let (status, body) = self.send(reqwest::Method::GET, path, None).await?;
+        if status != 200 {
+            bail!("{}{path} answered {status}: {body}", self.url);
+        }
+        Ok(body)
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
     }
 }
 

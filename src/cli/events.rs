@@ -4,7 +4,7 @@
 use anyhow::Context;
 use serde_json::Value;
 
-use super::admin::{AdminApi, AdminArgs, columns};
+use super::admin::{Admin, AdminArgs, columns};
 
 #[derive(Debug, clap::Args)]
 pub struct EventsArgs {
@@ -29,7 +29,7 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
     if let Some(limit) = args.limit {
         path.push_str(&format!("?limit={limit}"));
     }
-    let body = AdminApi::connect(&args.admin)?.get(&path).await?;
+    let body = Admin::connect(&args.admin)?.get(&path).await?;
     let answer: Value = serde_json::from_str(&body).context("the answer is not JSON")?;
     if args.output == Some(Output::Json) {
         println!("{}", serde_json::to_string_pretty(&answer)?);

@@ -20,6 +20,7 @@ use crate::store::{Credentials, EtcdOptions, Store};
 use crate::telemetry::LogLevel;
 
 mod admin;
+mod control;
 mod events;
 mod status;
 
@@ -88,6 +89,14 @@ pub enum Command {
     /// Print a scene's event history, newest first: failures detected (and by which
     /// signal), on-air switches, creates, deletes, holds, rejections (`-o json`).
     Events(events::EventsArgs),
+    /// Put a scene's slot on air now (if its player runs); `--pin` keeps it there.
+    Switch(control::SwitchArgs),
+    /// Release a scene's pin: the failback policy decides again.
+    Unpin(control::UnpinArgs),
+    /// Pause (`on`) or resume (`off`) a scene's supervision: no create, delete or update.
+    Maintenance(control::MaintenanceArgs),
+    /// Start a failover drill on a scene (`--replace`: replace the master too).
+    Drill(control::DrillArgs),
     /// Run the Agora Media Pull simulator alone.
     Simulate {
         #[arg(long, default_value = "127.0.0.1:9000")]
@@ -168,6 +177,12 @@ pub fn execute(cli: Cli) -> ExitCode {
         }
         Command::Status(args) => exit(runtime().and_then(|rt| rt.block_on(status::run(args)))),
         Command::Events(args) => exit(runtime().and_then(|rt| rt.block_on(events::run(args)))),
+        Command::Switch(args) => exit(runtime().and_then(|rt| rt.block_on(control::switch(args)))),
+        Command::Unpin(args) => exit(runtime().and_then(|rt| rt.block_on(control::unpin(args)))),
+        Command::Maintenance(args) => {
+            exit(runtime().and_then(|rt| rt.block_on(control::maintenance(args))))
+        }
+        Command::Drill(args) => exit(runtime().and_then(|rt| rt.block_on(control::drill(args)))),
         Command::Simulate { listen, config } => {
             exit(runtime().and_then(|rt| rt.block_on(simulate(listen, config))))
         }

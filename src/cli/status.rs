@@ -7,8 +7,9 @@ use std::fmt::Write as _;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use super::admin::{AdminApi, AdminArgs, columns};
+use super::admin::{Admin, AdminArgs, columns};
 
+/// Which instance, and what to show of it.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     #[command(flatten)]
@@ -45,6 +46,18 @@ struct Scene {
     over_quota_slots: Vec<u32>,
     source_down: bool,
     slots: Vec<Slot>,
+    #[serde(default)]
+    pinned_slot: Option<u32>,
+    #[serde(default)]
+    maintenance: Option<Maintenance>,
+    #[serde(default)]
+    drill: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Maintenance {
+    since_ms: u64,
+    by: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,7 +74,7 @@ struct Slot {
 }
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
-    let body = AdminApi::connect(&args.admin)?.get("/v1/scenes").await?;
+    let body = Admin::connect(&args.admin)?.get("/v1/scenes").await?;
     let scenes: Vec<serde_json::Value> =
         serde_json::from_str(&body).context("the answer is not a list of scenes")?;
     let wanted: Vec<&str> = args
@@ -82,6 +95,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<()> {
         .context("the answer is not a list of scenes")?;
     print!("{}", table(&scenes, args.output == Some(Output::Wide)));
     print!("{}", refusals(&scenes));
+    print!("{}", operator(&scenes));
     Ok(())
 }
 
@@ -173,9 +187,49 @@ fn refusals(scenes: &[Scene]) -> String {
     out
 }
 
+/// What operators did to the scenes: maintenance (since when, by whom), pins, drills.
+fn operator(scenes: &[Scene]) -> String {
+    let mut out = String::new();
+    for scene in scenes {
+        let name = &scene.name;
+        if let Some(m) = &scene.maintenance {
+            let since = m.since_ms / 1000;
+            let _ = writeln!(
+                out,
+                "{name}: in maintenance since {since} (Unix s, by {}): no create, delete or update",
+                m.by
+            );
+        }
+        if let Some(slot) = scene.pinned_slot {
+            let _ = writeln!(out, "{name}: pinned on air on slot {slot}");
+        }
+        if let Some(id) = &scene.drill {
+            let _ = writeln!(out, "{name}: drill {id} running");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn maintenance_pins_and_drills_follow_the_table() {
+        let scenes: Vec<Scene> = serde_json::from_str(
+            r#"[{"name":"news","active_slot":1,"over_quota_slots":[],"source_down":false,"slots":[],
+                 "pinned_slot":1,"maintenance":{"since_ms":1700000000123,"by":"api"},"drill":null},
+               {"name":"sports","active_slot":0,"over_quota_slots":[],"source_down":false,"slots":[],
+                 "drill":"sports-1"}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            operator(&scenes),
+            "news: in maintenance since 1700000000 (Unix s, by api): no create, delete or update\n\
+             news: pinned on air on slot 1\n\
+             sports: drill sports-1 running\n"
+        );
+    }
 
     #[test]
     fn refusals_follow_the_table() {

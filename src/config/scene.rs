@@ -51,6 +51,9 @@ pub struct Scene {
     pub strike_threshold: u32,
     /// This scene's own app webhook; `None` uses [`Settings::app_webhook`].
     pub app_webhook: Option<AppWebhook>,
+    /// `maintenance: true`: no create, delete or update for the scene while the file
+    /// says so; its players keep running.
+    pub maintenance: bool,
 }
 
 impl Scene {
@@ -153,6 +156,8 @@ pub(crate) struct RawScene {
     pub strikes: Option<Spanned<i64>>,
     #[serde(default)]
     pub app_webhook: Option<RawAppWebhook>,
+    #[serde(default)]
+    pub maintenance: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

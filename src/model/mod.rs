@@ -7,6 +7,7 @@
 //! types and the rules that are part of their meaning live here; decisions live in
 //! `reconcile::plan`.
 
+mod control;
 mod event;
 mod naming;
 mod onair;
@@ -16,6 +17,10 @@ mod slot;
 mod spec;
 mod status;
 
+pub use control::{
+    ControlAnswer, ControlMailbox, ControlRequest, DrillMode, DrillReport, DrillState, DrillStep,
+    Drills, Maintenance, MaintenanceBy, Pending, SceneControl,
+};
 pub use event::{DeleteReason, Event, EventKind, Signal, rfc3339_ms};
 pub use naming::{PlayerName, SLATE_SLOT, format_name, parse_name, role};
 pub use onair::{OnAir, Switch, SwitchReason};

@@ -18,6 +18,10 @@ pub struct OnAir {
     /// start): only then does the failback policy hold the master back.
     #[serde(default)]
     pub failed_over: bool,
+    /// Why the current on-air player was chosen (absent in records written before it
+    /// was kept).
+    #[serde(default)]
+    pub reason: Option<SwitchReason>,
 }
 
 /// Why the on-air player changed.
@@ -39,6 +43,39 @@ pub enum SwitchReason {
     /// The on-air player still ran, but its source was probed down while another
     /// running player's source was not.
     SourceDown,
+    /// An operator put this slot on air (`POST /v1/scenes/{name}/on-air`).
+    Manual,
+    /// A failover drill moved the air (`POST /v1/scenes/{name}/drill`).
+    Drill,
+}
+
+impl SwitchReason {
+    /// Every reason, as the `reason` label of `pullkeeper_onair_switches_total` shows it.
+    pub const ALL: [SwitchReason; 9] = [
+        SwitchReason::Started,
+        SwitchReason::MasterUp,
+        SwitchReason::Failover,
+        SwitchReason::SourceDown,
+        SwitchReason::Failback,
+        SwitchReason::Replaced,
+        SwitchReason::NoHealthyPlayer,
+        SwitchReason::Manual,
+        SwitchReason::Drill,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SwitchReason::Failover => "failover",
+            SwitchReason::Failback => "failback",
+            SwitchReason::Replaced => "replaced",
+            SwitchReason::NoHealthyPlayer => "no_healthy_player",
+            SwitchReason::MasterUp => "master_up",
+            SwitchReason::Started => "started",
+            SwitchReason::SourceDown => "source_down",
+            SwitchReason::Manual => "manual",
+            SwitchReason::Drill => "drill",
+        }
+    }
 }
 
 /// An on-air change, for logs and the app webhook.

@@ -9,6 +9,9 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
+use super::control::Maintenance;
+use super::onair::SwitchReason;
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SlotStatus {
     pub slot: u32,
@@ -57,6 +60,14 @@ pub struct SceneStatus {
     pub switches: u64,
     /// When (Unix ms) the active player was chosen.
     pub active_since_ms: u64,
+    /// Why the active player was chosen (`manual` when an operator switched).
+    pub active_reason: Option<SwitchReason>,
+    /// The slot an operator pinned on air, if any.
+    pub pinned_slot: Option<u32>,
+    /// Since when and by whom the scene is in maintenance, if it is.
+    pub maintenance: Option<Maintenance>,
+    /// The drill running on the scene, if any (`GET /v1/drills/{id}`).
+    pub drill: Option<String>,
     pub healthy_players: u32,
     /// Slots that cannot have a player because the project is at its quota.
     pub over_quota_slots: Vec<u32>,
@@ -122,6 +133,10 @@ mod tests {
             active_version: 0,
             switches: 0,
             active_since_ms: 0,
+            active_reason: None,
+            pinned_slot: None,
+            maintenance: None,
+            drill: None,
             healthy_players: 0,
             over_quota_slots: vec![],
             slots: vec![],

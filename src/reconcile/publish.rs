@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use crate::agora::wire::ListedPlayer;
 use crate::config::Scene;
 use crate::model::{
-    Event, EventKind, OnAir, SLATE_SLOT, SceneStatus, SlotKey, SlotRecord, SlotStatus,
-    SourceStatus, Switch, role,
+    Event, EventKind, OnAir, SLATE_SLOT, SceneControl, SceneStatus, SlotKey, SlotRecord,
+    SlotStatus, SourceStatus, Switch, role,
 };
 use crate::reconcile::events::ProjectEvents;
 use crate::reconcile::execute::Executor;
@@ -41,6 +41,10 @@ pub struct Publication<'a> {
     pub rejected: &'a BTreeMap<SlotKey, String>,
     /// Agora refuses the project's credentials (401).
     pub unauthorized: bool,
+    /// Each scene's pin and maintenance.
+    pub controls: &'a BTreeMap<String, SceneControl>,
+    /// The running drill's scene and id, if any.
+    pub drill: Option<(&'a str, &'a str)>,
 }
 
 /// Every scene's status, and the project's gauges set.
@@ -75,6 +79,13 @@ pub fn statuses(publication: &Publication<'_>, metrics: &Metrics) -> Vec<SceneSt
                 active_version: onair.version,
                 switches: onair.switches,
                 active_since_ms: onair.since_ms,
+                active_reason: onair.reason,
+                pinned_slot: p.controls.get(&scene.name).and_then(|c| c.pinned),
+                maintenance: p.controls.get(&scene.name).and_then(|c| c.maintenance),
+                drill: p
+                    .drill
+                    .filter(|(s, _)| *s == scene.name)
+                    .map(|(_, id)| id.to_string()),
                 healthy_players: decision.map_or(0, |d| d.healthy),
                 over_quota_slots: p
                     .over_quota

@@ -470,6 +470,46 @@ pub(super) async fn scene_events_read_newest_first_trim_and_survive_reopen<H: Ha
     assert!(event_slots(&store, "p1", "news", 0).is_empty());
 }
 
+pub(super) async fn scene_controls_survive_reopen_per_project_and_empty_ones_go<H: Harness>(h: &H) {
+    use crate::model::{Maintenance, MaintenanceBy, SceneControl};
+    let place = h.place().await;
+    let pinned = SceneControl {
+        pinned: Some(1),
+        maintenance: None,
+    };
+    let maintained = SceneControl {
+        pinned: None,
+        maintenance: Some(Maintenance {
+            since_ms: 77,
+            by: MaintenanceBy::Api,
+        }),
+    };
+    {
+        let store = place.open().await;
+        store.put_scene_control("p", "news", &pinned).unwrap();
+        store.put_scene_control("p", "sport", &maintained).unwrap();
+        store.put_scene_control("p1", "news", &maintained).unwrap();
+        store.put_scene_control("p", "gone", &pinned).unwrap();
+        store
+            .put_scene_control("p", "gone", &SceneControl::default())
+            .unwrap();
+        store.flush().await.unwrap();
+    }
+    let store = place.open().await;
+    assert_eq!(
+        store.scene_controls("p").unwrap(),
+        [
+            ("news".to_string(), pinned),
+            ("sport".to_string(), maintained)
+        ]
+    );
+    assert_eq!(
+        store.scene_controls("p1").unwrap(),
+        [("news".to_string(), maintained)]
+    );
+    assert!(store.scene_controls("p10").unwrap().is_empty());
+}
+
 /// Instantiates every contract test for a backend: `contract_tests!(harness_expr)`
 /// inside the backend's test module.
 macro_rules! contract_tests {
@@ -487,6 +527,7 @@ macro_rules! contract_tests {
             pending_notices_round_trip_and_positions_only_rise,
             rejections_are_kept_per_slot_and_kind_across_a_reopen,
             scene_events_read_newest_first_trim_and_survive_reopen,
+            scene_controls_survive_reopen_per_project_and_empty_ones_go,
         );
     };
     (@each $harness:expr; $($name:ident,)*) => {

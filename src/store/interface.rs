@@ -9,7 +9,7 @@ use std::pin::Pin;
 use serde::{Deserialize, Serialize};
 
 use super::error::StoreError;
-use crate::model::{Event, OnAir, SlotKey, SlotRecord, Spec};
+use crate::model::{Event, OnAir, SceneControl, SlotKey, SlotRecord, Spec};
 
 /// A future a backend returns from an async method; boxed so [`StateStore`] can be a
 /// trait object.
@@ -165,6 +165,17 @@ pub trait StateStore: Send + Sync {
     /// Removes every event (of the projects this replica can read) before `before_ms`,
     /// scenes no longer configured included; returns how many.
     fn forget_events(&self, before_ms: u64) -> Result<usize, StoreError>;
+
+    /// The operator's pins and maintenance of a project's scenes, by scene name.
+    fn scene_controls(&self, project: &str) -> Result<Vec<(String, SceneControl)>, StoreError>;
+
+    /// Writes a scene's pin and maintenance; an empty [`SceneControl`] removes them.
+    fn put_scene_control(
+        &self,
+        project: &str,
+        scene: &str,
+        control: &SceneControl,
+    ) -> Result<(), StoreError>;
 
     /// Makes everything written so far durable against a process kill.
     fn flush(&self) -> StoreFuture<'_, ()>;

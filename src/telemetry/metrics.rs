@@ -7,6 +7,7 @@
 
 use super::process::ProcessCollector;
 use super::uids_free::UidsFreeGauge;
+use crate::model::SwitchReason;
 use prometheus::{
     CounterVec, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
     IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -45,6 +46,8 @@ pub struct Metrics {
     /// nothing (the controller is alive, and idle).
     pub reconcile_skipped: IntCounterVec,
     pub recreations: IntCounterVec,
+    /// On-air switches by reason (`manual` for an operator's, `drill` for a drill's).
+    pub onair_switches: IntCounterVec,
     /// Stores found unreadable at start, moved aside and replaced by an empty one.
     pub store_recoveries: IntCounter,
     /// Scenes-file reloads that failed (the last good configuration kept running).
@@ -156,6 +159,14 @@ impl Metrics {
                 Opts::new(
                     "pullkeeper_player_recreations_total",
                     "Players deleted for replacement or removal, by reason.",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            onair_switches: IntCounterVec::new(
+                Opts::new(
+                    "pullkeeper_onair_switches_total",
+                    "Changes of a scene's on-air player, by reason.",
                 ),
                 &["reason"],
             )
@@ -302,6 +313,7 @@ impl Metrics {
             Box::new(m.reconcile_passes.clone()),
             Box::new(m.reconcile_skipped.clone()),
             Box::new(m.recreations.clone()),
+            Box::new(m.onair_switches.clone()),
             Box::new(m.replacement_backoffs.clone()),
             Box::new(m.retries.clone()),
             Box::new(m.rejections.clone()),
@@ -333,6 +345,9 @@ impl Metrics {
             for value in values {
                 counter.with_label_values(&[value]);
             }
+        }
+        for reason in SwitchReason::ALL {
+            m.onair_switches.with_label_values(&[reason.as_str()]);
         }
         m
     }

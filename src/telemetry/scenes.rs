@@ -36,10 +36,11 @@ impl Family {
 }
 
 /// The gauge families in the order `collect` fills them: healthy players, active slot,
-/// on-air version, source down, source up, players.
+/// on-air version, source down, source up, players, maintenance since, scenes in
+/// maintenance.
 pub struct SceneCollector {
     board: StatusBoard,
-    families: [Family; 6],
+    families: [Family; 8],
     descs: Vec<Desc>,
 }
 
@@ -76,6 +77,16 @@ impl SceneCollector {
                 "Slot players of a project by role and state (Agora status, pending or missing).",
                 &["project", "role", "state"],
             ),
+            Family::new(
+                "pullkeeper_scene_maintenance_since_timestamp_seconds",
+                "Unix time a scene in maintenance entered it; absent for the others.",
+                &["scene"],
+            ),
+            Family::new(
+                "pullkeeper_scenes_in_maintenance",
+                "Scenes in maintenance: no create, delete or update for them.",
+                &[],
+            ),
         ];
         let descs = families
             .iter()
@@ -103,7 +114,11 @@ impl Collector for SceneCollector {
             source_down,
             source_up,
             players,
+            maintenance_since,
+            in_maintenance,
         ] = &vecs;
+        // 0, not absent, when no scene is in maintenance.
+        let in_maintenance = in_maintenance.with_label_values(&[] as &[&str]);
         self.board.for_each(|scene| {
             let name = [scene.name.as_str()];
             healthy
@@ -140,6 +155,12 @@ impl Collector for SceneCollector {
                 players
                     .with_label_values(&[&scene.project, slot.role, &slot.status])
                     .inc();
+            }
+            if let Some(m) = scene.maintenance {
+                maintenance_since
+                    .with_label_values(&name)
+                    .set((m.since_ms / 1000) as i64);
+                in_maintenance.inc();
             }
         });
         vecs.iter().flat_map(Collector::collect).collect()
@@ -178,6 +199,10 @@ mod tests {
             active_version: 3,
             switches: 2,
             active_since_ms: 0,
+            active_reason: None,
+            pinned_slot: None,
+            maintenance: None,
+            drill: None,
             healthy_players: 1,
             over_quota_slots: vec![],
             source_down: true,
@@ -202,7 +227,13 @@ mod tests {
                     "news",
                     vec![slot(0, "master", "failed"), slot(1, "backup", "running")],
                 ),
-                scene("old", vec![slot(0, "master", "running")]),
+                SceneStatus {
+                    maintenance: Some(crate::model::Maintenance {
+                        since_ms: 1_700_000_000_123,
+                        by: crate::model::MaintenanceBy::Api,
+                    }),
+                    ..scene("old", vec![slot(0, "master", "running")])
+                },
             ],
         );
         let text = metrics.render();
@@ -217,6 +248,8 @@ mod tests {
             r#"pullkeeper_players{project="p1",role="backup",state="running"} 1"#,
             r#"pullkeeper_players{project="p1",role="slate",state="missing"} 0"#,
             r#"pullkeeper_scene_healthy_players{scene="old"} 1"#,
+            r#"pullkeeper_scene_maintenance_since_timestamp_seconds{scene="old"} 1700000000"#,
+            "pullkeeper_scenes_in_maintenance 1",
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
@@ -232,6 +265,11 @@ mod tests {
         );
         let text = metrics.render();
         assert!(!text.contains(r#"scene="old""#), "{text}");
+        assert!(
+            text.contains("pullkeeper_scenes_in_maintenance 0"),
+            "{text}"
+        );
+        assert!(!text.contains(r#"pullkeeper_scene_maintenance_since_timestamp_seconds{"#));
         assert!(
             text.contains(r#"pullkeeper_players{project="p1",role="master",state="running"} 1"#)
         );

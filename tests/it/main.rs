@@ -5,6 +5,7 @@ mod audit;
 mod binary;
 mod client;
 mod config;
+mod control;
 mod crash;
 mod dashboard;
 mod deploy;

@@ -164,6 +164,7 @@ fn scene(
             .app_webhook
             .as_ref()
             .map(|w| w.build(&format!("{path}.app_webhook"), base_dir, env, diags)),
+        maintenance: raw.maintenance.unwrap_or(false),
     }
 }
 

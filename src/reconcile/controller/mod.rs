@@ -8,7 +8,13 @@
 //! switches the on-air player in the same pass it arrives, before any replacement
 //! exists); a slot or player with work in flight or held back is busy and
 //! not decided again until it is free.
+//!
+//! An operator's request (a manual switch, a pin, maintenance, a drill) arrives in the
+//! project's control mailbox as a typed value; the controller turns it into steering for
+//! the plan, runs a pass at once, and answers with what the plan decided (see
+//! `control`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,16 +26,22 @@ use tokio_util::sync::CancellationToken;
 use crate::agora::wire::ListedPlayer;
 use crate::agora::{ApiError, ErrorClass};
 use crate::config::{Project, ReconcileSettings, ReportSettings, Scene};
-use crate::model::{EventKind, SlotKey, StatusBoard, Switch, is_dead, parse_name};
+use crate::model::{
+    ControlMailbox, Drills, EventKind, SceneControl, SlotKey, StatusBoard, Switch, is_dead,
+    parse_name,
+};
 use crate::ncs::inbox::{Acknowledged, Drained, Inbox, PlayerEvent};
 use crate::reconcile::execute::{Done, Executor, Launcher, Outcome, PassScenes};
 use crate::reconcile::observe::{ListNews, Observed};
+use crate::reconcile::plan::OnAirRequest;
 use crate::reconcile::publish::{UidsFree, Waiting};
 use crate::reconcile::source_probes::{self, SourceProbing};
 use crate::reconcile::wake::{ListBackoff, Quiet, sleep_until_opt, tick_opt};
 use crate::telemetry::Metrics;
 
 mod applied;
+mod control;
+mod drill;
 mod pass;
 
 /// What one project's controller is given by the wiring.
@@ -51,6 +63,10 @@ pub struct Context {
     pub unseen_until_ms: u64,
     /// Source probes before replacements, if configured.
     pub sources: Option<SourceProbing>,
+    /// Operators' requests about this project's scenes; sending wakes the loop.
+    pub control: Arc<ControlMailbox>,
+    /// Where drills report their steps (`GET /v1/drills/{id}`).
+    pub drills: Drills,
 }
 
 /// One project's controller: its context and the loop's state.
@@ -84,6 +100,13 @@ pub struct ProjectController {
     /// Acknowledged notices folded into the picture whose consequence is not durable
     /// yet (see [`applied`]).
     unapplied: Vec<Acknowledged>,
+    /// Each scene's pin and maintenance, as the store keeps them (read once per term,
+    /// written through).
+    controls: BTreeMap<String, SceneControl>,
+    /// Operators' one-shot requests for the next pass, by scene.
+    requests: BTreeMap<String, OnAirRequest>,
+    /// The drill running in this project, if any (one at a time).
+    drill: Option<drill::Drill>,
 }
 
 impl ProjectController {
@@ -94,7 +117,15 @@ impl ProjectController {
             ctx.metrics.clone(),
             ctx.settings.rejected_retry,
         );
+        let controls = ctx.executor.scene_controls().unwrap_or_else(|e| {
+            tracing::error!(project = %ctx.project.id, error = %e,
+                "cannot read the scenes' pins and maintenance; starting without them");
+            BTreeMap::new()
+        });
         ProjectController {
+            controls,
+            requests: BTreeMap::new(),
+            drill: None,
             observed: Observed::new(ctx.sources.as_ref().map(SourceProbing::monitor)),
             launcher,
             waiting: Waiting::default(),
@@ -166,6 +197,11 @@ impl ProjectController {
                 },
                 _ = tick_opt(&mut checks) => self.start_checks(&mut tasks),
                 _ = self.ctx.inbox.notified() => replan = false,
+                // Runs its own passes, each request's answer coming from one.
+                _ = self.ctx.control.notified() => {
+                    self.on_control(&mut tasks).await;
+                    replan = false;
+                }
                 _ = sleep_until_opt(wake_at) => {}
                 // A probe falling due changes nothing the plan sees until it returns.
                 _ = sleep_until_opt(probe_at) => replan = false,

@@ -10,25 +10,28 @@ use super::ProjectController;
 use crate::model::{EventKind, SwitchReason};
 use crate::reconcile::execute::{Done, PassScenes};
 use crate::reconcile::plan::{
-    PlanInput, cleared_slots, desired_scenes, plan, scene_sources, slot_sources,
+    OnAirDecision, PlanInput, cleared_slots, desired_scenes, plan, scene_sources, slot_sources,
 };
 use crate::reconcile::publish::{self, Publication};
 use crate::reconcile::wake::Quiet;
 
 impl ProjectController {
-    /// One plan, the publication of its decisions, and the start of its actions.
-    pub(super) fn pass(&mut self, tasks: &mut JoinSet<Done>) {
+    /// One plan, the publication of its decisions, and the start of its actions; returns
+    /// the plan's on-air decisions (an operator's request is answered from them).
+    pub(super) fn pass(&mut self, tasks: &mut JoinSet<Done>) -> Vec<OnAirDecision> {
+        let all_scenes = self.ctx.scenes.borrow().clone();
+        let by_name = PassScenes::new(&all_scenes, &self.ctx.project.id);
+        self.follow_scenes_file(&by_name.scenes());
+        let steering = self.steering(&by_name.scenes());
         let ctx = &self.ctx;
         let _timer = ctx.metrics.reconcile_duration.start_timer();
         let project = ctx.project.id.as_str();
-        let all_scenes = ctx.scenes.borrow().clone();
-        let by_name = PassScenes::new(&all_scenes, project);
         let scenes = by_name.scenes();
         let records = match ctx.executor.slots() {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(project = %project, error = %e, "cannot read the store; not planning");
-                return;
+                return Vec::new();
             }
         };
         let now_ms = ctx.executor.now_ms();
@@ -65,6 +68,7 @@ impl ProjectController {
             unseen_until_ms: ctx.unseen_until_ms,
             cleared: cleared.as_ref(),
             sources: &sources,
+            steering: &steering,
         });
         ctx.metrics
             .reconcile_passes
@@ -81,6 +85,10 @@ impl ProjectController {
             if let Some(switch) = publish::switch(scene, decision) {
                 ctx.executor.record_onair(&scene.name, &decision.onair);
                 events.record(publish::switch_event(events, &switch, &decision.previous));
+                ctx.metrics
+                    .onair_switches
+                    .with_label_values(&[switch.reason.as_str()])
+                    .inc();
                 switches.push(switch);
             }
         }
@@ -106,6 +114,8 @@ impl ProjectController {
                 held: &plan.held,
                 sources: &source_status,
                 onair: &plan.onair,
+                controls: &self.controls,
+                drill: self.drill.as_ref().map(|d| (d.scene(), d.id())),
             },
             &ctx.metrics,
         );
@@ -161,5 +171,7 @@ impl ProjectController {
         for action in plan.actions {
             self.launcher.start(action, &by_name, &records, tasks);
         }
+        self.after_pass(&plan.onair, &records, now_ms);
+        plan.onair
     }
 }

@@ -24,6 +24,7 @@ use crate::reconcile::plan::{Adopt, Create, Delete, Update, created_spec, desire
 use crate::store::{Store, StoreError};
 
 mod busy;
+mod controls;
 mod creates;
 mod launch;
 mod outcome;

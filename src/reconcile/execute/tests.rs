@@ -153,6 +153,7 @@ fn test_scene(uids: UidRange) -> Scene {
         uids,
         failback: crate::config::Failback::Revertive,
         hold_down: Duration::ZERO,
+        maintenance: false,
         strike_threshold: 3,
         app_webhook: None,
     }

@@ -87,6 +87,10 @@ pub struct OnAirDecision {
     pub reason: Option<SwitchReason>,
     /// How many of the scene's slots have a running player (the one on air included).
     pub healthy: u32,
+    /// The steering's request, honoured (`Ok`) or refused with the reason.
+    pub request: Option<Result<(), String>>,
+    /// The pinned slot's player stopped running: the pin no longer holds.
+    pub pin_released: bool,
 }
 
 /// The plan's answer: actions in the order to start them, the on-air decision of every

@@ -29,6 +29,7 @@ pub(super) fn admit(input: &PlanInput<'_>, by_slot: &BySlot<'_>, decided: Decide
     for (key, players) in by_slot {
         let reason = match desired.get(key.scene.as_str()) {
             None => DeleteReason::SceneRemoved,
+            Some(s) if input.maintained(&s.name) => continue,
             Some(s) if !s.wants(key.slot) => DeleteReason::SlotRemoved,
             Some(_) => continue,
         };
@@ -43,7 +44,7 @@ pub(super) fn admit(input: &PlanInput<'_>, by_slot: &BySlot<'_>, decided: Decide
         .filter(|k| {
             desired
                 .get(k.scene.as_str())
-                .is_none_or(|s| !s.wants(k.slot))
+                .is_none_or(|s| !s.wants(k.slot) && !input.maintained(&s.name))
         })
         .filter(|k| !input.busy_slots.contains(*k))
         .map(|k| Action::Forget(k.clone()));

@@ -30,11 +30,15 @@
 //!   backups first, the old player deleted only once its successor runs (see `rollout`);
 //! - the on-air player is the master while it runs, else the first running backup, with
 //!   the scene's failback policy deciding the way back; a running player whose source is
-//!   down gives the air to one whose source is not (see `onair`).
+//!   down gives the air to one whose source is not (see `onair`);
+//! - an operator's steering is input like the rest (see `steering`): a scene in
+//!   maintenance gets no create, delete or update; a pin keeps the air on its slot while
+//!   its player runs; a manual switch or a drill is honoured or refused here; a replace
+//!   drill's master counts as failed.
 //!
 //! The work is split the way it is decided: [`slot`] decides each slot on its own,
 //! [`admission`] then admits creates under the quota, holds and ordering, and [`onair`]
-//! chooses every scene's on-air player.
+//! chooses every scene's on-air player, with the operator's [`steering`] on it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -49,12 +53,14 @@ mod onair;
 mod rollout;
 mod slot;
 mod sources;
+mod steering;
 
 pub use actions::{Action, Adopt, Create, Delete, OnAirDecision, Plan, Update};
 pub use desired::{DesiredScene, created_spec, desired_scenes, desired_spec};
 pub use sources::{
     SlotSource, cleared_slots, configured_sources, held_sources, scene_sources, slot_sources,
 };
+pub use steering::{OnAirRequest, Steering};
 
 /// Everything the plan decides from. Borrowed, so planning allocates only its answer.
 #[derive(Debug, Clone, Copy)]
@@ -93,6 +99,23 @@ pub struct PlanInput<'a> {
     /// Slots whose source was probed down or came back (see `onair`); empty without
     /// source probing.
     pub sources: &'a BTreeMap<SlotKey, SlotSource>,
+    /// The operator's hand on scenes, by scene name; a scene without one is unsteered.
+    pub steering: &'a BTreeMap<String, Steering>,
+}
+
+impl PlanInput<'_> {
+    /// Whether `scene` is in maintenance: nothing is created, deleted or updated for it.
+    fn maintained(&self, scene: &str) -> bool {
+        self.steering.get(scene).is_some_and(|s| s.maintenance)
+    }
+
+    /// Whether a replace drill of `scene` counts its player `name` as failed.
+    fn drilled(&self, scene: &str, name: &str) -> bool {
+        self.steering
+            .get(scene)
+            .and_then(|s| s.failed.as_deref())
+            .is_some_and(|failed| failed == name)
+    }
 }
 
 /// An owned player from the List, with its parsed name.
@@ -110,12 +133,12 @@ type BySlot<'a> = BTreeMap<SlotKey, Vec<Owned<'a>>>;
 pub fn plan(input: &PlanInput<'_>) -> Plan {
     let by_slot = owned_by_slot(input);
     let mut decided = slot::Decided::default();
-    for scene in input.scenes {
+    for scene in input.scenes.iter().filter(|s| !input.maintained(&s.name)) {
         slot::decide_scene(input, scene, &by_slot, &mut decided);
     }
     let mut plan = admission::admit(input, &by_slot, decided);
     for scene in input.scenes {
-        let (decision, due) = onair::decide(input, scene, &by_slot);
+        let (decision, due) = steering::decide(input, scene, &by_slot);
         if let Some(at) = due {
             plan.onair_due_at_ms = Some(plan.onair_due_at_ms.map_or(at, |d| d.min(at)));
         }

@@ -14,16 +14,19 @@
 //! air leaves it at once (reason `source_down`), and a master whose source came back
 //! must have been running *and* its source back for the hold-down time before a
 //! revertive scene returns to it.
+//!
+//! An operator's pin, manual switch or drill steers this choice (`steering` decides with
+//! it, and calls [`choose`] for the rest); after a manual or drilled switch, a revertive scene's hold-down counts
+//! from the switch, so it does not return to the master the moment it was left.
 
 use crate::model::{OnAir, SLATE_SLOT, SlotKey, SwitchReason, is_running};
 
-use super::actions::OnAirDecision;
 use super::desired::FailbackPolicy;
 use super::{BySlot, DesiredScene, PlanInput, SlotSource};
 
 /// What the decision needs to know about one slot's current player.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct SlotView {
+pub(super) struct SlotView {
     pub slot: u32,
     pub uid: Option<u32>,
     /// Since when (Unix ms) the player has been running, if it is.
@@ -33,12 +36,12 @@ struct SlotView {
 }
 
 impl SlotView {
-    fn running(&self) -> bool {
+    pub(super) fn running(&self) -> bool {
         self.running_since_ms.is_some() && self.uid.is_some()
     }
 
     /// Running on a source not known to be down.
-    fn sound(&self) -> bool {
+    pub(super) fn sound(&self) -> bool {
         self.running() && self.source != Some(SlotSource::Down)
     }
 
@@ -52,34 +55,13 @@ impl SlotView {
     }
 }
 
-/// The on-air decision for `scene`, and when (Unix ms) it falls due again with nothing
-/// else changing.
-pub(super) fn decide(
+/// Every slot of the scene as the on-air choice sees it. The slate, while it has a
+/// player, is a slot like the others: on air when nothing else runs.
+pub(super) fn views(
     input: &PlanInput<'_>,
     scene: &DesiredScene,
     by_slot: &BySlot<'_>,
-) -> (OnAirDecision, Option<u64>) {
-    let views = views(input, scene, by_slot);
-    let previous = input.onair.get(&scene.name).copied().unwrap_or_default();
-    let (onair, reason) = choose(&previous, &views, scene.failback, input.now_ms);
-    let due = next_change_at(&onair, &views, scene.failback);
-    let healthy = views
-        .iter()
-        .filter(|v| v.running_since_ms.is_some())
-        .count() as u32;
-    let decision = OnAirDecision {
-        scene: scene.name.clone(),
-        previous,
-        onair,
-        reason,
-        healthy,
-    };
-    (decision, due)
-}
-
-/// Every slot of the scene as the on-air choice sees it. The slate, while it has a
-/// player, is a slot like the others: on air when nothing else runs.
-fn views(input: &PlanInput<'_>, scene: &DesiredScene, by_slot: &BySlot<'_>) -> Vec<SlotView> {
+) -> Vec<SlotView> {
     let slate = SlotKey::new(input.project, &scene.name, SLATE_SLOT);
     let slate = input.records.contains_key(&slate).then_some(SLATE_SLOT);
     (0..scene.slots)
@@ -91,7 +73,9 @@ fn views(input: &PlanInput<'_>, scene: &DesiredScene, by_slot: &BySlot<'_>) -> V
             let current = SlotView {
                 slot,
                 uid: record.map(|r| r.uid).filter(|&u| u != 0),
-                running_since_ms: record.and_then(|r| input.running_since.get(&r.name).copied()),
+                running_since_ms: record
+                    .filter(|r| !input.drilled(&scene.name, &r.name))
+                    .and_then(|r| input.running_since.get(&r.name).copied()),
                 source,
             };
             match record {
@@ -118,6 +102,7 @@ fn outgoing(
         .get(key)?
         .iter()
         .filter(|o| o.generation < generation && is_running(o.player.status))
+        .filter(|o| !input.drilled(&key.scene, o.name))
         .filter_map(|o| {
             let uid = u32::try_from(o.player.uid?).ok().filter(|&u| u != 0)?;
             Some((o.generation, uid, input.running_since.get(o.name).copied()))
@@ -132,7 +117,7 @@ fn outgoing(
 }
 
 /// The next on-air state, and the reason if it changed.
-fn choose(
+pub(super) fn choose(
     previous: &OnAir,
     slots: &[SlotView],
     policy: FailbackPolicy,
@@ -158,7 +143,7 @@ fn choose(
             _ if !previous.failed_over => (Some(m), SwitchReason::MasterUp),
             FailbackPolicy::Revertive { hold_down_ms }
                 if m.steady_since_ms()
-                    .is_some_and(|t| now_ms >= t + hold_down_ms) =>
+                    .is_some_and(|t| now_ms >= t.max(hold_from(previous)) + hold_down_ms) =>
             {
                 (Some(m), SwitchReason::Failback)
             }
@@ -197,15 +182,29 @@ fn choose(
         switches: previous.switches + 1,
         since_ms: now_ms,
         failed_over,
+        reason: Some(reason),
     };
     (onair, Some(reason))
+}
+
+/// From when a revertive scene's hold-down counts besides its master's steady running:
+/// the switch, when an operator or a drill put a backup on air.
+fn hold_from(current: &OnAir) -> u64 {
+    match current.reason {
+        Some(SwitchReason::Manual | SwitchReason::Drill) => current.since_ms,
+        _ => 0,
+    }
 }
 
 /// When, with nothing else changing, [`choose`] would change its mind: a revertive scene
 /// on a backup fails back once its running master (and its source) has held for the
 /// hold-down time. The controller wakes then, because no other event is due to make it
 /// look.
-fn next_change_at(current: &OnAir, slots: &[SlotView], policy: FailbackPolicy) -> Option<u64> {
+pub(super) fn next_change_at(
+    current: &OnAir,
+    slots: &[SlotView],
+    policy: FailbackPolicy,
+) -> Option<u64> {
     let FailbackPolicy::Revertive { hold_down_ms } = policy else {
         return None;
     };
@@ -213,7 +212,9 @@ fn next_change_at(current: &OnAir, slots: &[SlotView], policy: FailbackPolicy) -
         return None;
     }
     let master = slots.iter().find(|s| s.slot == 0 && s.uid.is_some())?;
-    master.steady_since_ms().map(|t| t + hold_down_ms)
+    master
+        .steady_since_ms()
+        .map(|t| t.max(hold_from(current)) + hold_down_ms)
 }
 
 #[cfg(test)]
@@ -248,6 +249,7 @@ mod tests {
             switches: version,
             since_ms: 0,
             failed_over: slot != 0,
+            reason: None,
         }
     }
 

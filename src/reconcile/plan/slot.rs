@@ -144,7 +144,9 @@ fn decide_slot<'p, 'a>(
     match observed_current {
         // The dead player is older than its replacement now, so the generation sweep
         // deletes it.
-        Some(o) if is_dead(o.player.status) => replace(decided),
+        Some(o) if is_dead(o.player.status) || input.drilled(&key.scene, o.name) => {
+            replace(decided)
+        }
         Some(o) => {
             // A 409 names the player but not its UID; List tells the UID.
             let uid_differs = o.player.uid.is_some_and(|u| u != u64::from(r.uid));
@@ -231,7 +233,7 @@ fn sweep_older<'p, 'a>(
     let successor_up = successor.is_some_and(|s| !is_dead(s));
     let successor_runs = successor.is_some_and(is_running);
     for old in owned.iter().filter(|o| o.generation < current_generation) {
-        if !is_dead(old.player.status) {
+        if !is_dead(old.player.status) && !input.drilled(&key.scene, old.name) {
             *settled = false;
             if successor_runs {
                 delete(input, &mut decided.deletes, old, DeleteReason::Superseded);

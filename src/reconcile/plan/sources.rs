@@ -160,6 +160,7 @@ mod tests {
             uids: UidRange { start: 1, end: 9 },
             failback: Failback::Revertive,
             hold_down: Duration::ZERO,
+            maintenance: false,
             strike_threshold: 3,
             app_webhook: None,
             volume: 100,

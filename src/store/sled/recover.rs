@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::SledStore;
-use crate::model::OnAir;
+use crate::model::{OnAir, SceneControl};
 use crate::store::error::StoreError;
 use crate::store::interface::Recovery;
 use crate::store::trees::{StoredSlot, decode};
@@ -77,6 +77,10 @@ impl SledStore {
         }
         self.pending_notices_impl()?;
         self.notice_positions_impl()?;
+        for item in self.scene_controls.iter() {
+            let (_, v) = item?;
+            decode::<SceneControl>("scene_controls", &v)?;
+        }
         Ok(())
     }
 }

@@ -34,6 +34,8 @@
 //! - `ncs_positions`: `{project}\0{player}` → the player's newest notice position.
 //! - `rejections`: `{project}\0{scene}\0{slot}\0{0: creates, 1: Updates only}` → a slot's
 //!   refusal for good, with what was refused and until when it waits.
+//! - `scene_controls`: `{project}\0{scene}` → the operator's pin and maintenance of the
+//!   scene (see `control`).
 //! - `notice_ids`: `{project}\0{rest of the NCS dedupe key}` → when it was first seen
 //!   (ms). Only where the NCS module keeps no log of its own (a backend without a local
 //!   directory).
@@ -47,6 +49,7 @@ use super::error::StoreError;
 use super::interface::{Recovery, StoreFuture};
 use crate::model::{SlotKey, SlotRecord};
 
+mod control;
 mod events;
 mod notices;
 mod rejections;
@@ -139,6 +142,7 @@ pub(super) struct TreeStore<B: Backend> {
     pub(super) notice_positions: B::Tree,
     pub(super) rejections: B::Tree,
     pub(super) events: B::Tree,
+    pub(super) scene_controls: B::Tree,
 }
 
 /// The trees' names, as backends store them.
@@ -155,6 +159,7 @@ pub(super) const PENDING_NOTICES: &str = "ncs_pending";
 pub(super) const NOTICE_POSITIONS: &str = "ncs_positions";
 pub(super) const REJECTIONS: &str = "rejections";
 pub(super) const EVENTS: &str = "events";
+pub(super) const SCENE_CONTROLS: &str = "scene_controls";
 
 impl<B: Backend> TreeStore<B> {
     pub(super) fn new(backend: B) -> Result<TreeStore<B>, StoreError> {
@@ -172,6 +177,7 @@ impl<B: Backend> TreeStore<B> {
             notice_positions: backend.tree(NOTICE_POSITIONS)?,
             rejections: backend.tree(REJECTIONS)?,
             events: backend.tree(EVENTS)?,
+            scene_controls: backend.tree(SCENE_CONTROLS)?,
             backend,
         })
     }

@@ -4,7 +4,7 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 
 use super::{Backend, HELD, StoredSlot, Tree, TreeStore, decode, key, read_ms, slot_key, uid_key};
-use crate::model::{Event, OnAir, SlotKey, SlotRecord};
+use crate::model::{Event, OnAir, SceneControl, SlotKey, SlotRecord};
 use crate::store::error::StoreError;
 use crate::store::interface::{
     PendingNotice, PlayerPosition, Recovery, Rejection, StateStore, StoreFuture, StoreSize,
@@ -277,6 +277,19 @@ impl<B: Backend> StateStore for TreeStore<B> {
 
     fn forget_events(&self, before_ms: u64) -> Result<usize, StoreError> {
         self.forget_events_impl(before_ms)
+    }
+
+    fn scene_controls(&self, project: &str) -> Result<Vec<(String, SceneControl)>, StoreError> {
+        self.scene_controls_impl(project)
+    }
+
+    fn put_scene_control(
+        &self,
+        project: &str,
+        scene: &str,
+        control: &SceneControl,
+    ) -> Result<(), StoreError> {
+        self.put_scene_control_impl(project, scene, control)
     }
 
     fn flush(&self) -> StoreFuture<'_, ()> {

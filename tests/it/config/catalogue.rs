@@ -55,7 +55,7 @@ fn catalogue_of_bad_scenes() {
             "DIR/scenes.yaml:8:5: scenes[0].backup: unknown field `backup`, expected one of name, \
              project, channel, stream_url, backup_stream_urls, slate_url, region, backups, \
              priority, idle_timeout, token, volume, uids, failback, hold_down, strikes, \
-             app_webhook\n",
+             app_webhook, maintenance\n",
         ),
         (
             "duplicate key",

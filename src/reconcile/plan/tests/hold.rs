@@ -123,6 +123,7 @@ fn a_running_master_on_a_down_source_goes_off_air_with_nothing_created_or_delete
         switches: 1,
         since_ms: 10_000,
         failed_over: false,
+        reason: None,
     };
     w.onair.insert("news".into(), master_on_air);
     w.sources.insert(key("news", 0), SlotSource::Down);

@@ -94,6 +94,7 @@ struct World {
     sources: BTreeMap<SlotKey, SlotSource>,
     running_since: HashMap<String, u64>,
     onair: BTreeMap<String, OnAir>,
+    steering: BTreeMap<String, Steering>,
 }
 
 impl World {
@@ -114,6 +115,7 @@ impl World {
             sources: BTreeMap::new(),
             running_since: HashMap::new(),
             onair: BTreeMap::new(),
+            steering: BTreeMap::new(),
         }
     }
 
@@ -147,6 +149,7 @@ impl World {
             unseen_until_ms: self.unseen_until_ms,
             cleared: self.cleared.as_ref(),
             sources: &self.sources,
+            steering: &self.steering,
         })
     }
 }
@@ -512,6 +515,7 @@ fn quota_counts_foreign_and_pending_players_and_admits_masters_first() {
 mod hold;
 mod props;
 mod rollout;
+mod steering;
 
 #[test]
 fn a_failed_master_goes_off_air_in_the_pass_that_replaces_it() {
@@ -536,6 +540,7 @@ fn a_failed_master_goes_off_air_in_the_pass_that_replaces_it() {
         switches: 1,
         since_ms: 1_000,
         failed_over: false,
+        reason: None,
     };
     w.onair.insert("news".into(), master_on_air);
     let p = w.plan();

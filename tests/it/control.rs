@@ -1,0 +1,715 @@
+//! Operator control against the simulator: a manual switch and pin, maintenance,
+//! failover drills, and their durability across a restart.
+
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use pullkeeper::model::SceneStatus;
+use pullkeeper::simulator::SimHandle;
+use pullkeeper::store::Store;
+
+use crate::harness::{
+    ADMIN_TOKEN, APP_ID, Backend, FAST, Running, admin_json, connect_ncs, eventually, one_scene,
+    start_app_leading, start_simulator, temp_dir, write_config_full,
+};
+
+/// Sends an admin request; returns its status and JSON body.
+async fn call(
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(ADMIN_TOKEN);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn post(base: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    call(base, reqwest::Method::POST, path, Some(body)).await
+}
+
+fn news(r: &Running) -> SceneStatus {
+    r.app.board.get("news").unwrap()
+}
+
+fn player_id(sim: &SimHandle, name: &str) -> String {
+    sim.players(APP_ID)
+        .into_iter()
+        .find(|p| p.name.as_deref() == Some(name))
+        .map(|p| p.id)
+        .unwrap_or_else(|| panic!("{name} is not live"))
+}
+
+fn created(sim: &SimHandle) -> Vec<String> {
+    sim.history().into_iter().filter_map(|h| h.name).collect()
+}
+
+async fn started(tag: &str, failback: &str) -> Running {
+    let r = Running::start(tag, &one_scene(failback), "", FAST)
+        .await
+        .until_both_running()
+        .await;
+    connect_ncs(&r.sim, &r.app);
+    eventually(Duration::from_secs(10), "master on air", || {
+        news(&r).active_slot == Some(0)
+    })
+    .await;
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_switch_goes_to_a_running_slot_and_is_refused_for_one_that_does_not_run() {
+    let r = started("ctl-switch", "non-revertive").await;
+    let base = format!("http://{}", r.app.addr());
+    let before = news(&r);
+
+    let (status, body) = post(&base, "/v1/scenes/news/on-air", json!({"slot": 1})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let after = news(&r);
+    assert_eq!(body["active_version"], before.active_version + 1);
+    assert_eq!(
+        after.active_slot,
+        Some(1),
+        "switched in the pass that answered"
+    );
+    assert_eq!(after.active_version, before.active_version + 1);
+    let scene = admin_json(format!("{base}/v1/scenes/news")).await;
+    assert_eq!(scene["active_reason"], "manual");
+    assert_eq!(scene["pinned_slot"], Value::Null);
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"pullkeeper_onair_switches_total{reason="manual"} 1"#),
+        "{metrics}"
+    );
+
+    // In maintenance the failed master stays unreplaced: a switch to it is refused with
+    // the reason, and nothing changes.
+    let (status, _) = post(&base, "/v1/scenes/news/maintenance", json!(null)).await;
+    assert_eq!(status, StatusCode::OK);
+    r.sim.fail_player(APP_ID, &player_id(&r.sim, "pk_news_m_1"));
+    eventually(Duration::from_secs(10), "the master seen failed", || {
+        news(&r).slots[0].status == "failed"
+    })
+    .await;
+    let version = news(&r).active_version;
+    let (status, body) = post(&base, "/v1/scenes/news/on-air", json!({"slot": 0})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["message"], "slot 0 has no running player");
+    assert_eq!(news(&r).active_version, version);
+    let (status, body) = post(&base, "/v1/scenes/news/on-air", json!({"slot": 5})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["message"], "the scene has no slot 5");
+
+    // Bad requests say what was wrong; unknown scenes are 404; the token is required.
+    for bad in [
+        json!({}),
+        json!({"slot": "one"}),
+        json!({"slot": 1, "extra": 1}),
+    ] {
+        let (status, body) = post(&base, "/v1/scenes/news/on-air", bad.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("expected {\"slot\""),
+            "{body}"
+        );
+    }
+    let (status, _) = post(&base, "/v1/scenes/nope/on-air", json!({"slot": 0})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let unauthenticated = reqwest::Client::new()
+        .post(format!("{base}/v1/scenes/news/maintenance"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+    r.app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&r.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_outlasts_the_failback_policy_and_a_failing_pinned_player_releases_it() {
+    let r = started("ctl-pin", "revertive").await;
+    let base = format!("http://{}", r.app.addr());
+    let (status, body) = post(
+        &base,
+        "/v1/scenes/news/on-air",
+        json!({"slot": 1, "pin": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(news(&r).pinned_slot, Some(1));
+    // Revertive with a 1 s hold-down would be back on the master well within 3 s.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(news(&r).active_slot, Some(1), "pinned");
+
+    // The pinned player fails: failover anyway, and the pin is gone.
+    r.sim
+        .fail_player(APP_ID, &player_id(&r.sim, "pk_news_b1_1"));
+    eventually(
+        Duration::from_secs(10),
+        "failover off the pinned slot",
+        || {
+            let s = news(&r);
+            s.active_slot == Some(0) && s.pinned_slot.is_none()
+        },
+    )
+    .await;
+    assert_eq!(
+        r.store.scene_controls("e2e").unwrap(),
+        vec![],
+        "the release is kept"
+    );
+
+    // A pin, then unpin: the revertive policy takes the air back.
+    eventually(Duration::from_secs(20), "backup replaced", || {
+        news(&r).healthy_players == 2
+    })
+    .await;
+    let (status, _) = post(
+        &base,
+        "/v1/scenes/news/on-air",
+        json!({"slot": 1, "pin": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(&base, reqwest::Method::DELETE, "/v1/scenes/news/pin", None).await;
+    assert_eq!(status, StatusCode::OK);
+    eventually(Duration::from_secs(10), "failback after unpin", || {
+        news(&r).active_slot == Some(0)
+    })
+    .await;
+    r.app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&r.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_failing_in_maintenance_is_replaced_only_once_maintenance_ends() {
+    let r = started("ctl-maint", "revertive").await;
+    let base = format!("http://{}", r.app.addr());
+    let (status, body) = post(&base, "/v1/scenes/news/maintenance", json!(null)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let scene = admin_json(format!("{base}/v1/scenes/news")).await;
+    assert_eq!(scene["maintenance"]["by"], "api");
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("pullkeeper_scenes_in_maintenance 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"pullkeeper_scene_maintenance_since_timestamp_seconds{scene="news"}"#)
+    );
+
+    let creates = created(&r.sim).len();
+    r.sim
+        .fail_player(APP_ID, &player_id(&r.sim, "pk_news_b1_1"));
+    eventually(Duration::from_secs(10), "the backup seen failed", || {
+        news(&r).slots[1].status == "failed"
+    })
+    .await;
+    // Several polls and List strikes later, nothing was created or deleted.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(created(&r.sim).len(), creates, "no create in maintenance");
+    assert!(
+        r.sim.history().iter().all(|h| h.deleted_at_ms.is_none()),
+        "no delete in maintenance"
+    );
+    // A drill is refused meanwhile.
+    let (status, body) = post(&base, "/v1/scenes/news/drill", json!({"mode": "switch"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["message"], "the scene is in maintenance");
+
+    let (status, _) = call(
+        &base,
+        reqwest::Method::DELETE,
+        "/v1/scenes/news/maintenance",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    eventually(
+        Duration::from_secs(10),
+        "replaced after maintenance",
+        || created(&r.sim).iter().any(|n| n == "pk_news_b1_2"),
+    )
+    .await;
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("pullkeeper_scenes_in_maintenance 0"),
+        "{metrics}"
+    );
+    r.app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&r.dir);
+}
+
+/// The drill's report once it is no longer running.
+async fn drill_done(base: &str, id: &str) -> Value {
+    let mut report = Value::Null;
+    for _ in 0..400 {
+        report = admin_json(format!("{base}/v1/drills/{id}")).await;
+        if report["state"] != "running" {
+            return report;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("drill {id} did not end: {report}");
+}
+
+fn steps(report: &Value) -> Vec<(String, u64)> {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["step"].as_str().unwrap().to_string(),
+                s["at_ms"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_drill_holds_the_backup_then_fails_back_and_reports_its_steps() {
+    let r = started("ctl-drill-switch", "revertive").await;
+    let base = format!("http://{}", r.app.addr());
+    let version = news(&r).active_version;
+    let (status, body) = post(
+        &base,
+        "/v1/scenes/news/drill",
+        json!({"mode": "switch", "hold": 2}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["drill"].as_str().unwrap().to_string();
+    assert_eq!(news(&r).active_slot, Some(1));
+    assert_eq!(news(&r).drill.as_deref(), Some(id.as_str()));
+    // Another drill in the project is refused while this one runs.
+    let (status, again) = post(&base, "/v1/scenes/news/drill", json!({"mode": "replace"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(again["message"].as_str().unwrap().contains(&id), "{again}");
+
+    let report = drill_done(&base, &id).await;
+    assert_eq!(report["state"], "completed", "{report}");
+    assert_eq!(report["on_air_throughout"], true);
+    assert_eq!(report["hold_ms"], 2000);
+    let steps = steps(&report);
+    let names: Vec<&str> = steps.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(names, ["switch_published", "hold_ended", "back_on_master"]);
+    let started_ms = report["started_ms"].as_u64().unwrap();
+    assert_eq!(steps[0].1, started_ms);
+    assert_eq!(steps[1].1, started_ms + 2000, "the hold ends when it says");
+    assert!(steps[2].1 >= steps[1].1, "{steps:?}");
+    let after = news(&r);
+    assert_eq!(
+        (after.active_slot, after.active_version),
+        (Some(0), version + 2)
+    );
+    assert!(created(&r.sim).len() == 2, "a switch drill creates nothing");
+
+    // The default hold is 30 s; a hold out of range is a bad request.
+    for hold in [0, 3601] {
+        let (status, body) = post(
+            &base,
+            "/v1/scenes/news/drill",
+            json!({"mode": "switch", "hold": hold}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    }
+    let (status, _) = post(&base, "/v1/scenes/news/drill", json!({"mode": "sideways"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = post(&base, "/v1/scenes/news/drill", json!({"mode": "switch"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let report = admin_json(format!(
+        "{base}/v1/drills/{}",
+        body["drill"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(report["hold_ms"], 30_000);
+    r.app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&r.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replace_drill_replaces_the_master_under_a_fresh_uid_and_returns_to_it() {
+    let r = started("ctl-drill-replace", "revertive").await;
+    let base = format!("http://{}", r.app.addr());
+    let old_uid = news(&r).slots[0].uid.unwrap();
+    let (status, body) = post(&base, "/v1/scenes/news/drill", json!({"mode": "replace"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["drill"].as_str().unwrap().to_string();
+    let report = drill_done(&base, &id).await;
+    assert_eq!(report["state"], "completed", "{report}");
+    assert_eq!(report["on_air_throughout"], true);
+    let steps = steps(&report);
+    let names: Vec<&str> = steps.iter().map(|(s, _)| s.as_str()).collect();
+    for step in [
+        "switch_published",
+        "replacement_created",
+        "master_deleted",
+        "replacement_running",
+        "back_on_master",
+    ] {
+        assert!(names.contains(&step), "{step} missing: {steps:?}");
+    }
+    let at = |name: &str| steps.iter().find(|(s, _)| s == name).unwrap().1;
+    assert!(at("switch_published") <= at("replacement_created"));
+    assert!(at("replacement_created") <= at("replacement_running"));
+    assert!(at("replacement_running") <= at("back_on_master"));
+    let after = news(&r);
+    let new_uid = after.slots[0].uid.unwrap();
+    assert_ne!(new_uid, old_uid, "a fresh UID");
+    assert_eq!(after.slots[0].name.as_deref(), Some("pk_news_m_2"));
+    assert_eq!(
+        (after.active_slot, after.active_uid),
+        (Some(0), Some(new_uid))
+    );
+    let masters: Vec<String> = created(&r.sim)
+        .into_iter()
+        .filter(|n| n.starts_with("pk_news_m_"))
+        .collect();
+    assert_eq!(
+        masters,
+        ["pk_news_m_1", "pk_news_m_2"],
+        "one replacement, no duplicate"
+    );
+    r.app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&r.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_is_refused_while_pinned_and_without_a_running_backup() {
+    let scenes = one_scene("revertive").replace("backups: 1", "backups: 0");
+    let r = Running::start("ctl-drill-refused", &scenes, "", FAST).await;
+    eventually(Duration::from_secs(20), "master on air", || {
+        r.app
+            .board
+            .get("news")
+            .is_some_and(|s| s.active_slot == Some(0))
+    })
+    .await;
+    let base = format!("http://{}", r.app.addr());
+    let (status, _) = post(
+        &base,
+        "/v1/scenes/news/on-air",
+        json!({"slot": 0, "pin": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = post(&base, "/v1/scenes/news/drill", json!({"mode": "switch"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        body["message"],
+        "the scene is pinned on air; unpin it first"
+    );
+    let (status, _) = call(&base, reqwest::Method::DELETE, "/v1/scenes/news/pin", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = post(&base, "/v1/scenes/news/drill", json!({"mode": "replace"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["message"], "the scene has no running backup");
+    assert_eq!(
+        created(&r.sim),
+        ["pk_news_m_1"],
+        "a refused drill does nothing"
+    );
+    r.app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&r.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_during_a_failure_storm_is_refused_or_completes_without_a_duplicate() {
+    let r = started("ctl-drill-storm", "revertive").await;
+    let base = format!("http://{}", r.app.addr());
+    let mut outcomes = Vec::new();
+    // A replace drill whose on-air backup fails in the middle of it: it still completes.
+    let (status, body) = post(&base, "/v1/scenes/news/drill", json!({"mode": "replace"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    r.sim
+        .fail_player(APP_ID, &player_id(&r.sim, "pk_news_b1_1"));
+    let report = drill_done(&base, body["drill"].as_str().unwrap()).await;
+    assert_eq!(report["state"], "completed", "{report}");
+    outcomes.push(format!(
+        "completed, on air throughout: {}",
+        report["on_air_throughout"]
+    ));
+    eventually(Duration::from_secs(30), "both running again", || {
+        news(&r).healthy_players == 2
+    })
+    .await;
+    for round in 0..3 {
+        // Fail whatever runs, then ask for a drill at once.
+        let ids: Vec<String> = r.sim.players(APP_ID).into_iter().map(|p| p.id).collect();
+        r.sim
+            .fail_players(APP_ID, &ids[..ids.len().min(1 + round % 2)]);
+        let (status, body) = post(
+            &base,
+            "/v1/scenes/news/drill",
+            json!({"mode": "replace", "hold": 1}),
+        )
+        .await;
+        match status {
+            StatusCode::OK => {
+                let report = drill_done(&base, body["drill"].as_str().unwrap()).await;
+                outcomes.push(report["state"].as_str().unwrap().to_string());
+            }
+            StatusCode::CONFLICT => outcomes.push(format!("refused: {}", body["message"])),
+            other => panic!("{other}: {body}"),
+        }
+        eventually(Duration::from_secs(30), "both running again", || {
+            news(&r).healthy_players == 2
+        })
+        .await;
+    }
+    println!("drills in a storm: {outcomes:?}");
+    // Never two live players of one slot.
+    let live = r.sim.players(APP_ID);
+    for slot in ["pk_news_m_", "pk_news_b1_"] {
+        let n = live
+            .iter()
+            .filter(|p| p.name.as_deref().is_some_and(|n| n.starts_with(slot)))
+            .count();
+        assert!(n <= 1, "{n} live players of {slot}: {live:?}");
+    }
+    let names = created(&r.sim);
+    let unique: std::collections::BTreeSet<&String> = names.iter().collect();
+    assert_eq!(
+        unique.len(),
+        names.len(),
+        "no name created twice: {names:?}"
+    );
+    r.app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&r.dir);
+}
+
+/// Opens the sled store at `path` again, waiting for the last process's lock.
+async fn reopen(path: &Path) -> Store {
+    for _ in 0..250 {
+        match Store::open(path) {
+            Ok(store) => return store,
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    Store::open(path).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_the_pin_and_maintenance() {
+    let dir = temp_dir("ctl-restart");
+    let sim = start_simulator().await;
+    let config = write_config_full(&dir, &sim, &one_scene("revertive"), "", FAST);
+    let path = dir.join("store");
+    let app = start_app_leading(config.clone(), Store::open(&path).unwrap()).await;
+    connect_ncs(&sim, &app);
+    let base = format!("http://{}", app.addr());
+    eventually(Duration::from_secs(20), "both running", || {
+        app.board
+            .get("news")
+            .is_some_and(|s| s.healthy_players == 2)
+    })
+    .await;
+    let (status, _) = post(
+        &base,
+        "/v1/scenes/news/on-air",
+        json!({"slot": 1, "pin": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = post(&base, "/v1/scenes/news/maintenance", json!(null)).await;
+    assert_eq!(status, StatusCode::OK);
+    let since = app.board.get("news").unwrap().maintenance.unwrap().since_ms;
+    app.shutdown().await;
+
+    let app = start_app_leading(config, reopen(&path).await).await;
+    connect_ncs(&sim, &app);
+    eventually(
+        Duration::from_secs(20),
+        "published after the restart",
+        || {
+            app.board
+                .get("news")
+                .is_some_and(|s| s.healthy_players == 2)
+        },
+    )
+    .await;
+    let news = app.board.get("news").unwrap();
+    assert_eq!(news.pinned_slot, Some(1));
+    assert_eq!(
+        news.maintenance.map(|m| m.since_ms),
+        Some(since),
+        "the start is kept"
+    );
+    // Revertive with a 1 s hold-down, yet the pin holds after the restart.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(app.board.get("news").unwrap().active_slot, Some(1));
+    app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pin_and_maintenance_work_on_the_etcd_store_too() {
+    let r = Running::start_on(Backend::Etcd, "ctl-etcd", &one_scene("revertive"), "", FAST)
+        .await
+        .until_both_running()
+        .await;
+    let base = format!("http://{}", r.app.addr());
+    let (status, _) = post(
+        &base,
+        "/v1/scenes/news/on-air",
+        json!({"slot": 1, "pin": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = post(&base, "/v1/scenes/news/maintenance", json!(null)).await;
+    assert_eq!(status, StatusCode::OK);
+    let controls = r.store.scene_controls("e2e").unwrap();
+    assert_eq!(controls.len(), 1);
+    assert_eq!(controls[0].1.pinned, Some(1));
+    assert!(controls[0].1.maintenance.is_some());
+    r.app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&r.dir);
+}
+
+/// Runs `pullkeeper ARGS… --url URL` with the admin token in its environment.
+async fn cli(args: &[&str], url: &str) -> (i32, String) {
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    args.extend(["--url".to_string(), url.to_string()]);
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pullkeeper"))
+            .args(args)
+            .env_remove("PULLKEEPER_CONFIG")
+            .env("PULLKEEPER_ADMIN_TOKEN", ADMIN_TOKEN)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap_or(-1), text)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_switches_pins_maintains_and_drills_through_the_admin_api() {
+    let r = started("ctl-cli", "revertive").await;
+    let url = format!("http://{}", r.app.addr());
+    let (code, text) = cli(&["switch", "news", "1", "--pin"], &url).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.starts_with("news: slot 1 on air, pinned (version "),
+        "{text}"
+    );
+    assert_eq!(news(&r).pinned_slot, Some(1));
+    let (code, text) = cli(&["status", "news"], &url).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("news: pinned on air on slot 1"), "{text}");
+    let (code, text) = cli(&["drill", "news"], &url).await;
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("refused: the scene is pinned on air; unpin it first"),
+        "{text}"
+    );
+    let (code, text) = cli(&["unpin", "news"], &url).await;
+    assert_eq!((code, text.trim()), (0, "news: not pinned"));
+    let (code, text) = cli(&["maintenance", "news", "on"], &url).await;
+    assert_eq!((code, text.trim()), (0, "news: in maintenance"));
+    let (code, text) = cli(&["status", "news"], &url).await;
+    assert!(
+        text.contains("news: in maintenance since ") && text.contains("(Unix s, by api)"),
+        "{code} {text}"
+    );
+    let (code, text) = cli(&["maintenance", "news", "off"], &url).await;
+    assert_eq!((code, text.trim()), (0, "news: supervised"));
+    eventually(Duration::from_secs(10), "back on the master", || {
+        news(&r).active_slot == Some(0)
+    })
+    .await;
+    let (code, text) = cli(&["drill", "news", "--replace"], &url).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.starts_with("news: replace drill news-"), "{text}");
+    let (code, text) = cli(&["switch", "nope", "0"], &url).await;
+    assert_eq!(code, 1);
+    assert!(text.contains("answered 404: no such scene"), "{text}");
+    r.app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&r.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_from_the_scenes_file_holds_until_the_file_ends_it() {
+    let dir = temp_dir("ctl-file");
+    let sim = start_simulator().await;
+    let scenes = format!("{}    maintenance: true\n", one_scene("revertive"));
+    let config = write_config_full(&dir, &sim, &scenes, "", FAST);
+    let r = Running::launch(sim, dir, config.clone()).await;
+    let base = format!("http://{}", r.app.addr());
+    eventually(Duration::from_secs(10), "published in maintenance", || {
+        r.app
+            .board
+            .get("news")
+            .is_some_and(|s| s.maintenance.is_some())
+    })
+    .await;
+    let scene = admin_json(format!("{base}/v1/scenes/news")).await;
+    assert_eq!(scene["maintenance"]["by"], "scenes_file");
+    let (status, body) = call(
+        &base,
+        reqwest::Method::DELETE,
+        "/v1/scenes/news/maintenance",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("remove `maintenance: true`"),
+        "{body}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(created(&r.sim).is_empty(), "nothing created in maintenance");
+
+    let mut scenes = config.scenes.clone();
+    scenes[0].maintenance = false;
+    r.app.set_scenes(scenes);
+    eventually(
+        Duration::from_secs(20),
+        "supervised once the file says so",
+        || {
+            r.app
+                .board
+                .get("news")
+                .is_some_and(|s| s.maintenance.is_none() && s.healthy_players == 2)
+        },
+    )
+    .await;
+    r.app.shutdown().await;
+    let _ = std::fs::remove_dir_all(&r.dir);
+}
