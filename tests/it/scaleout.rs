@@ -297,10 +297,11 @@ async fn a_rolling_restart_of_every_replica_during_a_failure_storm_loses_nothing
         gust_in(&sim, &mut rng, &apps);
         // Notices go to a replica that stays up during this restart.
         notices_to(&sim, &procs[(i + 1) % names.len()]);
-        // As a Deployment rolls: the old pod is told to stop as its replacement starts.
+        // The replacement runs before the old replica is told to stop (as with a surge
+        // pod, or a replacement that joins within the ttl the old one waits for it).
         let mut old = procs.remove(i);
-        old.terminate();
         procs.insert(i, Proc::start(&dirs[i]).await);
+        old.terminate();
         let (_, drained) = old.exit_within(Duration::from_secs(20)).await;
         report(&format!(
             "rolling restart: {} drained in {} ms",
