@@ -7,14 +7,13 @@
 //! that is down is retried with back-off, and reconcile never waits for any of it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
-use crate::config::{AppWebhook, Scene};
+use crate::config::AppWebhook;
 use crate::model::{Switch, SwitchReason};
 use crate::ncs::signature::sign_sha256;
 use crate::telemetry::Metrics;
@@ -42,11 +41,12 @@ pub struct Announcement {
     pub version: u64,
 }
 
-/// Runs until `switches` closes: routes each change to its scene's worker.
+/// Runs until `switches` closes: routes each change to its scene's worker, at the
+/// scene's own webhook (`scene_webhook`: as configured now), else the global one.
 pub async fn dispatch(
     mut switches: mpsc::UnboundedReceiver<Switch>,
     global: Option<AppWebhook>,
-    scenes: watch::Receiver<Arc<Vec<Scene>>>,
+    scene_webhook: impl Fn(&Switch) -> Option<AppWebhook> + Send + 'static,
     metrics: Metrics,
 ) {
     crate::crypto::install_provider();
@@ -61,12 +61,7 @@ pub async fn dispatch(
         HashMap::new();
     while let Some(switch) = switches.recv().await {
         // A scene's own webhook overrides the global one.
-        let target = scenes
-            .borrow()
-            .iter()
-            .find(|s| s.name == switch.scene)
-            .and_then(|s| s.app_webhook.clone())
-            .or_else(|| global.clone());
+        let target = scene_webhook(&switch).or_else(|| global.clone());
         let Some(target) = target else { continue };
         let announcement = Announcement {
             scene: switch.scene.clone(),

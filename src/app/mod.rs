@@ -27,7 +27,7 @@ use crate::http::reports::ReportsState;
 use crate::http::serve::{Listening, serve};
 use crate::http::tls::{ReloadingCert, TlsError, TlsListener};
 use crate::http::{self, auth, control, events, loglevel, reports, scenes};
-use crate::model::{ControlMailbox, Drills, StatusBoard};
+use crate::model::{ControlMailbox, Drills, StatusBoard, Switch};
 use crate::ncs::allowlist::NcsAddresses;
 use crate::ncs::dedupe::{NoticeLog, TTL_MS};
 use crate::ncs::inbox::Inbox;
@@ -35,7 +35,7 @@ use crate::ncs::intake::{Intake, NcsProject};
 use crate::ncs::ip_refresh::{IpListCollector, IpRefresher};
 use crate::probe::Prober;
 use crate::reconcile::{Context, Executor, ProjectController, ProjectEvents, SourceProbing};
-use crate::reload::Reloader;
+use crate::reload::{Reloader, Seen};
 use crate::scene_feeds::SceneFeeds;
 use crate::store::{EventBounds, EventLog, Store};
 use crate::telemetry::leadership::LeadershipMetrics;
@@ -106,7 +106,7 @@ impl App {
     /// [`App::start`] that also serves `/v1/log-level` through `log_level`, the handle on
     /// the process's log filter (there is none where logging was not set up).
     pub async fn start_with_log_level(
-        config: Config,
+        mut config: Config,
         store: Store,
         listener: TcpListener,
         log_level: Option<LogLevel>,
@@ -117,7 +117,7 @@ impl App {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let feeds = Arc::new(SceneFeeds::new(
-            &config.scenes,
+            std::mem::take(&mut config.scenes),
             config.settings.projects.iter().map(|p| p.id.as_str()),
         ));
         if let Some(recovery) = store.recovery() {
@@ -144,12 +144,19 @@ impl App {
         let (switch_tx, switch_rx) = tokio::sync::mpsc::unbounded_channel();
         let addresses = NcsAddresses::default();
         metrics.register(Box::new(IpListCollector::new(addresses.clone())));
-        metrics.register(Box::new(SceneCollector::new(board.clone())));
+        metrics.register_text(Box::new(SceneCollector::new(board.clone())));
         // Not tracked: shutdown must not wait on a receiver that is down.
         tokio::spawn(crate::appwebhook::dispatch(
             switch_rx,
             config.settings.app_webhook.clone(),
-            feeds.all(),
+            {
+                let feeds = feeds.clone();
+                move |switch: &Switch| {
+                    feeds
+                        .with_scene(&switch.project, &switch.scene, |s| s.app_webhook.clone())
+                        .flatten()
+                }
+            },
             metrics.clone(),
         ));
 
@@ -208,7 +215,11 @@ impl App {
                 let events =
                     ProjectEvents::new(events.clone(), &project.id, &project.name_prefix, clock);
                 let (scenes, switches) = (feeds.project(&project.id), switch_tx.clone());
-                let settings = config.settings.clone();
+                // Not the whole settings: they hold every project.
+                let (reconcile, reports) = (
+                    config.settings.reconcile.clone(),
+                    config.settings.reports.clone(),
+                );
                 let drills = drills.clone();
                 let sources = prober
                     .clone()
@@ -220,16 +231,16 @@ impl App {
                         client.clone(),
                         store.clone(),
                         clock,
-                        settings.reconcile.uid_quarantine,
+                        reconcile.uid_quarantine,
                         events.clone(),
                     )),
                     project: project.clone(),
-                    settings: settings.reconcile.clone(),
+                    settings: reconcile.clone(),
                     scenes: scenes.clone(),
                     board: board.clone(),
                     metrics: metrics.clone(),
                     inbox: inbox.clone(),
-                    reports: settings.reports.clone(),
+                    reports: reports.clone(),
                     switches: Some(switches.clone()),
                     unseen_until_ms,
                     sources: sources.clone(),
@@ -335,7 +346,7 @@ impl App {
         });
 
         let reload_now = Arc::new(Notify::new());
-        let initial = std::fs::read(&config.scenes_path).unwrap_or_default();
+        let initial = Seen::new(&std::fs::read(&config.scenes_path).unwrap_or_default());
         let reloader = Reloader {
             path: config.scenes_path.clone(),
             settings: config.settings.clone(),
@@ -356,13 +367,13 @@ impl App {
             leadership: leadership.clone(),
         };
         let events_route = events::router(EventsState {
-            scenes: feeds.all(),
+            scenes: feeds.clone(),
             events,
             leadership: leadership.clone(),
             clock,
         });
         let control_route = control::router(ControlState {
-            scenes: feeds.all(),
+            scenes: feeds.clone(),
             mailboxes: Arc::new(mailboxes),
             drills,
         });

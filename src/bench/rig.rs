@@ -1,7 +1,7 @@
 //! Set-up shared by the scenarios: projects and scenes on disk, the simulator (in this
 //! process or a child), the app, and what the kernel says about this process.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::app::App;
 use crate::config::{self, Config};
+use crate::model::SlotStatus;
 use crate::simulator::{SimConfig, SimHandle, SimProject, Simulator};
 use crate::store::Store;
 use crate::telemetry::process;
@@ -292,13 +293,62 @@ pub async fn wait_for(
 pub fn running_players(app: &App) -> i64 {
     let mut n = 0;
     app.board.for_each(|scene| {
-        n += scene
-            .slots
-            .iter()
-            .filter(|s| s.role != "slate" && matches!(s.status.as_str(), "running" | "success"))
-            .count() as i64;
+        n += scene.slots.iter().filter(|s| counted_running(s)).count() as i64;
     });
     n
+}
+
+fn counted_running(slot: &SlotStatus) -> bool {
+    slot.role != "slate" && matches!(slot.status.as_str(), "running" | "success")
+}
+
+/// What a run that did not converge left behind, so that a stall names itself: the
+/// scenes and players the status board lacks or shows not running (by status, and a
+/// few of them), the creates sent, and whether the store still completes a flush (every
+/// create waits for one, and a flush has no deadline of its own).
+pub async fn stall_report(app: &App, store: &Store, layout: Layout) -> String {
+    let mut scenes = 0;
+    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    let mut projects = BTreeSet::new();
+    let mut examples = Vec::new();
+    app.board.for_each(|scene| {
+        scenes += 1;
+        for slot in scene.slots.iter().filter(|s| s.role != "slate") {
+            if counted_running(slot) {
+                continue;
+            }
+            *by_status.entry(slot.status.clone()).or_default() += 1;
+            projects.insert(scene.project.clone());
+            if examples.len() < 5 {
+                examples.push(format!(
+                    "{} slot {} ({}): status {}, name {:?}, id {:?}, rejected {:?}",
+                    scene.name,
+                    slot.slot,
+                    slot.role,
+                    slot.status,
+                    slot.name,
+                    slot.id,
+                    slot.rejected
+                ));
+            }
+        }
+    });
+    let flush = match tokio::time::timeout(Duration::from_secs(10), store.flush()).await {
+        Ok(Ok(())) => "the store completes a flush".to_string(),
+        Ok(Err(e)) => format!("a store flush fails: {e}"),
+        Err(_) => "a store flush did not return within 10 s".to_string(),
+    };
+    format!(
+        "not converged: {} of {} scenes on the status board, {} of {} players running; \
+         not running by status {by_status:?} in {} project(s), e.g. [{}]; {} creates sent; {flush}",
+        scenes,
+        layout.projects * layout.scenes,
+        running_players(app),
+        layout.players(),
+        projects.len(),
+        examples.join("; "),
+        creates_sent(app),
+    )
 }
 
 /// Create requests this app sent (whatever the answer), from its metrics.

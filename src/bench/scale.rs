@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::time::Instant;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::report::{Figure, Limit, ScenarioReport};
 use super::rig::{
@@ -39,6 +40,29 @@ fn sim_yaml(layout: Layout, pk: std::net::SocketAddr) -> String {
     y
 }
 
+/// How often the shipped ServiceMonitor has Prometheus scrape (deploy/kubernetes).
+const SCRAPE_EVERY: Duration = Duration::from_secs(15);
+
+/// Scrapes `/metrics` at `addr` every [`SCRAPE_EVERY`] until dropped, as a deployment is
+/// scraped: what a scrape holds while it is built counts in a deployment's peak. The
+/// body is read and dropped chunk by chunk, so the scraper's own memory stays out of
+/// the figures; a failed scrape (the app not listening yet) is tried again next time.
+fn scrape_like_prometheus(addr: std::net::SocketAddr) -> AbortOnDropHandle<()> {
+    AbortOnDropHandle::new(tokio::spawn(async move {
+        crate::crypto::install_provider();
+        let Ok(client) = reqwest::Client::builder().build() else {
+            return;
+        };
+        let mut tick = tokio::time::interval(SCRAPE_EVERY);
+        loop {
+            tick.tick().await;
+            if let Ok(mut answer) = client.get(format!("http://{addr}/metrics")).send().await {
+                while let Ok(Some(_)) = answer.chunk().await {}
+            }
+        }
+    }))
+}
+
 /// Starts the app on `addr` (the simulator's notices go there) and waits until every
 /// player runs; returns it with the time that took.
 async fn start_and_converge(
@@ -48,16 +72,26 @@ async fn start_and_converge(
     layout: Layout,
     limit: Duration,
 ) -> anyhow::Result<(App, Duration)> {
-    let start = Instant::now();
+    let (start, cpu0) = (Instant::now(), rig::cpu_seconds()?);
     let store = open_store(store_path).await?;
-    let app = rig::start_app_on(config, store, TcpListener::bind(addr).await?).await?;
-    rig::wait_for(
+    let app = rig::start_app_on(config, store.clone(), TcpListener::bind(addr).await?).await?;
+    let converged = rig::wait_for(
         "every player running",
         limit,
         Duration::from_millis(100),
         || rig::running_players(&app) == layout.players() as i64,
     )
-    .await?;
+    .await;
+    if let Err(e) = converged {
+        // A process starved of CPU (a loaded machine) converges slower than the limit
+        // allows: its share of a core tells that apart from a stall.
+        let share = (rig::cpu_seconds()? - cpu0) / start.elapsed().as_secs_f64();
+        let report = rig::stall_report(&app, &store, layout).await;
+        return Err(e.context(format!(
+            "{report}; this process used {:.0} % of a core meanwhile",
+            share * 100.0
+        )));
+    }
     Ok((app, start.elapsed()))
 }
 
@@ -110,11 +144,18 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<Vec<ScenarioRep
         extra: "",
         scene_extra: "failback: non-revertive",
     };
+    // Loaded again for each start rather than cloned: a copy kept here for the restarts
+    // would be counted in this process's memory figures, and a real process has one.
     let config = rig::write_config(&dir.0, layout, &sim.url, &settings)?;
+    let reload = || {
+        crate::config::load_with_env(&dir.0.join("pullkeeper.yaml"), &rig::env())
+            .map_err(|e| anyhow::anyhow!("generated config does not load: {e}"))
+    };
     let bound = 50.0 / CREATES_PER_SECOND;
     let cpu0 = rig::cpu_seconds()?;
+    let scraper = scrape_like_prometheus(addr);
     let (app, converged) = start_and_converge(
-        config.clone(),
+        config,
         &dir.0.join("store"),
         addr,
         layout,
@@ -134,6 +175,7 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<Vec<ScenarioRep
     let (count1, sum1, buckets1) = passes(&app);
     let peak_rss = rig::status_mib("VmHWM")?;
     let rss = rig::status_mib("VmRSS")?;
+    drop(scraper);
     let n = count1 - count0;
     let mean_ms = if n > 0 {
         (sum1 - sum0) / n as f64 * 1000.0
@@ -150,12 +192,14 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<Vec<ScenarioRep
     scale.note(format!(
         "{} projects x {} scenes x 2 players = {} players; poll 5 s; NCS on; \
          simulator at Agora's per-project limits (create 2/s, 50 players), List lag {} s, connect 1 s; \
-         steady window {} s, from a List lag and a poll after converging",
+         steady window {} s, from a List lag and a poll after converging; /metrics scraped every {} s \
+         throughout, as the shipped ServiceMonitor does",
         layout.projects,
         layout.scenes,
         layout.players(),
         LIST_LAG.as_secs(),
-        steady_window.as_secs()
+        steady_window.as_secs(),
+        SCRAPE_EVERY.as_secs()
     ));
     scale.push(
         Figure::new("converge from empty", converged.as_secs_f64(), "s")
@@ -184,7 +228,7 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<Vec<ScenarioRep
     let created_before = sim.created_ever().await?;
     app.shutdown().await;
     let (app, same_store) = start_and_converge(
-        config.clone(),
+        reload()?,
         &dir.0.join("store"),
         addr,
         layout,
@@ -194,7 +238,7 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<Vec<ScenarioRep
     let creates_same = rig::creates_sent(&app);
     app.shutdown().await;
     let (app, empty_store) = start_and_converge(
-        config,
+        reload()?,
         &dir.0.join("empty-store"),
         addr,
         layout,

@@ -20,11 +20,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use tokio::sync::watch;
 
 use super::answer;
-use crate::config::Scene;
 use crate::model::{ControlAnswer, ControlMailbox, ControlRequest, DrillMode, Drills};
+use crate::scene_feeds::SceneFeeds;
 
 /// How long a request waits for its controller: one pass, after the one in progress.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
@@ -36,7 +35,7 @@ pub const DRILL_HOLD_MAX_S: u64 = 3600;
 #[derive(Clone)]
 pub struct ControlState {
     /// The configured scenes, to find a scene's project.
-    pub scenes: watch::Receiver<Arc<Vec<Scene>>>,
+    pub scenes: Arc<SceneFeeds>,
     /// Each project's mailbox, by project id.
     pub mailboxes: Arc<HashMap<String, Arc<ControlMailbox>>>,
     pub drills: Drills,
@@ -138,12 +137,7 @@ fn bad(shape: &str, e: &serde_json::Error) -> Response {
 
 /// Hands `request` to the controller of its scene's project and answers with its word.
 async fn ask(state: &ControlState, request: ControlRequest) -> Response {
-    let project = state
-        .scenes
-        .borrow()
-        .iter()
-        .find(|s| s.name == request.scene())
-        .map(|s| s.project.clone());
+    let project = state.scenes.project_of(request.scene());
     let Some(mailbox) = project.and_then(|p| state.mailboxes.get(&p).cloned()) else {
         return answer::message(StatusCode::NOT_FOUND, "no such scene");
     };

@@ -11,12 +11,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
-use tokio::sync::watch;
 
 use super::answer;
 use crate::clock::Clock;
-use crate::config::Scene;
 use crate::model::{Event, rfc3339_ms};
+use crate::scene_feeds::SceneFeeds;
 use crate::store::{EventLog, Leadership};
 
 /// How many events an answer holds when the request names no `limit`.
@@ -25,7 +24,7 @@ pub const DEFAULT_LIMIT: usize = 100;
 #[derive(Clone)]
 pub struct EventsState {
     /// Every configured scene: an unknown name is a 404.
-    pub scenes: watch::Receiver<Arc<Vec<Scene>>>,
+    pub scenes: Arc<SceneFeeds>,
     pub events: EventLog,
     pub leadership: Leadership,
     pub clock: Clock,
@@ -62,13 +61,7 @@ async fn events(
         Ok(limit) => limit,
         Err(message) => return answer::message(StatusCode::BAD_REQUEST, &message),
     };
-    let Some(project) = state
-        .scenes
-        .borrow()
-        .iter()
-        .find(|s| s.name == name)
-        .map(|s| s.project.clone())
-    else {
+    let Some(project) = state.scenes.project_of(&name) else {
         return answer::message(StatusCode::NOT_FOUND, "no such scene");
     };
     // With etcd a replica holds only the state of the projects it leads.

@@ -81,6 +81,7 @@ impl SwitchReason {
 /// An on-air change, for logs and the app webhook.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Switch {
+    pub project: String,
     pub scene: String,
     pub channel: String,
     pub previous_uid: Option<u32>,

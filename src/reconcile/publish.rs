@@ -162,6 +162,7 @@ pub fn switch(scene: &Scene, decision: &OnAirDecision) -> Option<Switch> {
         "on-air player changed"
     );
     Some(Switch {
+        project: scene.project.clone(),
         scene: scene.name.clone(),
         channel: scene.channel.clone(),
         previous_uid: previous.uid,

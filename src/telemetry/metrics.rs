@@ -5,7 +5,10 @@
 //! Labels are bounded sets only: api, code class, role, scene (bounded by config),
 //! project. Never a UID, player id, stream URL or notice id.
 
+use std::sync::{Arc, RwLock};
+
 use super::process::ProcessCollector;
+use super::text::TextFamilies;
 use super::uids_free::UidsFreeGauge;
 use crate::model::SwitchReason;
 use prometheus::{
@@ -33,6 +36,8 @@ const APP_WEBHOOK_OUTCOMES: [&str; 4] = ["delivered", "refused", "unreachable", 
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// Families written as text when scraped, after the registry's (see `text`).
+    text: Arc<RwLock<Vec<Box<dyn TextFamilies>>>>,
     pub api_requests: IntCounterVec,
     pub api_request_duration: HistogramVec,
     pub api_outage: IntGaugeVec,
@@ -295,6 +300,7 @@ impl Metrics {
             )
             .expect("valid metric"),
             registry,
+            text: Arc::default(),
         };
         let build = Gauge::with_opts(
             Opts::new("pullkeeper_build_info", "Build information.")
@@ -309,7 +315,6 @@ impl Metrics {
             Box::new(m.tasks_active.clone()),
             Box::new(m.tasks_limit.clone()),
             Box::new(m.slots_over_quota.clone()),
-            Box::new(m.scene_uids_free.clone()),
             Box::new(m.reconcile_passes.clone()),
             Box::new(m.reconcile_skipped.clone()),
             Box::new(m.recreations.clone()),
@@ -349,6 +354,7 @@ impl Metrics {
         for reason in SwitchReason::ALL {
             m.onair_switches.with_label_values(&[reason.as_str()]);
         }
+        m.register_text(Box::new(m.scene_uids_free.clone()));
         m
     }
 
@@ -381,13 +387,23 @@ impl Metrics {
             .expect("metric names are unique");
     }
 
+    /// Adds families written as text at scrape time (series by the ten thousand).
+    pub fn register_text(&self, families: Box<dyn TextFamilies>) {
+        let mut text = self.text.write().unwrap_or_else(|e| e.into_inner());
+        text.push(families);
+    }
+
     /// The text exposition format Prometheus scrapes.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)
             .expect("text encoding cannot fail");
-        String::from_utf8(out).expect("the text format is UTF-8")
+        let mut out = String::from_utf8(out).expect("the text format is UTF-8");
+        for families in self.text.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            families.write(&mut out);
+        }
+        out
     }
 }
 

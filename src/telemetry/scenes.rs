@@ -7,163 +7,151 @@
 //! and the child of a scene removed from the configuration kept reporting its last value.
 //! Built from the board, a removed scene leaves the scrape with its status.
 
-use prometheus::core::{Collector, Desc, Describer};
-use prometheus::proto::MetricFamily;
-use prometheus::{IntGaugeVec, Opts};
+use std::collections::BTreeMap;
 
-use crate::model::PLAYER_STATES;
+use super::text::{TextFamilies, gauge_header, sample};
 use crate::model::StatusBoard;
+use crate::model::{PLAYER_STATES, SceneStatus};
 
 /// Roles a slot can have, as the `role` label gives them.
 const ROLES: [&str; 3] = ["master", "backup", "slate"];
 
-/// One gauge family: its options and labels.
-struct Family {
-    opts: Opts,
-    labels: &'static [&'static str],
-}
+/// A per-scene family: name, help, and its value for a scene.
+type SceneGauge = (&'static str, &'static str, fn(&SceneStatus) -> i64);
 
-impl Family {
-    fn new(name: &str, help: &str, labels: &'static [&'static str]) -> Family {
-        let opts =
-            Opts::new(name, help).variable_labels(labels.iter().map(|l| l.to_string()).collect());
-        Family { opts, labels }
-    }
+const SCENE_GAUGES: [SceneGauge; 4] = [
+    (
+        "pullkeeper_scene_healthy_players",
+        "Players of a scene that are connecting or running.",
+        |s| i64::from(s.healthy_players),
+    ),
+    (
+        "pullkeeper_scene_active_slot",
+        "Slot of the on-air player of a scene (0 = master), -1 when none runs.",
+        |s| s.active_slot.map_or(-1, i64::from),
+    ),
+    (
+        "pullkeeper_scene_onair_version",
+        "Version of a scene's on-air announcement; grows with every switch.",
+        |s| s.active_version as i64,
+    ),
+    // 0 also without source probes: nothing holds the scene's replacements.
+    (
+        "pullkeeper_scene_source_down",
+        "1 while a source of the scene is down; its failed players are not replaced meanwhile.",
+        |s| i64::from(s.source_down),
+    ),
+];
 
-    fn vec(&self) -> IntGaugeVec {
-        IntGaugeVec::new(self.opts.clone(), self.labels).expect("valid metric")
-    }
-}
-
-/// The gauge families in the order `collect` fills them: healthy players, active slot,
-/// on-air version, source down, source up, players, maintenance since, scenes in
-/// maintenance.
+/// The scene families and `pullkeeper_players`, from the status board as it is when
+/// scraped.
 pub struct SceneCollector {
     board: StatusBoard,
-    families: [Family; 8],
-    descs: Vec<Desc>,
 }
 
 impl SceneCollector {
     pub fn new(board: StatusBoard) -> SceneCollector {
-        let families = [
-            Family::new(
-                "pullkeeper_scene_healthy_players",
-                "Players of a scene that are connecting or running.",
-                &["scene"],
-            ),
-            Family::new(
-                "pullkeeper_scene_active_slot",
-                "Slot of the on-air player of a scene (0 = master), -1 when none runs.",
-                &["scene"],
-            ),
-            Family::new(
-                "pullkeeper_scene_onair_version",
-                "Version of a scene's on-air announcement; grows with every switch.",
-                &["scene"],
-            ),
-            Family::new(
-                "pullkeeper_scene_source_down",
-                "1 while a source of the scene is down; its failed players are not replaced meanwhile.",
-                &["scene"],
-            ),
-            Family::new(
-                "pullkeeper_source_up",
-                "Last probe verdict of a scene's source: 1 up, 0 down, -1 unknown or not probed.",
-                &["scene", "source"],
-            ),
-            Family::new(
-                "pullkeeper_players",
-                "Slot players of a project by role and state (Agora status, pending or missing).",
-                &["project", "role", "state"],
-            ),
-            Family::new(
-                "pullkeeper_scene_maintenance_since_timestamp_seconds",
-                "Unix time a scene in maintenance entered it; absent for the others.",
-                &["scene"],
-            ),
-            Family::new(
-                "pullkeeper_scenes_in_maintenance",
-                "Scenes in maintenance: no create, delete or update for them.",
-                &[],
-            ),
-        ];
-        let descs = families
-            .iter()
-            .map(|f| f.opts.describe().expect("valid metric"))
-            .collect();
-        SceneCollector {
-            board,
-            families,
-            descs,
-        }
+        SceneCollector { board }
     }
 }
 
-impl Collector for SceneCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let vecs = self.families.each_ref().map(Family::vec);
-        let [
-            healthy,
-            active_slot,
-            onair_version,
-            source_down,
-            source_up,
-            players,
-            maintenance_since,
-            in_maintenance,
-        ] = &vecs;
-        // 0, not absent, when no scene is in maintenance.
-        let in_maintenance = in_maintenance.with_label_values(&[] as &[&str]);
+impl TextFamilies for SceneCollector {
+    fn write(&self, out: &mut String) {
+        for (name, help, value) in SCENE_GAUGES {
+            gauge_header(out, name, help);
+            self.board.for_each(|scene| {
+                sample(out, name, &[("scene", &scene.name)], value(scene));
+            });
+        }
+        let up = "pullkeeper_source_up";
+        gauge_header(
+            out,
+            up,
+            "Last probe verdict of a scene's source: 1 up, 0 down, -1 unknown or not probed.",
+        );
         self.board.for_each(|scene| {
-            let name = [scene.name.as_str()];
-            healthy
-                .with_label_values(&name)
-                .set(i64::from(scene.healthy_players));
-            active_slot
-                .with_label_values(&name)
-                .set(scene.active_slot.map_or(-1, i64::from));
-            onair_version
-                .with_label_values(&name)
-                .set(scene.active_version as i64);
-            // 0 also without source probes: nothing holds the scene's replacements.
-            source_down
-                .with_label_values(&name)
-                .set(i64::from(scene.source_down));
             for s in &scene.sources {
-                let up = match s.state {
+                let verdict = match s.state {
                     "up" => 1,
                     "down" => 0,
                     _ => -1,
                 };
-                source_up
-                    .with_label_values(&[&scene.name, &s.source])
-                    .set(up);
-            }
-            // Every (role, state) of a project is exposed, zeros included, so a state
-            // that empties drops to 0 instead of vanishing.
-            for role in ROLES {
-                for state in PLAYER_STATES {
-                    players.with_label_values(&[&scene.project, role, state]);
-                }
-            }
-            for slot in &scene.slots {
-                players
-                    .with_label_values(&[&scene.project, slot.role, &slot.status])
-                    .inc();
-            }
-            if let Some(m) = scene.maintenance {
-                maintenance_since
-                    .with_label_values(&name)
-                    .set((m.since_ms / 1000) as i64);
-                in_maintenance.inc();
+                sample(
+                    out,
+                    up,
+                    &[("scene", &scene.name), ("source", &s.source)],
+                    verdict,
+                );
             }
         });
-        vecs.iter().flat_map(Collector::collect).collect()
+        self.write_players(out);
+        self.write_maintenance(out);
+    }
+}
+
+impl SceneCollector {
+    /// Since when each scene in maintenance is in it, and how many are (0, not absent,
+    /// when none is).
+    fn write_maintenance(&self, out: &mut String) {
+        let since = "pullkeeper_scene_maintenance_since_timestamp_seconds";
+        // The family only while a scene is in maintenance, like a vector without children.
+        let mut samples = String::new();
+        let mut count = 0;
+        self.board.for_each(|scene| {
+            if let Some(m) = scene.maintenance {
+                let at = (m.since_ms / 1000) as i64;
+                sample(&mut samples, since, &[("scene", &scene.name)], at);
+                count += 1;
+            }
+        });
+        if count > 0 {
+            gauge_header(
+                out,
+                since,
+                "Unix time a scene in maintenance entered it; absent for the others.",
+            );
+            out.push_str(&samples);
+        }
+        let total = "pullkeeper_scenes_in_maintenance";
+        gauge_header(
+            out,
+            total,
+            "Scenes in maintenance: no create, delete or update for them.",
+        );
+        sample(out, total, &[], count);
+    }
+
+    /// `pullkeeper_players`: every (role, state) of a project with a scene on the board,
+    /// zeros included, so a state that empties drops to 0 instead of vanishing.
+    fn write_players(&self, out: &mut String) {
+        let name = "pullkeeper_players";
+        gauge_header(
+            out,
+            name,
+            "Slot players of a project by role and state (Agora status, pending or missing).",
+        );
+        let mut counts: BTreeMap<String, BTreeMap<(&'static str, String), i64>> = BTreeMap::new();
+        self.board.for_each(|scene| {
+            let project = counts.entry(scene.project.clone()).or_insert_with(|| {
+                ROLES
+                    .iter()
+                    .flat_map(|&r| PLAYER_STATES.iter().map(move |&s| ((r, s.to_string()), 0)))
+                    .collect()
+            });
+            for slot in &scene.slots {
+                *project.entry((slot.role, slot.status.clone())).or_default() += 1;
+            }
+        });
+        for (project, by_state) in &counts {
+            for ((role, state), n) in by_state {
+                sample(
+                    out,
+                    name,
+                    &[("project", project), ("role", role), ("state", state)],
+                    *n,
+                );
+            }
+        }
     }
 }
 
@@ -199,10 +187,6 @@ mod tests {
             active_version: 3,
             switches: 2,
             active_since_ms: 0,
-            active_reason: None,
-            pinned_slot: None,
-            maintenance: None,
-            drill: None,
             healthy_players: 1,
             over_quota_slots: vec![],
             source_down: true,
@@ -212,6 +196,10 @@ mod tests {
             }],
             unauthorized: false,
             slots,
+            active_reason: None,
+            pinned_slot: None,
+            maintenance: None,
+            drill: None,
         }
     }
 
@@ -219,7 +207,7 @@ mod tests {
     fn scrapes_show_the_board_as_it_is_now() {
         let board = StatusBoard::default();
         let metrics = Metrics::new();
-        metrics.register(Box::new(SceneCollector::new(board.clone())));
+        metrics.register_text(Box::new(SceneCollector::new(board.clone())));
         board.publish(
             "p1",
             vec![
@@ -227,13 +215,7 @@ mod tests {
                     "news",
                     vec![slot(0, "master", "failed"), slot(1, "backup", "running")],
                 ),
-                SceneStatus {
-                    maintenance: Some(crate::model::Maintenance {
-                        since_ms: 1_700_000_000_123,
-                        by: crate::model::MaintenanceBy::Api,
-                    }),
-                    ..scene("old", vec![slot(0, "master", "running")])
-                },
+                scene("old", vec![slot(0, "master", "running")]),
             ],
         );
         let text = metrics.render();
@@ -248,8 +230,6 @@ mod tests {
             r#"pullkeeper_players{project="p1",role="backup",state="running"} 1"#,
             r#"pullkeeper_players{project="p1",role="slate",state="missing"} 0"#,
             r#"pullkeeper_scene_healthy_players{scene="old"} 1"#,
-            r#"pullkeeper_scene_maintenance_since_timestamp_seconds{scene="old"} 1700000000"#,
-            "pullkeeper_scenes_in_maintenance 1",
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }
@@ -265,11 +245,6 @@ mod tests {
         );
         let text = metrics.render();
         assert!(!text.contains(r#"scene="old""#), "{text}");
-        assert!(
-            text.contains("pullkeeper_scenes_in_maintenance 0"),
-            "{text}"
-        );
-        assert!(!text.contains(r#"pullkeeper_scene_maintenance_since_timestamp_seconds{"#));
         assert!(
             text.contains(r#"pullkeeper_players{project="p1",role="master",state="running"} 1"#)
         );

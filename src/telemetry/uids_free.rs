@@ -1,43 +1,30 @@
-//! `pullkeeper_scene_uids_free`, kept as plain numbers and turned into series when
+//! `pullkeeper_scene_uids_free`, kept as plain numbers and written as series when
 //! scraped.
 //!
 //! Why not a gauge vector: each label child of the prometheus crate keeps its own copy of
 //! the description and label pairs, several hundred bytes per scene; at 1,000 projects
-//! that was 25,000 children for one number each (BENCHMARKS.md, session 6).
+//! that was 25,000 children for one number each (BENCHMARKS.md, session 6). A collector
+//! building them at scrape time only moved that cost into each scrape (see `text`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use prometheus::core::{Collector, Desc, Describer};
-use prometheus::proto::MetricFamily;
-use prometheus::{IntGaugeVec, Opts};
+use super::text::{TextFamilies, gauge_header, sample};
 
-const LABELS: [&str; 2] = ["project", "scene"];
+const NAME: &str = "pullkeeper_scene_uids_free";
 
 /// Each scene's name and count.
 type Counts = Vec<(String, u64)>;
 
 /// The free-UID count of each scene, by project; clones share it.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct UidsFreeGauge {
     by_project: Arc<RwLock<HashMap<String, Counts>>>,
-    opts: Opts,
-    descs: Vec<Desc>,
 }
 
 impl UidsFreeGauge {
     pub fn new() -> UidsFreeGauge {
-        let opts = Opts::new(
-            "pullkeeper_scene_uids_free",
-            "UIDs a scene could give a new player now: never used, or not held for uid_quarantine.",
-        )
-        .variable_labels(LABELS.iter().map(|l| l.to_string()).collect());
-        let descs = vec![opts.describe().expect("valid metric")];
-        UidsFreeGauge {
-            by_project: Arc::default(),
-            opts,
-            descs,
-        }
+        UidsFreeGauge::default()
     }
 
     /// Replaces the counts of `project`'s scenes: a scene not among them leaves the
@@ -48,28 +35,20 @@ impl UidsFreeGauge {
     }
 }
 
-impl Default for UidsFreeGauge {
-    fn default() -> Self {
-        UidsFreeGauge::new()
-    }
-}
-
-impl Collector for UidsFreeGauge {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let gauge = IntGaugeVec::new(self.opts.clone(), &LABELS).expect("valid metric");
+impl TextFamilies for UidsFreeGauge {
+    fn write(&self, out: &mut String) {
+        gauge_header(
+            out,
+            NAME,
+            "UIDs a scene could give a new player now: never used, or not held for uid_quarantine.",
+        );
         let map = self.by_project.read().unwrap_or_else(|e| e.into_inner());
         for (project, scenes) in map.iter() {
             for (scene, free) in scenes {
-                gauge
-                    .with_label_values(&[project, scene])
-                    .set(i64::try_from(*free).unwrap_or(i64::MAX));
+                let free = i64::try_from(*free).unwrap_or(i64::MAX);
+                sample(out, NAME, &[("project", project), ("scene", scene)], free);
             }
         }
-        gauge.collect()
     }
 }
 
@@ -77,27 +56,16 @@ impl Collector for UidsFreeGauge {
 mod tests {
     use super::*;
 
-    fn scraped(gauge: &UidsFreeGauge) -> Vec<(String, String, i64)> {
-        let mut out: Vec<_> = gauge.collect()[0]
-            .get_metric()
-            .iter()
-            .map(|m| {
-                let label = |name: &str| {
-                    m.get_label()
-                        .iter()
-                        .find(|l| l.name() == name)
-                        .map(|l| l.value().to_string())
-                        .unwrap_or_default()
-                };
-                (
-                    label("project"),
-                    label("scene"),
-                    m.get_gauge().get_value() as i64,
-                )
-            })
+    fn scraped(gauge: &UidsFreeGauge) -> Vec<String> {
+        let mut out = String::new();
+        gauge.write(&mut out);
+        let mut lines: Vec<String> = out
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_string)
             .collect();
-        out.sort();
-        out
+        lines.sort();
+        lines
     }
 
     #[test]
@@ -109,8 +77,8 @@ mod tests {
         assert_eq!(
             scraped(&gauge),
             [
-                ("p".into(), "news".into(), 2),
-                ("q".into(), "news".into(), 7)
+                r#"pullkeeper_scene_uids_free{project="p",scene="news"} 2"#,
+                r#"pullkeeper_scene_uids_free{project="q",scene="news"} 7"#,
             ]
         );
     }
