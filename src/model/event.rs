@@ -68,8 +68,6 @@ pub enum EventKind {
     Rejected { action: String, message: String },
     /// An operator moved the air to a slot (`POST /v1/scenes/{name}/on-air`).
     ManualSwitch { to_slot: u32, pin: bool },
-    /// The scene was pinned to the event's slot: failback does not move it away.
-    PinSet,
     /// The pin ended: by an operator, or because the pinned player failed.
     PinReleased { why: String },
     /// Supervision of the scene paused (`on`) or resumed.
@@ -130,7 +128,6 @@ impl EventKind {
             EventKind::HoldReleased { .. } => "hold_released",
             EventKind::Rejected { .. } => "rejected",
             EventKind::ManualSwitch { .. } => "manual_switch",
-            EventKind::PinSet => "pin_set",
             EventKind::PinReleased { .. } => "pin_released",
             EventKind::Maintenance { .. } => "maintenance",
             EventKind::DrillStep { .. } => "drill_step",
@@ -271,7 +268,6 @@ mod tests {
                 to_slot: 1,
                 pin: true,
             },
-            EventKind::PinSet,
             EventKind::PinReleased {
                 why: "the pinned player failed".into(),
             },

@@ -196,6 +196,26 @@ async fn a_pin_outlasts_the_failback_policy_and_a_failing_pinned_player_releases
         news(&r).active_slot == Some(0)
     })
     .await;
+    // The scene's history has the operator's actions and the pin's release, newest first.
+    let (status, history) = call(&base, reqwest::Method::GET, "/v1/scenes/news/events", None).await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    let kinds: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .filter(|k| matches!(*k, "manual_switch" | "pin_released"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "pin_released",
+            "manual_switch",
+            "pin_released",
+            "manual_switch"
+        ],
+        "{history}"
+    );
     r.app.shutdown().await;
     let _ = std::fs::remove_dir_all(&r.dir);
 }

@@ -14,8 +14,8 @@ use super::ProjectController;
 use super::drill::Drill;
 use crate::config::Scene;
 use crate::model::{
-    ControlAnswer, ControlRequest, DrillMode, DrillReport, DrillStep, Maintenance, MaintenanceBy,
-    SceneControl, SlotKey, SlotRecord,
+    ControlAnswer, ControlRequest, DrillMode, DrillReport, DrillStep, EventKind, Maintenance,
+    MaintenanceBy, SceneControl, SlotKey, SlotRecord,
 };
 use crate::reconcile::execute::Done;
 use crate::reconcile::plan::{OnAirDecision, OnAirRequest, Steering};
@@ -77,6 +77,11 @@ impl ProjectController {
                 if let Err(reason) = outcome {
                     return ControlAnswer::Refused { reason };
                 }
+                self.note(
+                    &scene,
+                    Some(slot),
+                    EventKind::ManualSwitch { to_slot: slot, pin },
+                );
                 // A switch replaces any pin: the old one would pull the air back.
                 let pinned = pin.then_some(slot);
                 if self.controls.get(&scene).and_then(|c| c.pinned) == pinned {
@@ -97,6 +102,8 @@ impl ProjectController {
                 {
                     self.set_control(&scene, |c| c.pinned = None);
                     log_unpin(&project, &scene, "operator");
+                    let why = "operator".to_string();
+                    self.note(&scene, None, EventKind::PinReleased { why });
                 }
                 self.done(&scene, tasks)
             }
@@ -110,6 +117,7 @@ impl ProjectController {
                             c.maintenance = Some(Maintenance { since_ms, by });
                         });
                         log_maintenance(&project, &scene, true, by);
+                        self.note(&scene, None, EventKind::Maintenance { on: true });
                     }
                     (false, Some(m)) if m.by == MaintenanceBy::ScenesFile => {
                         return ControlAnswer::Refused {
@@ -121,6 +129,7 @@ impl ProjectController {
                     (false, Some(m)) => {
                         self.set_control(&scene, |c| c.maintenance = None);
                         log_maintenance(&project, &scene, false, m.by);
+                        self.note(&scene, None, EventKind::Maintenance { on: false });
                     }
                     // Already so: nothing changes.
                     (true, Some(_)) | (false, None) => {}
@@ -278,10 +287,12 @@ impl ProjectController {
                         c.maintenance = Some(Maintenance { since_ms, by });
                     });
                     log_maintenance(&project, &scene.name, true, by);
+                    self.note(&scene.name, None, EventKind::Maintenance { on: true });
                 }
                 Some(m) if m.by == MaintenanceBy::ScenesFile && !scene.maintenance => {
                     self.set_control(&scene.name, |c| c.maintenance = None);
                     log_maintenance(&project, &scene.name, false, m.by);
+                    self.note(&scene.name, None, EventKind::Maintenance { on: false });
                 }
                 _ => {}
             }
@@ -317,7 +328,10 @@ impl ProjectController {
         let project = self.ctx.project.id.clone();
         for d in decisions.iter().filter(|d| d.pin_released) {
             self.set_control(&d.scene, |c| c.pinned = None);
-            log_unpin(&project, &d.scene, "the pinned player stopped running");
+            let why = "the pinned player stopped running";
+            log_unpin(&project, &d.scene, why);
+            let why = why.to_string();
+            self.note(&d.scene, None, EventKind::PinReleased { why });
         }
         let Some(drill) = &mut self.drill else {
             return;
@@ -326,8 +340,15 @@ impl ProjectController {
         let running = self.observed.running_since();
         let listed = self.observed.players();
         let steps = drill.observe(decision, records, running, listed, now_ms);
+        let events = self.ctx.executor.events();
         for step in &steps {
             log_drill(DrillEvent::Step(drill.report(), step));
+            let report = drill.report();
+            let kind = EventKind::DrillStep {
+                drill: report.id.clone(),
+                step: step.to_string(),
+            };
+            events.record(events.at_now(&report.scene, kind));
         }
         if !steps.is_empty() || decision.is_none() {
             self.ctx.drills.put(drill.report().clone());
@@ -335,6 +356,18 @@ impl ProjectController {
         if drill.finished() {
             self.drill = None;
         }
+    }
+}
+
+impl ProjectController {
+    /// An operator's action (or its consequence) into the scene's history.
+    fn note(&self, scene: &str, slot: Option<u32>, kind: EventKind) {
+        let events = self.ctx.executor.events();
+        let event = events.at_now(scene, kind);
+        events.record(match slot {
+            Some(slot) => event.slot(slot),
+            None => event,
+        });
     }
 }
 
