@@ -26,6 +26,7 @@ use crate::http::probes::{self, Readiness};
 use crate::http::reports::ReportsState;
 use crate::http::serve::{Listening, serve};
 use crate::http::tls::{ReloadingCert, TlsError, TlsListener};
+use crate::http::to_leader::{self, ToLeader};
 use crate::http::{self, auth, control, events, loglevel, reports, scenes};
 use crate::model::{ControlMailbox, Drills, StatusBoard, Switch};
 use crate::ncs::allowlist::NcsAddresses;
@@ -377,10 +378,18 @@ impl App {
             mailboxes: Arc::new(mailboxes),
             drills,
         });
+        // A scene's history and the operator's actions are answered by its leader.
+        let led_routes = to_leader::route_to_leader(
+            events_route.merge(control_route),
+            ToLeader {
+                scenes: feeds.clone(),
+                leadership: leadership.clone(),
+                peers: peers.clone(),
+            },
+        );
         let mut admin_routes = scenes::router(board.clone(), leadership.clone(), peers)
-            .merge(events_route)
+            .merge(led_routes)
             .merge(report_route)
-            .merge(control_route)
             .merge(ips::router(addresses, allow.enforce));
         if let Some(level) = log_level {
             admin_routes = admin_routes.merge(loglevel::router(LogLevelState { level }));

@@ -29,3 +29,4 @@ pub mod reports;
 pub mod scenes;
 pub mod serve;
 pub mod tls;
+pub mod to_leader;

@@ -119,6 +119,45 @@ impl Peers {
             .await
     }
 
+    /// Sends a request about a project `address` leads there, with the caller's
+    /// credentials and content type, and returns the answer's status, content type and
+    /// body; `None` when it could not be asked.
+    pub async fn relay(
+        &self,
+        address: &str,
+        method: &axum::http::Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Option<(StatusCode, Option<HeaderValue>, Bytes)> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{address}{path_and_query}"))
+            .header(HANDED_OVER, &self.replica)
+            .body(body);
+        for name in ["authorization", "content-type"] {
+            if let Some(value) = headers.get(name) {
+                request = request.header(name, value);
+            }
+        }
+        let answer = match request.send().await {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::warn!(replica = address, error = %e, "cannot pass a request to the project's leader");
+                return None;
+            }
+        };
+        let status = answer.status();
+        let content_type = answer.headers().get("content-type").cloned();
+        match answer.bytes().await {
+            Ok(body) => Some((status, content_type, body)),
+            Err(e) => {
+                tracing::warn!(replica = address, error = %e, "the leader's answer was cut off");
+                None
+            }
+        }
+    }
+
     /// `GET {address}{path}` handed over: `Some(None)` for a 404.
     async fn read<T: serde::de::DeserializeOwned>(
         &self,

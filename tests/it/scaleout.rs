@@ -242,6 +242,36 @@ async fn projects_are_shared_out_as_replicas_join_and_leave_and_any_replica_take
         "a handed no notice over to b"
     );
 
+    // An operator's action sent to `a` for a scene `b` leads is done by `b`, and its
+    // history read from `c`.
+    let http = reqwest::Client::new();
+    let at = |proc: &Proc, path: &str| format!("http://{}{path}", proc.addr);
+    let scene = format!("/v1/scenes/sc{p}");
+    let answer = http
+        .post(at(&a, &format!("{scene}/maintenance")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    let history: serde_json::Value = http
+        .get(at(&c, &format!("{scene}/events")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history["events"][0]["kind"], "maintenance", "{history}");
+    let answer = http
+        .delete(at(&c, &format!("{scene}/maintenance")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+
     // A replica killed: the others take its projects within ttl + 5 s.
     c.kill();
     let took = balanced(&a, &["a", "b"], TTL + Duration::from_secs(5)).await;
