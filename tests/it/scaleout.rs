@@ -143,16 +143,27 @@ async fn balanced(reader: &Proc, replicas: &[&str], limit: Duration) -> Duration
     }
 }
 
-/// How many terms each project began, over all of `procs`' logs.
+/// How many times each project changed leading process, over all of `procs`' logs
+/// (the first leader counts as one; a replica that loses a term and takes the project
+/// back itself, as a slow renewal on a loaded machine may cause, is no change).
 fn terms_per_project(procs: &[&Proc]) -> BTreeMap<String, usize> {
-    let mut terms = BTreeMap::new();
-    for proc in procs {
+    let mut starts: BTreeMap<String, Vec<(String, usize)>> = BTreeMap::new();
+    for (i, proc) in procs.iter().enumerate() {
         for line in proc.logged(LEADING) {
             let project = line["project"].as_str().unwrap_or("").to_string();
-            *terms.entry(project).or_default() += 1;
+            let at = line["timestamp"].as_str().unwrap_or("").to_string();
+            starts.entry(project).or_default().push((at, i));
         }
     }
-    terms
+    starts
+        .into_iter()
+        .map(|(project, mut terms)| {
+            terms.sort();
+            let mut changes = terms.len().min(1);
+            changes += terms.windows(2).filter(|w| w[0].1 != w[1].1).count();
+            (project, changes)
+        })
+        .collect()
 }
 
 async fn converge(sim: &SimHandle, limit: Duration) -> (bool, Audit) {
