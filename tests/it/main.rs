@@ -15,6 +15,7 @@ mod deploy_ha;
 mod deploy_ha_network;
 mod docs;
 mod domains;
+mod drills;
 mod e2e;
 mod events;
 mod failover;
