@@ -24,6 +24,7 @@ use crate::harness::{ADMIN_TOKEN, FAST, start_simulator_with, temp_dir};
 const TTL: Duration = Duration::from_secs(3);
 const PROJECTS: usize = 6;
 const LEADING: &str = "leading the project";
+const LOST: &str = "leadership lost; stopping work for the project";
 
 fn app_id(p: usize) -> String {
     format!("scaleapp{p:08}")
@@ -121,9 +122,24 @@ fn per_replica(leaders: &BTreeMap<String, String>) -> BTreeMap<String, usize> {
 }
 
 /// Waits until every project is led by one of `replicas`, none leading more than
-/// ⌈P/N⌉ + 1, as read from `reader`; how long that took.
+/// ⌈P/N⌉ + 1 (the bound), as read from `reader`; how long that took.
 async fn balanced(reader: &Proc, replicas: &[&str], limit: Duration) -> Duration {
-    let bound = PROJECTS.div_ceil(replicas.len()) + 1;
+    shared_within(reader, replicas, 1, limit).await
+}
+
+/// Waits until every replica leads exactly ⌈P/N⌉ (P is a multiple of N here): the
+/// balance is at rest, and no move of the earlier joins is still to come.
+async fn at_rest(reader: &Proc, replicas: &[&str], limit: Duration) -> Duration {
+    shared_within(reader, replicas, 0, limit).await
+}
+
+async fn shared_within(
+    reader: &Proc,
+    replicas: &[&str],
+    slack: usize,
+    limit: Duration,
+) -> Duration {
+    let bound = PROJECTS.div_ceil(replicas.len()) + slack;
     let start = Instant::now();
     loop {
         let leaders = leaders_seen_by(reader).await;
@@ -164,6 +180,25 @@ fn terms_per_project(procs: &[&Proc]) -> BTreeMap<String, usize> {
             (project, changes)
         })
         .collect()
+}
+
+/// Every start and end of a term of `project` over `procs`' logs, in time order: what
+/// a failed move count needs to be understood.
+fn timeline(procs: &[&Proc], project: &str) -> String {
+    let mut lines = Vec::new();
+    for (i, proc) in procs.iter().enumerate() {
+        for message in [LEADING, LOST] {
+            for line in proc.logged(message) {
+                if line["project"].as_str() == Some(project) {
+                    let at = line["timestamp"].as_str().unwrap_or("").to_string();
+                    let why = line["why"].as_str().unwrap_or("");
+                    lines.push(format!("{at} process {i}: {message} {why}"));
+                }
+            }
+        }
+    }
+    lines.sort();
+    lines.join("\n")
 }
 
 async fn converge(sim: &SimHandle, limit: Duration) -> (bool, Audit) {
@@ -327,7 +362,8 @@ async fn a_rolling_restart_of_every_replica_during_a_failure_storm_loses_nothing
         procs.push(Proc::start(dir).await);
     }
     notices_to(&sim, &procs[0]);
-    balanced(&procs[0], &names, 4 * TTL).await;
+    // Counting moves starts once the joins' own moves are over.
+    at_rest(&procs[0], &names, 4 * TTL).await;
     let (converged, _) = converge(&sim, Duration::from_secs(30)).await;
     assert!(converged, "never converged before the restarts");
     let apps = apps();
@@ -352,7 +388,7 @@ async fn a_rolling_restart_of_every_replica_during_a_failure_storm_loses_nothing
         gone.push(old);
         gust_in(&sim, &mut rng, &apps);
         let reader = &procs[(i + 1) % names.len()];
-        balanced(reader, &names, 4 * TTL).await;
+        at_rest(reader, &names, 4 * TTL).await;
     }
     let all: Vec<&Proc> = procs.iter().chain(&gone).collect();
     let after = terms_per_project(&all);
@@ -363,9 +399,15 @@ async fn a_rolling_restart_of_every_replica_during_a_failure_storm_loses_nothing
     report(&format!(
         "rolling restart: leader changes per project {moves:?}"
     ));
+    let twice: Vec<String> = moves
+        .iter()
+        .filter(|(_, n)| **n != 1)
+        .map(|(p, _)| format!("{p}:\n{}", timeline(&all, p)))
+        .collect();
     assert!(
-        moves.values().all(|n| *n == 1),
-        "each project moves once, to the replacement of its leader: {moves:?}"
+        twice.is_empty(),
+        "each project moves once, to the replacement of its leader: {moves:?}\n{}",
+        twice.join("\n")
     );
     sim.clear_faults();
     let (converged, figures) = converge(&sim, Duration::from_secs(60)).await;
