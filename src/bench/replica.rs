@@ -60,6 +60,12 @@ impl Replica {
         log.iter().filter(|l| l.contains(needle)).count()
     }
 
+    /// Its last `n` log lines.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        log[log.len().saturating_sub(n)..].join("\n")
+    }
+
     /// How many projects it leads now, by its log: terms begun minus terms ended.
     pub fn leads(&self) -> usize {
         self.logged(LEADING).saturating_sub(self.logged(LOST))
@@ -103,6 +109,24 @@ impl Replica {
     /// A `/proc/PID/status` value in MiB (`VmHWM` = peak RSS).
     pub fn status_mib(&self, field: &str) -> anyhow::Result<f64> {
         Ok(process::status_bytes_of(self.child.id(), field)? as f64 / (1024.0 * 1024.0))
+    }
+
+    /// The mean of histogram `metric` on its `/metrics`, in ms (None before a sample).
+    pub async fn histogram_mean_ms(&self, metric: &str) -> anyhow::Result<Option<f64>> {
+        let addr = self.addr().context("the replica listens")?;
+        let text = reqwest::get(format!("http://{addr}/metrics"))
+            .await?
+            .text()
+            .await?;
+        let value = |suffix: &str| {
+            let name = format!("{metric}_{suffix} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&name)?.trim().parse::<f64>().ok())
+        };
+        Ok(match (value("sum"), value("count")) {
+            (Some(sum), Some(count)) if count > 0.0 => Some(sum / count * 1000.0),
+            _ => None,
+        })
     }
 
     pub fn kill(mut self) {

@@ -12,7 +12,7 @@ use anyhow::Context;
 use tokio::time::Instant;
 
 use super::failover::{HookLog, hook_setting};
-use super::replica::{Replica, configure, route_ncs};
+use super::replica::{LOST, Replica, configure, route_ncs};
 use super::report::{Figure, Limit, ScenarioReport};
 use super::rig::{self, ADMIN_TOKEN, Layout, SettingsYaml, TempDir};
 use super::takeover::duplicates;
@@ -65,13 +65,25 @@ async fn converge(
         replicas.push(started.await??);
     }
     route_ncs(sim, &replicas.iter().collect::<Vec<_>>(), layout);
-    rig::wait_for(
+    let waited = rig::wait_for(
         "every player running",
         Duration::from_secs(600),
         Duration::from_millis(500),
         || running(sim, layout) >= layout.players(),
     )
-    .await?;
+    .await;
+    if let Err(e) = waited {
+        let state: Vec<String> = replicas
+            .iter()
+            .map(|r| format!("{} leads {}: {}", r.name, r.leads(), r.log_tail(5)))
+            .collect();
+        return Err(e.context(format!(
+            "{} of {} players running; {}",
+            running(sim, layout),
+            layout.players(),
+            state.join("\n")
+        )));
+    }
     Ok((replicas, etcd, start.elapsed()))
 }
 
@@ -123,10 +135,19 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
     let failovers = if quick { 30 } else { 300 };
     let dir = TempDir::new("scaleout")?;
 
+    // Both runs announce on-air changes to an app webhook: the same work either way.
     let sim = rig::simulator(layout, |_| {}).await?;
-    let (one, etcd, alone) = converge(&dir.0.join("one"), layout, &["solo"], &sim, "").await?;
+    let (solo_hooks, solo_hook_url) = HookLog::start(sim.clone()).await?;
+    let (one, etcd, alone) = converge(
+        &dir.0.join("one"),
+        layout,
+        &["solo"],
+        &sim,
+        &hook_setting(&solo_hook_url),
+    )
+    .await?;
     drop(one);
-    drop((etcd, sim));
+    drop((etcd, sim, solo_hooks));
 
     let sim = rig::simulator(layout, |_| {}).await?;
     let (hooks, hook_url) = HookLog::start(sim.clone()).await?;
@@ -142,8 +163,8 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
     let mut r =
         ScenarioReport::new("scale-out: 3 replicas on etcd (processes), simulator in this process");
     r.note(format!(
-        "{} projects x {} scenes x 2 players = {} players; leader.ttl {} s; poll 5 s; NCS of project p sent to \
-         replica p mod 3; simulator at Agora's per-project limits; one local etcd member (Debian 3.4, no fsync)",
+        "{} projects x {} scenes x 2 players = {} players; leader.ttl {} s; poll 5 s; a third of the failover \
+         notices sent to the leader, two thirds to another replica; simulator at Agora's per-project limits; one local etcd member (Debian 3.4, no fsync)",
         layout.projects,
         layout.scenes,
         layout.players(),
@@ -165,6 +186,11 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
             "",
         ));
     }
+    r.push(Figure::new(
+        "terms ended while converging (projects handed over)",
+        replicas.iter().map(|x| x.logged(LOST)).sum::<usize>() as f64,
+        "",
+    ));
 
     // Steady state, after a List lag and a poll.
     tokio::time::sleep(Duration::from_secs(15)).await;
@@ -208,14 +234,25 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
         "MiB",
     ));
 
-    // Failovers, each in another project, each notice sent to replica p mod 3.
+    // Failovers, each in another project. As a Service spreads requests over the pods,
+    // a third of the notices reach the project's leader and two thirds another replica.
     let reader = replicas[0].addr().context("replica a listens")?;
     let air = on_air(&reader).await?;
     let mut pending = Vec::new();
-    for (p, s) in layout.scenes_spread().into_iter().take(failovers) {
+    for (n, (p, s)) in layout
+        .scenes_spread()
+        .into_iter()
+        .take(failovers)
+        .enumerate()
+    {
         let scene = Layout::scene(p, s);
         if let Some((id, version, leader)) = air.get(&scene) {
-            let handed_over = leader != NAMES[p % NAMES.len()];
+            let leading = replicas.iter().position(|r| r.name == leader).unwrap_or(0);
+            let to = &replicas[(leading + n) % replicas.len()];
+            let handed_over = to.name != leader;
+            let addr = to.addr().context("the replica listens")?;
+            let url = format!("http://{addr}/ncs/{}", Layout::project_id(p));
+            sim.set_ncs_url(&Layout::app_id(p), Some(url));
             let t0 = sim.elapsed_us();
             sim.fail_player(&Layout::app_id(p), id);
             pending.push((scene, *version, t0, handed_over));
@@ -248,6 +285,21 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
     );
     r.distribution("  of which the notice reached the leader", &direct, None);
     r.distribution("  of which the notice was handed over", &relayed, None);
+    for replica in &replicas {
+        if let Some(mean) = replica
+            .histogram_mean_ms("pullkeeper_failover_decision_seconds")
+            .await?
+        {
+            r.push(Figure::new(
+                format!(
+                    "  replica {}: notice received -> switch published, mean (metric)",
+                    replica.name
+                ),
+                mean,
+                "ms",
+            ));
+        }
+    }
 
     // A replica killed in steady state.
     rig::wait_for(

@@ -13,6 +13,12 @@
 //!   others and then pushing those around again.
 //! - A project free for longer than the grace time is taken by whoever sees it, whatever
 //!   the counts say: balance never comes before having a leader.
+//! - A replica reading a member it did not see at its previous reading (or reading for
+//!   the first time) takes nothing else that time: replicas started together (a
+//!   Deployment's pods) first see each other, then share, instead of the first one
+//!   taking everything and handing most of it over a ttl later (Kafka's consumer groups
+//!   delay their first rebalance for the same reason). A replica leaving does not wait:
+//!   its projects need a leader now.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -38,6 +44,8 @@ pub(super) struct View<'a> {
     pub held: &'a [String],
     /// Free projects seen free for longer than the grace time.
     pub overdue: &'a HashSet<String>,
+    /// A member joined since the previous reading (or this is the first).
+    pub joining: bool,
 }
 
 /// What to do after a reading.
@@ -94,7 +102,7 @@ pub(super) fn balance(view: &View<'_>) -> Moves {
             .map(|(name, _)| *name);
         if let Some(name) = least {
             *counts.get_mut(name).expect("a counted replica") += 1;
-            if name == view.me {
+            if name == view.me && !view.joining {
                 take.push(project.clone());
                 continue;
             }

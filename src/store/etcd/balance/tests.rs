@@ -38,6 +38,7 @@ fn decide_all(
                 members,
                 held: &held,
                 overdue: &none,
+                joining: false,
             };
             (m.name.clone(), balance(&view))
         })
@@ -213,6 +214,7 @@ fn a_project_free_for_too_long_is_taken_whatever_the_counts() {
         members: &members,
         held: &held,
         overdue: &none,
+        joining: false,
     };
     assert!(balance(&view).take.is_empty());
     // ...until it has been free for too long (b may be stuck).
@@ -244,6 +246,7 @@ fn the_surplus_handed_over_is_the_longest_held() {
         members: &members,
         held: &held,
         overdue: &none,
+        joining: false,
     };
     assert_eq!(
         balance(&view),
@@ -252,4 +255,70 @@ fn the_surplus_handed_over_is_the_longest_held() {
             release: vec!["p0002".to_string(), "p0000".to_string()],
         }
     );
+}
+
+#[test]
+fn replicas_started_together_see_each_other_before_sharing_so_nothing_moves_twice() {
+    let projects = projects(30);
+    let none = HashSet::new();
+    let empty = BTreeMap::new();
+    // a reads first and sees only itself; b and c register a moment later.
+    let alone = members(&["a"], false);
+    let first = View {
+        me: "a",
+        projects: &projects,
+        leaders: &empty,
+        members: &alone,
+        held: &[],
+        overdue: &none,
+        joining: true,
+    };
+    assert_eq!(
+        balance(&first),
+        Moves::default(),
+        "a first reading takes nothing"
+    );
+    // Next reading: b and c appeared, so a waits again; b and c read for the first time.
+    let all = members(&["a", "b", "c"], false);
+    for me in ["a", "b", "c"] {
+        let view = View {
+            me,
+            members: &all,
+            joining: true,
+            ..first
+        };
+        assert_eq!(
+            balance(&view),
+            Moves::default(),
+            "{me} waits while members join"
+        );
+    }
+    // The reading after that is steady: each takes its share, and nothing moves again.
+    let moves = decide_all(&projects, &empty, &all);
+    let mut leaders = empty.clone();
+    let changes = apply(&mut leaders, &moves);
+    assert_eq!(changes, 30);
+    for name in ["a", "b", "c"] {
+        assert_eq!(leaders.values().filter(|l| *l == name).count(), 10);
+    }
+    let settled = members(&["a", "b", "c"], true);
+    let again = settle(&projects, &mut leaders, &settled);
+    assert!(again.is_empty(), "{again:?}");
+}
+
+#[test]
+fn a_joining_replica_still_takes_what_has_been_free_too_long() {
+    let projects = projects(2);
+    let empty = BTreeMap::new();
+    let overdue: HashSet<String> = ["p0001".to_string()].into();
+    let view = View {
+        me: "a",
+        projects: &projects,
+        leaders: &empty,
+        members: &members(&["a"], true),
+        held: &[],
+        overdue: &overdue,
+        joining: true,
+    };
+    assert_eq!(balance(&view).take, vec!["p0001".to_string()]);
 }

@@ -241,39 +241,58 @@ impl Leader {
 
     /// Keeps a lease and shares the projects out with the other replicas until `stop`,
     /// then gives the lease back so successors need not wait for it to expire.
+    ///
+    /// Renewals and scans are separate loops: a scan that campaigns for many projects
+    /// (a start, a replica lost) makes several etcd calls per project, and a renewal
+    /// queued behind it would let the lease lapse in the middle of taking over.
     pub(crate) async fn run(self: Arc<Self>, stop: CancellationToken) {
-        let mut renewals = tokio::time::interval(self.period());
-        renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut scans = tokio::time::interval(self.scan_period());
-        scans.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = renewals.tick() => {
-                    if let Err(e) = self.renew().await {
-                        tracing::warn!(error = %e, "etcd: lease renewal failed; retrying");
+        let renewing = async {
+            let mut renewals = tokio::time::interval(self.period());
+            renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = renewals.tick() => {
+                        if let Err(e) = self.renew().await {
+                            tracing::warn!(error = %e, "etcd: lease renewal failed; retrying");
+                        }
                     }
                 }
-                _ = scans.tick() => {
-                    if let Err(e) = self.scan().await {
-                        tracing::warn!(error = %e, "etcd: reading the leader keys failed; retrying");
+                self.lose_all_if_expired();
+            }
+        };
+        let sharing = async {
+            let mut scans = tokio::time::interval(self.scan_period());
+            scans.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = scans.tick() => {
+                        if let Err(e) = self.scan().await {
+                            tracing::warn!(error = %e, "etcd: reading the leader keys failed; retrying");
+                        }
                     }
                 }
+                self.lose_all_if_expired();
             }
-            let expired = self
-                .state()
-                .valid_until
-                .is_some_and(|v| Instant::now() >= v);
-            if expired {
-                self.lose_all("no lease renewal answered within the ttl");
-            }
-        }
+        };
+        tokio::join!(renewing, sharing);
         let held = self.state().lease;
         self.lose_all("shutting down");
         if let Some(lease) = held
             && let Err(e) = self.gateway.lease_revoke(lease).await
         {
             tracing::warn!(error = %e, "etcd: could not give the lease back; successors wait for its ttl");
+        }
+    }
+
+    fn lose_all_if_expired(&self) {
+        let expired = self
+            .state()
+            .valid_until
+            .is_some_and(|v| Instant::now() >= v);
+        if expired {
+            self.lose_all("no lease renewal answered within the ttl");
         }
     }
 
@@ -342,13 +361,23 @@ impl Leader {
             .await?;
         let keys = kvs.len();
         self.mirror.lead(project, lease, kvs);
-        self.state().terms.insert(
-            project.to_string(),
-            Term {
-                ends: CancellationToken::new(),
-                since: Instant::now(),
-            },
-        );
+        {
+            // Renewals run beside the scans: the lease campaigned with may have lapsed
+            // (and another been taken) meanwhile; a term on it would outlive its key.
+            let mut state = self.state();
+            if state.lease != Some(lease) {
+                drop(state);
+                self.mirror.drop_project(project);
+                return Ok(());
+            }
+            state.terms.insert(
+                project.to_string(),
+                Term {
+                    ends: CancellationToken::new(),
+                    since: Instant::now(),
+                },
+            );
+        }
         self.changed.send_modify(|n| *n += 1);
         self.report(|o| o.term(project, true));
         tracing::info!(project, keys, replica = %self.replica, "leading the project");

@@ -59,6 +59,10 @@ impl Leader {
                 .map(|(project, kv)| (project.clone(), text(&kv.value)))
                 .collect();
             let seen = std::mem::take(&mut state.members);
+            let joining = seen.is_empty()
+                || member_keys
+                    .iter()
+                    .any(|(name, kv)| seen.get(name).is_none_or(|m| m.lease != kv.lease));
             state.members = member_keys
                 .iter()
                 .map(|(name, kv)| {
@@ -124,6 +128,7 @@ impl Leader {
                 members: &members,
                 held: &held,
                 overdue: &overdue,
+                joining,
             };
             (balance::balance(&view), lost)
         };
