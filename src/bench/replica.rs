@@ -111,24 +111,6 @@ impl Replica {
         Ok(process::status_bytes_of(self.child.id(), field)? as f64 / (1024.0 * 1024.0))
     }
 
-    /// The mean of histogram `metric` on its `/metrics`, in ms (None before a sample).
-    pub async fn histogram_mean_ms(&self, metric: &str) -> anyhow::Result<Option<f64>> {
-        let addr = self.addr().context("the replica listens")?;
-        let text = reqwest::get(format!("http://{addr}/metrics"))
-            .await?
-            .text()
-            .await?;
-        let value = |suffix: &str| {
-            let name = format!("{metric}_{suffix} ");
-            text.lines()
-                .find_map(|l| l.strip_prefix(&name)?.trim().parse::<f64>().ok())
-        };
-        Ok(match (value("sum"), value("count")) {
-            (Some(sum), Some(count)) if count > 0.0 => Some(sum / count * 1000.0),
-            _ => None,
-        })
-    }
-
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

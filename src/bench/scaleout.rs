@@ -285,21 +285,6 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
     );
     r.distribution("  of which the notice reached the leader", &direct, None);
     r.distribution("  of which the notice was handed over", &relayed, None);
-    for replica in &replicas {
-        if let Some(mean) = replica
-            .histogram_mean_ms("pullkeeper_failover_decision_seconds")
-            .await?
-        {
-            r.push(Figure::new(
-                format!(
-                    "  replica {}: notice received -> switch published, mean (metric)",
-                    replica.name
-                ),
-                mean,
-                "ms",
-            ));
-        }
-    }
 
     // A replica killed in steady state.
     rig::wait_for(
