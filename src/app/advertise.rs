@@ -2,8 +2,40 @@
 //! the reads of the projects it leads.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
+use super::AppError;
 use crate::config::LeaderSettings;
+use crate::http::peers::Peers;
+use crate::store::Leadership;
+
+/// With leadership shared (etcd): publishes where this replica is reached and returns
+/// the client that hands requests to the other replicas. `None` for a sole replica.
+pub(super) fn peers(
+    leadership: &Leadership,
+    settings: &LeaderSettings,
+    listening: SocketAddr,
+    tls: bool,
+) -> Result<Option<Arc<Peers>>, AppError> {
+    let Some(replica) = leadership.replica() else {
+        return Ok(None);
+    };
+    let pod_ip = std::env::var("POD_IP").ok();
+    match advertised(settings, listening, tls, pod_ip.as_deref()) {
+        Some(address) => {
+            tracing::info!(%address, "reachable by the other replicas here");
+            leadership.advertise(&address);
+        }
+        None => tracing::warn!(
+            "no address to give the other replicas (listening on every address, \
+             no leader.advertise, no POD_IP): notices for the projects this \
+             replica leads cannot be handed to it"
+        ),
+    }
+    Ok(Some(Arc::new(
+        Peers::new(replica).map_err(AppError::Peers)?,
+    )))
+}
 
 /// `leader.advertise` when set; else the listening address, or, when listening on
 /// every address (as in a pod), `$POD_IP` (the downward API) on the listening port.

@@ -16,21 +16,13 @@ use tokio_util::task::TaskTracker;
 use crate::agora::client::{TransportError, Transports};
 use crate::clock::Clock;
 use crate::config::{Config, Scene};
-use crate::http::control::ControlState;
-use crate::http::events::EventsState;
-use crate::http::loglevel::LogLevelState;
-use crate::http::ncs::guard::{self, Guard};
-use crate::http::ncs::{ips, route};
-use crate::http::peers::Peers;
+use crate::http;
 use crate::http::probes::{self, Readiness};
-use crate::http::reports::ReportsState;
 use crate::http::serve::{Listening, serve};
 use crate::http::tls::{ReloadingCert, TlsError, TlsListener};
-use crate::http::to_leader::{self, ToLeader};
-use crate::http::{self, auth, control, events, loglevel, reports, scenes};
 use crate::model::{ControlMailbox, Drills, StatusBoard, Switch};
 use crate::ncs::allowlist::NcsAddresses;
-use crate::ncs::dedupe::{NoticeLog, TTL_MS};
+use crate::ncs::dedupe::NoticeLog;
 use crate::ncs::inbox::Inbox;
 use crate::ncs::intake::{Intake, NcsProject};
 use crate::ncs::ip_refresh::{IpListCollector, IpRefresher};
@@ -43,9 +35,12 @@ use crate::telemetry::leadership::LeadershipMetrics;
 use crate::telemetry::scenes::SceneCollector;
 use crate::telemetry::{LogLevel, Metrics};
 use crate::terms;
+use routes::Routes;
 
 mod advertise;
 mod client;
+mod housekeeping;
+mod routes;
 
 pub use client::build_client;
 
@@ -138,7 +133,11 @@ impl App {
                 max_age: config.settings.events.max_age,
             },
         );
-        tracker.spawn(sweep_events(events.clone(), clock, cancel.child_token()));
+        tracker.spawn(housekeeping::sweep_events(
+            events.clone(),
+            clock,
+            cancel.child_token(),
+        ));
         let mut inboxes = HashMap::new();
         let mut mailboxes = HashMap::new();
         let drills = Drills::default();
@@ -301,50 +300,23 @@ impl App {
         intake.replay().map_err(AppError::Store)?;
         let intake = Arc::new(intake);
         let _ = intake_cell.set(intake.clone());
-        let peers = match leadership.replica() {
-            None => None,
-            Some(replica) => {
-                let at = listener.local_addr()?;
-                let pod_ip = std::env::var("POD_IP").ok();
-                let tls = config.settings.server.tls.is_some();
-                match advertise::advertised(&config.settings.leader, at, tls, pod_ip.as_deref()) {
-                    Some(address) => {
-                        tracing::info!(%address, "reachable by the other replicas here");
-                        leadership.advertise(&address);
-                    }
-                    None => tracing::warn!(
-                        "no address to give the other replicas (listening on every address, \
-                         no leader.advertise, no POD_IP): notices for the projects this \
-                         replica leads cannot be handed to it"
-                    ),
-                }
-                Some(Arc::new(Peers::new(replica).map_err(AppError::Peers)?))
-            }
-        };
+        let tls = config.settings.server.tls.is_some();
+        let peers = advertise::peers(
+            &leadership,
+            &config.settings.leader,
+            listener.local_addr()?,
+            tls,
+        )?;
         let stop_leading = CancellationToken::new();
         let leading = tokio::spawn({
             let (leadership, stop) = (leadership.clone(), stop_leading.clone());
             async move { leadership.run(stop).await }
         });
-        let mut ncs = route::router(intake, metrics.clone(), leadership.clone(), peers.clone());
-        let allow = &config.settings.ncs_allowlist;
-        if allow.enforce {
-            ncs = guard::enforce(
-                ncs,
-                Guard {
-                    addresses: addresses.clone(),
-                    trusted_proxies: Arc::new(allow.trusted_proxies.clone()),
-                    metrics: metrics.clone(),
-                },
-            );
-        }
-        tracker.spawn(prune_notices(notices, clock, cancel.child_token()));
-
-        let report_route = reports::router(ReportsState {
-            board: board.clone(),
-            inboxes: Arc::new(inboxes),
+        tracker.spawn(housekeeping::prune_notices(
+            notices,
             clock,
-        });
+            cancel.child_token(),
+        ));
 
         let reload_now = Arc::new(Notify::new());
         let initial = Seen::new(&std::fs::read(&config.scenes_path).unwrap_or_default());
@@ -367,39 +339,29 @@ impl App {
             accepting: accepting.clone(),
             leadership: leadership.clone(),
         };
-        let events_route = events::router(EventsState {
-            scenes: feeds.clone(),
-            events,
-            leadership: leadership.clone(),
-            clock,
-        });
-        let control_route = control::router(ControlState {
-            scenes: feeds.clone(),
-            mailboxes: Arc::new(mailboxes),
-            drills,
-        });
-        // A scene's history and the operator's actions are answered by its leader.
-        let led_routes = to_leader::route_to_leader(
-            events_route.merge(control_route),
-            ToLeader {
-                scenes: feeds.clone(),
-                leadership: leadership.clone(),
-                peers: peers.clone(),
-            },
-        );
-        let mut admin_routes = scenes::router(board.clone(), leadership.clone(), peers)
-            .merge(led_routes)
-            .merge(report_route)
-            .merge(ips::router(addresses, allow.enforce));
-        if let Some(level) = log_level {
-            admin_routes = admin_routes.merge(loglevel::router(LogLevelState { level }));
-        }
-        let admin = auth::require_admin(admin_routes, config.settings.server.admin_token.clone());
         tracker.spawn(probes::log_when_ready(
             readiness.clone(),
             cancel.child_token(),
         ));
-        let mut routes = probes::router(readiness).merge(ncs).merge(admin);
+        let mut routes = Routes {
+            intake,
+            metrics: metrics.clone(),
+            leadership: leadership.clone(),
+            peers,
+            allowlist: config.settings.ncs_allowlist.clone(),
+            addresses,
+            board: board.clone(),
+            inboxes,
+            mailboxes,
+            drills,
+            feeds: feeds.clone(),
+            events,
+            clock,
+            log_level,
+            admin_token: config.settings.server.admin_token.clone(),
+            readiness,
+        }
+        .build();
         let server_settings = &config.settings.server;
         // HTTP stops last, so `/readyz` answers 503 and `/metrics` is scraped while the
         // work drains.
@@ -512,38 +474,5 @@ impl App {
     /// Resolves when the app has stopped on its own (it only stops when told to).
     pub async fn stopped(&self) {
         self.tracker.wait().await;
-    }
-}
-
-/// Forgets events older than the history keeps, once an hour: those of scenes that get no
-/// new events (removed ones included), which no trim at a new event would reach.
-async fn sweep_events(events: EventLog, clock: Clock, cancel: CancellationToken) {
-    let mut every = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = every.tick() => match events.sweep(clock.now_ms()) {
-                Ok(n) if n > 0 => tracing::debug!(forgotten = n, "old scene events forgotten"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot forget old scene events"),
-            },
-        }
-    }
-}
-
-/// Forgets NCS notice ids older than NCS could still resend, once an hour.
-async fn prune_notices(notices: NoticeLog, clock: Clock, cancel: CancellationToken) {
-    let mut every = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = every.tick() => {
-                match notices.prune(clock.now_ms().saturating_sub(TTL_MS)) {
-                    Ok(n) if n > 0 => tracing::debug!(pruned = n, "old NCS notice ids forgotten"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot prune NCS notice ids"),
-                }
-            }
-        }
     }
 }

@@ -189,10 +189,12 @@ impl ProjectController {
                         replan = self.on_list(answer, &mut poll);
                     }
                     Ok(done) => replan = self.finished(done),
+                    Err(e) if e.is_cancelled() => tracing::debug!(project = %project, "action task cancelled"),
                     Err(e) => tracing::error!(project = %project, error = %e, "action task panicked"),
                 },
                 Some(done) = probes.join_next(), if !probes.is_empty() => match done {
                     Ok(done) => replan = self.finished(done),
+                    Err(e) if e.is_cancelled() => tracing::debug!(project = %project, "probe task cancelled"),
                     Err(e) => tracing::error!(project = %project, error = %e, "probe task panicked"),
                 },
                 _ = tick_opt(&mut checks) => self.start_checks(&mut tasks),
