@@ -246,36 +246,18 @@ impl Leader {
     /// (a start, a replica lost) makes several etcd calls per project, and a renewal
     /// queued behind it would let the lease lapse in the middle of taking over.
     pub(crate) async fn run(self: Arc<Self>, stop: CancellationToken) {
-        let renewing = async {
-            let mut renewals = tokio::time::interval(self.period());
-            renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = renewals.tick() => {
-                        if let Err(e) = self.renew().await {
-                            tracing::warn!(error = %e, "etcd: lease renewal failed; retrying");
-                        }
-                    }
-                }
-                self.lose_all_if_expired();
-            }
-        };
-        let sharing = async {
-            let mut scans = tokio::time::interval(self.scan_period());
-            scans.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = scans.tick() => {
-                        if let Err(e) = self.scan().await {
-                            tracing::warn!(error = %e, "etcd: reading the leader keys failed; retrying");
-                        }
-                    }
-                }
-                self.lose_all_if_expired();
-            }
-        };
+        let renewing = self.every(
+            self.period(),
+            &stop,
+            || self.renew(),
+            "etcd: lease renewal failed; retrying",
+        );
+        let sharing = self.every(
+            self.scan_period(),
+            &stop,
+            || self.scan(),
+            "etcd: reading the leader keys failed; retrying",
+        );
         tokio::join!(renewing, sharing);
         let held = self.state().lease;
         self.lose_all("shutting down");
@@ -283,6 +265,32 @@ impl Leader {
             && let Err(e) = self.gateway.lease_revoke(lease).await
         {
             tracing::warn!(error = %e, "etcd: could not give the lease back; successors wait for its ttl");
+        }
+    }
+
+    /// Runs `step` every `period` until `stop`, then ends the terms if the lease has
+    /// lapsed meanwhile.
+    async fn every<F>(
+        &self,
+        period: Duration,
+        stop: &CancellationToken,
+        step: impl Fn() -> F,
+        failed: &'static str,
+    ) where
+        F: Future<Output = Result<(), EtcdError>>,
+    {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = ticks.tick() => {
+                    if let Err(e) = step().await {
+                        tracing::warn!(error = %e, "{failed}");
+                    }
+                }
+            }
+            self.lose_all_if_expired();
         }
     }
 
