@@ -1,9 +1,10 @@
-//! Which NCS notices were already acted on (docs/agora-api.md §2.1: duplicates are
-//! possible).
+//! Which NCS notices were already seen (docs/agora-api.md §2.1: duplicates are
+//! possible), and the acknowledged ones not applied yet.
 //!
-//! Where the store keeps nothing locally (etcd, shared by replicas), the ids are kept in
-//! the store itself, under their project, so a resend is acted on once whichever replica
-//! leads the project when it arrives. Otherwise:
+//! Where the store keeps nothing locally (etcd, shared by replicas), both are kept in
+//! the store itself, under their project, so a resend is acted on once and an
+//! acknowledged notice is replayed whichever replica leads the project when it arrives
+//! or next. Otherwise:
 //!
 //! An append-only log of its own in the store's local directory (`ncs_notices/`), indexed in
 //! memory. One writer thread ([`writer`]) records the keys in groups: of several
@@ -11,15 +12,27 @@
 //! `write(2)` that covers its group has returned: the receiver answers 200 only for what
 //! the log holds. The file format, one CRC-checked frame per group, is in [`segment`].
 //!
-//! **Durability.** A recorded id survives a `kill -9` of the process at any instant: it
+//! **The notices to act on** go into the same record as their id
+//! ([`NoticeLog::accept`]), so the `write(2)` that makes the id durable makes the notice
+//! durable too. Keeping them in sled instead meant a sled flush before every 200, which
+//! halved the intake's rate (BENCHMARKS.md, "Webhook intake"). When the controller has
+//! applied a notice, [`NoticeLog::settle`] flushes the store (so what the notice caused,
+//! a replacement's intent, is durable first) and then appends an applied mark, off the
+//! 200's path. At open the records are replayed: a notice without a mark is handed to the
+//! controller again, and each player's newest position continues the `lts` order. A
+//! notice may wait for days (its slot held while its source is down), longer than the
+//! TTL below, so every new segment starts with a copy of the notices still waiting
+//! (see [`appender`]).
+//!
+//! **Durability.** A record survives a `kill -9` of the process at any instant: it
 //! is in the kernel's page cache when its 200 is sent, and a write cut short by the kill
 //! leaves a frame that fails its CRC and is cut off at the next open. Against a power
 //! loss or kernel crash the log is `fdatasync`ed at most [`appender::SYNC_EVERY`] after a
-//! write (and whenever a segment closes or the log shuts down), so the ids acknowledged
-//! in the last second before one may be forgotten and a resend of those notices acted on
-//! again. An `fdatasync` per group costs about 190 µs on the benchmark machine and took
-//! intake from about 0.6 to 0.37–0.39 of the bare handler's rate (BENCHMARKS.md,
-//! "Webhook intake"), so it is periodic.
+//! write (and whenever a segment closes or the log shuts down), so the notices
+//! acknowledged in the last second before one may be forgotten (NCS's resends of them
+//! then acted on again, or found by List). An `fdatasync` per group costs about 190 µs
+//! on the benchmark machine and took intake from about 0.6 to 0.37–0.39 of the bare
+//! handler's rate (BENCHMARKS.md, "Webhook intake"), so it is periodic.
 //!
 //! NCS stops after three retries, so a TTL of a day ([`TTL_MS`]) is far more than
 //! enough; the app calls [`NoticeLog::prune`] hourly. Pruning deletes whole segments,
@@ -27,14 +40,18 @@
 //! while notices keep arriving, at most about 26 h.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::store::{Store, StoreError};
+use crate::store::{PendingNotice, PlayerPosition, Store, StoreError};
 
 mod appender;
 mod index;
+mod pending;
+#[cfg(test)]
+mod pending_tests;
 mod replay;
 mod segment;
 #[cfg(test)]
@@ -47,22 +64,49 @@ pub const DIR: &str = "ncs_notices";
 /// How long a notice id is remembered (24 h).
 pub const TTL_MS: u64 = 24 * 60 * 60 * 1000;
 
-/// The durable set of notice keys already seen. Cheap to clone; the clones share one
-/// writer thread, as do all logs opened on one store in one process.
+/// The durable set of notice keys already seen, and of acknowledged notices not
+/// applied. Cheap to clone; the clones share one writer thread, as do all logs opened
+/// on one store in one process.
 #[derive(Clone)]
 pub struct NoticeLog {
     kind: Kind,
+    store: Store,
 }
 
 #[derive(Clone)]
 enum Kind {
     /// The log in the store's local directory.
     File(Arc<Shared>),
-    /// The store's own notice keys, for these projects.
-    Store {
-        store: Store,
-        projects: Arc<[String]>,
-    },
+    /// The store's own notice keys and pending notices, for these projects.
+    Store { projects: Arc<[String]> },
+}
+
+/// A notice being accepted: queued to be made durable under the ordering lock (so
+/// notices are recorded in the order they were admitted), waited for after it.
+pub struct Accepting<'a> {
+    log: &'a NoticeLog,
+    how: Durable,
+}
+
+enum Durable {
+    /// The writer's answer to the notice's record.
+    File(writer::Answer),
+    /// The notice is written to the store; a flush and the id's record follow.
+    Store { key: Vec<u8>, now_ms: u64 },
+}
+
+impl Accepting<'_> {
+    /// Returns once the notice survives a process kill (see the module doc): its 200
+    /// may be sent.
+    pub async fn durable(self) -> Result<(), StoreError> {
+        match self.how {
+            Durable::File(answer) => answer.get().await.map(drop),
+            Durable::Store { key, now_ms } => {
+                self.log.store.flush().await?;
+                self.log.first_time(key, now_ms).await.map(drop)
+            }
+        }
+    }
 }
 
 struct Shared {
@@ -97,6 +141,7 @@ impl NoticeLog {
         let dir = store.local_dir().ok_or(StoreError::NoLocalDir)?.join(DIR);
         Ok(NoticeLog {
             kind: Kind::File(open_file(dir)?),
+            store: store.clone(),
         })
     }
 
@@ -108,9 +153,9 @@ impl NoticeLog {
         }
         Ok(NoticeLog {
             kind: Kind::Store {
-                store: store.clone(),
                 projects: projects.into(),
             },
+            store: store.clone(),
         })
     }
 
@@ -124,22 +169,119 @@ impl NoticeLog {
         now_ms: u64,
     ) -> Result<bool, StoreError> {
         match &self.kind {
-            Kind::File(shared) => shared.writer.record(key.into(), now_ms).await,
-            Kind::Store { store, .. } => {
-                let first = store.note_notice(&key.into(), now_ms)?;
+            Kind::File(shared) => shared.writer.record(key.into(), now_ms, None).get().await,
+            Kind::Store { .. } => {
+                let first = self.store.note_notice(&key.into(), now_ms)?;
                 if first {
-                    store.flush().await?;
+                    self.store.flush().await?;
                 }
                 Ok(first)
             }
         }
     }
 
+    /// Records `notice` (its key first seen at `now_ms`) as acknowledged and to be acted
+    /// on, until [`settle`](Self::settle), and its position as its player's newest.
+    /// The caller has checked that its key is not recorded; an error here means nothing
+    /// was, and [`Accepting::durable`] says when it is.
+    pub fn accept(&self, notice: &PendingNotice, now_ms: u64) -> Result<Accepting<'_>, StoreError> {
+        let how = match &self.kind {
+            Kind::File(shared) => Durable::File(shared.writer.record(
+                notice.key.as_bytes().to_vec(),
+                now_ms,
+                Some(pending::encode(notice)),
+            )),
+            Kind::Store { .. } => {
+                self.store.put_notice(notice)?;
+                Durable::Store {
+                    key: notice.key.as_bytes().to_vec(),
+                    now_ms,
+                }
+            }
+        };
+        Ok(Accepting { log: self, how })
+    }
+
+    /// Returns once a delivery of `key` accepted before the call is durable (a resend
+    /// that came meanwhile is answered only then); an error if that delivery was not
+    /// recorded.
+    pub async fn accepted(&self, key: &str) -> Result<(), StoreError> {
+        match &self.kind {
+            Kind::File(shared) => match shared.writer.barrier(key.as_bytes().to_vec()).get().await?
+            {
+                true => Ok(()),
+                false => Err(StoreError::NoticeWriter(
+                    "the first delivery of the notice was not recorded".into(),
+                )),
+            },
+            Kind::Store { .. } => self.store.flush().await,
+        }
+    }
+
+    /// The project's notices under `keys` were applied: [`applied`](Self::applied), on
+    /// a task of its own (the file log flushes the store first). A notice whose mark is
+    /// lost (a kill first) is replayed, and applying one twice only repeats it.
+    pub fn settle(&self, project: &str, keys: Vec<String>) {
+        let (log, project) = (self.clone(), project.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = log.applied(&project, keys).await {
+                tracing::warn!(project, error = %e,
+                    "cannot forget applied NCS notices: they are replayed at the next start");
+            }
+        });
+    }
+
+    /// The project's notices under `keys` were applied: they are not replayed once what
+    /// they caused is durable. The store removes them with its next flush, which covers
+    /// what they caused too; the file log flushes the store, then marks them applied.
+    pub async fn applied(&self, project: &str, keys: Vec<String>) -> Result<(), StoreError> {
+        // The file log's store holds notices only from a build that kept them there.
+        self.store.notices_applied(project, &keys)?;
+        if let Kind::File(shared) = &self.kind {
+            self.store.flush().await?;
+            let keys = keys.into_iter().map(String::into_bytes).collect();
+            shared.writer.applied(keys, wall_clock_ms()).get().await?;
+        }
+        Ok(())
+    }
+
+    /// Every acknowledged notice not settled, in no particular order.
+    pub fn pending(&self) -> Result<Vec<PendingNotice>, StoreError> {
+        let mut all = self.store.pending_notices()?;
+        if let Kind::File(shared) = &self.kind {
+            all.extend(lock(&shared.index).pending_notices());
+        }
+        Ok(all)
+    }
+
+    /// Each player's newest notice position as of the open (the file log), or now (the
+    /// store).
+    pub fn positions(&self) -> Result<Vec<PlayerPosition>, StoreError> {
+        let stored = self.store.notice_positions()?;
+        let Kind::File(shared) = &self.kind else {
+            return Ok(stored);
+        };
+        let mut newest: HashMap<(String, String), PlayerPosition> = HashMap::new();
+        let logged = lock(&shared.index).positions().to_vec();
+        for p in stored.into_iter().chain(logged) {
+            match newest.entry((p.project.clone(), p.player.clone())) {
+                Entry::Occupied(mut at) if at.get().position < p.position => {
+                    at.insert(p);
+                }
+                Entry::Occupied(_) => {}
+                Entry::Vacant(at) => {
+                    at.insert(p);
+                }
+            }
+        }
+        Ok(newest.into_values().collect())
+    }
+
     /// Whether `key` is recorded (tests, diagnostics).
     pub fn contains(&self, key: &str) -> Result<bool, StoreError> {
         match &self.kind {
             Kind::File(shared) => Ok(lock(&shared.index).contains(key.as_bytes())),
-            Kind::Store { store, .. } => store.notice_known(key.as_bytes()),
+            Kind::Store { .. } => self.store.notice_known(key.as_bytes()),
         }
     }
 
@@ -149,10 +291,10 @@ impl NoticeLog {
     pub fn prune(&self, older_than_ms: u64) -> Result<usize, StoreError> {
         match &self.kind {
             Kind::File(shared) => lock(&shared.index).prune(older_than_ms),
-            Kind::Store { store, projects } => {
+            Kind::Store { projects } => {
                 let mut forgotten = 0;
                 for project in projects.iter() {
-                    match store.forget_notices(project, older_than_ms) {
+                    match self.store.forget_notices(project, older_than_ms) {
                         Ok(n) => forgotten += n,
                         // Another replica leads it and prunes it.
                         Err(StoreError::NotLeader { .. }) => {}
