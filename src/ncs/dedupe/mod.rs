@@ -18,7 +18,7 @@
 //! halved the intake's rate (BENCHMARKS.md, "Webhook intake"). When the controller has
 //! applied a notice, [`NoticeLog::settle`] flushes the store (so what the notice caused,
 //! a replacement's intent, is durable first) and then appends an applied mark, off the
-//! 200's path. At open the records are replayed: a notice without a mark is handed to the
+//! 200's path and for all notices settled within a second at once. At open the records are replayed: a notice without a mark is handed to the
 //! controller again, and each player's newest position continues the `lts` order. A
 //! notice may wait for days (its slot held while its source is down), longer than the
 //! TTL below, so every new segment starts with a copy of the notices still waiting
@@ -75,8 +75,9 @@ pub struct NoticeLog {
 
 #[derive(Clone)]
 enum Kind {
-    /// The log in the store's local directory.
-    File(Arc<Shared>),
+    /// The log in the store's local directory; `legacy` when the store held notices of
+    /// an earlier version, which kept them there.
+    File { shared: Arc<Shared>, legacy: bool },
     /// The store's own notice keys and pending notices, for these projects.
     Store { projects: Arc<[String]> },
 }
@@ -110,6 +111,8 @@ impl Accepting<'_> {
 }
 
 struct Shared {
+    /// Keys of notices applied and not yet marked (see [`NoticeLog::settle`]).
+    settled: Mutex<Vec<Vec<u8>>>,
     dir: PathBuf,
     index: Arc<Mutex<index::Index>>,
     writer: writer::Writer,
@@ -140,7 +143,10 @@ impl NoticeLog {
     pub fn open(store: &Store) -> Result<NoticeLog, StoreError> {
         let dir = store.local_dir().ok_or(StoreError::NoLocalDir)?.join(DIR);
         Ok(NoticeLog {
-            kind: Kind::File(open_file(dir)?),
+            kind: Kind::File {
+                shared: open_file(dir)?,
+                legacy: !store.pending_notices()?.is_empty(),
+            },
             store: store.clone(),
         })
     }
@@ -169,7 +175,7 @@ impl NoticeLog {
         now_ms: u64,
     ) -> Result<bool, StoreError> {
         match &self.kind {
-            Kind::File(shared) => shared.writer.record(key.into(), now_ms, None).get().await,
+            Kind::File { shared, .. } => shared.writer.record(key.into(), now_ms, None).get().await,
             Kind::Store { .. } => {
                 let first = self.store.note_notice(&key.into(), now_ms)?;
                 if first {
@@ -186,7 +192,7 @@ impl NoticeLog {
     /// was, and [`Accepting::durable`] says when it is.
     pub fn accept(&self, notice: &PendingNotice, now_ms: u64) -> Result<Accepting<'_>, StoreError> {
         let how = match &self.kind {
-            Kind::File(shared) => Durable::File(shared.writer.record(
+            Kind::File { shared, .. } => Durable::File(shared.writer.record(
                 notice.key.as_bytes().to_vec(),
                 now_ms,
                 Some(pending::encode(notice)),
@@ -207,48 +213,77 @@ impl NoticeLog {
     /// recorded.
     pub async fn accepted(&self, key: &str) -> Result<(), StoreError> {
         match &self.kind {
-            Kind::File(shared) => match shared.writer.barrier(key.as_bytes().to_vec()).get().await?
-            {
-                true => Ok(()),
-                false => Err(StoreError::NoticeWriter(
-                    "the first delivery of the notice was not recorded".into(),
-                )),
-            },
+            Kind::File { shared, .. } => {
+                match shared.writer.barrier(key.as_bytes().to_vec()).get().await? {
+                    true => Ok(()),
+                    false => Err(StoreError::NoticeWriter(
+                        "the first delivery of the notice was not recorded".into(),
+                    )),
+                }
+            }
             Kind::Store { .. } => self.store.flush().await,
         }
     }
 
-    /// The project's notices under `keys` were applied: [`applied`](Self::applied), on
-    /// a task of its own (the file log flushes the store first). A notice whose mark is
-    /// lost (a kill first) is replayed, and applying one twice only repeats it.
+    /// The project's notices under `keys` were applied: what [`applied`](Self::applied)
+    /// does, but in the file log the marks of all notices settled within
+    /// [`SETTLE_EVERY`] share one store flush and one frame, on a task of their own, so
+    /// a stream of notices costs one flush a second, not one per controller turn. A
+    /// notice whose mark is lost (a kill first) is replayed, and applying one twice only
+    /// repeats it.
     pub fn settle(&self, project: &str, keys: Vec<String>) {
-        let (log, project) = (self.clone(), project.to_string());
-        tokio::spawn(async move {
-            if let Err(e) = log.applied(&project, keys).await {
-                tracing::warn!(project, error = %e,
-                    "cannot forget applied NCS notices: they are replayed at the next start");
+        if let Err(e) = self.forget_stored(project, &keys) {
+            tracing::warn!(project, error = %e,
+                "cannot forget applied NCS notices: they are replayed at the next start");
+        }
+        if let Kind::File { shared, .. } = &self.kind {
+            let first = {
+                let mut settled = lock(&shared.settled);
+                let first = settled.is_empty();
+                settled.extend(keys.into_iter().map(String::into_bytes));
+                first
+            };
+            if first {
+                let (shared, store) = (shared.clone(), self.store.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(SETTLE_EVERY).await;
+                    let keys = std::mem::take(&mut *lock(&shared.settled));
+                    if let Err(e) = mark(&store, &shared, keys).await {
+                        tracing::warn!(error = %e,
+                            "cannot mark NCS notices applied: they are replayed at the next start");
+                    }
+                });
             }
-        });
+        }
     }
 
     /// The project's notices under `keys` were applied: they are not replayed once what
     /// they caused is durable. The store removes them with its next flush, which covers
     /// what they caused too; the file log flushes the store, then marks them applied.
     pub async fn applied(&self, project: &str, keys: Vec<String>) -> Result<(), StoreError> {
-        // The file log's store holds notices only from a build that kept them there.
-        self.store.notices_applied(project, &keys)?;
-        if let Kind::File(shared) = &self.kind {
-            self.store.flush().await?;
+        self.forget_stored(project, &keys)?;
+        if let Kind::File { shared, .. } = &self.kind {
             let keys = keys.into_iter().map(String::into_bytes).collect();
-            shared.writer.applied(keys, wall_clock_ms()).get().await?;
+            mark(&self.store, shared, keys).await?;
         }
         Ok(())
+    }
+
+    /// Removes notices from the store, where the file log finds them only in a store an
+    /// earlier version wrote.
+    fn forget_stored(&self, project: &str, keys: &[String]) -> Result<(), StoreError> {
+        match self.kind {
+            Kind::Store { .. } | Kind::File { legacy: true, .. } => {
+                self.store.notices_applied(project, keys)
+            }
+            Kind::File { legacy: false, .. } => Ok(()),
+        }
     }
 
     /// Every acknowledged notice not settled, in no particular order.
     pub fn pending(&self) -> Result<Vec<PendingNotice>, StoreError> {
         let mut all = self.store.pending_notices()?;
-        if let Kind::File(shared) = &self.kind {
+        if let Kind::File { shared, .. } = &self.kind {
             all.extend(lock(&shared.index).pending_notices());
         }
         Ok(all)
@@ -258,7 +293,7 @@ impl NoticeLog {
     /// store).
     pub fn positions(&self) -> Result<Vec<PlayerPosition>, StoreError> {
         let stored = self.store.notice_positions()?;
-        let Kind::File(shared) = &self.kind else {
+        let Kind::File { shared, .. } = &self.kind else {
             return Ok(stored);
         };
         let mut newest: HashMap<(String, String), PlayerPosition> = HashMap::new();
@@ -280,7 +315,7 @@ impl NoticeLog {
     /// Whether `key` is recorded (tests, diagnostics).
     pub fn contains(&self, key: &str) -> Result<bool, StoreError> {
         match &self.kind {
-            Kind::File(shared) => Ok(lock(&shared.index).contains(key.as_bytes())),
+            Kind::File { shared, .. } => Ok(lock(&shared.index).contains(key.as_bytes())),
             Kind::Store { .. } => self.store.notice_known(key.as_bytes()),
         }
     }
@@ -290,7 +325,7 @@ impl NoticeLog {
     /// being written stays until the next one starts); returns how many ids.
     pub fn prune(&self, older_than_ms: u64) -> Result<usize, StoreError> {
         match &self.kind {
-            Kind::File(shared) => lock(&shared.index).prune(older_than_ms),
+            Kind::File { shared, .. } => lock(&shared.index).prune(older_than_ms),
             Kind::Store { projects } => {
                 let mut forgotten = 0;
                 for project in projects.iter() {
@@ -305,6 +340,24 @@ impl NoticeLog {
             }
         }
     }
+}
+
+/// How long the file log gathers applied notices before it marks them (see
+/// [`NoticeLog::settle`]).
+pub const SETTLE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Flushes the store (what the notices caused is durable), then appends their marks.
+async fn mark(store: &Store, shared: &Shared, keys: Vec<Vec<u8>>) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    store.flush().await?;
+    shared
+        .writer
+        .applied(keys, wall_clock_ms())
+        .get()
+        .await
+        .map(drop)
 }
 
 /// The file log in `dir`, or the one already open there.
@@ -333,6 +386,7 @@ impl Shared {
         let index = Arc::new(Mutex::new(index));
         Ok(Shared {
             writer: writer::Writer::start(index.clone(), appender)?,
+            settled: Mutex::default(),
             index,
             dir,
         })

@@ -227,3 +227,54 @@ async fn through_the_log_an_accepted_notice_replays_until_applied() {
     assert!(log.pending().unwrap().is_empty(), "the mark is durable");
     assert!(!log.first_time("p\0n", T0 + 1).await.unwrap());
 }
+
+#[tokio::test(start_paused = true)]
+async fn notices_settled_within_a_second_are_marked_together_after_a_store_flush() {
+    let dir = TempStore::new();
+    let store = dir.open();
+    let log = NoticeLog::open(&store).unwrap();
+    let Kind::File { shared, .. } = &log.kind else {
+        unreachable!("a local store")
+    };
+    let notices = [
+        notice("p\0a", "a", 1),
+        notice("p\0b", "b", 1),
+        notice("p\0c", "c", 1),
+    ];
+    // Stamped now, as the marks are: all in one segment.
+    for n in &notices {
+        log.accept(n, wall_clock_ms())
+            .unwrap()
+            .durable()
+            .await
+            .unwrap();
+    }
+    log.settle("p", vec!["p\0a".into(), "p\0b".into()]);
+    tokio::time::sleep(SETTLE_EVERY / 2).await;
+    log.settle("p", vec!["p\0c".into()]);
+    assert_eq!(
+        log.pending().unwrap().len(),
+        3,
+        "nothing marked within the second"
+    );
+    let frames = || std::fs::read(&dir.segments()[0].1).unwrap();
+    let before = frames();
+    tokio::time::sleep(SETTLE_EVERY).await;
+    while !log.pending().unwrap().is_empty() {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let after = frames();
+    let new = &after[before.len()..];
+    let mut marks = 0;
+    let written = segment::read_frames(new, |r| {
+        assert_eq!(r.kind, segment::Kind::Applied);
+        marks += 1;
+    });
+    assert_eq!((marks, written), (3, new.len()));
+    let payload = u32::from_le_bytes(new[..4].try_into().unwrap()) as usize;
+    assert_eq!(payload + 8, new.len(), "one frame");
+    assert!(lock(&shared.settled).is_empty());
+    drop(log);
+    let log = NoticeLog::open(&store).unwrap();
+    assert!(log.pending().unwrap().is_empty());
+}
