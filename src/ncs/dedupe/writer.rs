@@ -242,7 +242,8 @@ pub(super) fn write_group(
 ) -> Vec<Result<bool, StoreError>> {
     let mut new: HashSet<&[u8]> = HashSet::new();
     let mut accepted: Vec<(&[u8], u64, &[u8])> = Vec::new();
-    let mut marked: Vec<&[u8]> = Vec::new();
+    let mut accepted_keys: HashSet<&[u8]> = HashSet::new();
+    let mut marked: HashSet<&[u8]> = HashSet::new();
     let mut frame = Frame::new();
     let mut newest_ms = 0;
     let seen: Vec<Seen> = {
@@ -262,6 +263,7 @@ pub(super) fn write_group(
                     let (kind, data) = match notice {
                         Some(data) => {
                             accepted.push((key, seen_ms, data));
+                            accepted_keys.insert(key);
                             (Kind::Accepted, data)
                         }
                         None => (Kind::Seen, &[][..]),
@@ -276,11 +278,10 @@ pub(super) fn write_group(
                     Seen::New
                 }
                 Entry::Applied { key, at_ms } => {
-                    let waits = index.is_pending(key) || accepted.iter().any(|a| a.0 == key);
-                    if !waits || marked.contains(&key) {
+                    let waits = index.is_pending(key) || accepted_keys.contains(key);
+                    if !waits || !marked.insert(key) {
                         return Seen::Idle;
                     }
-                    marked.push(key);
                     frame.push(Record {
                         kind: Kind::Applied,
                         key,
