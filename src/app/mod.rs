@@ -177,6 +177,16 @@ impl App {
         // Set once the intake exists, before leadership runs: a term (etcd) begins by
         // replaying its project's acknowledged notices.
         let intake_cell: Arc<OnceLock<Arc<Intake>>> = Arc::default();
+        let notices = NoticeLog::for_projects(
+            &store,
+            config
+                .settings
+                .projects
+                .iter()
+                .map(|p| p.id.clone())
+                .collect(),
+        )
+        .map_err(AppError::Store)?;
         for project in &config.settings.projects {
             metrics.init_project(&project.id);
             let client = build_client(project, &metrics, &transports, (&store, clock))
@@ -220,7 +230,7 @@ impl App {
                     config.settings.reconcile.clone(),
                     config.settings.reports.clone(),
                 );
-                let drills = drills.clone();
+                let (drills, notices) = (drills.clone(), notices.clone());
                 let sources = prober
                     .clone()
                     .zip(config.settings.source_probe.clone())
@@ -233,6 +243,7 @@ impl App {
                         clock,
                         reconcile.uid_quarantine,
                         events.clone(),
+                        notices.clone(),
                     )),
                     project: project.clone(),
                     settings: reconcile.clone(),
@@ -273,16 +284,6 @@ impl App {
             ));
         }
 
-        let notices = NoticeLog::for_projects(
-            &store,
-            config
-                .settings
-                .projects
-                .iter()
-                .map(|p| p.id.clone())
-                .collect(),
-        )
-        .map_err(AppError::Store)?;
         let ncs_projects = config
             .settings
             .projects

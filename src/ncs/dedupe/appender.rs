@@ -1,5 +1,10 @@
 //! Where the writer's frames go: the current segment, a new one every hour of
 //! first-seen time (or [`MAX_SEGMENT_BYTES`]), and when to `fdatasync`.
+//!
+//! A new segment starts with a copy of every notice not applied yet, in the same
+//! `write(2)` as the first group's frame: pruning deletes whole segments and never the
+//! current one, so a notice that waits longer than the TTL (its slot held while its
+//! source is down) is still in the log however old its first record is.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -9,7 +14,7 @@ use tokio::time::Instant;
 
 use super::index::{Closed, Index};
 use super::lock;
-use super::segment::Segment;
+use super::segment::{Frame, Kind, Record, Segment};
 use crate::store::StoreError;
 
 /// First-seen time one segment spans: pruning works in whole segments, so an id is
@@ -64,8 +69,8 @@ impl Appender {
         if self.current.as_ref().is_some_and(full) {
             self.close(index);
         }
-        let segment = match &mut self.current {
-            Some(segment) => segment,
+        let (segment, carried) = match &mut self.current {
+            Some(segment) => (segment, None),
             None => {
                 let start_ms = match self.last_start_ms {
                     Some(last) => newest_ms.max(last + 1),
@@ -77,10 +82,14 @@ impl Appender {
                         detail: format!("cannot start a segment: {e}"),
                     })?;
                 self.last_start_ms = Some(start_ms);
-                self.current.insert(segment)
+                (self.current.insert(segment), carry(index))
             }
         };
-        if let Err(e) = segment.append(frame) {
+        let written = match &carried {
+            Some((copies, _)) => segment.append(&[&copies[..], frame].concat()),
+            None => segment.append(frame),
+        };
+        if let Err(e) = written {
             let error = StoreError::NoticeLog {
                 path: segment.path.clone(),
                 detail: format!("cannot append: {e}"),
@@ -89,6 +98,12 @@ impl Appender {
             return Err(error);
         }
         let start_ms = segment.start_ms;
+        if let Some((_, keys)) = carried {
+            let mut index = lock(index);
+            for key in keys {
+                index.insert(&key, start_ms);
+            }
+        }
         self.newest_ms = newest_ms;
         self.unsynced_since.get_or_insert_with(Instant::now);
         Ok(start_ms)
@@ -133,4 +148,25 @@ impl Appender {
             });
         }
     }
+}
+
+/// A frame, and the keys of its records.
+type Carried = (Vec<u8>, Vec<Box<[u8]>>);
+
+/// The frame that copies every notice not applied into a new segment, with their keys;
+/// `None` when there is none.
+fn carry(index: &Mutex<Index>) -> Option<Carried> {
+    let index = lock(index);
+    let mut frame = Frame::new();
+    let mut keys = Vec::new();
+    for (key, seen_ms, data) in index.pending() {
+        frame.push(Record {
+            kind: Kind::Accepted,
+            key,
+            ms: seen_ms,
+            data,
+        });
+        keys.push(key.into());
+    }
+    (!frame.is_empty()).then(|| (frame.finish(), keys))
 }

@@ -1,10 +1,11 @@
 //! The notice log in memory: every id recorded within the TTL, by the segment holding
-//! it, and the segments no longer appended to, so pruning is deleting whole files.
+//! it, the segments no longer appended to, so pruning is deleting whole files, and the
+//! acknowledged notices not applied yet, which every new segment starts with a copy of.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 
-use crate::store::StoreError;
+use crate::store::{PendingNotice, PlayerPosition, StoreError};
 
 #[derive(Default)]
 pub(super) struct Index {
@@ -12,6 +13,12 @@ pub(super) struct Index {
     keys: HashMap<Box<[u8]>, u64>,
     /// Segments no longer appended to, oldest first.
     closed: VecDeque<Closed>,
+    /// Acknowledged notices not applied: key → (first seen, the notice as logged). Few:
+    /// the controller applies most within a pass; one whose slot is held (its source
+    /// down) may wait for days, hence the copies.
+    pending: HashMap<Box<[u8]>, Waiting>,
+    /// Each player's newest position in the notices the open read (see [`super::pending`]).
+    positions: Vec<PlayerPosition>,
 }
 
 /// A segment no longer appended to.
@@ -20,6 +27,12 @@ pub(super) struct Closed {
     /// Every id in it was first seen at or before this.
     pub(super) bound_ms: u64,
     pub(super) path: PathBuf,
+}
+
+/// A notice not applied: when it was first seen, and its record's data.
+struct Waiting {
+    seen_ms: u64,
+    data: Box<[u8]>,
 }
 
 impl Index {
@@ -37,6 +50,56 @@ impl Index {
                 self.keys.insert(key.into(), segment);
             }
         }
+    }
+
+    /// Keeps the notice under `key` until [`applied`](Self::applied).
+    pub(super) fn accept(&mut self, key: &[u8], seen_ms: u64, data: &[u8]) {
+        self.pending.insert(
+            key.into(),
+            Waiting {
+                seen_ms,
+                data: data.into(),
+            },
+        );
+    }
+
+    pub(super) fn applied(&mut self, key: &[u8]) {
+        self.pending.remove(key);
+    }
+
+    pub(super) fn is_pending(&self, key: &[u8]) -> bool {
+        self.pending.contains_key(key)
+    }
+
+    /// The notices not applied, as `(key, first seen, data)`.
+    pub(super) fn pending(&self) -> impl Iterator<Item = (&[u8], u64, &[u8])> {
+        self.pending
+            .iter()
+            .map(|(key, w)| (&key[..], w.seen_ms, &w.data[..]))
+    }
+
+    /// The notices not applied, decoded; data this build cannot read is logged and left.
+    pub(super) fn pending_notices(&self) -> Vec<PendingNotice> {
+        self.pending()
+            .filter_map(|(key, _, data)| {
+                let notice = super::pending::decode(key, data);
+                if notice.is_none() {
+                    tracing::warn!(
+                        bytes = data.len(),
+                        "NCS notice log: an unreadable notice is left"
+                    );
+                }
+                notice
+            })
+            .collect()
+    }
+
+    pub(super) fn set_positions(&mut self, positions: Vec<PlayerPosition>) {
+        self.positions = positions;
+    }
+
+    pub(super) fn positions(&self) -> &[PlayerPosition] {
+        &self.positions
     }
 
     /// Adds a segment that is no longer appended to; segments close oldest first.

@@ -5,14 +5,21 @@
 //! ```text
 //! frame  = payload length (u32 LE) · payload · CRC32 of length and payload (u32 LE)
 //! payload = record*
-//! record = key length (u32 LE) · key bytes · first-seen Unix ms (u64 LE)
+//! record = head (u32 LE) · key bytes · Unix ms (u64 LE) · [data length (u32 LE) · data]
+//! head   = key length (low 24 bits) · kind (high 8 bits)
 //! ```
+//!
+//! The kinds ([`Kind`]): 0, a notice id first seen at that ms (the only kind before
+//! notices were kept here, so older segments read unchanged); 1, the same with the
+//! notice to act on as `data` (see [`super::pending`]); 2, the notice with that key was
+//! applied (at that ms). Only kind 1 has a data part. A key is at most a request body
+//! (64 KiB), so 24 bits hold its length.
 //!
 //! One CRC per frame, not per record, makes a group all or nothing: a write that failed
 //! half-way, or a `kill -9` during one, leaves a frame whose CRC does not match, and
-//! none of its ids counts as recorded (each of them was answered with an error, or not
-//! at all). A frame is read only if all of it is there and its CRC matches; reading
-//! stops at the first that is not, which is where a torn tail begins.
+//! none of its records counts (each of them was answered with an error, or not at all).
+//! A frame is read only if all of it is there and its CRC matches; reading stops at the
+//! first that is not, which is where a torn tail begins.
 //!
 //! A segment is named after its start, `{start_ms:020}.log`: the newest first-seen time
 //! recorded when it was opened. Every record of every *earlier* segment was first seen
@@ -56,6 +63,47 @@ pub(super) fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     Ok(found)
 }
 
+/// What a record says about its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// First seen; nothing to act on (a stale notice, or a log written before notices
+    /// were kept here).
+    Seen,
+    /// First seen, and acknowledged to be acted on: the record holds the notice.
+    Accepted,
+    /// The notice was applied: nothing waits for it any more.
+    Applied,
+}
+
+impl Kind {
+    fn code(self) -> u32 {
+        match self {
+            Kind::Seen => 0,
+            Kind::Accepted => 1,
+            Kind::Applied => 2,
+        }
+    }
+
+    fn from_code(code: u32) -> Option<Kind> {
+        [Kind::Seen, Kind::Accepted, Kind::Applied]
+            .into_iter()
+            .find(|k| k.code() == code)
+    }
+}
+
+const KEY_BITS: u32 = 24;
+const KEY_MASK: u32 = (1 << KEY_BITS) - 1;
+
+/// One record as read or written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Record<'a> {
+    pub(super) kind: Kind,
+    pub(super) key: &'a [u8],
+    pub(super) ms: u64,
+    /// The notice, for [`Kind::Accepted`]; empty otherwise.
+    pub(super) data: &'a [u8],
+}
+
 /// One frame being built: records go in, [`Frame::finish`] seals it.
 pub(super) struct Frame {
     bytes: Vec<u8>,
@@ -70,12 +118,20 @@ impl Frame {
         }
     }
 
-    pub(super) fn push(&mut self, key: &[u8], seen_ms: u64) {
-        // A key is at most a request body (64 KiB), far below u32::MAX.
-        let len = u32::try_from(key.len()).unwrap_or(u32::MAX);
-        self.bytes.extend_from_slice(&len.to_le_bytes());
-        self.bytes.extend_from_slice(key);
-        self.bytes.extend_from_slice(&seen_ms.to_le_bytes());
+    pub(super) fn push(&mut self, record: Record<'_>) {
+        // A key is at most a request body (64 KiB), far below 2^24.
+        let len = u32::try_from(record.key.len())
+            .unwrap_or(KEY_MASK)
+            .min(KEY_MASK);
+        let head = len | (record.kind.code() << KEY_BITS);
+        self.bytes.extend_from_slice(&head.to_le_bytes());
+        self.bytes.extend_from_slice(&record.key[..len as usize]);
+        self.bytes.extend_from_slice(&record.ms.to_le_bytes());
+        if record.kind == Kind::Accepted {
+            let data = u32::try_from(record.data.len()).unwrap_or(u32::MAX);
+            self.bytes.extend_from_slice(&data.to_le_bytes());
+            self.bytes.extend_from_slice(&record.data[..data as usize]);
+        }
         self.records += 1;
     }
 
@@ -96,12 +152,12 @@ impl Frame {
 /// Reads the records of every intact frame at the start of `bytes`, in order, and
 /// returns how many bytes those frames take: anything after that is a torn or garbled
 /// tail.
-pub(super) fn read_frames(bytes: &[u8], mut each: impl FnMut(&[u8], u64)) -> usize {
+pub(super) fn read_frames(bytes: &[u8], mut each: impl FnMut(Record<'_>)) -> usize {
     let mut at = 0;
     while let Some(payload) = frame_at(bytes, at) {
         let mut records = payload;
-        while let Some((key, seen_ms, rest)) = record(records) {
-            each(key, seen_ms);
+        while let Some((found, rest)) = record(records) {
+            each(found);
             records = rest;
         }
         at += FRAME_OVERHEAD + payload.len();
@@ -126,7 +182,7 @@ fn frame_at(bytes: &[u8], at: usize) -> Option<&[u8]> {
 fn records_fit(mut payload: &[u8]) -> bool {
     while !payload.is_empty() {
         match record(payload) {
-            Some((_, _, rest)) => payload = rest,
+            Some((_, rest)) => payload = rest,
             None => return false,
         }
     }
@@ -134,13 +190,27 @@ fn records_fit(mut payload: &[u8]) -> bool {
 }
 
 /// The record at the start of `bytes` and what follows it.
-fn record(bytes: &[u8]) -> Option<(&[u8], u64, &[u8])> {
-    let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
-    let key_end = 4usize.checked_add(len)?;
+fn record(bytes: &[u8]) -> Option<(Record<'_>, &[u8])> {
+    let head = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
+    let kind = Kind::from_code(head >> KEY_BITS)?;
+    let key_end = 4usize.checked_add((head & KEY_MASK) as usize)?;
     let key = bytes.get(4..key_end)?;
-    let seen = bytes.get(key_end..key_end.checked_add(8)?)?;
-    let seen_ms = u64::from_le_bytes(seen.try_into().ok()?);
-    Some((key, seen_ms, &bytes[key_end + 8..]))
+    let ms_end = key_end.checked_add(8)?;
+    let ms = u64::from_le_bytes(bytes.get(key_end..ms_end)?.try_into().ok()?);
+    let (data, end) = if kind == Kind::Accepted {
+        let len = u32::from_le_bytes(bytes.get(ms_end..ms_end + 4)?.try_into().ok()?) as usize;
+        let end = (ms_end + 4).checked_add(len)?;
+        (bytes.get(ms_end + 4..end)?, end)
+    } else {
+        (&[][..], ms_end)
+    };
+    let found = Record {
+        kind,
+        key,
+        ms,
+        data,
+    };
+    Some((found, &bytes[end..]))
 }
 
 /// The segment being appended to.
@@ -223,14 +293,19 @@ mod tests {
     fn frame(records: &[(&[u8], u64)]) -> Vec<u8> {
         let mut f = Frame::new();
         for (key, ms) in records {
-            f.push(key, *ms);
+            f.push(Record {
+                kind: Kind::Seen,
+                key,
+                ms: *ms,
+                data: &[],
+            });
         }
         f.finish()
     }
 
     fn read(bytes: &[u8]) -> (Vec<(Vec<u8>, u64)>, usize) {
         let mut got = Vec::new();
-        let len = read_frames(bytes, |k, ms| got.push((k.to_vec(), ms)));
+        let len = read_frames(bytes, |r| got.push((r.key.to_vec(), r.ms)));
         (got, len)
     }
 
@@ -290,5 +365,66 @@ mod tests {
             assert_eq!(got, [(b"kept".to_vec(), 1)], "tail {tail:?}");
             assert_eq!(len, good.len());
         }
+    }
+
+    #[test]
+    fn every_kind_reads_back_and_an_unknown_kind_ends_the_readable_part() {
+        let records = [
+            Record {
+                kind: Kind::Accepted,
+                key: b"k1",
+                ms: 7,
+                data: b"the notice",
+            },
+            Record {
+                kind: Kind::Accepted,
+                key: b"k2",
+                ms: 8,
+                data: b"",
+            },
+            Record {
+                kind: Kind::Applied,
+                key: b"k1",
+                ms: 9,
+                data: &[],
+            },
+            Record {
+                kind: Kind::Seen,
+                key: b"k3",
+                ms: 10,
+                data: &[],
+            },
+        ];
+        let mut f = Frame::new();
+        for r in records {
+            f.push(r);
+        }
+        let bytes = f.finish();
+        let mut got = Vec::new();
+        assert_eq!(
+            read_frames(&bytes, |r| got.push((
+                r.kind,
+                r.key.to_vec(),
+                r.ms,
+                r.data.to_vec()
+            ))),
+            bytes.len()
+        );
+        let want: Vec<_> = records
+            .iter()
+            .map(|r| (r.kind, r.key.to_vec(), r.ms, r.data.to_vec()))
+            .collect();
+        assert_eq!(got, want);
+        // A record of a kind this build does not know, in an otherwise intact frame.
+        let mut payload = (1u32 | (3 << KEY_BITS)).to_le_bytes().to_vec();
+        payload.extend_from_slice(b"x");
+        payload.extend_from_slice(&1u64.to_le_bytes());
+        let mut unknown = u32::try_from(payload.len()).unwrap().to_le_bytes().to_vec();
+        unknown.extend(payload);
+        let crc = crc32fast::hash(&unknown);
+        unknown.extend_from_slice(&crc.to_le_bytes());
+        let (got, len) = read(&[bytes.clone(), unknown].concat());
+        assert_eq!(got.len(), 4);
+        assert_eq!(len, bytes.len());
     }
 }

@@ -6,30 +6,30 @@ use std::sync::{Arc, Mutex};
 use super::appender::{Appender, SEGMENT_SPAN_MS, SYNC_EVERY};
 use super::index::Index;
 use super::segment::{self, Segment};
-use super::writer::{Writer, record_group};
+use super::writer::{Entry, Writer, write_group};
 use super::*;
 
-const HOUR: u64 = SEGMENT_SPAN_MS;
+pub(super) const HOUR: u64 = SEGMENT_SPAN_MS;
 /// A realistic first-seen time (2023-11-14).
-const T0: u64 = 1_700_000_000_000;
+pub(super) const T0: u64 = 1_700_000_000_000;
 
 /// A store directory that is removed at the end of the test.
-struct TempStore(PathBuf);
+pub(super) struct TempStore(PathBuf);
 
 impl TempStore {
-    fn new() -> TempStore {
+    pub(super) fn new() -> TempStore {
         TempStore(std::env::temp_dir().join(format!("pk-notices-{}", uuid::Uuid::new_v4())))
     }
 
-    fn open(&self) -> Store {
+    pub(super) fn open(&self) -> Store {
         Store::open(&self.0).unwrap()
     }
 
-    fn log_dir(&self) -> PathBuf {
+    pub(super) fn log_dir(&self) -> PathBuf {
         self.0.join(DIR)
     }
 
-    fn segments(&self) -> Vec<(u64, PathBuf)> {
+    pub(super) fn segments(&self) -> Vec<(u64, PathBuf)> {
         segment::list(&self.log_dir()).unwrap()
     }
 }
@@ -41,12 +41,29 @@ impl Drop for TempStore {
 }
 
 /// The index and appender of a log directory, without a writer thread.
-fn loaded(dir: &Path) -> (Mutex<Index>, Appender) {
+pub(super) fn loaded(dir: &Path) -> (Mutex<Index>, Appender) {
     let (index, appender) = replay::load(dir, u64::MAX).unwrap();
     (Mutex::new(index), appender)
 }
 
-fn answers(got: Vec<Result<bool, StoreError>>) -> Vec<Option<bool>> {
+/// Records plain ids as one group.
+fn record_group(
+    index: &Mutex<Index>,
+    appender: &mut Appender,
+    ids: &[(&[u8], u64)],
+) -> Vec<Result<bool, StoreError>> {
+    let entries: Vec<Entry> = ids
+        .iter()
+        .map(|&(key, seen_ms)| Entry::Seen {
+            key,
+            seen_ms,
+            notice: None,
+        })
+        .collect();
+    write_group(index, appender, &entries)
+}
+
+pub(super) fn answers(got: Vec<Result<bool, StoreError>>) -> Vec<Option<bool>> {
     got.into_iter().map(Result::ok).collect()
 }
 
@@ -88,7 +105,7 @@ fn duplicates_within_one_group_and_across_groups_with_one_frame_per_group() {
     let bytes = std::fs::read(file).unwrap();
     let mut records = Vec::new();
     assert_eq!(
-        segment::read_frames(&bytes, |k, ms| records.push((k.to_vec(), ms))),
+        segment::read_frames(&bytes, |r| records.push((r.key.to_vec(), r.ms))),
         bytes.len()
     );
     // Only the first occurrence is written, with its time; the second group is one frame.
@@ -187,7 +204,12 @@ async fn a_record_cut_mid_way_is_cut_off_at_open_and_the_earlier_ids_stay() {
         let mut bytes = std::fs::read(file).unwrap();
         // A third frame, cut inside its key: what a kill during its write leaves.
         let mut frame = segment::Frame::new();
-        frame.push(b"torn-notice-id", T0);
+        frame.push(segment::Record {
+            kind: segment::Kind::Seen,
+            key: b"torn-notice-id",
+            ms: T0,
+            data: &[],
+        });
         let frame = frame.finish();
         bytes.extend_from_slice(&frame[..10]);
         std::fs::write(file, &bytes).unwrap();
@@ -349,10 +371,10 @@ async fn a_writer_stopped_answers_with_an_error() {
     let dir = TempStore::new();
     let (index, appender) = replay::load(&dir.log_dir(), u64::MAX).unwrap();
     let mut writer = Writer::start(Arc::new(Mutex::new(index)), appender).unwrap();
-    assert!(writer.record(b"k".to_vec(), T0).await.unwrap());
+    assert!(writer.record(b"k".to_vec(), T0, None).get().await.unwrap());
     writer.stop();
     assert!(matches!(
-        writer.record(b"l".to_vec(), T0).await,
+        writer.record(b"l".to_vec(), T0, None).get().await,
         Err(StoreError::NoticeWriter(_))
     ));
 }

@@ -15,15 +15,14 @@
 //! | kept in the store, pushed to the project's [`Inbox`] | — | `accepted` |
 //!
 //! Nothing is recorded before the signature and the payload check out. An accepted
-//! notice is in the store ([`StateStore::put_notice`](crate::store::StateStore::put_notice)),
-//! with its player's new `lts`, and the store is flushed before the intake says
-//! `accepted`: the 200 that acknowledges a notice is only sent once a crash at any later
-//! instant leaves it to be replayed at the next start ([`Intake::replay`]) until the
-//! controller has applied it. Its id goes into the notice log ([`super::dedupe`]) after
-//! that flush, so a crash between the two makes NCS resend a notice the store already
-//! holds, and the resend is `stale` (its `lts` is recorded), not acted on twice. A
-//! stale notice's id is recorded too, so its resend is a duplicate; a resend that comes
-//! while its first delivery is being recorded waits for the same flush before its 200. The
+//! notice goes into the notice log ([`super::dedupe`]) with its id, in one record, and
+//! the intake says `accepted` only once that record survives a process kill: the 200
+//! that acknowledges a notice is only sent once a crash at any later instant leaves it to
+//! be replayed at the next start ([`Intake::replay`]) until the controller has applied
+//! it, with its player's new `lts`, so a resend is a duplicate and an older notice of the
+//! player stays stale across the restart. A stale notice's id is recorded too, so its
+//! resend is a duplicate; a resend that comes while its first delivery is being recorded
+//! waits for that record before its 200. The
 //! intake never waits on Agora or the controller: NCS wants its answer within 10 s.
 //! Neither the secret nor a signature is ever logged or returned.
 
@@ -143,7 +142,7 @@ impl Intake {
         notices: NoticeLog,
         store: Store,
     ) -> Result<Intake, StoreError> {
-        let entries = store.notice_positions()?.into_iter().filter_map(|p| {
+        let entries = notices.positions()?.into_iter().filter_map(|p| {
             let stage = Stage::from_code(p.position.stage)?;
             Some((p.project, p.player, p.position.lts, stage))
         });
@@ -170,7 +169,7 @@ impl Intake {
     /// per-player order from the store and replays what the previous leader acknowledged
     /// and did not apply. Returns how many notices were replayed.
     pub fn take_over(&self, project: &str) -> Result<usize, StoreError> {
-        let positions = self.store.notice_positions()?;
+        let positions = self.notices.positions()?;
         {
             let mut ordering = self.ordering();
             for p in positions.into_iter().filter(|p| p.project == project) {
@@ -185,7 +184,7 @@ impl Intake {
     }
 
     fn replay_where(&self, wanted: impl Fn(&PendingNotice) -> bool) -> Result<usize, StoreError> {
-        let mut pending = self.store.pending_notices()?;
+        let mut pending = self.notices.pending()?;
         pending.retain(|p| wanted(p));
         pending.sort_by_key(|p| p.position);
         let mut replayed = 0;
@@ -199,7 +198,7 @@ impl Intake {
                 (project, _) => {
                     tracing::warn!(project = %p.project, configured = project.is_some(),
                         "an acknowledged NCS notice of a project not configured, or unreadable, is dropped");
-                    self.store.notices_applied(&p.project, &[p.key])?;
+                    self.notices.settle(&p.project, vec![p.key]);
                 }
             }
         }
@@ -276,22 +275,25 @@ impl Intake {
                 stage: stage.code(),
             },
         };
-        let step = {
+        let (step, accepting) = {
             let mut ordering = self.ordering();
             let player = &observation.player_id;
             if self.notices.contains(&key)? {
-                Step::Duplicate
+                (Step::Duplicate, None)
             } else if ordering.in_flight.contains(&key) {
-                Step::InFlight
+                (Step::InFlight, None)
             } else {
                 let (before, floor) = (ordering.lts.last(project, player), ordering.lts.floor());
                 if !ordering.lts.admit(project, player, observation.lts, stage) {
-                    Step::Stale
+                    (Step::Stale, None)
                 } else {
-                    if let Err(e) = self.store.put_notice(&pending) {
-                        ordering.lts.undo(project, player, before);
-                        return Err(e);
-                    }
+                    let accepting = match self.notices.accept(&pending, now_ms()) {
+                        Ok(accepting) => accepting,
+                        Err(e) => {
+                            ordering.lts.undo(project, player, before);
+                            return Err(e);
+                        }
+                    };
                     if ordering.lts.floor() > floor
                         && let Err(e) = self.store.forget_notice_positions(ordering.lts.floor())
                     {
@@ -300,18 +302,19 @@ impl Intake {
                     }
                     ordering.in_flight.insert(key.clone());
                     // Pushed under the ordering lock, so the inbox sees each player's
-                    // events in lts order.
+                    // events in lts order, and after the record is queued, so an applied
+                    // mark never precedes it.
                     proj.inbox.push_acknowledged(key.clone(), observation);
-                    Step::New
+                    (Step::New, Some(accepting))
                 }
             }
         };
         match step {
             Step::Duplicate => return Ok(Receipt::Duplicate),
             // Its first delivery is being made durable; this 200 acknowledges the same
-            // notice, so it waits for a flush that covers it.
+            // notice, so it waits for that.
             Step::InFlight => {
-                self.store.flush().await?;
+                self.notices.accepted(&key).await?;
                 return Ok(Receipt::Duplicate);
             }
             // Nothing to act on, but its id is recorded as every acknowledged one is,
@@ -327,11 +330,10 @@ impl Intake {
             Step::New => {}
         }
         // Out of the set however this ends, also when the client hangs up mid-way.
-        let in_flight = InFlight { intake: self, key };
-        self.store.flush().await?;
-        self.notices
-            .first_time(in_flight.key.clone(), now_ms())
-            .await?;
+        let _in_flight = InFlight { intake: self, key };
+        if let Some(accepting) = accepting {
+            accepting.durable().await?;
+        }
         tracing::debug!(
             project,
             notice_id = %notice.notice_id,

@@ -25,7 +25,7 @@ fn v2_header_wins_and_sha1_is_the_fallback() {
 }
 
 /// One project `p` with secret `k` on `store`, and its inbox.
-fn rig(store: &Store) -> (Intake, Arc<Inbox>) {
+fn rig(store: &Store) -> (Intake, Arc<Inbox>, NoticeLog) {
     let inbox = Arc::new(Inbox::default());
     let project = NcsProject {
         secret: "k".into(),
@@ -33,7 +33,11 @@ fn rig(store: &Store) -> (Intake, Arc<Inbox>) {
     };
     let projects = HashMap::from([("p".to_string(), project)]);
     let log = NoticeLog::open(store).unwrap();
-    (Intake::new(projects, log, store.clone()).unwrap(), inbox)
+    (
+        Intake::new(projects, log.clone(), store.clone()).unwrap(),
+        inbox,
+        log,
+    )
 }
 
 /// A signed status notice `id` about player `pl` at `lts`.
@@ -57,7 +61,7 @@ async fn an_acknowledged_notice_and_each_players_order_survive_a_restart() {
     let dir = std::env::temp_dir().join(format!("pk-intake-{}", uuid::Uuid::new_v4()));
     {
         let store = Store::open(&dir).unwrap();
-        let (intake, inbox) = rig(&store);
+        let (intake, inbox, log) = rig(&store);
         assert_eq!(
             deliver(&intake, "n1", "a", "running", 100).await,
             Receipt::Accepted
@@ -70,12 +74,12 @@ async fn an_acknowledged_notice_and_each_players_order_survive_a_restart() {
         let drained = inbox.drain_all();
         assert_eq!(drained.acknowledged.len(), 2);
         assert_eq!(drained.acknowledged[1].player_id, "a");
-        store
-            .notices_applied("p", &[drained.acknowledged[0].key.clone()])
+        log.applied("p", vec![drained.acknowledged[0].key.clone()])
+            .await
             .unwrap();
     }
     let store = Store::reopen(&dir);
-    let (intake, inbox) = rig(&store);
+    let (intake, inbox, log) = rig(&store);
     assert_eq!(intake.replay().unwrap(), 1);
     let drained = inbox.drain_all();
     assert_eq!(drained.observations.len(), 1);
@@ -105,9 +109,9 @@ async fn an_acknowledged_notice_and_each_players_order_survive_a_restart() {
             .collect::<Vec<_>>()
     };
     let applied = keys(inbox.drain_all());
-    store.notices_applied("p", &keys(drained)).unwrap();
-    store.notices_applied("p", &applied).unwrap();
-    drop(intake);
+    log.applied("p", keys(drained)).await.unwrap();
+    log.applied("p", applied).await.unwrap();
+    drop((intake, log));
     drop(store);
     let store = Store::reopen(&dir);
     assert_eq!(
@@ -131,7 +135,7 @@ async fn a_replayed_notice_of_a_project_no_longer_configured_is_dropped() {
             position: NoticePosition { lts: 1, stage: 1 },
         })
         .unwrap();
-    let (intake, inbox) = rig(&store);
+    let (intake, inbox, _) = rig(&store);
     assert_eq!(intake.replay().unwrap(), 0);
     assert!(inbox.drain().is_empty());
     assert!(store.pending_notices().unwrap().is_empty());

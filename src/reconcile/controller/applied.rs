@@ -8,8 +8,8 @@
 //! strikes. So a notice stays in the store while a slot record still names its player
 //! and the picture does not show that player alive; once the slot moved on (the
 //! replacement's intent is written) or the player is seen alive, it is forgotten. The
-//! removal is written after the intent and becomes durable with the store's next flush,
-//! which covers the intent too.
+//! notice log forgets it only once a store flush after this has made the intent durable
+//! (`NoticeLog::settle`).
 
 use std::collections::HashSet;
 
@@ -39,6 +39,6 @@ impl ProjectController {
             .partition(|a| waits(&a.player_id));
         self.unapplied = waiting;
         let keys: Vec<String> = settled.into_iter().map(|a| a.key).collect();
-        self.ctx.executor.notices_applied(&keys);
+        self.ctx.executor.notices_applied(keys);
     }
 }

@@ -19,6 +19,7 @@ use crate::config::Scene;
 use crate::model::{
     EventKind, OnAir, Phase, RECORD_VERSION, Region, SlotKey, SlotRecord, Spec, role,
 };
+use crate::ncs::dedupe::NoticeLog;
 use crate::reconcile::events::ProjectEvents;
 use crate::reconcile::plan::{Adopt, Create, Delete, Update, created_spec, desired_spec};
 use crate::store::{Store, StoreError};
@@ -74,6 +75,8 @@ pub struct Executor {
     onair: Mutex<HashMap<String, OnAir>>,
     /// Where what the executor did (and what the pass published) is recorded.
     events: ProjectEvents,
+    /// Where acknowledged NCS notices wait until they are applied.
+    notices: NoticeLog,
 }
 
 impl Executor {
@@ -84,11 +87,13 @@ impl Executor {
         clock: Clock,
         uid_quarantine: Duration,
         events: ProjectEvents,
+        notices: NoticeLog,
     ) -> Self {
         Executor {
             project,
             client,
             store,
+            notices,
             clock,
             noted_uids: Mutex::default(),
             held_uids: Mutex::default(),
@@ -476,16 +481,12 @@ impl Executor {
         Ok(sequence)
     }
 
-    /// Tells the store these acknowledged NCS notices of the project were applied.
-    pub fn notices_applied(&self, keys: &[String]) {
+    /// Tells the notice log these acknowledged NCS notices of the project were applied.
+    pub fn notices_applied(&self, keys: Vec<String>) {
         if keys.is_empty() {
             return;
         }
-        if let Err(e) = self.store.notices_applied(&self.project, keys) {
-            // They are replayed at the next start; applying one twice only repeats it.
-            tracing::warn!(project = %self.project, error = %e,
-                "cannot forget applied NCS notices");
-        }
+        self.notices.settle(&self.project, keys);
     }
 
     pub fn forget(&self, key: &SlotKey) -> Result<(), ExecError> {

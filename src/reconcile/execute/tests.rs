@@ -60,6 +60,7 @@ fn unused_client() -> Arc<MediaPullClient> {
 
 fn executor(project: &str, store: Store, clock: Clock, quarantine: Duration) -> Executor {
     let events = events(project, &store, clock);
+    let notices = NoticeLog::for_projects(&store, vec![project.into()]).unwrap();
     Executor::new(
         project.into(),
         unused_client(),
@@ -67,6 +68,7 @@ fn executor(project: &str, store: Store, clock: Clock, quarantine: Duration) -> 
         clock,
         quarantine,
         events,
+        notices,
     )
 }
 
