@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue};
-use reqwest::{Method, RequestBuilder, Response};
+use reqwest::{Method, RequestBuilder};
 use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
@@ -27,6 +28,7 @@ use crate::limits::{RateLimiter, WindowSpec};
 
 mod config;
 mod failure;
+mod in_flight;
 mod ncs_ip;
 mod refusal;
 mod transport;
@@ -34,8 +36,9 @@ mod transport;
 use failure::transport_error;
 
 pub use config::{ApiLimiters, ClientConfig, Endpoint};
+pub use in_flight::IN_FLIGHT_PER_HOST;
 pub use ncs_ip::{NCS_IP_PATHS, NcsIps};
-pub use transport::{TransportError, Transports, transport};
+pub use transport::{Transport, TransportError, Transports, transport};
 
 /// Longest pause a `Retry-After` can impose. Agora documents none; a larger value is a
 /// broken answer, and honouring it would stop failovers (or overflow the clock).
@@ -66,7 +69,7 @@ pub type SwitchObserver = dyn Fn() + Send + Sync;
 pub type Fence = dyn Fn() -> bool + Send + Sync;
 
 pub struct MediaPullClient {
-    http: reqwest::Client,
+    http: Transport,
     /// Bound on each whole request (the transport may be shared, so it is set per request).
     timeout: Duration,
     endpoint: Endpoint,
@@ -106,7 +109,7 @@ impl MediaPullClient {
 
     /// A client on `http`, which may be shared with other projects' clients (see
     /// [`Transports`]); it must resolve the endpoint's name overrides.
-    pub fn with_transport(config: ClientConfig, http: reqwest::Client) -> Self {
+    pub fn with_transport(config: ClientConfig, http: Transport) -> Self {
         let credentials = format!(
             "{}:{}",
             config.customer_id.expose_secret(),
@@ -228,8 +231,8 @@ impl MediaPullClient {
                 .json(&body)
         };
         match self.send(Op::Create, (limiter, rank), &make).await {
-            Ok((response, request_id)) => {
-                let created: CreateResponse = decode(Op::Create, response, &request_id).await?;
+            Ok((body, request_id)) => {
+                let created: CreateResponse = decode(Op::Create, &body, &request_id)?;
                 Ok(CreateOutcome::Created(created.player))
             }
             Err(ApiError::Status { op, refusal }) if refusal.status == 409 => {
@@ -328,13 +331,13 @@ impl MediaPullClient {
             query.push(("pageToken", t.to_string()));
         }
         let path = self.players_path(None);
-        let (response, request_id) = self
+        let (body, request_id) = self
             .send(Op::List, (limiter, 0), &|base| {
                 self.request(Method::GET, &format!("{base}{path}"))
                     .query(&query)
             })
             .await?;
-        decode(Op::List, response, &request_id).await
+        decode(Op::List, &body, &request_id)
     }
 
     /// One request, on the fixed endpoint or walking Agora's domains as documented when
@@ -346,7 +349,7 @@ impl MediaPullClient {
         op: Op,
         limiter: (&RateLimiter, i64),
         make: &(dyn Fn(&str) -> RequestBuilder + Sync),
-    ) -> Result<(Response, String), ApiError> {
+    ) -> Result<(Bytes, String), ApiError> {
         let (scheme, pool) = match &self.endpoint {
             Endpoint::Fixed(base) => return self.attempt(op, limiter, make(base)).await,
             Endpoint::Domains { scheme, pool, .. } => (scheme, pool),
@@ -388,6 +391,7 @@ impl MediaPullClient {
         headers.insert(reqwest::header::AUTHORIZATION, self.auth.clone());
         headers.insert(reqwest::header::USER_AGENT, self.user_agent.clone());
         self.http
+            .http
             .request(method, url)
             .timeout(self.timeout)
             .headers(headers)
@@ -397,13 +401,15 @@ impl MediaPullClient {
     /// `ApiError::Status` with everything Agora said about them. A 429 pauses the API's
     /// limiter: for `Retry-After` if Agora sent one, else for the next step of the
     /// best-practice retreat (5–6, 10–11, 15–16 s for 429s in a row, §1.9), so nobody
-    /// hammers a throttled API.
+    /// hammers a throttled API. After its rate limiter the call waits for a place among
+    /// the host's calls in flight (see [`in_flight`]), and keeps it until the answer is
+    /// read, which is why the answer comes back as its body.
     async fn attempt(
         &self,
         op: Op,
         (limiter, rank): (&RateLimiter, i64),
         req: RequestBuilder,
-    ) -> Result<(Response, String), ApiError> {
+    ) -> Result<(Bytes, String), ApiError> {
         let (waited, in_flight) = tokio::select! {
             biased;
             _ = self.stop.cancelled() => return Err(ApiError::Stopped { op }),
@@ -416,15 +422,33 @@ impl MediaPullClient {
             return Err(ApiError::Stopped { op });
         }
         let request_id = uuid::Uuid::new_v4().to_string();
+        let (http, request) = req.header("X-Request-ID", &request_id).build_split();
+        let request = match request {
+            Ok(request) => request,
+            Err(e) => return Err(transport_error(op, &e, &request_id)),
+        };
+        let host = request.url().authority().to_string();
+        let place = tokio::select! {
+            biased;
+            _ = self.stop.cancelled() => return Err(ApiError::Stopped { op }),
+            place = self.http.in_flight.enter(&host) => place,
+        };
         let started = Instant::now();
-        let result = req.header("X-Request-ID", &request_id).send().await;
-        let outcome = match result {
+        let outcome = match http.execute(request).await {
             Err(e) => Err(transport_error(op, &e, &request_id)),
-            Ok(response) if response.status().is_success() => Ok((response, request_id)),
+            Ok(response) if response.status().is_success() => match response.bytes().await {
+                Ok(body) => Ok((body, request_id)),
+                Err(e) => Err(ApiError::Decode {
+                    op,
+                    detail: e.to_string(),
+                    request_id,
+                }),
+            },
             Ok(response) => Err(refusal::read(op, response, &request_id).await),
         };
-        // Answered (or given up on): from now on the call's windows run out.
-        drop(in_flight);
+        // Answered (or given up on): from now on the call's windows run out, and the
+        // connection is free for the next call.
+        drop((in_flight, place));
         if let Some(observe) = &self.observer {
             let label = match &outcome {
                 Ok(_) => "2xx",
@@ -454,17 +478,8 @@ impl MediaPullClient {
     }
 }
 
-async fn decode<T: DeserializeOwned>(
-    op: Op,
-    response: Response,
-    request_id: &str,
-) -> Result<T, ApiError> {
-    let bytes = response.bytes().await.map_err(|e| ApiError::Decode {
-        op,
-        detail: e.to_string(),
-        request_id: request_id.to_string(),
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
+fn decode<T: DeserializeOwned>(op: Op, body: &[u8], request_id: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::Decode {
         op,
         detail: e.to_string(),
         request_id: request_id.to_string(),

@@ -62,12 +62,12 @@ impl MediaPullClient {
     }
 
     async fn ncs_ips_at(&self, path: &str) -> Result<Vec<IpAddr>, ApiError> {
-        let (response, request_id) = self
+        let (body, request_id) = self
             .send(Op::NcsIp, (&self.ncs_ip_limiter, 0), &|base| {
                 self.request(Method::GET, &format!("{base}{path}"))
             })
             .await?;
-        let answer: IpResponse = decode(Op::NcsIp, response, &request_id).await?;
+        let answer: IpResponse = decode(Op::NcsIp, &body, &request_id)?;
         let undecodable = |detail: String| ApiError::Decode {
             op: Op::NcsIp,
             detail,

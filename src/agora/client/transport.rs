@@ -10,11 +10,13 @@
 //! answer now, and the shared pool gets no 429 at 1,000 projects.
 //!
 //! A client whose names resolve through test overrides gets a transport of its own.
+//! Every transport bounds its calls in flight per host (see [`InFlight`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::in_flight::{IN_FLIGHT_PER_HOST, InFlight};
 use crate::agora::domains::Overrides;
 
 /// Longest wait for a TCP/TLS connection, whatever the request timeout.
@@ -22,10 +24,10 @@ const CONNECT_TIMEOUT_CAP: Duration = Duration::from_secs(5);
 
 /// How long an idle pooled connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(60);
-/// Idle connections kept per host. The shared pool grows to the peak number of calls in
-/// flight (a thousand projects polling List together), and each idle connection keeps
-/// hyper's buffers; a call beyond these opens a new one, at a TLS handshake's cost.
-const POOL_IDLE_PER_HOST: usize = 32;
+/// Idle connections kept per host: as many as calls may be in flight, so the connections
+/// a burst opened serve the next one instead of being closed and opened again (a TLS
+/// handshake each); the bound on calls in flight bounds them.
+const POOL_IDLE_PER_HOST: usize = IN_FLIGHT_PER_HOST;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -52,12 +54,25 @@ fn builder(timeout: Duration, overrides: &Overrides) -> reqwest::ClientBuilder {
     }
 }
 
+/// An HTTP client and the bound on its calls in flight; clones share both.
+#[derive(Clone)]
+pub struct Transport {
+    pub(super) http: reqwest::Client,
+    pub(super) in_flight: Arc<InFlight>,
+}
+
+impl Transport {
+    fn new(http: reqwest::Client) -> Self {
+        Transport {
+            http,
+            in_flight: Arc::new(InFlight::new(IN_FLIGHT_PER_HOST)),
+        }
+    }
+}
+
 /// A transport with a TLS configuration of its own (one client on its own, tests).
-pub fn transport(
-    timeout: Duration,
-    overrides: &Overrides,
-) -> Result<reqwest::Client, reqwest::Error> {
-    builder(timeout, overrides).build()
+pub fn transport(timeout: Duration, overrides: &Overrides) -> Result<Transport, reqwest::Error> {
+    Ok(Transport::new(builder(timeout, overrides).build()?))
 }
 
 /// The projects' transports, built on first use.
@@ -65,7 +80,7 @@ pub fn transport(
 pub struct Transports {
     tls: Mutex<Option<rustls::ClientConfig>>,
     /// By request timeout (the connect timeout follows it).
-    shared: Mutex<HashMap<Duration, reqwest::Client>>,
+    shared: Mutex<HashMap<Duration, Transport>>,
 }
 
 impl Transports {
@@ -75,7 +90,7 @@ impl Transports {
         &self,
         timeout: Duration,
         overrides: &Overrides,
-    ) -> Result<reqwest::Client, TransportError> {
+    ) -> Result<Transport, TransportError> {
         if !overrides.0.is_empty() {
             return self.build(timeout, overrides);
         }
@@ -88,11 +103,7 @@ impl Transports {
         Ok(client)
     }
 
-    fn build(
-        &self,
-        timeout: Duration,
-        overrides: &Overrides,
-    ) -> Result<reqwest::Client, TransportError> {
+    fn build(&self, timeout: Duration, overrides: &Overrides) -> Result<Transport, TransportError> {
         use rustls_platform_verifier::ConfigVerifierExt;
         let tls = {
             let mut shared = self.tls.lock().unwrap_or_else(|e| e.into_inner());
@@ -106,9 +117,11 @@ impl Transports {
                 }
             }
         };
-        Ok(builder(timeout, overrides)
-            .tls_backend_preconfigured(tls)
-            .build()?)
+        Ok(Transport::new(
+            builder(timeout, overrides)
+                .tls_backend_preconfigured(tls)
+                .build()?,
+        ))
     }
 }
 
