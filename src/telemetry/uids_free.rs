@@ -3,7 +3,7 @@
 //!
 //! Why not a gauge vector: each label child of the prometheus crate keeps its own copy of
 //! the description and label pairs, several hundred bytes per scene; at 1,000 projects
-//! that was 25,000 children for one number each (BENCHMARKS.md, session 6). A collector
+//! that was 25,000 children for one number each (BENCHMARKS.md, History). A collector
 //! building them at scrape time only moved that cost into each scrape (see `text`).
 
 use std::collections::HashMap;

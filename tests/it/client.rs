@@ -267,7 +267,7 @@ async fn page_tokens_that_cycle_fail_the_list_instead_of_looping() {
 }
 
 /// Calls beyond the host's bound on calls in flight wait for a place instead of opening
-/// more connections (a 1,000-project start held over 5,000 of them, BENCHMARKS.md §4),
+/// more connections (a 1,000-project start from empty held over 5,000 of them),
 /// and the wait is not part of a call's timeout: four waves of calls that each take 0.4 s
 /// all succeed with a 1.5 s timeout, though the last wave is answered 1.6 s after it was
 /// asked for.
