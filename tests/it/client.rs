@@ -293,7 +293,6 @@ async fn calls_in_flight_to_a_host_are_bounded_and_their_wait_is_not_their_timeo
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let unlimited = || RateLimiter::new([]);
     let client = Arc::new(
         MediaPullClient::new(ClientConfig {
             endpoint: Endpoint::Fixed(base),
@@ -301,14 +300,7 @@ async fn calls_in_flight_to_a_host_are_bounded_and_their_wait_is_not_their_timeo
             customer_id: CUSTOMER_ID.to_string().into(),
             customer_secret: CUSTOMER_SECRET.to_string().into(),
             timeout: Duration::from_millis(1500),
-            limiters: ApiLimiters {
-                create_with_name: unlimited(),
-                create_without_name: unlimited(),
-                delete: unlimited(),
-                list: unlimited(),
-                list_filtered: unlimited(),
-                update: unlimited(),
-            },
+            limiters: support::unlimited_limiters(),
         })
         .unwrap(),
     );

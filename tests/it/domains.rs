@@ -8,10 +8,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pullkeeper::RateLimiter;
 use pullkeeper::agora::client::Endpoint;
 use pullkeeper::agora::domains::{DomainPool, Domains, Override, Overrides, Region};
-use pullkeeper::agora::{ApiLimiters, ClientConfig, MediaPullClient};
+use pullkeeper::agora::{ClientConfig, MediaPullClient};
 use pullkeeper::simulator::SimHandle;
 use tokio::time::Instant;
 
@@ -20,10 +19,6 @@ use crate::support::{self, APP, CUSTOMER_ID, CUSTOMER_SECRET};
 /// The request timeout of these clients; their connect timeout is its cap, 5 s.
 const TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-fn unlimited() -> RateLimiter {
-    RateLimiter::new([])
-}
 
 /// A client for `api.agora.io` on a server where it resolves to US East: US West is
 /// the adjacent region.
@@ -40,14 +35,7 @@ fn client(overrides: &[(&str, Override)], return_after: Duration) -> MediaPullCl
         customer_id: CUSTOMER_ID.to_string().into(),
         customer_secret: CUSTOMER_SECRET.to_string().into(),
         timeout: TIMEOUT,
-        limiters: ApiLimiters {
-            create_with_name: unlimited(),
-            create_without_name: unlimited(),
-            delete: unlimited(),
-            list: unlimited(),
-            list_filtered: unlimited(),
-            update: unlimited(),
-        },
+        limiters: support::unlimited_limiters(),
     })
     .unwrap()
 }

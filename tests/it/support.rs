@@ -8,12 +8,27 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
+use pullkeeper::RateLimiter;
+use pullkeeper::agora::ApiLimiters;
 use pullkeeper::simulator::{SimConfig, SimHandle, SimProject, Simulator};
 
 pub const APP: &str = "app0123456789abcdef";
 pub const CUSTOMER_ID: &str = "cust-id";
 pub const CUSTOMER_SECRET: &str = "cust-secret";
 pub const NCS_SECRET: &str = "ncs-secret";
+
+/// Limiters that never hold a call back, for tests about something else than Agora's rates.
+pub fn unlimited_limiters() -> ApiLimiters {
+    let unlimited = || RateLimiter::new([]);
+    ApiLimiters {
+        create_with_name: unlimited(),
+        create_without_name: unlimited(),
+        delete: unlimited(),
+        list: unlimited(),
+        list_filtered: unlimited(),
+        update: unlimited(),
+    }
+}
 
 /// One project `APP`, one credential pair, every other setting at its default.
 pub fn config() -> SimConfig {
