@@ -5,6 +5,7 @@
 //! Labels are bounded sets only: api, code class, role, scene (bounded by config),
 //! project. Never a UID, player id, stream URL or notice id.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::process::ProcessCollector;
@@ -38,6 +39,9 @@ pub struct Metrics {
     registry: Registry,
     /// Families written as text when scraped, after the registry's (see `text`).
     text: Arc<RwLock<Vec<Box<dyn TextFamilies>>>>,
+    /// Length of the last scrape: the next one reserves that much up front instead of
+    /// doubling its buffer up to it (a 9 MB text grew a 16 MiB buffer at 1,000 projects).
+    last_scrape_len: Arc<AtomicUsize>,
     pub api_requests: IntCounterVec,
     pub api_request_duration: HistogramVec,
     pub api_outage: IntGaugeVec,
@@ -301,6 +305,7 @@ impl Metrics {
             .expect("valid metric"),
             registry,
             text: Arc::default(),
+            last_scrape_len: Arc::default(),
         };
         let build = Gauge::with_opts(
             Opts::new("pullkeeper_build_info", "Build information.")
@@ -400,9 +405,13 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut out)
             .expect("text encoding cannot fail");
         let mut out = String::from_utf8(out).expect("the text format is UTF-8");
+        let expected = self.last_scrape_len.load(Ordering::Relaxed);
+        // A little over the last length: scenes added since do not force a doubling.
+        out.reserve((expected + expected / 16).saturating_sub(out.len()));
         for families in self.text.read().unwrap_or_else(|e| e.into_inner()).iter() {
             families.write(&mut out);
         }
+        self.last_scrape_len.store(out.len(), Ordering::Relaxed);
         out
     }
 }
