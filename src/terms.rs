@@ -31,8 +31,9 @@ pub async fn supervise<F, Fut>(
         };
         // Cancelled when the term ends or the process stops, whichever comes first.
         let term = stop.child_token();
-        let run = controller(term.clone());
-        tokio::pin!(run);
+        // On the heap, and only for a term: inline, the controller's state machine (about
+        // 15 KiB) made every project's supervisor that size, led here or not.
+        let mut run = Box::pin(controller(term.clone()));
         tokio::select! {
             // Ended on its own (the scenes went away at shutdown): nothing to restart
             // before the term ends.
