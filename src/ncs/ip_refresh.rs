@@ -41,9 +41,11 @@ impl IpRefresher {
     pub async fn run(self, cancel: CancellationToken) {
         let mut failures = 0u32;
         loop {
+            // Boxed: the call's state is needed for a moment an interval, and inline it
+            // made each project's refresher task that big the whole time.
             let fetched = tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = self.client.ncs_ips() => r,
+                r = Box::pin(self.client.ncs_ips()) => r,
             };
             match fetched {
                 Ok(answer) => {

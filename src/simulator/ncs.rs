@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
 use super::clock::SimClock;
 use super::config::duration;
@@ -73,9 +74,20 @@ pub struct NcsChaos {
     pub max_delay: Duration,
 }
 
+/// Sends in flight at once, over all receivers. A sender keeps a bounded pool of
+/// connections: unbounded, a burst of player events (50,000 players created at once)
+/// while the receivers were slow opened one connection per notice, until this process
+/// ran out of file descriptors (20,000) and the simulated REST API stopped accepting
+/// calls. Above what receivers take at once (pullkeeper accepts 1,024 connections per
+/// replica), so the bound never paces delivery to a receiver keeping up; at 256 it did,
+/// and a converging run's notices queued for minutes. Waiting for a place is not waiting
+/// for the answer: the timeout starts at the send.
+const SENDS_IN_FLIGHT: usize = 4096;
+
 /// Sends notices and records every attempt.
 pub struct Notifier {
     client: reqwest::Client,
+    sending: Arc<Semaphore>,
     clock: Arc<SimClock>,
     retry_delays: Vec<Duration>,
     records: Arc<Mutex<Vec<DeliveryRecord>>>,
@@ -104,6 +116,7 @@ impl Notifier {
             .map_err(std::io::Error::other)?;
         Ok(Notifier {
             client,
+            sending: Arc::new(Semaphore::new(SENDS_IN_FLIGHT)),
             clock,
             retry_delays,
             records: Arc::new(Mutex::new(Vec::new())),
@@ -126,6 +139,7 @@ impl Notifier {
     pub fn dispatch(&self, event: Event, target: Target) {
         let job = Delivery {
             client: self.client.clone(),
+            sending: self.sending.clone(),
             clock: self.clock.clone(),
             retry_delays: self.retry_delays.clone(),
             records: self.records.clone(),
@@ -138,6 +152,7 @@ impl Notifier {
 
 struct Delivery {
     client: reqwest::Client,
+    sending: Arc<Semaphore>,
     clock: Arc<SimClock>,
     retry_delays: Vec<Duration>,
     records: Arc<Mutex<Vec<DeliveryRecord>>>,
@@ -159,6 +174,7 @@ impl Delivery {
             tokio::time::sleep(Duration::from_millis(rand::random_range(0..=ms))).await;
         }
         loop {
+            let place = self.sending.acquire().await.expect("never closed");
             let now = self.clock.now();
             let notice = Notice {
                 notice_id: self.notice_id.clone(),
@@ -168,6 +184,7 @@ impl Delivery {
                 payload: payload.clone(),
             };
             let outcome = self.send_once(&notice, &target).await;
+            drop(place);
             let delivered = outcome == DeliveryOutcome::Delivered;
             self.records
                 .lock()

@@ -54,7 +54,7 @@ async fn simulator() -> SimHandle {
 }
 
 /// The settings and scenes of replica `name` in `dir`.
-fn configure(dir: &Path, sim: &SimHandle, etcd: &LocalEtcd, name: &str) {
+fn configure(dir: &Path, sim: &SimHandle, etcd: &LocalEtcd, name: &str, ttl: Duration) {
     std::fs::create_dir_all(dir).unwrap();
     let mut settings = format!(
         "server: {{ listen: \"127.0.0.1:0\", admin_token: {{ env: E2E_ADMIN_TOKEN }} }}\n\
@@ -63,7 +63,7 @@ fn configure(dir: &Path, sim: &SimHandle, etcd: &LocalEtcd, name: &str) {
          reconcile: {{ {FAST} }}\n\
          scenes_file: scenes.yaml\nprojects:\n",
         etcd.endpoint(),
-        TTL.as_secs()
+        ttl.as_secs()
     );
     let mut scenes = String::from("scenes:\n");
     for p in 0..PROJECTS {
@@ -231,7 +231,7 @@ async fn projects_are_shared_out_as_replicas_join_and_leave_and_any_replica_take
     let root = temp_dir("scaleout");
     let dirs: Vec<PathBuf> = ["a", "b", "c"].iter().map(|n| root.join(n)).collect();
     for (dir, name) in dirs.iter().zip(["a", "b", "c"]) {
-        configure(dir, &sim, &etcd, name);
+        configure(dir, &sim, &etcd, name, TTL);
     }
     let a = Proc::start(&dirs[0]).await;
     notices_to(&sim, &a);
@@ -344,6 +344,44 @@ async fn projects_are_shared_out_as_replicas_join_and_leave_and_any_replica_take
     let _ = std::fs::remove_dir_all(&root);
 }
 
+/// Replicas started together (a Deployment's pods, each a few seconds into reading its
+/// configuration) see each other before they share: no project is first led by the
+/// replica that happened to start first and then handed over. Without the cold-start
+/// wait, the first replica took all six projects at its second reading, a second after
+/// it joined, and handed four over once the others appeared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_started_together_share_without_handing_projects_over() {
+    // Half of it (the cold-start wait, 5 s) must outlast the stagger below plus a start.
+    let ttl = Duration::from_secs(10);
+    let etcd = LocalEtcd::start().expect("etcd (Debian package etcd-server) starts");
+    let sim = simulator().await;
+    let root = temp_dir("together");
+    let dirs: Vec<PathBuf> = ["a", "b", "c"].iter().map(|n| root.join(n)).collect();
+    for (dir, name) in dirs.iter().zip(["a", "b", "c"]) {
+        configure(dir, &sim, &etcd, name, ttl);
+    }
+    let a = Proc::start(&dirs[0]).await;
+    // Longer than two scan periods (1 s each): `a` reads the keys alone after its
+    // first reading.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (b, c) = tokio::join!(Proc::start(&dirs[1]), Proc::start(&dirs[2]));
+    at_rest(&a, &["a", "b", "c"], 4 * ttl).await;
+    let procs = [&a, &b, &c];
+    let terms = terms_per_project(&procs);
+    let moved: Vec<&String> = terms.keys().filter(|p| terms[*p] != 1).collect();
+    assert!(
+        moved.is_empty(),
+        "projects handed over at the start: {terms:?}\n{}",
+        moved
+            .iter()
+            .map(|p| timeline(&procs, p))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    drop((a, b, c));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_of_every_replica_during_a_failure_storm_loses_nothing() {
     let seed = env_number("PULLKEEPER_KILL_SEED").unwrap_or_else(rand::random);
@@ -355,7 +393,7 @@ async fn a_rolling_restart_of_every_replica_during_a_failure_storm_loses_nothing
     let names = ["a", "b", "c"];
     let dirs: Vec<PathBuf> = names.iter().map(|n| root.join(n)).collect();
     for (dir, name) in dirs.iter().zip(names) {
-        configure(dir, &sim, &etcd, name);
+        configure(dir, &sim, &etcd, name, TTL);
     }
     let mut procs = Vec::new();
     for dir in &dirs {

@@ -17,8 +17,10 @@
 //!   the first time) takes nothing else that time: replicas started together (a
 //!   Deployment's pods) first see each other, then share, instead of the first one
 //!   taking everything and handing most of it over a ttl later (Kafka's consumer groups
-//!   delay their first rebalance for the same reason). A replica leaving does not wait:
-//!   its projects need a leader now.
+//!   delay their first rebalance for the same reason). At a cold start (no project led by
+//!   anyone) that holds for half a settle time after a replica became a member, since
+//!   replicas started together register seconds apart when each first parses a large
+//!   configuration. A replica leaving does not wait: its projects need a leader now.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -44,7 +46,8 @@ pub(super) struct View<'a> {
     pub held: &'a [String],
     /// Free projects seen free for longer than the grace time.
     pub overdue: &'a HashSet<String>,
-    /// A member joined since the previous reading (or this is the first).
+    /// A member joined since the previous reading (or this is the first), or it is a
+    /// cold start and this replica joined less than half a settle time ago.
     pub joining: bool,
 }
 

@@ -64,7 +64,7 @@ impl Leader {
                 .map(|(project, kv)| (project.clone(), text(&kv.value)))
                 .collect();
             let seen = std::mem::take(&mut state.members);
-            let joining = seen.is_empty()
+            let mut joining = seen.is_empty()
                 || member_keys
                     .iter()
                     .any(|(name, kv)| seen.get(name).is_none_or(|m| m.lease != kv.lease));
@@ -87,6 +87,15 @@ impl Leader {
                     )
                 })
                 .collect();
+            // A cold start (no project led by anyone) waits half a settle time after
+            // this replica became a member: replicas started together, each a few seconds
+            // into parsing its configuration, then all see each other before sharing,
+            // instead of the first taking every project and handing two thirds over.
+            // Half, so the balance runs before projects turn overdue.
+            let member_for = state.members.get(&self.replica).map(|m| now - m.first);
+            if leader_keys.is_empty() && member_for.is_none_or(|age| age < self.settle_time() / 2) {
+                joining = true;
+            }
             let lost: Vec<String> = state
                 .terms
                 .keys()
