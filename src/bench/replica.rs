@@ -20,6 +20,8 @@ use crate::telemetry::process;
 pub const LEADING: &str = "leading the project";
 /// What a replica logs when a term ends.
 pub const LOST: &str = "leadership lost";
+/// Why a term ends when the balance hands its project to a less loaded replica.
+pub const HANDED_OVER: &str = "handing the project over";
 
 /// One `pullkeeper run` child and what it logged.
 pub struct Replica {

@@ -12,7 +12,7 @@ use anyhow::Context;
 use tokio::time::Instant;
 
 use super::failover::{HookLog, hook_setting};
-use super::replica::{LOST, Replica, configure, route_ncs};
+use super::replica::{HANDED_OVER, LOST, Replica, configure, route_ncs};
 use super::report::{Figure, Limit, ScenarioReport};
 use super::rig::{self, ADMIN_TOKEN, Layout, SettingsYaml, TempDir};
 use super::takeover::duplicates;
@@ -37,14 +37,15 @@ fn running(sim: &SimHandle, layout: Layout) -> usize {
 }
 
 /// Starts `names.len()` replicas on a fresh etcd and simulator and waits until every
-/// player runs; the replicas, etcd, the simulator and the time from the first start.
+/// player runs; the replicas, etcd, the time from the first start and the CPU the
+/// replicas and etcd used meanwhile (to tell a slow run from a machine out of cores).
 async fn converge(
     dir: &Path,
     layout: Layout,
     names: &[&'static str],
     sim: &SimHandle,
     extra: &str,
-) -> anyhow::Result<(Vec<Replica>, LocalEtcd, Duration)> {
+) -> anyhow::Result<(Vec<Replica>, LocalEtcd, Duration, f64)> {
     let etcd = LocalEtcd::start().context("cannot start etcd (Debian package etcd-server)")?;
     let settings = SettingsYaml {
         reconcile: "poll_interval: 5s",
@@ -84,7 +85,12 @@ async fn converge(
             state.join("\n")
         )));
     }
-    Ok((replicas, etcd, start.elapsed()))
+    let took = start.elapsed();
+    let mut cpu = process::cpu_seconds_of(etcd.pid().context("etcd runs")?)?;
+    for replica in &replicas {
+        cpu += replica.cpu_seconds()?;
+    }
+    Ok((replicas, etcd, took, cpu))
 }
 
 /// `etcd_mvcc_db_total_size_in_bytes` from the member's metrics, in MiB.
@@ -138,7 +144,7 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
     // Both runs announce on-air changes to an app webhook: the same work either way.
     let sim = rig::simulator(layout, |_| {}).await?;
     let (solo_hooks, solo_hook_url) = HookLog::start(sim.clone()).await?;
-    let (one, etcd, alone) = converge(
+    let (one, etcd, alone, alone_cpu) = converge(
         &dir.0.join("one"),
         layout,
         &["solo"],
@@ -151,7 +157,7 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
 
     let sim = rig::simulator(layout, |_| {}).await?;
     let (hooks, hook_url) = HookLog::start(sim.clone()).await?;
-    let (mut replicas, etcd, shared) = converge(
+    let (mut replicas, etcd, shared, shared_cpu) = converge(
         &dir.0.join("three"),
         layout,
         &NAMES,
@@ -179,6 +185,16 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
         Figure::new("converge from empty, 3 replicas", shared.as_secs_f64(), "s")
             .limit(Limit::AtMost(1.3 * alone.as_secs_f64())),
     );
+    r.push(Figure::new(
+        "CPU used while converging by the replica and etcd, 1 replica",
+        alone_cpu,
+        "s",
+    ));
+    r.push(Figure::new(
+        "CPU used while converging by the replicas and etcd, 3 replicas",
+        shared_cpu,
+        "s",
+    ));
     for replica in &replicas {
         r.push(Figure::new(
             format!("replica {} leads (projects)", replica.name),
@@ -189,6 +205,14 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
     r.push(Figure::new(
         "terms ended while converging (projects handed over)",
         replicas.iter().map(|x| x.logged(LOST)).sum::<usize>() as f64,
+        "",
+    ));
+    r.push(Figure::new(
+        "  of which handed over by the balance",
+        replicas
+            .iter()
+            .map(|x| x.logged(HANDED_OVER))
+            .sum::<usize>() as f64,
         "",
     ));
 

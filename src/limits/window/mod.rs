@@ -112,7 +112,9 @@ impl RateLimiter {
             .filter(|w| w.limit > 0)
             .map(|spec| Log {
                 spec,
-                calls: Vec::with_capacity(spec.limit.min(1024) as usize),
+                // Grown on use: most of a project's six limiters stay nearly empty, and
+                // sized to their limits up front they were 6 KiB a project.
+                calls: Vec::new(),
             })
             .collect();
         RateLimiter {
