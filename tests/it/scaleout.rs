@@ -84,6 +84,31 @@ fn configure(dir: &Path, sim: &SimHandle, etcd: &LocalEtcd, name: &str, ttl: Dur
     std::fs::write(dir.join("scenes.yaml"), scenes).unwrap();
 }
 
+/// One etcd server, the simulator, and the configurations of replicas a, b and c (each
+/// in its own directory under `root`), at leader ttl `ttl`.
+struct Group {
+    etcd: LocalEtcd,
+    sim: SimHandle,
+    root: PathBuf,
+    dirs: Vec<PathBuf>,
+}
+
+async fn group(tag: &str, ttl: Duration) -> Group {
+    let etcd = LocalEtcd::start().expect("etcd (Debian package etcd-server) starts");
+    let sim = simulator().await;
+    let root = temp_dir(tag);
+    let dirs: Vec<PathBuf> = ["a", "b", "c"].iter().map(|n| root.join(n)).collect();
+    for (dir, name) in dirs.iter().zip(["a", "b", "c"]) {
+        configure(dir, &sim, &etcd, name, ttl);
+    }
+    Group {
+        etcd,
+        sim,
+        root,
+        dirs,
+    }
+}
+
 /// Sends every project's notices to `proc`, whichever replica leads it.
 fn notices_to(sim: &SimHandle, proc: &Proc) {
     for p in 0..PROJECTS {
@@ -226,13 +251,12 @@ async fn handed_over(proc: &Proc) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projects_are_shared_out_as_replicas_join_and_leave_and_any_replica_takes_notices() {
-    let etcd = LocalEtcd::start().expect("etcd (Debian package etcd-server) starts");
-    let sim = simulator().await;
-    let root = temp_dir("scaleout");
-    let dirs: Vec<PathBuf> = ["a", "b", "c"].iter().map(|n| root.join(n)).collect();
-    for (dir, name) in dirs.iter().zip(["a", "b", "c"]) {
-        configure(dir, &sim, &etcd, name, TTL);
-    }
+    let Group {
+        etcd: _etcd,
+        sim,
+        root,
+        dirs,
+    } = group("scaleout", TTL).await;
     let a = Proc::start(&dirs[0]).await;
     notices_to(&sim, &a);
     balanced(&a, &["a"], 4 * TTL).await;
@@ -353,13 +377,12 @@ async fn projects_are_shared_out_as_replicas_join_and_leave_and_any_replica_take
 async fn replicas_started_together_share_without_handing_projects_over() {
     // Half of it (the cold-start wait, 5 s) must outlast the stagger below plus a start.
     let ttl = Duration::from_secs(10);
-    let etcd = LocalEtcd::start().expect("etcd (Debian package etcd-server) starts");
-    let sim = simulator().await;
-    let root = temp_dir("together");
-    let dirs: Vec<PathBuf> = ["a", "b", "c"].iter().map(|n| root.join(n)).collect();
-    for (dir, name) in dirs.iter().zip(["a", "b", "c"]) {
-        configure(dir, &sim, &etcd, name, ttl);
-    }
+    let Group {
+        etcd: _etcd,
+        sim: _sim,
+        root,
+        dirs,
+    } = group("together", ttl).await;
     let a = Proc::start(&dirs[0]).await;
     // Longer than two scan periods (1 s each): `a` reads the keys alone after its
     // first reading.
@@ -387,14 +410,13 @@ async fn a_rolling_restart_of_every_replica_during_a_failure_storm_loses_nothing
     let seed = env_number("PULLKEEPER_KILL_SEED").unwrap_or_else(rand::random);
     report(&format!("scale-out rolling restart: seed {seed}"));
     let mut rng = StdRng::seed_from_u64(seed);
-    let etcd = LocalEtcd::start().expect("etcd starts");
-    let sim = simulator().await;
-    let root = temp_dir("rolling");
+    let Group {
+        etcd: _etcd,
+        sim,
+        root,
+        dirs,
+    } = group("rolling", TTL).await;
     let names = ["a", "b", "c"];
-    let dirs: Vec<PathBuf> = names.iter().map(|n| root.join(n)).collect();
-    for (dir, name) in dirs.iter().zip(names) {
-        configure(dir, &sim, &etcd, name, TTL);
-    }
     let mut procs = Vec::new();
     for dir in &dirs {
         procs.push(Proc::start(dir).await);
