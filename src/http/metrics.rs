@@ -27,8 +27,7 @@ async fn render(State(metrics): State<Metrics>) -> Response {
     let text = Bytes::from(metrics.render());
     let pieces = (0..text.len())
         .step_by(PIECE)
-        .map(move |at| Ok::<_, Infallible>(text.slice(at..(at + PIECE).min(text.len()))))
-        .collect::<Vec<_>>();
+        .map(move |at| Ok::<_, Infallible>(text.slice(at..(at + PIECE).min(text.len()))));
     (
         [(
             header::CONTENT_TYPE,
