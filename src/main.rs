@@ -2,11 +2,13 @@
 
 use clap::Parser;
 
-/// glibc's malloc was a quarter of pullkeeper's steady CPU at 1,000 projects (bin walks
-/// in `_int_malloc` over arenas fragmented by the start-up burst) and kept that burst's
-/// memory resident (BENCHMARKS.md, scale); mimalloc's size-segregated pages fix both.
+/// The allocator decides much of the process's memory: at 1,000 projects mimalloc kept
+/// about 110 MiB resident beyond what was allocated (pages pinned by a few live objects),
+/// jemalloc about 45 MiB at the same steady CPU; glibc's malloc cost a quarter of the
+/// steady CPU in bin walks. Figures in BENCHMARKS.md (scale); options in
+/// `.cargo/config.toml`.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> std::process::ExitCode {
     let cli = pullkeeper::Cli::parse();

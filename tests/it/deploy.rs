@@ -171,6 +171,37 @@ fn dockerfile_pins_base_images_and_takes_the_subcommand_as_its_command() {
     assert!(command.iter().any(|a| a == "--config"), "{command:?}");
 }
 
+/// The image is built from what a local build reads: the manifest, the lock file, the
+/// sources and `.cargo/` (jemalloc's options are compiled in from there). Each is both
+/// let through the build context's ignore file and copied into the build stage.
+#[test]
+fn the_image_build_sees_what_a_local_build_reads() {
+    let dockerfile = read(DOCKERFILE);
+    let ignore = read("deploy/Dockerfile.dockerignore");
+    let allowed: Vec<&str> = ignore.lines().filter_map(|l| l.strip_prefix('!')).collect();
+    assert!(
+        read(".cargo/config.toml").contains("JEMALLOC_SYS_WITH_MALLOC_CONF"),
+        "the allocator's options live in .cargo/config.toml"
+    );
+    for (path, copy) in [
+        ("Cargo.toml", "COPY Cargo.toml"),
+        ("Cargo.lock", "Cargo.lock"),
+        ("src/", "COPY src ./src"),
+        (".cargo/", "COPY .cargo ./.cargo"),
+    ] {
+        assert!(
+            allowed.contains(&path),
+            "{path} is not in the build context: add !{path} to the ignore file"
+        );
+        assert!(
+            dockerfile
+                .lines()
+                .any(|l| l.starts_with("COPY") && l.contains(copy)),
+            "{DOCKERFILE} does not copy {path}"
+        );
+    }
+}
+
 #[test]
 fn kubernetes_manifests_mount_a_config_that_passes_check() {
     let objects = rendered_manifests();
