@@ -267,7 +267,7 @@ impl App {
                     let (intake_cell, shared) = (intake_cell.clone(), leadership.shared());
                     let (client, store) = (client.clone(), store.clone());
                     move |term| {
-                        let run = ProjectController::new(term_context()).run(term);
+                        let run = Box::new(ProjectController::new(term_context())).run(term);
                         let (board, metrics, id) = (board.clone(), metrics.clone(), id.clone());
                         if let Some(intake) = intake_cell.get().filter(|_| shared) {
                             terms::take_over(&id, intake, &client, &store, clock);

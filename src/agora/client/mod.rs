@@ -418,6 +418,21 @@ impl MediaPullClient {
         if let Some(observe) = &self.on_wait {
             observe(op, waited);
         }
+        // On the heap, and only once the limiter lets the call through: inline, the
+        // exchange's state made every call waiting for its turn that size too, and a
+        // 1,000-project start keeps thousands of creates waiting (BENCHMARKS.md, scale).
+        Box::pin(self.call(op, limiter, req, in_flight)).await
+    }
+
+    /// The rest of [`attempt`](Self::attempt), once its rate limiter let it through:
+    /// `in_flight` is the limiter's hold on the call.
+    async fn call(
+        &self,
+        op: Op,
+        limiter: &RateLimiter,
+        req: RequestBuilder,
+        in_flight: crate::limits::window::InFlight<'_>,
+    ) -> Result<(Bytes, String), ApiError> {
         if self.fence.as_ref().is_some_and(|may_call| !may_call()) {
             return Err(ApiError::Stopped { op });
         }
@@ -434,18 +449,7 @@ impl MediaPullClient {
             place = self.http.in_flight.enter(&host) => place,
         };
         let started = Instant::now();
-        let outcome = match http.execute(request).await {
-            Err(e) => Err(transport_error(op, &e, &request_id)),
-            Ok(response) if response.status().is_success() => match response.bytes().await {
-                Ok(body) => Ok((body, request_id)),
-                Err(e) => Err(ApiError::Decode {
-                    op,
-                    detail: e.to_string(),
-                    request_id,
-                }),
-            },
-            Ok(response) => Err(refusal::read(op, response, &request_id).await),
-        };
+        let outcome = exchange(op, &http, request, request_id).await;
         // Answered (or given up on): from now on the call's windows run out, and the
         // connection is free for the next call.
         drop((in_flight, place));
@@ -475,6 +479,27 @@ impl MediaPullClient {
             limiter.not_rate_limited();
         }
         outcome
+    }
+}
+
+/// Sends `request` and reads its answer whole: the body of a 2xx, else the refusal.
+async fn exchange(
+    op: Op,
+    http: &reqwest::Client,
+    request: reqwest::Request,
+    request_id: String,
+) -> Result<(Bytes, String), ApiError> {
+    match http.execute(request).await {
+        Err(e) => Err(transport_error(op, &e, &request_id)),
+        Ok(response) if response.status().is_success() => match response.bytes().await {
+            Ok(body) => Ok((body, request_id)),
+            Err(e) => Err(ApiError::Decode {
+                op,
+                detail: e.to_string(),
+                request_id,
+            }),
+        },
+        Ok(response) => Err(refusal::read(op, response, &request_id).await),
     }
 }
 
