@@ -43,9 +43,10 @@ pub(super) struct SledBackend {
 /// sled's page cache. Its default (1 GiB) is sized for a database, not for a few hundred
 /// bytes per player: 50,000 players' records fit in a fraction of this, and the
 /// container's memory limit must not be spent on cache. Reads are served by the
-/// controllers' own copies, so the cache mostly holds pages for the next write: halving it
-/// costs sled some re-reads (BENCHMARKS.md, scale, has the trade in CPU and memory).
-const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+/// controllers' own copies, so the cache mostly holds pages for the next write: a smaller
+/// one costs sled some re-reads, which at 1,000 projects stayed inside the steady CPU
+/// target (BENCHMARKS.md, scale, has the trade in CPU and memory).
+const CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 impl TreeStore<SledBackend> {
     /// Opens (or creates) the store at `path`. Call once per process.
