@@ -299,7 +299,7 @@ pub fn running_players(app: &App) -> i64 {
 }
 
 fn counted_running(slot: &SlotStatus) -> bool {
-    slot.role != "slate" && matches!(slot.status.as_str(), "running" | "success")
+    slot.role != "slate" && matches!(slot.status, "running" | "success")
 }
 
 /// What a run that did not converge left behind, so that a stall names itself: the
@@ -308,7 +308,7 @@ fn counted_running(slot: &SlotStatus) -> bool {
 /// create waits for one, and a flush has no deadline of its own).
 pub async fn stall_report(app: &App, store: &Store, layout: Layout) -> String {
     let mut scenes = 0;
-    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_status: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut projects = BTreeSet::new();
     let mut examples = Vec::new();
     app.board.for_each(|scene| {
@@ -317,7 +317,7 @@ pub async fn stall_report(app: &App, store: &Store, layout: Layout) -> String {
             if counted_running(slot) {
                 continue;
             }
-            *by_status.entry(slot.status.clone()).or_default() += 1;
+            *by_status.entry(slot.status).or_default() += 1;
             projects.insert(scene.project.clone());
             if examples.len() < 5 {
                 examples.push(format!(

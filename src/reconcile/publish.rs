@@ -126,10 +126,10 @@ fn slot_status(
     let listed = record.and_then(|r| by_name.get(r.name.as_str()));
     let rejected = p.rejected.get(&key);
     let status = match (record, listed) {
-        (_, Some(player)) => player.status.map_or("unknown", |s| s.as_str()).to_string(),
-        (_, None) if rejected.is_some() => "rejected".to_string(),
-        (Some(_), None) => "pending".to_string(),
-        (None, None) => "missing".to_string(),
+        (_, Some(player)) => player.status.map_or("unknown", |s| s.as_str()),
+        (_, None) if rejected.is_some() => "rejected",
+        (Some(_), None) => "pending",
+        (None, None) => "missing",
     };
     SlotStatus {
         slot,

@@ -130,16 +130,17 @@ impl SceneCollector {
             name,
             "Slot players of a project by role and state (Agora status, pending or missing).",
         );
-        let mut counts: BTreeMap<String, BTreeMap<(&'static str, String), i64>> = BTreeMap::new();
+        let mut counts: BTreeMap<String, BTreeMap<(&'static str, &'static str), i64>> =
+            BTreeMap::new();
         self.board.for_each(|scene| {
             let project = counts.entry(scene.project.clone()).or_insert_with(|| {
                 ROLES
                     .iter()
-                    .flat_map(|&r| PLAYER_STATES.iter().map(move |&s| ((r, s.to_string()), 0)))
+                    .flat_map(|&r| PLAYER_STATES.iter().map(move |&s| ((r, s), 0)))
                     .collect()
             });
             for slot in &scene.slots {
-                *project.entry((slot.role, slot.status.clone())).or_default() += 1;
+                *project.entry((slot.role, slot.status)).or_default() += 1;
             }
         });
         for (project, by_state) in &counts {
@@ -161,7 +162,7 @@ mod tests {
     use crate::model::{SceneStatus, SlotStatus, SourceStatus};
     use crate::telemetry::Metrics;
 
-    fn slot(slot: u32, role: &'static str, status: &str) -> SlotStatus {
+    fn slot(slot: u32, role: &'static str, status: &'static str) -> SlotStatus {
         SlotStatus {
             slot,
             role,
@@ -170,7 +171,7 @@ mod tests {
             id: None,
             generation: None,
             strikes: 0,
-            status: status.into(),
+            status,
             source: "primary".into(),
             held: false,
             rejected: None,

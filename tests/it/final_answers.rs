@@ -34,10 +34,10 @@ fn creates(sim: &SimHandle) -> Vec<(u64, Option<u16>)> {
         .collect()
 }
 
-fn master_status(r: &Running) -> Option<(String, Option<String>)> {
+fn master_status(r: &Running) -> Option<(&'static str, Option<String>)> {
     let news = r.app.board.get("news")?;
     let s = news.slots.first()?;
-    Some((s.status.clone(), s.rejected.clone()))
+    Some((s.status, s.rejected.clone()))
 }
 
 /// Starts `news` (master only) with the faults already in place, so the first Create
@@ -272,7 +272,7 @@ async fn a_rejection_outlives_a_restart(backend: Backend) {
     let status = |app: &pullkeeper::App| {
         let news = app.board.get("news")?;
         let slot = news.slots.first()?;
-        Some((slot.status.clone(), slot.rejected.clone()))
+        Some((slot.status, slot.rejected.clone()))
     };
     eventually(
         Duration::from_secs(10),
