@@ -39,9 +39,14 @@ impl Stage {
 /// Entries more than `retain_ms` behind the newest `lts` are pruned (hourly in `lts` time,
 /// or when more than `cap` players are tracked); pruning raises a floor below which every
 /// notice is stale, so a forgotten player cannot be rolled back by a late delivery.
+///
+/// Players by project: one copy of each project id rather than one per player, and a
+/// lookup allocates nothing.
 #[derive(Debug)]
 pub struct LtsOrder {
-    last: HashMap<(String, String), (u64, Stage)>,
+    last: HashMap<String, HashMap<String, (u64, Stage)>>,
+    /// Players tracked, over all projects.
+    tracked: usize,
     newest: u64,
     floor: u64,
     last_prune: u64,
@@ -53,6 +58,7 @@ impl LtsOrder {
     pub fn new(retain_ms: u64, cap: usize) -> LtsOrder {
         LtsOrder {
             last: HashMap::new(),
+            tracked: 0,
             newest: 0,
             floor: 0,
             last_prune: 0,
@@ -72,11 +78,11 @@ impl LtsOrder {
         let mut order = LtsOrder::new(retain_ms, cap);
         for (project, player, lts, stage) in entries {
             order.newest = order.newest.max(lts);
-            order.last.insert((project, player), (lts, stage));
+            order.set(&project, &player, (lts, stage));
         }
         order.last_prune = order.newest;
         order.floor = order.newest.saturating_sub(retain_ms);
-        if order.last.len() > order.cap {
+        if order.tracked > order.cap {
             order.prune();
         }
         order
@@ -84,21 +90,39 @@ impl LtsOrder {
 
     /// The player's newest admitted event, to [`undo`](Self::undo) an admission.
     pub fn last(&self, project: &str, player: &str) -> Option<(u64, Stage)> {
-        self.last
-            .get(&(project.to_string(), player.to_string()))
-            .copied()
+        self.last.get(project)?.get(player).copied()
     }
 
     /// Puts the player's newest event back to `previous` (an admission that could not
     /// be recorded must not make a resend of the same notice stale).
     pub fn undo(&mut self, project: &str, player: &str, previous: Option<(u64, Stage)>) {
-        let key = (project.to_string(), player.to_string());
         match previous {
-            Some(p) => {
-                self.last.insert(key, p);
-            }
+            Some(p) => self.set(project, player, p),
             None => {
-                self.last.remove(&key);
+                let Some(players) = self.last.get_mut(project) else {
+                    return;
+                };
+                if players.remove(player).is_some() {
+                    self.tracked -= 1;
+                }
+                if players.is_empty() {
+                    self.last.remove(project);
+                }
+            }
+        }
+    }
+
+    /// Records `at` as the player's newest event.
+    fn set(&mut self, project: &str, player: &str, at: (u64, Stage)) {
+        if !self.last.contains_key(project) {
+            self.last.insert(project.to_string(), HashMap::new());
+        }
+        let players = self.last.get_mut(project).expect("inserted above");
+        match players.get_mut(player) {
+            Some(last) => *last = at,
+            None => {
+                players.insert(player.to_string(), at);
+                self.tracked += 1;
             }
         }
     }
@@ -114,17 +138,15 @@ impl LtsOrder {
         if lts < self.floor {
             return false;
         }
-        let key = (project.to_string(), player.to_string());
-        match self.last.get_mut(&key) {
-            Some(last) if (lts, stage) <= *last => return false,
-            Some(last) => *last = (lts, stage),
-            None => {
-                self.last.insert(key, (lts, stage));
-            }
+        if self
+            .last(project, player)
+            .is_some_and(|last| (lts, stage) <= last)
+        {
+            return false;
         }
+        self.set(project, player, (lts, stage));
         self.newest = self.newest.max(lts);
-        if self.last.len() > self.cap
-            || self.newest.saturating_sub(self.last_prune) >= self.retain_ms
+        if self.tracked > self.cap || self.newest.saturating_sub(self.last_prune) >= self.retain_ms
         {
             self.prune();
         }
@@ -133,26 +155,37 @@ impl LtsOrder {
 
     /// Players currently tracked.
     pub fn len(&self) -> usize {
-        self.last.len()
+        self.tracked
     }
 
     pub fn is_empty(&self) -> bool {
-        self.last.is_empty()
+        self.tracked == 0
     }
 
     fn prune(&mut self) {
         self.last_prune = self.newest;
         self.floor = self.floor.max(self.newest.saturating_sub(self.retain_ms));
-        let floor = self.floor;
-        self.last.retain(|_, (lts, _)| *lts >= floor);
-        if self.last.len() > self.cap {
+        self.keep_from(self.floor);
+        if self.tracked > self.cap {
             // Still too many: keep the newest half of the cap.
-            let mut all: Vec<u64> = self.last.values().map(|(lts, _)| *lts).collect();
+            let mut all: Vec<u64> = self
+                .last
+                .values()
+                .flat_map(|players| players.values().map(|(lts, _)| *lts))
+                .collect();
             all.sort_unstable();
             self.floor = all[all.len() - self.cap / 2];
-            let floor = self.floor;
-            self.last.retain(|_, (lts, _)| *lts >= floor);
+            self.keep_from(self.floor);
         }
+    }
+
+    /// Forgets every player whose newest event is older than `floor`.
+    fn keep_from(&mut self, floor: u64) {
+        self.last.retain(|_, players| {
+            players.retain(|_, (lts, _)| *lts >= floor);
+            !players.is_empty()
+        });
+        self.tracked = self.last.values().map(HashMap::len).sum();
     }
 }
 
