@@ -7,6 +7,7 @@
 //! `notifyMs` is refreshed, so each resend is signed again. "Order is not guaranteed.
 //! Duplicates are possible" (§2.1): [`NcsChaos`] makes both happen on demand.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -84,10 +85,24 @@ pub struct NcsChaos {
 /// for the answer: the timeout starts at the send.
 const SENDS_IN_FLIGHT: usize = 4096;
 
+/// Sends in flight at once to one receiver (scheme, host and port): half of what one
+/// pullkeeper replica accepts at once, leaving the other half to its peers' forwarded
+/// notices and to its operators. The global bound alone did not bound sockets with
+/// several receivers: once a receiver stopped accepting (at its own connection bound),
+/// each send over what it held started a connection that waited in its full backlog;
+/// when a pooled connection came free first, the send took that one and the new
+/// connection went on trying in the background for up to two minutes of SYN retries.
+/// Three busy replicas left 13,000 such connections and this process at its descriptor
+/// limit, and the connects crowding their backlogs kept a status request out for a
+/// minute. Below what the receiver takes, a send finds a pooled or promptly accepted
+/// connection.
+const SENDS_PER_RECEIVER: usize = 512;
+
 /// Sends notices and records every attempt.
 pub struct Notifier {
     client: reqwest::Client,
     sending: Arc<Semaphore>,
+    receivers: Mutex<HashMap<String, Arc<Semaphore>>>,
     clock: Arc<SimClock>,
     retry_delays: Vec<Duration>,
     records: Arc<Mutex<Vec<DeliveryRecord>>>,
@@ -111,12 +126,15 @@ impl Notifier {
         }
         let client = reqwest::Client::builder()
             .timeout(timeout)
+            // A connection the send stopped waiting for gives up with it.
+            .connect_timeout(timeout)
             .tls_certs_merge(roots)
             .build()
             .map_err(std::io::Error::other)?;
         Ok(Notifier {
             client,
             sending: Arc::new(Semaphore::new(SENDS_IN_FLIGHT)),
+            receivers: Mutex::default(),
             clock,
             retry_delays,
             records: Arc::new(Mutex::new(Vec::new())),
@@ -135,11 +153,24 @@ impl Notifier {
             .clone()
     }
 
+    /// The bound of sends to the receiver of `url`.
+    fn receiver(&self, url: &str) -> Arc<Semaphore> {
+        let key = reqwest::Url::parse(url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
+        let mut receivers = self.receivers.lock().unwrap_or_else(|e| e.into_inner());
+        receivers
+            .entry(key)
+            .or_insert_with(|| Arc::new(Semaphore::new(SENDS_PER_RECEIVER)))
+            .clone()
+    }
+
     /// Starts delivering `event` in the background; returns at once.
     pub fn dispatch(&self, event: Event, target: Target) {
         let job = Delivery {
             client: self.client.clone(),
             sending: self.sending.clone(),
+            receiver: self.receiver(&target.url),
             clock: self.clock.clone(),
             retry_delays: self.retry_delays.clone(),
             records: self.records.clone(),
@@ -153,6 +184,7 @@ impl Notifier {
 struct Delivery {
     client: reqwest::Client,
     sending: Arc<Semaphore>,
+    receiver: Arc<Semaphore>,
     clock: Arc<SimClock>,
     retry_delays: Vec<Duration>,
     records: Arc<Mutex<Vec<DeliveryRecord>>>,
@@ -174,6 +206,7 @@ impl Delivery {
             tokio::time::sleep(Duration::from_millis(rand::random_range(0..=ms))).await;
         }
         loop {
+            let to_receiver = self.receiver.acquire().await.expect("never closed");
             let place = self.sending.acquire().await.expect("never closed");
             let now = self.clock.now();
             let notice = Notice {
@@ -184,7 +217,7 @@ impl Delivery {
                 payload: payload.clone(),
             };
             let outcome = self.send_once(&notice, &target).await;
-            drop(place);
+            drop((place, to_receiver));
             let delivered = outcome == DeliveryOutcome::Delivered;
             self.records
                 .lock()
