@@ -5,7 +5,9 @@
 //! of requests (NCS asks for at least 100 requests and 10 s idle per connection,
 //! docs/agora-api.md §2.1), on a [`Bounded`] listener: a bounded number of
 //! connections, each closed after an idle time. A TLS connection's handshake runs in its
-//! connection's task (see [`TlsListener`]), so it counts against that bound too.
+//! connection's task (see [`TlsListener`]), so it counts against that bound too. A
+//! connection that starts with HTTP/2's preface is served as HTTP/2: the other replicas
+//! send theirs that way, many requests on one connection (see `peers`).
 
 use std::net::SocketAddr;
 

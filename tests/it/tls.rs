@@ -1,8 +1,9 @@
 //! HTTPS served directly (`run --tls-cert/--tls-key`): the simulator's NCS delivers over
 //! HTTPS to a certificate generated here with the openssl CLI, a replaced certificate
 //! is served without a restart, and one connection carries many requests and survives
-//! idle time, as NCS recommends (docs/agora-api.md §2.1), and handshakes that never finish
-//! hold their places among the listener's connections until they time out.
+//! idle time, as NCS recommends (docs/agora-api.md §2.1), handshakes that never finish
+//! hold their places among the listener's connections until they time out, and the
+//! other replicas get the HTTP/2 they ask for.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -260,6 +261,35 @@ async fn one_https_connection_carries_many_requests_and_outlives_ten_idle_second
     tokio::time::sleep(Duration::from_secs(15)).await;
     tokio::time::resume();
     assert!(healthz(&mut tls).await.starts_with("HTTP/1.1 200"));
+    stop.cancel();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The other replicas ask for HTTP/2 only (one connection carries all they send): the
+/// TLS listener agrees to it, while a client offering both still gets HTTP/1.1.
+#[tokio::test]
+async fn replicas_get_http2_over_tls_and_other_clients_http1() {
+    let dir = temp_dir("tls-h2");
+    let (listener, addr, cert) = tls_listener(&dir, "h2").await;
+    let router = Router::new().route("/healthz", get(|| async { "ok\n" }));
+    let stop = CancellationToken::new();
+    tokio::spawn(serve(Listening::Tls(listener), router, stop.clone()));
+    let pem = std::fs::read(&cert).unwrap();
+    let url = format!("https://localhost:{}/healthz", addr.port());
+    for (h2_only, expected) in [
+        (true, reqwest::Version::HTTP_2),
+        (false, reqwest::Version::HTTP_11),
+    ] {
+        let mut client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+            .resolve("localhost", addr);
+        if h2_only {
+            client = client.http2_prior_knowledge();
+        }
+        let answer = client.build().unwrap().get(&url).send().await.unwrap();
+        assert_eq!(answer.version(), expected);
+        assert_eq!(answer.text().await.unwrap(), "ok\n");
+    }
     stop.cancel();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -39,7 +39,9 @@ impl ReloadingCert {
         }))
     }
 
-    /// A server config for HTTP/1.1 whose certificate follows the files.
+    /// A server config whose certificate follows the files. HTTP/1.1 first, the choice
+    /// for a client offering both; HTTP/2 for the other replicas, which ask only for it
+    /// (see `peers`).
     pub fn server_config(self: &Arc<Self>) -> rustls::ServerConfig {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -47,7 +49,7 @@ impl ReloadingCert {
             .expect("ring supports the default protocol versions")
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = vec![b"http/1.1".to_vec(), b"h2".to_vec()];
         config
     }
 
