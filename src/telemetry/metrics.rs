@@ -5,16 +5,14 @@
 //! Labels are bounded sets only: api, code class, role, scene (bounded by config),
 //! project. Never a UID, player id, stream URL or notice id.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
-
 use super::process::ProcessCollector;
+use super::scrape::{Collectors, Scrape, TextWriters, add_collector};
 use super::text::TextFamilies;
 use super::uids_free::UidsFreeGauge;
 use crate::model::SwitchReason;
 use prometheus::{
-    CounterVec, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter,
-    IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGaugeVec, Opts,
 };
 
 /// Label values known up front. They are exposed at 0 from the start: a counter series
@@ -34,14 +32,13 @@ const NCS_OUTCOMES: [&str; 8] = [
 ];
 const APP_WEBHOOK_OUTCOMES: [&str; 4] = ["delivered", "refused", "unreachable", "dropped"];
 
+/// One set of metrics, passed around; clones share it.
 #[derive(Clone)]
 pub struct Metrics {
-    registry: Registry,
-    /// Families written as text when scraped, after the registry's (see `text`).
-    text: Arc<RwLock<Vec<Box<dyn TextFamilies>>>>,
-    /// Length of the last scrape: the next one reserves that much up front instead of
-    /// doubling its buffer up to it (a 9 MB text grew a 16 MiB buffer at 1,000 projects).
-    last_scrape_len: Arc<AtomicUsize>,
+    /// What a scrape encodes through the prometheus crate (see `scrape`).
+    collectors: Collectors,
+    /// Families written as text when scraped, after the collectors' (see `text`).
+    text: TextWriters,
     pub api_requests: IntCounterVec,
     pub api_request_duration: HistogramVec,
     pub api_outage: IntGaugeVec,
@@ -94,7 +91,6 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let registry = Registry::new();
         let m = Metrics {
             api_requests: IntCounterVec::new(
                 Opts::new(
@@ -303,9 +299,8 @@ impl Metrics {
                 &["project"],
             )
             .expect("valid metric"),
-            registry,
-            text: Arc::default(),
-            last_scrape_len: Arc::default(),
+            collectors: Collectors::default(),
+            text: TextWriters::default(),
         };
         let build = Gauge::with_opts(
             Opts::new("pullkeeper_build_info", "Build information.")
@@ -343,7 +338,7 @@ impl Metrics {
             Box::new(build),
             Box::new(ProcessCollector::new()),
         ] {
-            m.registry.register(c).expect("metric names are unique");
+            m.register(c);
         }
         for (counter, values) in [
             (&m.recreations, &RECREATION_REASONS[..]),
@@ -385,11 +380,9 @@ impl Metrics {
         let _ = self.slots_rejected.remove_label_values(&[project]);
     }
 
-    /// Adds a collector whose values are computed at scrape time.
+    /// Adds a collector; panics on a metric name already taken (a programming error).
     pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
-        self.registry
-            .register(collector)
-            .expect("metric names are unique");
+        add_collector(&self.collectors, collector);
     }
 
     /// Adds families written as text at scrape time (series by the ten thousand).
@@ -398,21 +391,14 @@ impl Metrics {
         text.push(families);
     }
 
-    /// The text exposition format Prometheus scrapes.
+    /// A scrape in the text exposition format, made part by part as it is read.
+    pub fn scrape(&self) -> Scrape {
+        Scrape::new(self.collectors.clone(), self.text.clone())
+    }
+
+    /// A whole scrape at once (tests, and whoever wants one string).
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("text encoding cannot fail");
-        let mut out = String::from_utf8(out).expect("the text format is UTF-8");
-        let expected = self.last_scrape_len.load(Ordering::Relaxed);
-        // A little over the last length: scenes added since do not force a doubling.
-        out.reserve((expected + expected / 16).saturating_sub(out.len()));
-        for families in self.text.read().unwrap_or_else(|e| e.into_inner()).iter() {
-            families.write(&mut out);
-        }
-        self.last_scrape_len.store(out.len(), Ordering::Relaxed);
-        out
+        self.scrape().collect()
     }
 }
 

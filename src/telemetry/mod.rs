@@ -5,6 +5,7 @@ pub mod logging;
 pub mod metrics;
 pub mod process;
 pub mod scenes;
+pub mod scrape;
 pub mod text;
 pub mod uids_free;
 

@@ -55,14 +55,38 @@ impl SceneCollector {
     }
 }
 
+/// Parts after the scene gauges: `pullkeeper_source_up`, `pullkeeper_players`, and the
+/// maintenance pair.
+const SOURCES: usize = SCENE_GAUGES.len();
+const PLAYERS: usize = SOURCES + 1;
+const MAINTENANCE: usize = SOURCES + 2;
+
 impl TextFamilies for SceneCollector {
-    fn write(&self, out: &mut String) {
-        for (name, help, value) in SCENE_GAUGES {
-            gauge_header(out, name, help);
-            self.board.for_each(|scene| {
-                sample(out, name, &[("scene", &scene.name)], value(scene));
-            });
+    /// One family a part (the maintenance pair together): each is written under the
+    /// board's read lock, so a part also bounds how long a publish waits for a scrape.
+    fn parts(&self) -> usize {
+        MAINTENANCE + 1
+    }
+
+    fn write_part(&self, part: usize, out: &mut String) {
+        match part {
+            SOURCES => self.write_sources(out),
+            PLAYERS => self.write_players(out),
+            MAINTENANCE => self.write_maintenance(out),
+            gauge => {
+                let (name, help, value) = SCENE_GAUGES[gauge];
+                gauge_header(out, name, help);
+                self.board.for_each(|scene| {
+                    sample(out, name, &[("scene", &scene.name)], value(scene));
+                });
+            }
         }
+    }
+}
+
+impl SceneCollector {
+    /// The last probe verdict of each scene's sources.
+    fn write_sources(&self, out: &mut String) {
         let up = "pullkeeper_source_up";
         gauge_header(
             out,
@@ -84,12 +108,8 @@ impl TextFamilies for SceneCollector {
                 );
             }
         });
-        self.write_players(out);
-        self.write_maintenance(out);
     }
-}
 
-impl SceneCollector {
     /// Since when each scene in maintenance is in it, and how many are (0, not absent,
     /// when none is).
     fn write_maintenance(&self, out: &mut String) {

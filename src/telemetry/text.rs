@@ -10,9 +10,14 @@
 
 use std::fmt::Write as _;
 
-/// Something that appends whole metric families to a scrape.
+/// Something that appends whole metric families to a scrape, in parts: a scrape is
+/// made and sent one part at a time (see `scrape`), so a part is what it holds at once.
 pub trait TextFamilies: Send + Sync {
-    fn write(&self, out: &mut String);
+    /// How many parts it writes.
+    fn parts(&self) -> usize;
+    /// Appends part `part` (below [`TextFamilies::parts`]): whole families, possibly
+    /// none.
+    fn write_part(&self, part: usize, out: &mut String);
 }
 
 /// Appends the `# HELP` and `# TYPE` lines of a gauge family.

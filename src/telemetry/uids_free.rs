@@ -36,7 +36,11 @@ impl UidsFreeGauge {
 }
 
 impl TextFamilies for UidsFreeGauge {
-    fn write(&self, out: &mut String) {
+    fn parts(&self) -> usize {
+        1
+    }
+
+    fn write_part(&self, _: usize, out: &mut String) {
         gauge_header(
             out,
             NAME,
@@ -58,7 +62,7 @@ mod tests {
 
     fn scraped(gauge: &UidsFreeGauge) -> Vec<String> {
         let mut out = String::new();
-        gauge.write(&mut out);
+        gauge.write_part(0, &mut out);
         let mut lines: Vec<String> = out
             .lines()
             .filter(|l| !l.starts_with('#'))
