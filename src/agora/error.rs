@@ -100,7 +100,7 @@ pub enum ApiError {
         detail: String,
         request_id: String,
     },
-    #[error("{op}: not sent, pullkeeper is shutting down")]
+    #[error("{op}: not sent, pullkeeper is shutting down or does not lead the project")]
     Stopped { op: Op },
 }
 

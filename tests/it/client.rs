@@ -100,6 +100,30 @@ async fn conflict_on_create_names_the_existing_player() {
     assert_eq!(again, CreateOutcome::AlreadyExists { id: first.id });
 }
 
+/// A replica that does not lead the project (its fence says no) sends nothing that
+/// changes or decides the project's players, but still reads the NCS address list: a
+/// notice for the project may reach it.
+#[tokio::test]
+async fn a_fenced_client_reads_only_the_ncs_address_list() {
+    let sim = sim_without_lag("").await;
+    let client = client_for(&sim, CUSTOMER_SECRET, 50).with_fence(std::sync::Arc::new(|| false));
+    let created = client
+        .create(Region::Eu, player("ch", 1, "fenced"), 0)
+        .await;
+    assert!(
+        matches!(created, Err(ApiError::Stopped { .. })),
+        "{created:?}"
+    );
+    let listed = client.list_all(None).await;
+    assert!(
+        matches!(listed, Err(ApiError::Stopped { .. })),
+        "{listed:?}"
+    );
+    assert!(sim.players(APP).is_empty());
+    let ips = client.ncs_ips().await.unwrap();
+    assert!(!ips.ips.is_empty(), "{ips:?}");
+}
+
 #[tokio::test]
 async fn errors_are_classified_and_carry_agoras_ids() {
     let sim = sim_without_lag("").await;

@@ -150,7 +150,8 @@ impl MediaPullClient {
         self
     }
 
-    /// Sends nothing while `fence` says no: such a call ends with [`ApiError::Stopped`].
+    /// Sends nothing but the NCS address query while `fence` says no: such a call ends
+    /// with [`ApiError::Stopped`].
     pub fn with_fence(mut self, fence: Arc<Fence>) -> Self {
         self.fence = Some(fence);
         self
@@ -433,7 +434,10 @@ impl MediaPullClient {
         req: RequestBuilder,
         in_flight: crate::limits::window::InFlight<'_>,
     ) -> Result<(Bytes, String), ApiError> {
-        if self.fence.as_ref().is_some_and(|may_call| !may_call()) {
+        // The fence keeps a replica that does not lead the project from changing its
+        // players or deciding from its List. The NCS address list decides nothing, and
+        // every replica needs it: a notice may reach any of them.
+        if op != Op::NcsIp && self.fence.as_ref().is_some_and(|may_call| !may_call()) {
             return Err(ApiError::Stopped { op });
         }
         let request_id = uuid::Uuid::new_v4().to_string();
