@@ -68,6 +68,15 @@ impl Replica {
         log[log.len().saturating_sub(n)..].join("\n")
     }
 
+    /// Writes its whole log to `pullkeeper-bench-{name}.log` in the system's temporary
+    /// directory (kept after the bench, unlike its working directory) and returns where.
+    pub fn save_log(&self) -> std::io::Result<std::path::PathBuf> {
+        let path = std::env::temp_dir().join(format!("pullkeeper-bench-{}.log", self.name));
+        let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        std::fs::write(&path, log.join("\n"))?;
+        Ok(path)
+    }
+
     /// How many projects it leads now, by its log: terms begun minus terms ended.
     pub fn leads(&self) -> usize {
         self.logged(LEADING).saturating_sub(self.logged(LOST))

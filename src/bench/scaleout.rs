@@ -76,7 +76,18 @@ async fn converge(
     if let Err(e) = waited {
         let state: Vec<String> = replicas
             .iter()
-            .map(|r| format!("{} leads {}: {}", r.name, r.leads(), r.log_tail(5)))
+            .map(|r| {
+                let saved = r.save_log().map_or_else(
+                    |e| format!("log not saved: {e}"),
+                    |p| p.display().to_string(),
+                );
+                format!(
+                    "{} leads {} (whole log: {saved}): {}",
+                    r.name,
+                    r.leads(),
+                    r.log_tail(5)
+                )
+            })
             .collect();
         return Err(e.context(format!(
             "{} of {} players running; {}",
@@ -101,6 +112,26 @@ async fn etcd_db_mib(etcd: &LocalEtcd) -> anyhow::Result<f64> {
         .and_then(|v| v.trim().parse::<f64>().ok())
         .map(|b| b / (1024.0 * 1024.0))
         .context("etcd reports no database size")
+}
+
+/// Requests etcd has answered so far, by gRPC method (`grpc_server_handled_total`).
+async fn etcd_requests(etcd: &LocalEtcd) -> anyhow::Result<HashMap<String, f64>> {
+    let text = reqwest::get(etcd.metrics_url()).await?.text().await?;
+    let mut by_method = HashMap::new();
+    for line in text.lines() {
+        let Some(labels) = line.strip_prefix("grpc_server_handled_total{") else {
+            continue;
+        };
+        let method = labels
+            .split("grpc_method=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next());
+        let count = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+        if let (Some(method), Some(count)) = (method, count) {
+            *by_method.entry(method.to_string()).or_default() += count;
+        }
+    }
+    Ok(by_method)
 }
 
 /// Each scene's on-air player id, version and leading replica, from one replica (which
@@ -224,9 +255,20 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
         .map(Replica::cpu_seconds)
         .collect::<anyhow::Result<_>>()?;
     let etcd_before = process::cpu_seconds_of(etcd_pid)?;
+    let requests_before = etcd_requests(&etcd).await?;
     let wall = Instant::now();
     tokio::time::sleep(steady_window).await;
     let secs = wall.elapsed().as_secs_f64();
+    let mut requests: Vec<(String, f64)> = etcd_requests(&etcd)
+        .await?
+        .into_iter()
+        .map(|(method, n)| {
+            let rate = (n - requests_before.get(&method).copied().unwrap_or(0.0)) / secs;
+            (method, rate)
+        })
+        .filter(|(_, rate)| *rate > 0.0)
+        .collect();
+    requests.sort_by(|a, b| b.1.total_cmp(&a.1));
     for (replica, cpu0) in replicas.iter().zip(&before) {
         let share = (replica.cpu_seconds()? - cpu0) / secs * 100.0;
         r.push(
@@ -252,6 +294,13 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
         etcd_share,
         "%",
     ));
+    for (method, rate) in requests {
+        r.push(Figure::new(
+            format!("  etcd requests in steady state: {method}"),
+            rate,
+            "/s",
+        ));
+    }
     r.push(Figure::new(
         "etcd: database size",
         etcd_db_mib(&etcd).await?,
@@ -323,11 +372,21 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
     let led_before: usize = replicas.iter().map(Replica::leads).sum();
     let at = Instant::now();
     killed.kill();
+    let led = || replicas.iter().map(Replica::leads).sum::<usize>();
+    // The first take tells when the survivors saw the lease expire; the rest is taking.
+    let first_taken = rig::wait_for(
+        "a survivor taking one of the killed replica's projects",
+        TTL + Duration::from_secs(30),
+        Duration::from_millis(20),
+        || led() > led_before,
+    )
+    .await
+    .map(|_| at.elapsed());
     let led_again = rig::wait_for(
         "the killed replica's projects led again",
         TTL + Duration::from_secs(30),
         Duration::from_millis(20),
-        || replicas.iter().map(Replica::leads).sum::<usize>() >= led_before + orphaned,
+        || led() >= led_before + orphaned,
     )
     .await
     .map(|_| at.elapsed());
@@ -335,6 +394,11 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
         "killed replica's projects",
         orphaned as f64,
         "",
+    ));
+    r.push(Figure::new(
+        "kill -> the first of them led again",
+        first_taken.map_or(f64::INFINITY, |d| d.as_secs_f64()),
+        "s",
     ));
     r.push(
         Figure::new(
