@@ -15,6 +15,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::{StreamExt, stream};
+
 use super::error::StoreError;
 use super::flush::GroupCommit;
 use super::interface::{Recovery, StoreFuture};
@@ -58,6 +60,9 @@ pub struct EtcdOptions {
 
 /// Most operations one etcd transaction may hold (`--max-txn-ops` is 128 by default).
 const TXN_OPS: usize = 128;
+
+/// Projects' transactions a flush has in flight at once.
+const COMMITS_AT_ONCE: usize = 32;
 
 /// The trees in etcd, through the mirror of the projects led.
 pub(super) struct EtcdBackend {
@@ -163,8 +168,21 @@ impl EtcdBackend {
             .into_iter()
             .next()
             .map(|project| StoreError::NotLeader { project });
-        for batch in batches {
-            match self.commit(&batch).await {
+        // Concurrently: each project's batch is guarded by its own leader key and
+        // independent of the others'. One after the other, a flush after a burst (a
+        // thousand projects converging) took one round trip per project, every write
+        // made meanwhile waited for the next flush, and a notice's answer and its
+        // failover waited behind both.
+        let committed: Vec<(Batch, Result<bool, EtcdError>)> = stream::iter(batches)
+            .map(|batch| async move {
+                let result = self.commit(&batch).await;
+                (batch, result)
+            })
+            .buffer_unordered(COMMITS_AT_ONCE)
+            .collect()
+            .await;
+        for (batch, result) in committed {
+            match result {
                 Ok(true) => {}
                 Ok(false) => {
                     self.leader
