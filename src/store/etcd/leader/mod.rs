@@ -64,6 +64,9 @@ struct State {
     free_since: HashMap<String, Instant>,
     /// Projects another installation owns in this prefix: never acted for.
     refused: HashSet<String>,
+    /// Projects found claimed by this installation: the claim is permanent (no lease),
+    /// so a later campaign need not ask etcd again.
+    claimed: HashSet<String>,
 }
 
 struct Term {
@@ -395,6 +398,9 @@ impl Leader {
     /// Claims `project` for this installation in this prefix, or finds that another one
     /// did: two installations acting for one project would fight over its players.
     async fn owned_by_this_installation(&self, project: &str) -> Result<bool, EtcdError> {
+        if self.state().claimed.contains(project) {
+            return Ok(true);
+        }
         let key = self.key("installation", project);
         let (claimed, owner) = self
             .gateway
@@ -409,7 +415,10 @@ impl Leader {
                 self.state().refused.insert(project.to_string());
                 Ok(false)
             }
-            _ => Ok(true),
+            _ => {
+                self.state().claimed.insert(project.to_string());
+                Ok(true)
+            }
         }
     }
 
