@@ -14,9 +14,10 @@ use super::super::gateway::{Compare, Kv, Op, prefix_end};
 use super::{Leader, Seen, text};
 
 /// Campaigns of one scan in flight at once: enough to take a lost replica's share of
-/// 1,000 projects within a few seconds on a busy etcd (at 16, two survivors took 5.8 s
-/// for 333 projects, `bench scaleout`), few enough not to crowd out lease renewals.
-const CAMPAIGNS_AT_ONCE: usize = 64;
+/// 1,000 projects within a few seconds, few enough not to crowd out lease renewals (at
+/// 64, on an etcd already at its limit, survivors took not all of a lost replica's 332
+/// projects within 40 s; `bench scaleout`).
+const CAMPAIGNS_AT_ONCE: usize = 16;
 
 impl Leader {
     /// Waits, at most one ttl and at most `limit`, until a replica that was not a member when this was
