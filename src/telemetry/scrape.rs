@@ -37,9 +37,10 @@ pub fn add_collector(collectors: &Collectors, collector: Box<dyn Collector>) {
 pub struct Scrape {
     collectors: Collectors,
     text: TextWriters,
-    /// Index of the next collector, then (past them) of the next text writer.
-    source: usize,
-    /// Next part of the current text writer.
+    /// Next collector to encode.
+    collector: usize,
+    /// Next text writer, once the collectors are done, and its next part.
+    writer: usize,
     part: usize,
 }
 
@@ -48,7 +49,8 @@ impl Scrape {
         Scrape {
             collectors,
             text,
-            source: 0,
+            collector: 0,
+            writer: 0,
             part: 0,
         }
     }
@@ -57,24 +59,24 @@ impl Scrape {
     fn next_collector(&mut self) -> Option<String> {
         let families = {
             let list = self.collectors.read().unwrap_or_else(|e| e.into_inner());
-            list.get(self.source)?.collect()
+            list.get(self.collector)?.collect()
         };
-        self.source += 1;
+        self.collector += 1;
         Some(encode(families))
     }
 
     /// The next part of the text writers, or `None` when all are written.
-    fn next_text(&mut self, first: usize) -> Option<String> {
+    fn next_text(&mut self) -> Option<String> {
         let list = self.text.read().unwrap_or_else(|e| e.into_inner());
         loop {
-            let writer = list.get(self.source - first)?;
+            let writer = list.get(self.writer)?;
             if self.part < writer.parts() {
                 let mut out = String::new();
                 writer.write_part(self.part, &mut out);
                 self.part += 1;
                 return Some(out);
             }
-            self.source += 1;
+            self.writer += 1;
             self.part = 0;
         }
     }
@@ -85,16 +87,10 @@ impl Iterator for Scrape {
 
     fn next(&mut self) -> Option<String> {
         loop {
-            let collectors = self
-                .collectors
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .len();
-            let part = if self.source < collectors {
-                self.next_collector()
-            } else {
-                self.next_text(collectors)
-            }?;
+            let part = match self.next_collector() {
+                Some(part) => part,
+                None => self.next_text()?,
+            };
             // A vector without series yet writes nothing; it is no part.
             if !part.is_empty() {
                 return Some(part);
