@@ -287,6 +287,8 @@ async fn three_failed_checks_replace_a_player_two_then_a_success_do_not() {
         sim.requests()
             .iter()
             .filter(|r| r.method == "PATCH" && r.path.contains(&backup))
+            .skip_while(|r| r.status != Some(503))
+            .skip_while(|r| r.status == Some(503))
             .any(|r| r.status == Some(200))
     })
     .await;

@@ -6,9 +6,11 @@
 //! source verdict); the plan reads what it holds and never writes it. Every signal only
 //! ever makes the picture fresher: the next complete List replaces the players wholesale,
 //! and a failing List is never applied, because an API outage is not evidence against a
-//! player.
+//! player. The one exception is a verdict List cannot give: a player failed by its
+//! checks or by app reports is still listed as running, so that verdict outlives Lists
+//! and notices until the player is gone.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -22,6 +24,8 @@ use crate::probe::monitor::{Change, SourceMonitor};
 mod evidence;
 mod list;
 mod notices;
+#[cfg(test)]
+mod tests;
 
 pub use evidence::CheckAnswer;
 #[cfg(test)]
@@ -68,6 +72,10 @@ pub struct Observed {
     running_since: HashMap<String, u64>,
     /// Failures found since the controller last took them.
     detections: Vec<Detection>,
+    /// Ids of players failed by checks or app reports. Agora keeps listing them as
+    /// running, so without this a List answered before their replacement starts (one
+    /// held for its source, or waiting for the create rate) would put them back on air.
+    condemned: HashSet<String>,
 }
 
 impl Observed {
@@ -80,6 +88,7 @@ impl Observed {
             sources,
             running_since: HashMap::new(),
             detections: Vec::new(),
+            condemned: HashSet::new(),
         }
     }
 
@@ -128,6 +137,7 @@ impl Observed {
                 }
             }
         }
+        self.keep_condemned(&mut players);
         let news = self.players.as_ref() != Some(&players) || self.strikes != strikes_before;
         self.players = Some(players);
         if news { ListNews::News } else { ListNews::Same }
@@ -151,7 +161,11 @@ impl Observed {
             PlayerEvent::Status(s) => (Signal::NcsStatus, s.as_str().to_string()),
             _ => (Signal::NcsStatus, String::new()),
         };
-        let changed = notices::fold(players, observation, ours);
+        let mut changed = notices::fold(players, observation, ours);
+        if self.condemned.contains(&id) {
+            Self::condemn(players, &id);
+            changed = status(players) != before;
+        }
         let failed_now = status(players).is_some_and(is_dead);
         if failed_now && !before.is_some_and(is_dead) {
             self.detected(&id, signal, detail);
@@ -177,6 +191,7 @@ impl Observed {
         if let Some(players) = &mut self.players {
             players.retain(|p| p.id != id);
         }
+        self.condemned.remove(&id);
         self.recently_deleted.insert(id, Instant::now());
     }
 
@@ -230,13 +245,38 @@ impl Observed {
     }
 
     fn fail(&mut self, id: &str, signal: Signal, detail: String) {
-        let Some(p) = self.players.iter_mut().flatten().find(|p| p.id == id) else {
+        let Some(players) = &mut self.players else {
             return;
         };
-        let already = is_dead(p.status);
-        p.status = Some(PlayerStatus::Failed);
-        if !already {
+        if !players.iter().any(|p| p.id == id) {
+            return;
+        }
+        self.condemned.insert(id.to_string());
+        if Self::condemn(players, id) {
             self.detected(id, signal, detail);
+        }
+    }
+
+    /// Marks the player `id` failed; true when it was not dead before.
+    fn condemn(players: &mut [ListedPlayer], id: &str) -> bool {
+        let Some(p) = players.iter_mut().find(|p| p.id == id) else {
+            return false;
+        };
+        let was_alive = !is_dead(p.status);
+        p.status = Some(PlayerStatus::Failed);
+        was_alive
+    }
+
+    /// Applies the standing verdicts to a fresh List, and forgets those of players it no
+    /// longer shows.
+    fn keep_condemned(&mut self, players: &mut [ListedPlayer]) {
+        if self.condemned.is_empty() {
+            return;
+        }
+        self.condemned
+            .retain(|id| players.iter().any(|p| &p.id == id));
+        for id in &self.condemned {
+            Self::condemn(players, id);
         }
     }
 
