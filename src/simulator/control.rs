@@ -227,6 +227,11 @@ impl SimHandle {
         self.inner.notifier.records()
     }
 
+    /// NCS notices whose delivery has not ended yet (see `Notifier::outstanding`).
+    pub fn ncs_outstanding(&self) -> usize {
+        self.inner.notifier.outstanding()
+    }
+
     /// Duplicate and reorder NCS notices from now on (or stop, with the default).
     pub fn set_ncs_chaos(&self, chaos: NcsChaos) {
         self.inner.notifier.set_chaos(chaos);
@@ -318,6 +323,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/_sim/faults", post(faults).delete(clear_faults))
         .route("/_sim/requests", get(requests))
         .route("/_sim/notices", get(notices))
+        .route("/_sim/notices/outstanding", get(outstanding))
         .route("/_sim/violations", get(violations))
         .route("/_sim/ncs-chaos", put(ncs_chaos))
         .route("/_sim/sources/{name}", put(set_source))
@@ -393,6 +399,10 @@ async fn requests(State(inner): Shared) -> Json<Vec<RequestRecord>> {
 
 async fn notices(State(inner): Shared) -> Json<Vec<DeliveryRecord>> {
     Json(inner.notifier.records())
+}
+
+async fn outstanding(State(inner): Shared) -> Json<serde_json::Value> {
+    Json(json!({ "outstanding": inner.notifier.outstanding() }))
 }
 
 async fn violations(State(inner): Shared) -> Json<Violations> {

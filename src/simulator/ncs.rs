@@ -8,6 +8,7 @@
 //! Duplicates are possible" (§2.1): [`NcsChaos`] makes both happen on demand.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -107,6 +108,9 @@ pub struct Notifier {
     retry_delays: Vec<Duration>,
     records: Arc<Mutex<Vec<DeliveryRecord>>>,
     chaos: Mutex<NcsChaos>,
+    /// Notices dispatched whose delivery has not ended (delivered, or given up after
+    /// the last retry).
+    outstanding: Arc<AtomicUsize>,
 }
 
 impl Notifier {
@@ -139,6 +143,7 @@ impl Notifier {
             retry_delays,
             records: Arc::new(Mutex::new(Vec::new())),
             chaos: Mutex::new(NcsChaos::default()),
+            outstanding: Arc::default(),
         })
     }
 
@@ -151,6 +156,12 @@ impl Notifier {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Notices still being delivered: sent and unanswered, waiting for a place, or
+    /// waiting to be resent. Zero once every notice so far was delivered or given up.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::SeqCst)
     }
 
     /// The bound of sends to the receiver of `url`.
@@ -176,6 +187,7 @@ impl Notifier {
             records: self.records.clone(),
             notice_id: uuid::Uuid::new_v4().to_string(),
             chaos: *self.chaos.lock().unwrap_or_else(|e| e.into_inner()),
+            _outstanding: Outstanding::count(&self.outstanding),
         };
         tokio::spawn(job.run(event, target));
     }
@@ -190,6 +202,23 @@ struct Delivery {
     records: Arc<Mutex<Vec<DeliveryRecord>>>,
     notice_id: String,
     chaos: NcsChaos,
+    _outstanding: Outstanding,
+}
+
+/// Counts one delivery as outstanding until it is dropped, however its task ends.
+struct Outstanding(Arc<AtomicUsize>);
+
+impl Outstanding {
+    fn count(counter: &Arc<AtomicUsize>) -> Outstanding {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Outstanding(counter.clone())
+    }
+}
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Delivery {

@@ -285,4 +285,30 @@ async fn ncs_retries_three_times_with_the_same_notice_id() {
         vec![1, 2, 3, 4]
     );
     assert!(sent.iter().all(|d| d.notice_id == notices[0].notice_id));
+    assert_eq!(
+        api.sim.ncs_outstanding(),
+        0,
+        "given up after the last resend"
+    );
+}
+
+/// A notice counts as outstanding from its event until it is delivered or given up, so
+/// a bench can tell when the receivers have caught up.
+#[tokio::test]
+async fn a_notice_is_outstanding_until_delivered_or_given_up() {
+    let receiver = Receiver::start(StatusCode::INTERNAL_SERVER_ERROR).await;
+    let api = Api::new(SimConfig {
+        ncs_retry_delays: vec![Duration::from_secs(600)],
+        connect_delay: Duration::from_secs(600),
+        ..support::config()
+    })
+    .await;
+    assert_eq!(api.sim.ncs_outstanding(), 0);
+    api.sim.set_ncs_url(APP, Some(receiver.url.clone()));
+    created_id(api.create(player("c", 1, None)).await).await;
+    receiver.wait_for(1).await;
+    let url = format!("{}/_sim/notices/outstanding", api.sim.base_url());
+    let answer: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(answer["outstanding"], 1, "waiting to be resent: {answer}");
+    assert_eq!(api.sim.ncs_outstanding(), 1);
 }
