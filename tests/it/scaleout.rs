@@ -372,10 +372,14 @@ async fn projects_are_shared_out_as_replicas_join_and_leave_and_any_replica_take
 /// configuration) see each other before they share: no project is first led by the
 /// replica that happened to start first and then handed over. Without the cold-start
 /// wait, the first replica took all six projects at its second reading, a second after
-/// it joined, and handed four over once the others appeared.
+/// it joined, and handed four over once the others appeared. With the wait counted from
+/// the replica's own joining only, a replica joining more than half a ttl after the first
+/// found the shares taken (the stagger below: `a` and `b` took three each, and one came
+/// back to `c`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_started_together_share_without_handing_projects_over() {
-    // Half of it (the cold-start wait, 5 s) must outlast the stagger below plus a start.
+    // The cold-start wait lasts half a ttl after the newest member joined and at most a
+    // ttl after the first did: `c` joins between the two.
     let ttl = Duration::from_secs(10);
     let Group {
         etcd: _etcd,
@@ -386,8 +390,10 @@ async fn replicas_started_together_share_without_handing_projects_over() {
     let a = Proc::start(&dirs[0]).await;
     // Longer than two scan periods (1 s each): `a` reads the keys alone after its
     // first reading.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let (b, c) = tokio::join!(Proc::start(&dirs[1]), Proc::start(&dirs[2]));
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let b = Proc::start(&dirs[1]).await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let c = Proc::start(&dirs[2]).await;
     at_rest(&a, &["a", "b", "c"], 4 * ttl).await;
     let procs = [&a, &b, &c];
     let terms = terms_per_project(&procs);

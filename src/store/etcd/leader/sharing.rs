@@ -89,14 +89,21 @@ impl Leader {
                     )
                 })
                 .collect();
-            // A cold start (no project led by anyone) waits half a settle time after
-            // this replica became a member: replicas started together, each a few seconds
-            // into parsing its configuration, then all see each other before sharing,
-            // instead of the first taking every project and handing two thirds over.
-            // Half, so the balance runs before projects turn overdue.
-            let member_for = state.members.get(&self.replica).map(|m| now - m.first);
-            if leader_keys.is_empty() && member_for.is_none_or(|age| age < self.settle_time() / 2) {
+            // A cold start (no project led by anyone) waits until half a settle time
+            // after the newest member joined, and at most a settle time after this
+            // replica did: replicas started together register seconds apart when each
+            // first parses a large configuration, and one seen after the others had
+            // shared would have projects handed over to it. Meanwhile no project's
+            // overdue clock runs, so the replicas take their shares before anyone takes
+            // a project whatever the counts say.
+            let (settle, half) = (self.settle_time(), self.settle_time() / 2);
+            let own = state.members.get(&self.replica).map(|m| now - m.first);
+            let newest = state.members.values().map(|m| now - m.first).min();
+            let waiting = own
+                .is_none_or(|own| own < half || (own < settle && newest.is_some_and(|n| n < half)));
+            if leader_keys.is_empty() && waiting {
                 joining = true;
+                state.free_since.clear();
             }
             let lost: Vec<String> = state
                 .terms
