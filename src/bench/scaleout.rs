@@ -36,6 +36,15 @@ fn running(sim: &SimHandle, layout: Layout) -> usize {
         .sum()
 }
 
+/// CPU seconds used so far by `replicas` and etcd.
+fn cpu_used(replicas: &[Replica], etcd_pid: u32) -> anyhow::Result<f64> {
+    let mut cpu = process::cpu_seconds_of(etcd_pid)?;
+    for replica in replicas {
+        cpu += replica.cpu_seconds()?;
+    }
+    Ok(cpu)
+}
+
 /// Starts `names.len()` replicas on a fresh etcd and simulator and waits until every
 /// player runs; the replicas, etcd, the time from the first start and the CPU the
 /// replicas and etcd used meanwhile (to tell a slow run from a machine out of cores).
@@ -97,10 +106,7 @@ async fn converge(
         )));
     }
     let took = start.elapsed();
-    let mut cpu = process::cpu_seconds_of(etcd.pid().context("etcd runs")?)?;
-    for replica in &replicas {
-        cpu += replica.cpu_seconds()?;
-    }
+    let cpu = cpu_used(&replicas, etcd.pid().context("etcd runs")?)?;
     Ok((replicas, etcd, took, cpu))
 }
 
@@ -385,6 +391,7 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
     let killed = replicas.pop().context("three replicas")?;
     let orphaned = killed.leads();
     let led_before: usize = replicas.iter().map(Replica::leads).sum();
+    let cpu_before = cpu_used(&replicas, etcd_pid)?;
     let at = Instant::now();
     killed.kill();
     let led = || replicas.iter().map(Replica::leads).sum::<usize>();
@@ -405,11 +412,30 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
     )
     .await
     .map(|_| at.elapsed());
+    let taking_cpu = cpu_used(&replicas, etcd_pid)? - cpu_before;
     r.push(Figure::new(
         "killed replica's projects",
         orphaned as f64,
         "",
     ));
+    r.push(Figure::new(
+        "CPU used by the survivors and etcd from the kill until all were led",
+        taking_cpu,
+        "s",
+    ));
+    if led_again
+        .as_ref()
+        .is_ok_and(|d| *d > TTL + Duration::from_secs(5))
+    {
+        for replica in &replicas {
+            let saved = replica.save_log()?;
+            r.note(format!(
+                "replica {}'s whole log (the take-over was slow): {}",
+                replica.name,
+                saved.display()
+            ));
+        }
+    }
     r.push(Figure::new(
         "kill -> the first of them led again",
         first_taken.map_or(f64::INFINITY, |d| d.as_secs_f64()),

@@ -31,6 +31,22 @@ struct State {
     led: HashMap<String, i64>,
 }
 
+impl State {
+    /// Removes the keys under `prefix`: a range, not a pass over every project's keys
+    /// under the lock that every store access of every project takes.
+    fn forget(&mut self, prefix: &[u8]) {
+        let keys: Vec<Vec<u8>> = self
+            .kv
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in keys {
+            self.kv.remove(&k);
+        }
+    }
+}
+
 /// The writes of one project to make durable, and the lease that must still hold its
 /// leader key for them to count.
 pub(super) struct Batch {
@@ -77,8 +93,7 @@ impl Mirror {
     /// Starts leading `project` under `lease` with its keys as etcd has them.
     pub(super) fn lead(&self, project: &str, lease: i64, kvs: Vec<Kv>) {
         let mut state = self.state();
-        let prefix = self.project_prefix(project);
-        state.kv.retain(|k, _| !k.starts_with(&prefix));
+        state.forget(&self.project_prefix(project));
         state.dirty.remove(project);
         for kv in kvs {
             state.kv.insert(kv.key, kv.value);
@@ -89,8 +104,7 @@ impl Mirror {
     /// Stops leading `project`: forgets its keys and its unflushed writes.
     pub(super) fn drop_project(&self, project: &str) {
         let mut state = self.state();
-        let prefix = self.project_prefix(project);
-        state.kv.retain(|k, _| !k.starts_with(&prefix));
+        state.forget(&self.project_prefix(project));
         state.dirty.remove(project);
         state.led.remove(project);
     }
@@ -309,4 +323,41 @@ fn visit<'a>(
         f(&key, v)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(mirror: &Mirror, project: &str, rest: &str) -> Kv {
+        let mut key = mirror.project_prefix(project);
+        key.extend_from_slice(rest.as_bytes());
+        Kv {
+            key,
+            value: b"v".to_vec(),
+            lease: 0,
+        }
+    }
+
+    #[test]
+    fn a_project_dropped_or_led_afresh_leaves_the_others_keys_alone() {
+        let mirror = Mirror::new(b"pk/");
+        for project in ["p1", "p10", "p2"] {
+            let kvs = vec![
+                kv(&mirror, project, "slots\0a"),
+                kv(&mirror, project, "uids\0b"),
+            ];
+            mirror.lead(project, 7, kvs);
+        }
+        mirror.drop_project("p1");
+        mirror.lead("p2", 8, vec![kv(&mirror, "p2", "slots\0c")]);
+        let state = mirror.state();
+        let keys: Vec<String> = state
+            .kv
+            .keys()
+            .map(|k| String::from_utf8_lossy(&k[b"pk/p/".len()..]).replace('\0', "|"))
+            .collect();
+        assert_eq!(keys, ["p10|slots|a", "p10|uids|b", "p2|slots|c"]);
+        assert!(!state.led.contains_key("p1"));
+    }
 }
