@@ -36,25 +36,59 @@ fn running(sim: &SimHandle, layout: Layout) -> usize {
         .sum()
 }
 
-/// CPU seconds used so far by `replicas` and etcd.
-fn cpu_used(replicas: &[Replica], etcd_pid: u32) -> anyhow::Result<f64> {
-    let mut cpu = process::cpu_seconds_of(etcd_pid)?;
-    for replica in replicas {
-        cpu += replica.cpu_seconds()?;
+/// CPU seconds used by each part of a run: the replicas, etcd, and this process (the
+/// simulator and the app webhook), to tell which one a slower run spent them in.
+#[derive(Default)]
+struct Cpu {
+    replicas: f64,
+    etcd: f64,
+    simulator: f64,
+}
+
+impl Cpu {
+    fn read(replicas: &[Replica], etcd_pid: u32) -> anyhow::Result<Cpu> {
+        let mut cpu = 0.0;
+        for replica in replicas {
+            cpu += replica.cpu_seconds()?;
+        }
+        Ok(Cpu {
+            replicas: cpu,
+            etcd: process::cpu_seconds_of(etcd_pid)?,
+            simulator: process::cpu_seconds_of(std::process::id())?,
+        })
     }
-    Ok(cpu)
+
+    fn total(&self) -> f64 {
+        self.replicas + self.etcd
+    }
+
+    /// Adds the figures of the CPU used since `before`, for `what`.
+    fn report(&self, before: &Cpu, what: &str, r: &mut ScenarioReport) {
+        let parts = [
+            ("the replicas and etcd", self.total() - before.total()),
+            ("  of which the replicas", self.replicas - before.replicas),
+            ("  of which etcd", self.etcd - before.etcd),
+            (
+                "the simulator (this process)",
+                self.simulator - before.simulator,
+            ),
+        ];
+        for (part, seconds) in parts {
+            r.push(Figure::new(format!("CPU {what}: {part}"), seconds, "s"));
+        }
+    }
 }
 
 /// Starts `names.len()` replicas on a fresh etcd and simulator and waits until every
-/// player runs; the replicas, etcd, the time from the first start and the CPU the
-/// replicas and etcd used meanwhile (to tell a slow run from a machine out of cores).
+/// player runs; the replicas, etcd, the time from the first start and the CPU used
+/// meanwhile (to tell a slow run from a machine out of cores).
 async fn converge(
     dir: &Path,
     layout: Layout,
     names: &[&'static str],
     sim: &SimHandle,
     extra: &str,
-) -> anyhow::Result<(Vec<Replica>, LocalEtcd, Duration, f64)> {
+) -> anyhow::Result<(Vec<Replica>, LocalEtcd, Duration, Cpu)> {
     let etcd = LocalEtcd::start().context("cannot start etcd (Debian package etcd-server)")?;
     let settings = SettingsYaml {
         reconcile: "poll_interval: 5s",
@@ -63,6 +97,7 @@ async fn converge(
         scene_extra: "failback: non-revertive",
     };
     let start = Instant::now();
+    let simulator_before = process::cpu_seconds_of(std::process::id())?;
     // Started together, as a Deployment's pods are.
     let mut starting = Vec::new();
     for &name in names {
@@ -106,7 +141,8 @@ async fn converge(
         )));
     }
     let took = start.elapsed();
-    let cpu = cpu_used(&replicas, etcd.pid().context("etcd runs")?)?;
+    let mut cpu = Cpu::read(&replicas, etcd.pid().context("etcd runs")?)?;
+    cpu.simulator -= simulator_before;
     Ok((replicas, etcd, took, cpu))
 }
 
@@ -222,16 +258,8 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
         Figure::new("converge from empty, 3 replicas", shared.as_secs_f64(), "s")
             .limit(Limit::AtMost(1.3 * alone.as_secs_f64())),
     );
-    r.push(Figure::new(
-        "CPU used while converging by the replica and etcd, 1 replica",
-        alone_cpu,
-        "s",
-    ));
-    r.push(Figure::new(
-        "CPU used while converging by the replicas and etcd, 3 replicas",
-        shared_cpu,
-        "s",
-    ));
+    alone_cpu.report(&Cpu::default(), "while converging, 1 replica", &mut r);
+    shared_cpu.report(&Cpu::default(), "while converging, 3 replicas", &mut r);
     for replica in &replicas {
         r.push(Figure::new(
             format!("replica {} leads (projects)", replica.name),
@@ -391,7 +419,7 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
     let killed = replicas.pop().context("three replicas")?;
     let orphaned = killed.leads();
     let led_before: usize = replicas.iter().map(Replica::leads).sum();
-    let cpu_before = cpu_used(&replicas, etcd_pid)?;
+    let cpu_before = Cpu::read(&replicas, etcd_pid)?;
     let at = Instant::now();
     killed.kill();
     let led = || replicas.iter().map(Replica::leads).sum::<usize>();
@@ -412,17 +440,13 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
     )
     .await
     .map(|_| at.elapsed());
-    let taking_cpu = cpu_used(&replicas, etcd_pid)? - cpu_before;
+    let taking_cpu = Cpu::read(&replicas, etcd_pid)?;
     r.push(Figure::new(
         "killed replica's projects",
         orphaned as f64,
         "",
     ));
-    r.push(Figure::new(
-        "CPU used by the survivors and etcd from the kill until all were led",
-        taking_cpu,
-        "s",
-    ));
+    taking_cpu.report(&cpu_before, "from the kill until all were led", &mut r);
     if led_again
         .as_ref()
         .is_ok_and(|d| *d > TTL + Duration::from_secs(5))
