@@ -17,7 +17,7 @@ use super::report::{Figure, Limit, ScenarioReport};
 use super::rig::{self, ADMIN_TOKEN, Layout, SettingsYaml, TempDir};
 use super::takeover::duplicates;
 use crate::agora::wire::PlayerStatus;
-use crate::simulator::SimHandle;
+use crate::simulator::{DeliveryOutcome, SimHandle};
 use crate::store::LocalEtcd;
 use crate::telemetry::process;
 
@@ -34,6 +34,28 @@ fn running(sim: &SimHandle, layout: Layout) -> usize {
                 .count()
         })
         .sum()
+}
+
+/// The simulator's NCS delivery attempts so far, by how each ended: a notice resent
+/// after a refusal or a timeout costs the simulator (and the receivers) again.
+fn deliveries(sim: &SimHandle, what: &str) -> Vec<Figure> {
+    let attempts = sim.notices_sent();
+    let count = |f: fn(&DeliveryOutcome) -> bool| attempts.iter().filter(|a| f(&a.outcome)).count();
+    let parts = [
+        ("answered 200", count(|o| *o == DeliveryOutcome::Delivered)),
+        (
+            "answered another status",
+            count(|o| matches!(o, DeliveryOutcome::Status { .. })),
+        ),
+        (
+            "failed (connection, timeout)",
+            count(|o| matches!(o, DeliveryOutcome::Failed { .. })),
+        ),
+    ];
+    parts
+        .into_iter()
+        .map(|(how, n)| Figure::new(format!("NCS attempts {what}: {how}"), n as f64, ""))
+        .collect()
 }
 
 /// CPU seconds used by each part of a run: the replicas, etcd, and this process (the
@@ -226,6 +248,7 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
     )
     .await?;
     drop(one);
+    let solo_deliveries = deliveries(&sim, "while converging, 1 replica");
     drop((etcd, sim, solo_hooks));
 
     let sim = rig::simulator(layout, |_| {}).await?;
@@ -259,6 +282,12 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
             .limit(Limit::AtMost(1.3 * alone.as_secs_f64())),
     );
     alone_cpu.report(&Cpu::default(), "while converging, 1 replica", &mut r);
+    for figure in solo_deliveries
+        .into_iter()
+        .chain(deliveries(&sim, "while converging, 3 replicas"))
+    {
+        r.push(figure);
+    }
     shared_cpu.report(&Cpu::default(), "while converging, 3 replicas", &mut r);
     for replica in &replicas {
         r.push(Figure::new(
