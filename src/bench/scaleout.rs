@@ -469,13 +469,13 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
     )
     .await
     .map(|_| at.elapsed());
-    let taking_cpu = Cpu::read(&replicas, etcd_pid)?;
+    let cpu_after = Cpu::read(&replicas, etcd_pid)?;
     r.push(Figure::new(
         "killed replica's projects",
         orphaned as f64,
         "",
     ));
-    taking_cpu.report(&cpu_before, "from the kill until all were led", &mut r);
+    cpu_after.report(&cpu_before, "from the kill until all were led", &mut r);
     if led_again
         .as_ref()
         .is_ok_and(|d| *d > TTL + Duration::from_secs(5))

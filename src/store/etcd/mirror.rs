@@ -32,15 +32,17 @@ struct State {
 }
 
 impl State {
+    /// The entries whose keys start with `prefix`, in key order.
+    fn under<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = (&'a Vec<u8>, &'a Vec<u8>)> {
+        self.kv
+            .range(prefix.to_vec()..)
+            .take_while(move |(k, _)| k.starts_with(prefix))
+    }
+
     /// Removes the keys under `prefix`: a range, not a pass over every project's keys
     /// under the lock that every store access of every project takes.
     fn forget(&mut self, prefix: &[u8]) {
-        let keys: Vec<Vec<u8>> = self
-            .kv
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let keys: Vec<Vec<u8>> = self.under(prefix).map(|(k, _)| k.clone()).collect();
         for k in keys {
             self.kv.remove(&k);
         }
@@ -246,11 +248,12 @@ impl Tree for MirrorTree {
             let mut prefix = self.mirror.project_prefix(project);
             prefix.extend_from_slice(self.name.as_bytes());
             prefix.push(0);
-            let entries = state
-                .kv
-                .range(prefix.clone()..)
-                .take_while(|(k, _)| k.starts_with(&prefix));
-            visit(entries, project, self.header_len(project), &mut f)?;
+            visit(
+                state.under(&prefix),
+                project,
+                self.header_len(project),
+                &mut f,
+            )?;
         }
         Ok(())
     }
@@ -263,11 +266,7 @@ impl Tree for MirrorTree {
             let mut prefix = self.mirror.project_prefix(project);
             prefix.extend_from_slice(self.name.as_bytes());
             prefix.push(0);
-            n += state
-                .kv
-                .range(prefix.clone()..)
-                .take_while(|(k, _)| k.starts_with(&prefix))
-                .count() as u64;
+            n += state.under(&prefix).count() as u64;
         }
         Ok(n)
     }
@@ -291,11 +290,7 @@ impl Tree for MirrorTree {
         f: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         self.with(prefix, |state, project, from| {
-            let entries = state
-                .kv
-                .range(from.clone()..)
-                .take_while(|(k, _)| k.starts_with(&from));
-            visit(entries, project, self.header_len(project), f)
+            visit(state.under(&from), project, self.header_len(project), f)
         })?
     }
 }
