@@ -92,8 +92,8 @@ pub struct Accepting<'a> {
 enum Durable {
     /// The writer's answer to the notice's record.
     File(writer::Answer),
-    /// The notice is written to the store; a flush and the id's record follow.
-    Store { key: Vec<u8>, now_ms: u64 },
+    /// The notice and its id are written to the store; a flush makes both durable.
+    Store,
 }
 
 impl Accepting<'_> {
@@ -102,10 +102,7 @@ impl Accepting<'_> {
     pub async fn durable(self) -> Result<(), StoreError> {
         match self.how {
             Durable::File(answer) => answer.get().await.map(drop),
-            Durable::Store { key, now_ms } => {
-                self.log.store.flush().await?;
-                self.log.first_time(key, now_ms).await.map(drop)
-            }
+            Durable::Store => self.log.store.flush().await,
         }
     }
 }
@@ -167,8 +164,9 @@ impl NoticeLog {
 
     /// Records `key` as first seen at `now_ms`. True exactly once per key (until pruned);
     /// a true answer is written (see the module doc for what survives what) when it is
-    /// returned. If the write fails the key is not recorded, so a resend is not taken
-    /// for a duplicate.
+    /// returned. If the write fails, a resend is not acknowledged as a duplicate until
+    /// the key is durable (the file log does not record it; the store holds it for its
+    /// next flush, which [`known_durable`](Self::known_durable) awaits).
     pub async fn first_time(
         &self,
         key: impl Into<Vec<u8>>,
@@ -197,12 +195,13 @@ impl NoticeLog {
                 now_ms,
                 Some(pending::encode(notice)),
             )),
+            // The id goes into the same flush as the notice: one group commit before the
+            // 200, not two in a row (a notice's answer waited for both, and at 1,000
+            // converging projects its sender's slots with it).
             Kind::Store { .. } => {
                 self.store.put_notice(notice)?;
-                Durable::Store {
-                    key: notice.key.as_bytes().to_vec(),
-                    now_ms,
-                }
+                self.store.note_notice(notice.key.as_bytes(), now_ms)?;
+                Durable::Store
             }
         };
         Ok(Accepting { log: self, how })
@@ -317,6 +316,17 @@ impl NoticeLog {
         match &self.kind {
             Kind::File { shared, .. } => Ok(lock(&shared.index).contains(key.as_bytes())),
             Kind::Store { .. } => self.store.notice_known(key.as_bytes()),
+        }
+    }
+
+    /// Returns once a key [`contains`](Self::contains) found is durable, so a resend's 200
+    /// acknowledges only what survives a kill. The file log indexes a key once it is
+    /// written; the store holds it from its write, durable with the next flush, which a
+    /// failed flush left still to come.
+    pub async fn known_durable(&self) -> Result<(), StoreError> {
+        match &self.kind {
+            Kind::File { .. } => Ok(()),
+            Kind::Store { .. } => self.store.flush().await,
         }
     }
 

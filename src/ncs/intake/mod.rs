@@ -310,7 +310,10 @@ impl Intake {
             }
         };
         match step {
-            Step::Duplicate => return Ok(Receipt::Duplicate),
+            Step::Duplicate => {
+                self.notices.known_durable().await?;
+                return Ok(Receipt::Duplicate);
+            }
             // Its first delivery is being made durable; this 200 acknowledges the same
             // notice, so it waits for that.
             Step::InFlight => {

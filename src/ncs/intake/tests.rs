@@ -3,6 +3,7 @@ use crate::agora::wire::PlayerStatus;
 use crate::ncs::inbox::Drained;
 use axum::http::HeaderValue;
 use serde_json::json;
+use std::time::Duration;
 
 #[test]
 fn v2_header_wins_and_sha1_is_the_fallback() {
@@ -42,6 +43,17 @@ fn rig(store: &Store) -> (Intake, Arc<Inbox>, NoticeLog) {
 
 /// A signed status notice `id` about player `pl` at `lts`.
 async fn deliver(intake: &Intake, id: &str, pl: &str, status: &str, lts: u64) -> Receipt {
+    try_deliver(intake, id, pl, status, lts).await.unwrap()
+}
+
+/// [`deliver`], with the error that keeps the notice from being acknowledged.
+async fn try_deliver(
+    intake: &Intake,
+    id: &str,
+    pl: &str,
+    status: &str,
+    lts: u64,
+) -> Result<Receipt, StoreError> {
     let body = serde_json::to_vec(&json!({
         "noticeId": id, "productId": 4, "eventType": 4, "notifyMs": 1,
         "payload": {"lts": lts, "player": {"id": pl, "name": "pk_s_m_1", "status": status}},
@@ -53,7 +65,7 @@ async fn deliver(intake: &Intake, id: &str, pl: &str, status: &str, lts: u64) ->
         signature::HEADER_SHA256,
         HeaderValue::from_str(&signature).unwrap(),
     );
-    intake.take("p", &headers, &body).await.unwrap()
+    intake.take("p", &headers, &body).await
 }
 
 #[tokio::test]
@@ -157,4 +169,80 @@ fn dedupe_key_ignores_notify_ms() {
     c.event_type = 4;
     assert_ne!(dedupe_key("p", &a), dedupe_key("p", &c));
     assert_ne!(dedupe_key("p", &a), dedupe_key("q", &a));
+}
+
+/// On etcd the notice's id is held in the store from its write and durable only with the
+/// flush: a resend after the flush failed is not a duplicate to acknowledge, or a kill
+/// before the next flush would lose a notice NCS no longer resends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_etcd_a_resend_is_acknowledged_only_once_its_first_delivery_is_durable() {
+    use crate::store::{EtcdOptions, LocalEtcd};
+    use tokio_util::sync::CancellationToken;
+    let mut server = LocalEtcd::start().unwrap();
+    let store = Store::etcd(&EtcdOptions {
+        endpoints: vec![server.endpoint()],
+        prefix: "/pk/".into(),
+        ttl: Duration::from_secs(3),
+        credentials: None,
+        ca_file: None,
+        installation: "test".into(),
+        replica: "a".into(),
+        projects: vec!["p".into()],
+    })
+    .unwrap();
+    let stop = CancellationToken::new();
+    let leading = tokio::spawn({
+        let (leadership, stop) = (store.leadership().clone(), stop.clone());
+        async move { leadership.run(stop).await }
+    });
+    tokio::time::timeout(Duration::from_secs(12), store.leadership().term("p"))
+        .await
+        .expect("leads p");
+    let inbox = Arc::new(Inbox::default());
+    let projects = HashMap::from([(
+        "p".to_string(),
+        NcsProject {
+            secret: "k".into(),
+            inbox: inbox.clone(),
+        },
+    )]);
+    let log = NoticeLog::for_projects(&store, vec!["p".into()]).unwrap();
+    let intake = Intake::new(projects, log, store.clone()).unwrap();
+    assert_eq!(
+        deliver(&intake, "n1", "a", "running", 100).await,
+        Receipt::Accepted
+    );
+    assert_eq!(
+        deliver(&intake, "n1", "a", "running", 100).await,
+        Receipt::Duplicate,
+        "durable: a resend is a duplicate"
+    );
+
+    server.kill();
+    assert!(
+        try_deliver(&intake, "n2", "a", "failed", 200)
+            .await
+            .is_err(),
+        "not durable: not acknowledged"
+    );
+    let resend = try_deliver(&intake, "n2", "a", "failed", 200).await;
+    assert!(
+        resend.is_err(),
+        "the resend of a notice not durable is not acknowledged either: {resend:?}"
+    );
+
+    server.restart().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Ok(receipt) = try_deliver(&intake, "n2", "a", "failed", 200).await {
+                return receipt;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("acknowledged once etcd is back");
+    assert!(inbox.drain_all().acknowledged.len() >= 2);
+    stop.cancel();
+    leading.await.unwrap();
 }
