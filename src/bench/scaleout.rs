@@ -332,39 +332,26 @@ pub async fn run(quick: bool, projects: usize) -> anyhow::Result<ScenarioReport>
         )
         .limit(Limit::AtMost(1.3 * secs(&alone.settled))),
     );
-    r.push(Figure::new(
-        "  every player runs, 1 replica",
-        secs(&alone.running),
-        "s",
-    ));
-    r.push(Figure::new(
-        "  every player runs, 3 replicas",
-        secs(&shared.running),
-        "s",
-    ));
     for (side, run) in [("1 replica", &alone), ("3 replicas", &shared)] {
+        r.push(Figure::new(
+            format!("  every player runs, {side}"),
+            secs(&run.running),
+            "s",
+        ));
         r.push(Figure::new(
             format!("  notices still arriving after every player ran, {side}"),
             secs(&(run.settled - run.running)),
             "s",
         ));
+        let (until_running, until_settled) = (
+            format!("until every player runs, {side}"),
+            format!("until settled, {side}"),
+        );
+        run.running_cpu
+            .report(&Cpu::default(), &until_running, &mut r);
+        run.settled_cpu
+            .report(&Cpu::default(), &until_settled, &mut r);
     }
-    alone.running_cpu.report(
-        &Cpu::default(),
-        "until every player runs, 1 replica",
-        &mut r,
-    );
-    alone
-        .settled_cpu
-        .report(&Cpu::default(), "until settled, 1 replica", &mut r);
-    shared.running_cpu.report(
-        &Cpu::default(),
-        "until every player runs, 3 replicas",
-        &mut r,
-    );
-    shared
-        .settled_cpu
-        .report(&Cpu::default(), "until settled, 3 replicas", &mut r);
     for figure in solo_deliveries
         .into_iter()
         .chain(deliveries(&sim, "until settled, 3 replicas"))
