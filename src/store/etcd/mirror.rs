@@ -54,7 +54,7 @@ impl State {
 pub(super) struct Batch {
     pub project: String,
     pub lease: i64,
-    /// Each key with its value now, `None` when it was removed.
+    /// Each key with its value now, `None` when it was removed; in key order.
     pub writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 

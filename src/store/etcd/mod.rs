@@ -205,6 +205,9 @@ impl EtcdBackend {
         let mut leader_key = self.prefix.clone();
         leader_key.extend_from_slice(b"leader/");
         leader_key.extend_from_slice(batch.project.as_bytes());
+        // In key order, one chunk after the other: a notice's pending record sorts before
+        // its id (`ncs_pending` < `notice_ids`), so a failure between two chunks never
+        // leaves an id durable without its notice, whose resends would be duplicates.
         for chunk in batch.writes.chunks(TXN_OPS) {
             let ops: Vec<Op> = chunk
                 .iter()

@@ -382,3 +382,12 @@ async fn over_tls_the_configured_ca_is_trusted_and_another_is_an_error_naming_en
     a.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A batch larger than one transaction commits chunk by chunk in key order (see
+/// `EtcdBackend::commit`): a notice's pending record and position must sort before its id.
+#[test]
+fn a_notices_record_commits_no_later_than_its_id() {
+    use crate::store::trees::{NOTICE_IDS, NOTICE_POSITIONS, PENDING_NOTICES};
+    assert!(PENDING_NOTICES < NOTICE_IDS);
+    assert!(NOTICE_POSITIONS < NOTICE_IDS);
+}
