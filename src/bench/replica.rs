@@ -24,9 +24,9 @@ pub const LOST: &str = "leadership lost";
 pub const HANDED_OVER: &str = "handing the project over";
 
 /// The messages counted as their lines arrive. Counting them by a scan of the whole log
-/// (16 MB per replica after a 1,000-project convergence) every 20 ms while the survivors
-/// of a kill took over kept this process busy and the log's lock held, and a replica
-/// whose stderr pipe filled meanwhile waited in its logging.
+/// (16 MB per replica at the end of a 1,000-project run) every 20 ms while the survivors
+/// of a kill took over kept this process busy and the log's lock held, where a replica
+/// whose stderr pipe fills waits in its logging.
 const COUNTED: [&str; 3] = [LEADING, LOST, HANDED_OVER];
 
 /// What a replica logged: every line, and how many mention each of [`COUNTED`].
