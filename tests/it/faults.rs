@@ -13,7 +13,7 @@ use crate::harness::{
     APP_ID, Backend, FAST, Running, connect_ncs, eventually, one_scene, start_app_leading,
     start_simulator, start_simulator_with_lag, temp_dir, write_config_full,
 };
-use crate::invariants::{assert_clean, converged};
+use crate::invariants::{assert_clean, converged, orphans};
 
 const NEWS: &[(&str, u32)] = &[("news", 2)];
 /// Generous: a loaded 2-core machine, retries waiting 5-6 s, 10-11 s.
@@ -169,6 +169,14 @@ async fn connections_cut_mid_response_or_dropped(backend: Backend) {
             >= 5,
         "the faults were used"
     );
+    // The slots can converge while a player of ours is still live outside the store: the
+    // failed one before its Delete, or one whose answer was cut before a List settles it.
+    // Once in a CI run the check came that early (one orphan); the end state is checked
+    // once it is settled, and an orphan that stays still fails here.
+    eventually(CONVERGE, "every live player of ours in the store", || {
+        orphans(&r.sim, &r.store) == 0
+    })
+    .await;
     assert_clean(&r.sim, &r.store, &failed);
     finish(r).await;
 }
